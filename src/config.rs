@@ -1,0 +1,533 @@
+//! `steward.toml`: where it is found, how overrides apply, and what it may contain.
+//!
+//! Lookup order: `--config FILE`, `$STEWARD_CONFIG`, `./steward.toml`, `/etc/steward/steward.toml`,
+//! else built-in defaults with the current directory as the workspace. Unknown keys and bad values
+//! are rejected with the file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("override `-c {raw}`: {message}")]
+    Override { raw: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("cannot determine the current directory: {0}")]
+    Cwd(std::io::Error),
+    #[error("cannot read credential file {path} (config key `{key}`): {source}")]
+    Credential {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The effective configuration. Every field has a default so that no file is needed at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The infrastructure repository the agent works in.
+    pub workspace: PathBuf,
+    /// Where runs, events, actions and the queue live.
+    pub state_dir: PathBuf,
+    /// Operator directories; each adds to (and by name overrides) the bundled defaults.
+    pub goals_dir: Option<PathBuf>,
+    pub context_dir: Option<PathBuf>,
+    pub knowledge_dir: Option<PathBuf>,
+    /// Use only the operator directories, not the bundled files.
+    pub no_bundled: bool,
+    pub claude: ClaudeConfig,
+    pub limits: Limits,
+    pub redact: RedactConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaudeConfig {
+    /// Path to the claude binary; else `$STEWARD_CLAUDE_BIN`, else `claude` on PATH.
+    pub bin: Option<PathBuf>,
+    /// Pinned model id passed as `--model`; a goal may override it.
+    pub model: String,
+    /// `CLAUDE_CODE_MAX_RETRIES` for claude; the CLI default of 10 turns an outage into minutes.
+    pub max_retries: u8,
+    /// Credential files; each wins over the same variable in steward's environment.
+    pub api_key_file: Option<PathBuf>,
+    pub oauth_token_file: Option<PathBuf>,
+    pub base_url: Option<String>,
+    /// PATH given to claude and its tools.
+    pub path: String,
+    /// Seconds between SIGINT and SIGKILL of the process group when a run is cancelled.
+    pub kill_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Default per-run budget for goals that name none.
+    pub budget_usd: f64,
+    pub max_turns: u32,
+    pub timeout_secs: u64,
+    pub probe_timeout_secs: u64,
+    pub probe_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactConfig {
+    /// Literal secret values that must never reach a prompt or a record.
+    pub secrets: Vec<String>,
+    /// Files whose (trimmed) contents are secret values.
+    pub secret_files: Vec<PathBuf>,
+}
+
+impl Default for ClaudeConfig {
+    fn default() -> Self {
+        Self {
+            bin: None,
+            model: "claude-sonnet-5".to_string(),
+            max_retries: 2,
+            api_key_file: None,
+            oauth_token_file: None,
+            base_url: None,
+            path: "/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                .to_string(),
+            kill_grace_secs: 5,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            budget_usd: 0.50,
+            max_turns: 12,
+            timeout_secs: 600,
+            probe_timeout_secs: 10,
+            probe_max_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workspace: PathBuf::from("."),
+            state_dir: default_state_dir(),
+            goals_dir: None,
+            context_dir: None,
+            knowledge_dir: None,
+            no_bundled: false,
+            claude: ClaudeConfig::default(),
+            limits: Limits::default(),
+            redact: RedactConfig::default(),
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` under systemd, `$XDG_STATE_HOME/steward`, else `~/.local/state/steward`.
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("steward");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".local/state/steward");
+    }
+    PathBuf::from(".steward")
+}
+
+/// Where the effective config came from, for `steward config show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Option<PathBuf>,
+}
+
+/// What the command line says about config.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigArgs {
+    pub file: Option<PathBuf>,
+    pub overrides: Vec<String>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Finds, parses, overrides and validates the configuration.
+    pub fn load(args: &ConfigArgs) -> Result<Loaded, ConfigError> {
+        let source = locate(args.file.as_deref());
+        let (mut table, text, label) = match &source {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let table: toml::Table = toml::from_str(&text)
+                    .map_err(|e| parse_error(&path.display().to_string(), &text, &e))?;
+                (table, text, path.display().to_string())
+            }
+            None => (toml::Table::new(), String::new(), "<defaults>".to_string()),
+        };
+        for raw in &args.overrides {
+            apply_override(&mut table, raw)?;
+        }
+        // Re-serialising loses spans, so parse the file's own text first for line numbers, then
+        // the merged table for the overrides.
+        if !text.is_empty() {
+            toml::from_str::<Config>(&text).map_err(|e| parse_error(&label, &text, &e))?;
+        }
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Invalid {
+            key: "<overrides>".into(),
+            message: e.to_string(),
+        })?;
+        let mut config: Config = toml::from_str(&merged).map_err(|e| {
+            let p = parse_error("<-c overrides>", &merged, &e);
+            match p {
+                ConfigError::Parse { message, .. } => ConfigError::Override {
+                    raw: args.overrides.join(" "),
+                    message,
+                },
+                other => other,
+            }
+        })?;
+        if let Some(dir) = &args.state_dir {
+            config.state_dir = dir.clone();
+        }
+        config.resolve_paths(source.as_deref())?;
+        config.validate()?;
+        Ok(Loaded { config, source })
+    }
+
+    /// Makes relative paths absolute: against the config file's directory, else the cwd.
+    fn resolve_paths(&mut self, source: Option<&Path>) -> Result<(), ConfigError> {
+        let cwd = std::env::current_dir().map_err(ConfigError::Cwd)?;
+        let base = source
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) })
+            .unwrap_or_else(|| cwd.clone());
+        let abs = |p: &Path| -> PathBuf {
+            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+        };
+        // The workspace defaults to where steward is started, not where the config lives.
+        self.workspace = if self.workspace == Path::new(".") {
+            cwd.clone()
+        } else {
+            abs(&self.workspace)
+        };
+        self.workspace = normalize(&self.workspace);
+        self.state_dir = normalize(&if self.state_dir.is_absolute() {
+            self.state_dir.clone()
+        } else {
+            cwd.join(&self.state_dir)
+        });
+        for dir in [
+            &mut self.goals_dir,
+            &mut self.context_dir,
+            &mut self.knowledge_dir,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *dir = normalize(&abs(dir));
+        }
+        for f in self
+            .redact
+            .secret_files
+            .iter_mut()
+            .chain(self.claude.api_key_file.iter_mut())
+            .chain(self.claude.oauth_token_file.iter_mut())
+        {
+            *f = normalize(&abs(f));
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                message: message.to_string(),
+            })
+        };
+        if !(self.limits.budget_usd.is_finite() && self.limits.budget_usd > 0.0) {
+            return bad("limits.budget_usd", "must be a positive number of USD");
+        }
+        if self.limits.max_turns == 0 {
+            return bad("limits.max_turns", "must be at least 1");
+        }
+        if self.limits.timeout_secs == 0 {
+            return bad("limits.timeout_secs", "must be at least 1");
+        }
+        if self.limits.probe_timeout_secs == 0 {
+            return bad("limits.probe_timeout_secs", "must be at least 1");
+        }
+        if self.limits.probe_max_bytes < 64 {
+            return bad("limits.probe_max_bytes", "must be at least 64");
+        }
+        if self.claude.max_retries > 15 {
+            return bad("claude.max_retries", "must be between 0 and 15");
+        }
+        if self.claude.model.trim().is_empty() {
+            return bad("claude.model", "must name a model");
+        }
+        if let Some(url) = &self.claude.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("claude.base_url", "must be an http:// or https:// URL");
+        }
+        Ok(())
+    }
+
+    /// The claude binary: config key, `$STEWARD_CLAUDE_BIN`, else `claude` on PATH.
+    pub fn claude_bin(&self) -> PathBuf {
+        if let Some(bin) = &self.claude.bin {
+            return bin.clone();
+        }
+        if let Some(bin) = std::env::var_os("STEWARD_CLAUDE_BIN").filter(|v| !v.is_empty()) {
+            return PathBuf::from(bin);
+        }
+        PathBuf::from("claude")
+    }
+
+    /// Authentication for claude, from credential files first, then steward's own environment.
+    /// Only these three variables are ever forwarded.
+    pub fn claude_auth(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut env = BTreeMap::new();
+        let from_file = |key: &str, path: &Option<PathBuf>| -> Result<Option<String>, ConfigError> {
+            match path {
+                Some(p) => std::fs::read_to_string(p)
+                    .map(|s| Some(s.trim().to_string()))
+                    .map_err(|source| ConfigError::Credential {
+                        key: key.to_string(),
+                        path: p.clone(),
+                        source,
+                    }),
+                None => Ok(None),
+            }
+        };
+        let pick = |file: Option<String>, var: &str| {
+            file.or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        };
+        if let Some(v) = pick(
+            from_file("claude.api_key_file", &self.claude.api_key_file)?,
+            "ANTHROPIC_API_KEY",
+        ) {
+            env.insert("ANTHROPIC_API_KEY".to_string(), v);
+        }
+        if let Some(v) = pick(
+            from_file("claude.oauth_token_file", &self.claude.oauth_token_file)?,
+            "CLAUDE_CODE_OAUTH_TOKEN",
+        ) {
+            env.insert("CLAUDE_CODE_OAUTH_TOKEN".to_string(), v);
+        }
+        if let Some(v) = pick(self.claude.base_url.clone(), "ANTHROPIC_BASE_URL") {
+            env.insert("ANTHROPIC_BASE_URL".to_string(), v);
+        }
+        Ok(env)
+    }
+
+    /// Every literal secret steward knows of: config values, secret files and claude credentials.
+    pub fn known_secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.redact.secrets.clone();
+        for f in &self.redact.secret_files {
+            if let Ok(s) = std::fs::read_to_string(f) {
+                out.push(s.trim().to_string());
+            }
+        }
+        if let Ok(auth) = self.claude_auth() {
+            for (k, v) in auth {
+                if k != "ANTHROPIC_BASE_URL" {
+                    out.push(v);
+                }
+            }
+        }
+        out.retain(|s| s.len() >= 4);
+        out
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.state_dir.join("runs")
+    }
+
+    pub fn events_dir(&self) -> PathBuf {
+        self.state_dir.join("events")
+    }
+}
+
+fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("STEWARD_CONFIG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    ["steward.toml", "/etc/steward/steward.toml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+fn parse_error(label: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e
+        .span()
+        .map(|span| line_col(text, span.start))
+        .unwrap_or((0, 0));
+    ConfigError::Parse {
+        path: label.to_string(),
+        line,
+        column,
+        message: e.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// `a.b.c=value`: value parsed as TOML, else taken as a string.
+fn apply_override(table: &mut toml::Table, raw: &str) -> Result<(), ConfigError> {
+    let err = |message: &str| ConfigError::Override {
+        raw: raw.to_string(),
+        message: message.to_string(),
+    };
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| err("expected key=value"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
+        return Err(err("empty key"));
+    }
+    let value = parse_value(value.trim());
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let mut cur = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(err(&format!("`{part}` is not a table"))),
+        };
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Lexical normalisation (`a/./b/../c` → `a/c`) without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steward.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&ConfigArgs {
+            file: Some(path),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            state_dir: None,
+        })
+        .map(|l| l.config)
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = load_text("workspace = \"/srv\"\n\n[claude]\nmodle = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steward.toml:4:"), "{err}");
+        assert!(err.contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_type_names_line() {
+        let err = load_text("[limits]\nmax_turns = \"many\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_range_names_key() {
+        let err = load_text("[limits]\nbudget_usd = -1.0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.budget_usd"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let c = load_text("", &["limits.max_turns=3", "claude.model=claude-x"]).unwrap();
+        assert_eq!(c.limits.max_turns, 3);
+        assert_eq!(c.claude.model, "claude-x");
+        let err = load_text("", &["limits.nope=1"]).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        assert!(load_text("", &["noequals"]).is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steward.toml");
+        std::fs::write(&path, "workspace = \"infra\"\ngoals_dir = \"goals\"\n").unwrap();
+        let c = Config::load(&ConfigArgs {
+            file: Some(path),
+            ..Default::default()
+        })
+        .unwrap()
+        .config;
+        assert_eq!(c.workspace, dir.path().join("infra"));
+        assert_eq!(c.goals_dir.unwrap(), dir.path().join("goals"));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,87 @@
+//! The one record every trigger produces: nothing downstream knows which adapter spoke.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Timer,
+    Alertmanager,
+    OnFailure,
+    Manual,
+    Ci,
+    Webhook,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Timer => "timer",
+            Source::Alertmanager => "alertmanager",
+            Source::OnFailure => "on_failure",
+            Source::Manual => "manual",
+            Source::Ci => "ci",
+            Source::Webhook => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signal {
+    pub source: Source,
+    /// What the signal is about: a goal, a unit, an alert's identity.
+    pub subject: String,
+    /// Dedup key: equal fingerprints merge while queued or running.
+    pub fingerprint: String,
+    pub severity: Severity,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Untrusted text (alert annotations, operator free text): fenced when it reaches a prompt.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The adapter's raw input, kept for the record.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received: OffsetDateTime,
+}
+
+impl Signal {
+    /// An operator asking for a goal on the command line.
+    pub fn manual(goal: &str, vars: &BTreeMap<String, String>) -> Signal {
+        let mut labels = BTreeMap::new();
+        labels.insert("goal".to_string(), goal.to_string());
+        Signal {
+            source: Source::Manual,
+            subject: goal.to_string(),
+            fingerprint: fingerprint(&["manual", goal]),
+            severity: Severity::Info,
+            labels,
+            annotations: vars.clone(),
+            payload: serde_json::json!({ "goal": goal, "vars": vars }),
+            received: OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// A short stable hash of the parts, used for dedup keys and ids.
+pub fn fingerprint(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
