@@ -3,10 +3,16 @@
 
 pub mod agent;
 pub mod bundled;
+pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod goal;
 pub mod knowledge;
+pub mod ledger;
+pub mod outcome;
+pub mod policy;
 pub mod probe;
 pub mod redact;
+pub mod run;
 pub mod scripted;
 pub mod signal;

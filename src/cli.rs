@@ -1,0 +1,486 @@
+//! The command-line adapter: parses arguments, calls the services, prints text or JSON, and
+//! returns the exit kind. No domain logic lives here.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::agent;
+use crate::config::{Config, ConfigArgs, Loaded};
+use crate::doctor;
+use crate::ledger::Ledger;
+use crate::outcome::ExitKind;
+use crate::probe;
+use crate::run::{self, Definitions, RunReport, RunRequest};
+use crate::scripted;
+use crate::signal::Signal;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "steward",
+    version,
+    about = "Turns triggers into scoped, recorded, validated Claude Code runs",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file (else $STEWARD_CONFIG, ./steward.toml, /etc/steward/steward.toml, defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override a config key, e.g. `-c limits.max_turns=4` (repeatable).
+    #[arg(short = 'c', global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// State directory (runs, events, lock).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Machine-readable output on stdout; errors too.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a goal now (the manual trigger).
+    Run(RunArgs),
+    /// Ask for something in plain words (runs the `intent` goal).
+    Ask {
+        /// What you want done or looked at.
+        text: String,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Show what a run would see: the probes and their (redacted) output.
+    Context {
+        /// Only these probes (name, `tag:NAME` or `*`); default all.
+        #[arg(long = "probe", value_name = "NAME")]
+        probes: Vec<String>,
+    },
+    /// Goal templates.
+    #[command(subcommand)]
+    Goals(GoalsCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The run ledger.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Check the installation, and prove with the installed claude that the boundary holds.
+    Doctor,
+    /// Development tools.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Goal name (see `steward goals list`).
+    pub goal: String,
+    #[command(flatten)]
+    pub opts: RunOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RunOpts {
+    /// Template variable (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Gather context and render the prompt, show the claude command; start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for another run holding the lock.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoalsCommand {
+    /// List the goals.
+    List,
+    /// Render a goal's prompt with live context.
+    Render {
+        name: String,
+        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration and where it came from.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List recorded runs, oldest first.
+    List,
+    /// Show one run's record.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Serve the scripted Anthropic Messages API (for tests and benchmarks).
+    ScriptedModel {
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+fn parse_var(raw: &str) -> Result<(String, String), String> {
+    let (k, v) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}`: expected KEY=VALUE"))?;
+    if k.trim().is_empty() {
+        return Err(format!("`{raw}`: empty key"));
+    }
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+/// An error that knows its exit kind.
+#[derive(Debug, thiserror::Error)]
+#[error("{source:#}")]
+pub struct CliError {
+    pub kind: ExitKind,
+    pub source: anyhow::Error,
+}
+
+fn usage(e: impl Into<anyhow::Error>) -> CliError {
+    CliError {
+        kind: ExitKind::Usage,
+        source: e.into(),
+    }
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> CliError {
+    CliError {
+        kind: ExitKind::Error,
+        source: e.into(),
+    }
+}
+
+impl From<run::RunError> for CliError {
+    fn from(e: run::RunError) -> Self {
+        CliError {
+            kind: e.exit_kind(),
+            source: e.into(),
+        }
+    }
+}
+
+impl Cli {
+    fn config(&self) -> Result<Loaded, CliError> {
+        Config::load(&ConfigArgs {
+            file: self.config.clone(),
+            overrides: self.set.clone(),
+            state_dir: self.state_dir.clone(),
+        })
+        .map_err(usage)
+    }
+}
+
+/// Runs the parsed command; `Ok` carries the exit kind of a command that ran to its end.
+pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
+    match &cli.command {
+        Command::Run(args) => {
+            let loaded = cli.config()?;
+            run_goal(
+                &cli,
+                &loaded.config,
+                &args.goal,
+                &args.opts,
+                BTreeMap::new(),
+            )
+            .await
+        }
+        Command::Ask { text, opts } => {
+            let loaded = cli.config()?;
+            let mut extra = BTreeMap::new();
+            extra.insert("intent".to_string(), text.clone());
+            run_goal(&cli, &loaded.config, "intent", opts, extra).await
+        }
+        Command::Context { probes } => {
+            let loaded = cli.config()?;
+            let cfg = &loaded.config;
+            let defs = Definitions::load(cfg)?;
+            let names = if probes.is_empty() {
+                vec!["*".to_string()]
+            } else {
+                probes.clone()
+            };
+            let selected = defs.catalog.select(&names).map_err(usage)?;
+            let results = probe::gather(&selected, &run::redactor(cfg), &cfg.claude.path).await;
+            if cli.json {
+                print_json(&results)?;
+            } else {
+                for r in &results {
+                    println!(
+                        "== {} [{}] {} ms{}",
+                        r.name,
+                        serde_json::to_value(r.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        r.duration_ms,
+                        if r.truncated { " (truncated)" } else { "" }
+                    );
+                    if let Some(d) = &r.detail {
+                        println!("   {d}");
+                    }
+                    let text = match &r.output {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+                    };
+                    for line in text.lines() {
+                        println!("   {line}");
+                    }
+                }
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Goals(GoalsCommand::List) => {
+            let loaded = cli.config()?;
+            let defs = Definitions::load(&loaded.config)?;
+            let goals = defs.goals()?;
+            if cli.json {
+                print_json(&goals)?;
+            } else {
+                let width = goals.iter().map(|g| g.name.len()).max().unwrap_or(4);
+                for g in &goals {
+                    println!("{:width$}  {}  ({})", g.name, g.description, g.origin);
+                }
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Goals(GoalsCommand::Render { name, vars }) => {
+            let loaded = cli.config()?;
+            let vars: BTreeMap<String, String> = vars.iter().cloned().collect();
+            let req = RunRequest {
+                goal: name.clone(),
+                signal: Signal::manual(name, &vars),
+                vars,
+                dry_run: true,
+                lock_wait: Duration::ZERO,
+            };
+            let report = run::execute(&loaded.config, &req, &mut agent::QuietObserver).await?;
+            if let RunReport::Planned(plan) = &report {
+                if cli.json {
+                    print_json(&serde_json::json!({"goal": plan.goal, "prompt": plan.prompt}))?;
+                } else {
+                    println!("{}", plan.prompt);
+                }
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let loaded = cli.config()?;
+            if cli.json {
+                print_json(&loaded)?;
+            } else {
+                match &loaded.source {
+                    Some(p) => println!("# from {}", p.display()),
+                    None => println!("# no config file found: built-in defaults"),
+                }
+                let text = toml::to_string_pretty(&loaded.config).map_err(internal)?;
+                print!("{text}");
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Runs(RunsCommand::List) => {
+            let loaded = cli.config()?;
+            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
+            let runs = run::list_runs(&ledger)?;
+            let broken = runs.iter().any(|r| r.error.is_some());
+            if cli.json {
+                print_json(&runs)?;
+            } else if runs.is_empty() {
+                println!("no runs recorded in {}", loaded.config.state_dir.display());
+            } else {
+                for r in &runs {
+                    match &r.error {
+                        Some(e) => println!("{}  UNREADABLE  {e}", r.id),
+                        None => println!(
+                            "{}  {:<10} ${:.4}  {:>6.1}s  {}",
+                            r.id,
+                            r.outcome,
+                            r.cost_usd,
+                            r.duration_ms as f64 / 1000.0,
+                            r.reason
+                        ),
+                    }
+                }
+            }
+            Ok(if broken {
+                ExitKind::Error
+            } else {
+                ExitKind::Ok
+            })
+        }
+        Command::Runs(RunsCommand::Show { id }) => {
+            let loaded = cli.config()?;
+            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
+            let detail = run::show_run(&ledger, id).map_err(|e| match e {
+                run::RunError::Ledger(crate::ledger::LedgerError::UnknownRun(_)) => usage(e),
+                other => internal(other),
+            })?;
+            if cli.json {
+                print_json(&detail)?;
+            } else {
+                print_run_detail(&detail);
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Doctor => {
+            let loaded = cli.config()?;
+            let report = doctor::run(&loaded).await;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                for c in &report.checks {
+                    println!(
+                        "[{}] {:<14} {}",
+                        if c.ok { " ok " } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
+                }
+            }
+            Ok(if report.ok {
+                ExitKind::Ok
+            } else {
+                ExitKind::Error
+            })
+        }
+        Command::Dev(DevCommand::ScriptedModel { scenario, addr }) => {
+            let scenario = scripted::Scenario::load(scenario).map_err(usage)?;
+            let server = scripted::start(scenario, *addr).await.map_err(internal)?;
+            // Tests read the address from the first line of stdout.
+            println!("listening on http://{}", server.addr);
+            let _ = std::io::stdout().flush();
+            tokio::signal::ctrl_c().await.map_err(internal)?;
+            Ok(ExitKind::Ok)
+        }
+    }
+}
+
+async fn run_goal(
+    cli: &Cli,
+    cfg: &Config,
+    goal: &str,
+    opts: &RunOpts,
+    extra_vars: BTreeMap<String, String>,
+) -> Result<ExitKind, CliError> {
+    let mut vars: BTreeMap<String, String> = opts.vars.iter().cloned().collect();
+    vars.extend(extra_vars);
+    let req = RunRequest {
+        goal: goal.to_string(),
+        signal: Signal::manual(goal, &vars),
+        vars,
+        dry_run: opts.dry_run,
+        lock_wait: Duration::from_secs(opts.wait),
+    };
+    let mut terminal = agent::TerminalObserver::new();
+    let mut quiet = agent::QuietObserver;
+    let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
+    let report = run::execute(cfg, &req, observer).await?;
+    if cli.json {
+        print_json(&report)?;
+    } else {
+        match &report {
+            RunReport::Planned(plan) => {
+                println!(
+                    "# goal {} (dry run: nothing started, nothing recorded)",
+                    plan.goal
+                );
+                println!("# claude argv:");
+                let argv = serde_json::to_string_pretty(&plan.argv).map_err(internal)?;
+                println!("{argv}");
+                println!("# prompt:");
+                println!("{}", plan.prompt);
+            }
+            RunReport::Done(r) => {
+                println!(
+                    "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s, {} denied",
+                    r.id,
+                    r.outcome,
+                    r.reason,
+                    r.cost_usd,
+                    r.num_turns,
+                    r.duration_ms as f64 / 1000.0,
+                    r.permission_denials.len()
+                );
+            }
+        }
+    }
+    Ok(report.exit())
+}
+
+fn print_run_detail(d: &run::RunDetail) {
+    println!("run {}  ({})", d.id, d.dir);
+    if let Some(m) = &d.meta {
+        println!("goal: {}  stage: {}  pid: {}", m.goal, m.stage, m.pid);
+    }
+    if let Some(r) = &d.result {
+        println!(
+            "outcome: {}  exit: {} ({})",
+            r.outcome,
+            r.exit_code,
+            r.exit.as_str()
+        );
+        println!("reason: {}", r.reason);
+        println!(
+            "cost: ${:.4}  turns: {}  duration: {:.1}s  session: {}",
+            r.cost_usd,
+            r.num_turns,
+            r.duration_ms as f64 / 1000.0,
+            r.session_id
+        );
+        if let Some(v) = &r.verdict {
+            println!("verdict: {:?} — {}", v.status, v.summary);
+            for f in &v.findings {
+                println!("  finding: {f}");
+            }
+            for a in &v.proposed_actions {
+                println!("  proposed: {a}");
+            }
+        }
+        for dnl in &r.permission_denials {
+            println!("  denied {}: {}", dnl.tool_name, dnl.tool_input);
+        }
+    } else {
+        println!("no result recorded (the run did not finish)");
+    }
+    println!("files: {}", d.files.join(", "));
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(internal)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints an error the way the output mode asks, and returns its exit code.
+pub fn report_error(json: bool, e: &CliError) -> u8 {
+    if json {
+        let v = serde_json::json!({
+            "error": format!("{:#}", e.source),
+            "exit": e.kind.as_str(),
+            "exit_code": e.kind.code(),
+        });
+        println!("{v}");
+    } else {
+        eprintln!("steward: {:#}", e.source);
+    }
+    e.kind.code()
+}

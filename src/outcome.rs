@@ -1,0 +1,90 @@
+//! How a run ended, and the exit code each ending maps to. The same codes are used with and
+//! without `--json`.
+
+use serde::{Deserialize, Serialize};
+
+/// The final outcome of a run, derived by steward (not claimed by the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything holds; nothing needed doing.
+    Ok,
+    /// Something was wrong and the agent fixed it.
+    Fixed,
+    /// Deterministic checks were green: no model call was made.
+    NoAction,
+    /// Stopped before the agent could act (static/preflight check, boundary not proven).
+    Aborted,
+    /// The agent failed, or a post-action check or invariant failed.
+    Failed,
+    /// A human must decide: the agent needs attention, proposes actions, or flapping was detected.
+    Escalated,
+    /// Still in progress (only in a record of a run that has not finished, or crashed).
+    Running,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fixed => "fixed",
+            Outcome::NoAction => "no_action",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+            Outcome::Escalated => "escalated",
+            Outcome::Running => "running",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Process exit codes. Documented in the README; stable across releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitKind {
+    /// 0: ok, fixed or no action needed.
+    Ok,
+    /// 1: steward itself failed (I/O, state directory, internal error).
+    Error,
+    /// 2: bad usage or configuration (also clap's own usage errors).
+    Usage,
+    /// 3: aborted before the agent acted.
+    Aborted,
+    /// 4: the agent failed (API error, timeout, budget, turns, crash, malformed output).
+    AgentFailed,
+    /// 5: steward's checks failed after the agent.
+    ValidationFailed,
+    /// 6: a human must decide.
+    NeedsHuman,
+}
+
+impl ExitKind {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Ok => 0,
+            ExitKind::Error => 1,
+            ExitKind::Usage => 2,
+            ExitKind::Aborted => 3,
+            ExitKind::AgentFailed => 4,
+            ExitKind::ValidationFailed => 5,
+            ExitKind::NeedsHuman => 6,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Ok => "ok",
+            ExitKind::Error => "error",
+            ExitKind::Usage => "usage",
+            ExitKind::Aborted => "aborted",
+            ExitKind::AgentFailed => "agent_failed",
+            ExitKind::ValidationFailed => "validation_failed",
+            ExitKind::NeedsHuman => "needs_human",
+        }
+    }
+}
