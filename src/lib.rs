@@ -2,6 +2,7 @@
 //! decides.
 
 pub mod agent;
+pub mod approval;
 pub mod bundled;
 pub mod cli;
 pub mod config;
