@@ -1,0 +1,127 @@
+//! Shared helpers for tests that drive the real `steward` binary and the real claude CLI.
+#![allow(dead_code)]
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The pinned claude binary. Under `CI=true` a missing binary fails the test; elsewhere the test
+/// is skipped with a notice (returns None).
+pub fn claude_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("STEWARD_TEST_CLAUDE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("STEWARD_TEST_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/steward-test")
+                });
+            cache.join("claude-2.1.197/node_modules/.bin/claude")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "claude not found at {} (CI=true: a missing component fails the run; run ./scripts/test.sh)",
+            path.display()
+        );
+    }
+    eprintln!("SKIP: claude not found at {}; run ./scripts/test.sh", path.display());
+    None
+}
+
+pub fn steward_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_steward"))
+}
+
+/// `steward dev scripted-model` as a child process; killed on drop.
+pub struct ScriptedModel {
+    child: Child,
+    pub url: String,
+}
+
+impl ScriptedModel {
+    pub fn start(dir: &Path, scenario: &str) -> ScriptedModel {
+        let file = dir.join(format!("scenario-{}.toml", std::process::id()));
+        std::fs::write(&file, scenario).unwrap();
+        let mut child = Command::new(steward_bin())
+            .args(["dev", "scripted-model", "--addr", "127.0.0.1:0", "--scenario"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://"), "unexpected first line: {line:?}");
+        ScriptedModel { child, url }
+    }
+
+    /// Every request the model received, as recorded by the scripted server.
+    pub fn requests(&self) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{}/_scripted/requests", self.url)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for ScriptedModel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A workspace, a state dir and a config pointing claude at the scripted model.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Env {
+    pub fn new(claude: &Path, model_url: &str, extra_toml: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("workspace");
+        std::fs::create_dir_all(&ws).unwrap();
+        let config = dir.path().join("steward.toml");
+        let (top, rest) = extra_toml.split_once("#--tables--").unwrap_or((extra_toml, ""));
+        std::fs::write(
+            &config,
+            format!(
+                "workspace = \"{ws}\"\nstate_dir = \"{state}\"\n{top}\n[claude]\nbin = \"{claude}\"\nbase_url = \"{model_url}\"\nmax_retries = 0\nkill_grace_secs = 2\n{rest}\n",
+                ws = ws.display(),
+                state = dir.path().join("state").display(),
+                claude = claude.display(),
+            ),
+        )
+        .unwrap();
+        Env { dir, config }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn steward(&self) -> Command {
+        let mut cmd = Command::new(steward_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdefghij");
+        cmd
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.state().join("runs").join(id)
+    }
+}
