@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod bundled;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod doctor;
