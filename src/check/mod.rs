@@ -5,6 +5,21 @@
 //! tables itself (and ignores everything else in the files, `[[probe]]` included) so that the two
 //! definition kinds can evolve independently.
 //!
+//! Keys (unknown keys, and keys of another kind, are rejected with file and line):
+//!
+//! | kind | keys (required in bold) |
+//! |---|---|
+//! | all | **name**, **description**, **kind**, `timeout_secs` (default 10), `tags` |
+//! | `command` | **argv** (no shell), `exit_code` (0), `stdout_matches`, `stdout_not_matches` (regex), `json_field` (`/json/pointer` or `dotted.path`) with one of `equals`, `less_than`, `greater_than`, `in = [...]`; `unavailable_when` (regex on stderr+stdout when the exit code is wrong) |
+//! | `http` | **url**, `status` (200, or a list), `body_matches`, `max_latency_ms` |
+//! | `tcp` | **host**, **port** |
+//! | `systemd` | **unit**, `state` (`active`; compared with ActiveState, then SubState) |
+//! | `mount` | **path** (absolute, compared literally), `options = ["ro", …]`, `fstype` |
+//! | `file` | **path** (absolute), `exists` (true), `max_age_secs` (mtime), `contains` (regex) |
+//!
+//! A missing program (and `systemctl` where PID 1 is not systemd) gives `unavailable`: reported,
+//! never a failure. `error` means steward could not evaluate the check and counts as a failure.
+//!
 //! ```toml
 //! [[check]]
 //! name = "api-healthy"
@@ -299,6 +314,31 @@ pub struct CheckResult {
     pub expected: String,
     pub detail: Option<String>,
     pub duration_ms: u64,
+}
+
+impl CheckResult {
+    /// A copy safe to put in a prompt or a record: secrets removed from the observed output and
+    /// the detail (a command check may print a token), and the expectation text.
+    pub fn redacted(&self, redactor: &crate::redact::Redactor) -> CheckResult {
+        fn walk(v: &serde_json::Value, r: &crate::redact::Redactor) -> serde_json::Value {
+            match v {
+                serde_json::Value::String(s) => serde_json::Value::String(r.redact(s)),
+                serde_json::Value::Array(a) => {
+                    serde_json::Value::Array(a.iter().map(|x| walk(x, r)).collect())
+                }
+                serde_json::Value::Object(m) => serde_json::Value::Object(
+                    m.iter().map(|(k, x)| (k.clone(), walk(x, r))).collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        CheckResult {
+            observed: walk(&self.observed, redactor),
+            detail: self.detail.as_deref().map(|d| redactor.redact(d)),
+            expected: redactor.redact(&self.expected),
+            ..self.clone()
+        }
+    }
 }
 
 /// The `[[check]]` tables of every context file, by name.

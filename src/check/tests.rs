@@ -848,6 +848,7 @@ tags = ["post"]
     assert_eq!(r.counts.get("unavailable"), Some(&1));
     let r = validate(&set, None, None).await;
     assert!(!r.ok);
+    assert_eq!(r.exit_kind(), crate::outcome::ExitKind::ValidationFailed);
     assert_eq!(r.phases.len(), 1);
     assert!(r.lines().last().is_some_and(|l| l.starts_with("FAILED")));
 
@@ -884,7 +885,22 @@ tags = ["post"]
     };
     let r = validate(&set, None, Some(&typo)).await;
     assert!(!r.ok);
+    assert_eq!(r.exit_kind(), crate::outcome::ExitKind::Usage);
     assert!(r.errors[0].contains("baad"), "{:?}", r.errors);
+}
+
+#[tokio::test]
+async fn results_can_be_redacted() {
+    let r = run1(&cmd(
+        "[\"echo\", \"token=hunter2\"]",
+        "stdout_not_matches = 'hunter2'",
+    ))
+    .await;
+    assert_eq!(r.status, CheckStatus::Fail);
+    let red = r.redacted(&crate::redact::Redactor::new(vec!["hunter2".into()]));
+    let text = serde_json::to_string(&red).unwrap_or_default();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(red.status, CheckStatus::Fail);
 }
 
 mod judge_table;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::outcome::ExitKind;
+
 use super::exec::{CheckEnv, run_checks_in};
 use super::{CheckDef, CheckResult, CheckSet, CheckStatus, GoalChecks, Phase, tally};
 
@@ -32,6 +34,18 @@ pub struct ValidateReport {
 }
 
 impl ValidateReport {
+    /// `ok` → 0; an invalid selection (unknown check name) is a usage error (2); a failing
+    /// check is a validation failure (5).
+    pub fn exit_kind(&self) -> ExitKind {
+        if !self.errors.is_empty() {
+            ExitKind::Usage
+        } else if self.ok {
+            ExitKind::Ok
+        } else {
+            ExitKind::ValidationFailed
+        }
+    }
+
     /// Human-readable lines, one per check, for the non-JSON CLI output.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
