@@ -4,8 +4,8 @@
 //! Order of the rules (the first that applies wins):
 //!
 //! 1. a static or preflight check fails → `aborted`, naming the checks; the agent never starts;
-//! 2. `model = "on_attention"`, every check given so far passes (or is unavailable) and no probe
-//!    signals attention → `no_action`, no model call;
+//! 2. the agent has not started, `model = "on_attention"`, every check given so far passes (or is
+//!    unavailable) and no probe signals attention → `no_action`, no model call;
 //! 3. the agent was not started (and 1–2 did not apply) → `failed`;
 //! 4. the boundary was not proven → `aborted`; any other agent failure (no verdict) → `failed`;
 //! 5. a post-action check fails → `failed` with rollback, whatever the model said;
@@ -177,7 +177,12 @@ pub fn gate(ev: &Evidence<'_>) -> Option<Judgement> {
         j.failed_checks = blocking;
         return Some(j);
     }
-    if ev.model == ModelPolicy::OnAttention && !ev.attention {
+    // Only before the agent: once it has run, its work is judged, even if the checks it was
+    // called for are green now (that is what `fixed` means).
+    if ev.model == ModelPolicy::OnAttention
+        && !ev.attention
+        && matches!(ev.agent, AgentRun::NotStarted)
+    {
         let any_failure = [ev.invariants_before, ev.post]
             .iter()
             .any(|rs| rs.iter().any(|r| r.status.is_failure()));

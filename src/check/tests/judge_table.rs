@@ -312,6 +312,20 @@ fn on_attention_calls_the_model_when_something_needs_it() {
 }
 
 #[test]
+fn on_attention_run_that_fixed_things_is_fixed_not_no_action() {
+    // The model was called because the post checks failed up front; now they pass.
+    let post_after = [r("svc-up", Pass)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        model: ModelPolicy::OnAttention,
+        post: &post_after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    assert!(gate(&e).is_none());
+    check(&judge(&e), Outcome::Fixed, ExitKind::Ok);
+}
+
+#[test]
 fn judgement_serialises_with_snake_case_outcome() {
     let v = verdict(VerdictStatus::Ok, 0);
     let j = judge(&ev(AgentRun::Verdict(&v)));
