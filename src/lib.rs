@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod approval;
 pub mod bundled;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod doctor;

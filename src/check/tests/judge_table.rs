@@ -1,0 +1,335 @@
+//! One test per row of the phase table in `judge.rs`.
+
+use crate::agent::{AgentFailure, Verdict, VerdictStatus};
+use crate::check::{
+    AgentRun, CheckResult, CheckStatus, Evidence, Judgement, ModelPolicy, gate, judge,
+};
+use crate::outcome::{ExitKind, Outcome};
+
+fn r(name: &str, status: CheckStatus) -> CheckResult {
+    CheckResult {
+        name: name.into(),
+        description: format!("{name} holds"),
+        kind: "command".into(),
+        status,
+        observed: serde_json::Value::Null,
+        expected: "exit 0".into(),
+        detail: (status != CheckStatus::Pass).then(|| format!("{name} detail")),
+        duration_ms: 1,
+    }
+}
+
+use CheckStatus::{Error, Fail, Pass, Unavailable};
+
+fn verdict(status: VerdictStatus, proposed: usize) -> Verdict {
+    Verdict {
+        status,
+        summary: "summary".into(),
+        findings: vec![],
+        actions_taken: vec![],
+        proposed_actions: (0..proposed)
+            .map(|i| serde_json::json!({"argv": ["systemctl", "restart", format!("u{i}")]}))
+            .collect(),
+        knowledge: vec![],
+    }
+}
+
+fn ev<'a>(agent: AgentRun<'a>) -> Evidence<'a> {
+    Evidence {
+        static_: &[],
+        preflight: &[],
+        invariants_before: &[],
+        invariants_after: &[],
+        post: &[],
+        agent,
+        model: ModelPolicy::Always,
+        attention: false,
+    }
+}
+
+fn check(j: &Judgement, outcome: Outcome, exit: ExitKind) {
+    assert_eq!((j.outcome, j.exit), (outcome, exit), "{j:?}");
+}
+
+#[test]
+fn static_failure_aborts_before_the_agent() {
+    let stat = [r("flake", Fail), r("ports", Pass)];
+    let e = Evidence {
+        static_: &stat,
+        ..ev(AgentRun::NotStarted)
+    };
+    let Some(j) = gate(&e) else {
+        panic!("the agent would have started")
+    };
+    check(&j, Outcome::Aborted, ExitKind::Aborted);
+    assert_eq!(j.failed_checks, ["flake"]);
+    assert!(j.reason.contains("`flake` (flake detail)"), "{}", j.reason);
+    assert!(!j.rollback);
+    // judge agrees, whatever else it is given.
+    let v = verdict(VerdictStatus::Ok, 0);
+    let e = Evidence {
+        static_: &stat,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    check(&judge(&e), Outcome::Aborted, ExitKind::Aborted);
+}
+
+#[test]
+fn preflight_failure_or_error_aborts() {
+    let pre = [r("quorum", Error), r("deps", Fail), r("other", Pass)];
+    let e = Evidence {
+        preflight: &pre,
+        model: ModelPolicy::OnAttention,
+        ..ev(AgentRun::NotStarted)
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Aborted, ExitKind::Aborted);
+    assert_eq!(j.failed_checks, ["quorum", "deps"]);
+    assert!(j.reason.contains("quorum") && j.reason.contains("deps"));
+}
+
+#[test]
+fn unavailable_static_check_does_not_abort_but_is_reported() {
+    let stat = [r("flake", Unavailable)];
+    let v = verdict(VerdictStatus::Ok, 0);
+    let e = Evidence {
+        static_: &stat,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    assert!(gate(&e).is_none());
+    let j = judge(&e);
+    check(&j, Outcome::Ok, ExitKind::Ok);
+    assert_eq!(j.unavailable, ["flake"]);
+}
+
+#[test]
+fn agent_failure_without_verdict_fails() {
+    let f = AgentFailure::Timeout { after_secs: 600 };
+    let j = judge(&ev(AgentRun::Failed(&f)));
+    check(&j, Outcome::Failed, ExitKind::AgentFailed);
+    assert!(j.reason.starts_with("agent failed"), "{}", j.reason);
+    assert!(!j.rollback);
+    // If post checks were run anyway and fail, roll back what the agent may have left.
+    let post = [r("svc-up", Fail)];
+    let e = Evidence {
+        post: &post,
+        ..ev(AgentRun::Failed(&f))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Failed, ExitKind::AgentFailed);
+    assert!(j.rollback);
+}
+
+#[test]
+fn boundary_not_proven_aborts() {
+    let f = AgentFailure::BoundaryNotProven {
+        message: "no nonce".into(),
+    };
+    check(
+        &judge(&ev(AgentRun::Failed(&f))),
+        Outcome::Aborted,
+        ExitKind::Aborted,
+    );
+}
+
+#[test]
+fn failing_post_check_overrules_a_model_reporting_success() {
+    let post = [r("svc-up", Pass), r("http-200", Fail)];
+    for status in [
+        VerdictStatus::Fixed,
+        VerdictStatus::Ok,
+        VerdictStatus::NeedsAttention,
+    ] {
+        let v = verdict(status.clone(), 0);
+        let e = Evidence {
+            post: &post,
+            ..ev(AgentRun::Verdict(&v))
+        };
+        let j = judge(&e);
+        check(&j, Outcome::Failed, ExitKind::ValidationFailed);
+        assert!(j.rollback, "{status:?}");
+        assert_eq!(j.failed_checks, ["http-200"]);
+        assert!(j.reason.contains("overrules"), "{}", j.reason);
+    }
+}
+
+#[test]
+fn invariant_regression_fails() {
+    let before = [r("disk", Pass), r("members", Pass)];
+    let after = [r("disk", Pass), r("members", Fail)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        invariants_before: &before,
+        invariants_after: &after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Failed, ExitKind::ValidationFailed);
+    assert_eq!(j.regressions, ["members"]);
+    assert!(j.rollback);
+    assert!(j.reason.contains("regression"));
+}
+
+#[test]
+fn invariant_already_failing_is_not_a_regression_but_not_ok() {
+    let before = [r("disk", Fail)];
+    let after = [r("disk", Fail)];
+    let v = verdict(VerdictStatus::Ok, 0);
+    let e = Evidence {
+        invariants_before: &before,
+        invariants_after: &after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Escalated, ExitKind::NeedsHuman);
+    assert!(j.regressions.is_empty());
+    assert_eq!(j.still_failing, ["disk"]);
+    assert!(!j.rollback);
+    // `fixed` stays fixed (the goal's own criteria hold), with the old failure in the reason.
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        invariants_before: &before,
+        invariants_after: &after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Fixed, ExitKind::Ok);
+    assert!(j.reason.contains("already failed before"), "{}", j.reason);
+}
+
+#[test]
+fn invariant_repaired_by_the_run_is_fine() {
+    let before = [r("disk", Fail)];
+    let after = [r("disk", Pass)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        invariants_before: &before,
+        invariants_after: &after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Fixed, ExitKind::Ok);
+    assert!(j.still_failing.is_empty() && j.regressions.is_empty());
+}
+
+#[test]
+fn fixed_with_post_checks_passing_is_fixed() {
+    let post = [r("svc-up", Pass), r("unused", Unavailable)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        post: &post,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Fixed, ExitKind::Ok);
+    assert_eq!(j.unavailable, ["unused"]);
+}
+
+#[test]
+fn ok_with_nothing_proposed_is_ok() {
+    let inv = [r("disk", Pass)];
+    let v = verdict(VerdictStatus::Ok, 0);
+    let e = Evidence {
+        invariants_before: &inv,
+        invariants_after: &inv,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Ok, ExitKind::Ok);
+    assert_eq!(j.reason, "summary");
+}
+
+#[test]
+fn needs_attention_failed_or_proposals_escalate() {
+    for (status, proposed) in [
+        (VerdictStatus::NeedsAttention, 0),
+        (VerdictStatus::Failed, 0),
+        (VerdictStatus::Ok, 1),
+        (VerdictStatus::Fixed, 2),
+    ] {
+        let v = verdict(status.clone(), proposed);
+        let j = judge(&ev(AgentRun::Verdict(&v)));
+        check(&j, Outcome::Escalated, ExitKind::NeedsHuman);
+        assert!(!j.rollback, "{status:?}");
+    }
+}
+
+#[test]
+fn on_attention_with_everything_green_makes_no_model_call() {
+    let stat = [r("flake", Pass)];
+    let pre = [r("quorum", Pass)];
+    let inv = [r("disk", Pass), r("consul", Unavailable)];
+    let post = [r("svc-up", Pass)];
+    let e = Evidence {
+        static_: &stat,
+        preflight: &pre,
+        invariants_before: &inv,
+        post: &post,
+        model: ModelPolicy::OnAttention,
+        ..ev(AgentRun::NotStarted)
+    };
+    let Some(j) = gate(&e) else {
+        panic!("the model would have been called")
+    };
+    check(&j, Outcome::NoAction, ExitKind::Ok);
+    assert!(j.reason.contains("not called"), "{}", j.reason);
+    assert!(j.reason.contains("consul"), "{}", j.reason);
+    assert_eq!(j.unavailable, ["consul"]);
+    check(&judge(&e), Outcome::NoAction, ExitKind::Ok);
+}
+
+#[test]
+fn on_attention_calls_the_model_when_something_needs_it() {
+    let inv_bad = [r("disk", Fail)];
+    let post_bad = [r("svc-up", Fail)];
+    let cases = [
+        // A probe signals attention.
+        Evidence {
+            model: ModelPolicy::OnAttention,
+            attention: true,
+            ..ev(AgentRun::NotStarted)
+        },
+        // An invariant fails before the run.
+        Evidence {
+            model: ModelPolicy::OnAttention,
+            invariants_before: &inv_bad,
+            ..ev(AgentRun::NotStarted)
+        },
+        // The goal's success criteria do not hold yet.
+        Evidence {
+            model: ModelPolicy::OnAttention,
+            post: &post_bad,
+            ..ev(AgentRun::NotStarted)
+        },
+        // The default policy always calls the model.
+        ev(AgentRun::NotStarted),
+    ];
+    for e in cases {
+        assert!(gate(&e).is_none(), "{e:?}");
+        // Not started although allowed: the pipeline broke its side of the contract.
+        check(&judge(&e), Outcome::Failed, ExitKind::AgentFailed);
+    }
+}
+
+#[test]
+fn on_attention_run_that_fixed_things_is_fixed_not_no_action() {
+    // The model was called because the post checks failed up front; now they pass.
+    let post_after = [r("svc-up", Pass)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let e = Evidence {
+        model: ModelPolicy::OnAttention,
+        post: &post_after,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    assert!(gate(&e).is_none());
+    check(&judge(&e), Outcome::Fixed, ExitKind::Ok);
+}
+
+#[test]
+fn judgement_serialises_with_snake_case_outcome() {
+    let v = verdict(VerdictStatus::Ok, 0);
+    let j = judge(&ev(AgentRun::Verdict(&v)));
+    let s = serde_json::to_value(&j).unwrap_or_default();
+    assert_eq!(s["outcome"], "ok");
+    assert_eq!(s["exit"], "ok");
+}
