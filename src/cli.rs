@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::agent;
+use crate::check;
 use crate::config::{Config, ConfigArgs, Loaded};
 use crate::doctor;
 use crate::ledger::Ledger;
@@ -72,6 +73,15 @@ pub enum Command {
     /// The run ledger.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run checks alone (all, one phase, or a goal's); exits non-zero when one fails.
+    Validate {
+        /// static, preflight, post or invariant.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Use this goal's checks per phase.
+        #[arg(long)]
+        goal: Option<String>,
+    },
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -340,6 +350,30 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 print_run_detail(&detail);
             }
             Ok(ExitKind::Ok)
+        }
+        Command::Validate { phase, goal } => {
+            let loaded = cli.config()?;
+            let cfg = &loaded.config;
+            let defs = Definitions::load(cfg)?;
+            let phase = phase
+                .as_deref()
+                .map(str::parse::<check::Phase>)
+                .transpose()
+                .map_err(|e| usage(anyhow::anyhow!("--phase: {e}")))?;
+            let goal_checks = match goal {
+                Some(name) => Some(defs.goal(name)?.checks),
+                None => None,
+            };
+            let report =
+                check::validate_in(&defs.checks, phase, goal_checks.as_ref(), &run::check_env(cfg)).await;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                for line in report.lines() {
+                    println!("{line}");
+                }
+            }
+            Ok(report.exit_kind())
         }
         Command::Doctor => {
             let loaded = cli.config()?;

@@ -12,6 +12,7 @@ use crate::agent::{
     self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, Verdict, VerdictStatus,
 };
 use crate::bundled::{self, Kind, SourceFile};
+use crate::check::{CheckEnv, CheckError, CheckSet};
 use crate::config::Config;
 use crate::goal::{self, Goal, GoalError, RenderInput};
 use crate::knowledge::{self, KnowledgeError, Note};
@@ -30,6 +31,8 @@ pub enum RunError {
     Goal(#[from] GoalError),
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
     #[error(transparent)]
     Knowledge(#[from] KnowledgeError),
     #[error(transparent)]
@@ -52,6 +55,7 @@ impl RunError {
         match self {
             RunError::Goal(_)
             | RunError::Probe(_)
+            | RunError::Check(_)
             | RunError::Knowledge(_)
             | RunError::Policy(_)
             | RunError::Config(_)
@@ -65,6 +69,7 @@ impl RunError {
 pub struct Definitions {
     pub goal_files: Vec<SourceFile>,
     pub catalog: Catalog,
+    pub checks: CheckSet,
     pub notes: Vec<Note>,
 }
 
@@ -85,10 +90,12 @@ impl Definitions {
             "md",
         )?;
         let catalog = Catalog::load(&context_files, probe_defaults(cfg))?;
+        let checks = CheckSet::load(&context_files)?;
         let notes = knowledge::load(&note_files)?;
         Ok(Definitions {
             goal_files,
             catalog,
+            checks,
             notes,
         })
     }
@@ -106,6 +113,14 @@ pub fn probe_defaults(cfg: &Config) -> ProbeDefaults {
     ProbeDefaults {
         timeout: Duration::from_secs(cfg.limits.probe_timeout_secs),
         max_bytes: cfg.limits.probe_max_bytes,
+    }
+}
+
+/// Checks run where the agent works, with the PATH claude gets.
+pub fn check_env(cfg: &Config) -> CheckEnv {
+    CheckEnv {
+        path_env: cfg.claude.path.clone(),
+        cwd: Some(cfg.workspace.clone()),
     }
 }
 
