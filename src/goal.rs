@@ -67,11 +67,18 @@ pub fn load_all(_files: &[SourceFile]) -> Result<Vec<Goal>, GoalError> {
 
 pub fn find(files: &[SourceFile], name: &str) -> Result<Goal, GoalError> {
     let goals = load_all(files)?;
-    let known = goals.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", ");
+    let known = goals
+        .iter()
+        .map(|g| g.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     goals
         .into_iter()
         .find(|g| g.name == name)
-        .ok_or_else(|| GoalError::Unknown { name: name.to_string(), known })
+        .ok_or_else(|| GoalError::Unknown {
+            name: name.to_string(),
+            known,
+        })
 }
 
 pub struct RenderInput<'a> {

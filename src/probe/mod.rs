@@ -31,9 +31,16 @@ pub struct ProbeDef {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProbeKind {
-    Command { argv: Vec<String> },
-    Http { url: String },
-    File { path: std::path::PathBuf, tail_lines: usize },
+    Command {
+        argv: Vec<String>,
+    },
+    Http {
+        url: String,
+    },
+    File {
+        path: std::path::PathBuf,
+        tail_lines: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -89,6 +96,10 @@ impl Catalog {
 }
 
 /// Runs every probe concurrently; never fails as a whole.
-pub async fn gather(_probes: &[ProbeDef], _redactor: &Redactor, _path_env: &str) -> Vec<ProbeResult> {
+pub async fn gather(
+    _probes: &[ProbeDef],
+    _redactor: &Redactor,
+    _path_env: &str,
+) -> Vec<ProbeResult> {
     Vec::new()
 }
