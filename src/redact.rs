@@ -29,7 +29,7 @@ const SECRET_GROUPS: [&str; 4] = ["secret", "dq", "sq", "bare"];
 /// Key names whose value is a secret, in `key=value`, `key: value` and JSON object form. The key
 /// must end with one of these words, so `max_tokens` or `author` do not match but `api_token`,
 /// `DB_PASSWORD` and `client-secret` do.
-const SECRET_KEY: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|credentials?|auth[_-]?token|session[_-]?key)";
+const SECRET_KEY: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|secret[_-]?id|credentials?|auth[_-]?token|session[_-]?key)";
 
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     // The patterns are constants; a typo is a programming error caught by the unit tests, and a
