@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod bundled;
 pub mod config;
+pub mod frontmatter;
 pub mod goal;
 pub mod knowledge;
 pub mod probe;
