@@ -259,6 +259,12 @@ fn check_pattern(p: &str) -> Result<(), String> {
     if first.starts_with('[') || is_placeholder(first) {
         return Err("must start with a literal program name".into());
     }
+    if let Some(w) = words
+        .iter()
+        .find(|w| w.split('|').any(str::is_empty) && w.contains('|'))
+    {
+        return Err(format!("empty alternative in `{w}`"));
+    }
     let mut depth = 0i32;
     for c in p.chars() {
         match c {
@@ -276,8 +282,13 @@ fn check_pattern(p: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `UNIT`, `NUM`, `PATH`, `JOB`, `NAME`…: an upper-case word (digits and `_` allowed, optional
+/// trailing `...`) stands for an argument; the same rule as the policy module's.
 fn is_placeholder(w: &str) -> bool {
-    w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    let w = w.trim_end_matches("...");
+    w.starts_with(|c: char| c.is_ascii_uppercase())
+        && w.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 pub struct RenderInput<'a> {
@@ -783,6 +794,11 @@ mod tests {
                 "description = \"d\"\n[policy]\ndeny = [\"df [-h\"]",
                 4,
                 "unclosed",
+            ),
+            (
+                "description = \"d\"\n[policy]\nallow = [\"a||b X\"]",
+                4,
+                "alternative",
             ),
             (
                 "description = \"d\"\n[policy]\nread = [\"relative\"]",
