@@ -219,29 +219,40 @@ async fn run_command(def: &ProbeDef, argv: &[String], path_env: &str) -> Raw {
     if let Some(pgid) = pgid {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     }
-    let exit = match waited {
-        Ok(Ok(status)) => Ok(status),
-        Ok(Err(e)) => Err(format!("cannot wait for `{program}`: {e}")),
+    let status = match waited {
+        Ok(Ok(status)) => Some(status),
+        Ok(Err(e)) => {
+            return Raw::empty(
+                ProbeStatus::Failed,
+                format!("cannot wait for `{program}`: {e}"),
+            );
+        }
         Err(_) => {
             // Reap the leader so that it does not linger as a zombie.
             let _ = child.wait().await;
-            Err(String::new())
+            None
         }
     };
-    let (text, truncated) = match out_task {
-        Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
-            Ok(Ok(Ok(v))) => v,
-            _ => (String::new(), false),
-        },
-        None => (String::new(), false),
+    // Both pipes drain concurrently, each within the same grace.
+    let drain_out = async {
+        match out_task {
+            Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
+                Ok(Ok(Ok(v))) => v,
+                _ => (String::new(), false),
+            },
+            None => (String::new(), false),
+        }
     };
-    let stderr = match err_task {
-        Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
-            Ok(Ok(Ok(s))) => s,
-            _ => String::new(),
-        },
-        None => String::new(),
+    let drain_err = async {
+        match err_task {
+            Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
+                Ok(Ok(Ok(s))) => s,
+                _ => String::new(),
+            },
+            None => String::new(),
+        }
     };
+    let ((text, truncated), stderr) = tokio::join!(drain_out, drain_err);
     let stderr = stderr.trim().to_string();
     let with_stderr = |head: String| {
         if stderr.is_empty() {
@@ -251,21 +262,17 @@ async fn run_command(def: &ProbeDef, argv: &[String], path_env: &str) -> Raw {
         }
     };
 
-    let status = match exit {
-        Ok(s) => s,
-        Err(e) if e.is_empty() => {
-            return Raw {
-                status: ProbeStatus::TimedOut,
-                text,
-                truncated,
-                detail: Some(with_stderr(format!(
-                    "timed out after {}; process group killed",
-                    secs(def.timeout)
-                ))),
-                exit_code: None,
-            };
-        }
-        Err(e) => return Raw::empty(ProbeStatus::Failed, e),
+    let Some(status) = status else {
+        return Raw {
+            status: ProbeStatus::TimedOut,
+            text,
+            truncated,
+            detail: Some(with_stderr(format!(
+                "timed out after {}; process group killed",
+                secs(def.timeout)
+            ))),
+            exit_code: None,
+        };
     };
     // A tool that exits 0 while saying it has nothing to look at (journalctl without journal
     // files) is unavailable too; only stderr counts then, since normal output (log lines) may
