@@ -52,9 +52,10 @@ pub fn files(
             if path.extension().and_then(|e| e.to_str()) != Some(ext) {
                 continue;
             }
-            let (Some(stem), Some(text)) =
-                (path.file_stem().and_then(|s| s.to_str()), f.contents_utf8())
-            else {
+            let (Some(stem), Some(text)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                f.contents_utf8(),
+            ) else {
                 continue;
             };
             out.push(SourceFile {

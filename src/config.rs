@@ -220,20 +220,10 @@ impl Config {
         let base = source
             .and_then(|p| p.parent())
             .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| {
-                if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    cwd.join(p)
-                }
-            })
+            .map(|p| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) })
             .unwrap_or_else(|| cwd.clone());
         let abs = |p: &Path| -> PathBuf {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
+            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
         };
         // The workspace defaults to where steward is started, not where the config lives.
         self.workspace = if self.workspace == Path::new(".") {
@@ -320,19 +310,18 @@ impl Config {
     /// Only these three variables are ever forwarded.
     pub fn claude_auth(&self) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut env = BTreeMap::new();
-        let from_file =
-            |key: &str, path: &Option<PathBuf>| -> Result<Option<String>, ConfigError> {
-                match path {
-                    Some(p) => std::fs::read_to_string(p)
-                        .map(|s| Some(s.trim().to_string()))
-                        .map_err(|source| ConfigError::Credential {
-                            key: key.to_string(),
-                            path: p.clone(),
-                            source,
-                        }),
-                    None => Ok(None),
-                }
-            };
+        let from_file = |key: &str, path: &Option<PathBuf>| -> Result<Option<String>, ConfigError> {
+            match path {
+                Some(p) => std::fs::read_to_string(p)
+                    .map(|s| Some(s.trim().to_string()))
+                    .map_err(|source| ConfigError::Credential {
+                        key: key.to_string(),
+                        path: p.clone(),
+                        source,
+                    }),
+                None => Ok(None),
+            }
+        };
         let pick = |file: Option<String>, var: &str| {
             file.or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
         };

@@ -62,42 +62,17 @@ pub struct Verdict {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AgentFailure {
-    Spawn {
-        message: String,
-    },
-    ApiError {
-        status: Option<u16>,
-        message: String,
-    },
-    MaxTurns {
-        message: String,
-    },
-    Budget {
-        message: String,
-    },
-    Timeout {
-        after_secs: u64,
-    },
-    Crash {
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        stderr: String,
-    },
-    NoResult {
-        exit_code: Option<i32>,
-    },
-    Malformed {
-        message: String,
-    },
-    NoVerdict {
-        message: String,
-    },
-    BoundaryNotProven {
-        message: String,
-    },
-    Execution {
-        message: String,
-    },
+    Spawn { message: String },
+    ApiError { status: Option<u16>, message: String },
+    MaxTurns { message: String },
+    Budget { message: String },
+    Timeout { after_secs: u64 },
+    Crash { exit_code: Option<i32>, signal: Option<i32>, stderr: String },
+    NoResult { exit_code: Option<i32> },
+    Malformed { message: String },
+    NoVerdict { message: String },
+    BoundaryNotProven { message: String },
+    Execution { message: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,9 +123,7 @@ pub async fn run(
 ) -> Result<AgentOutcome, AgentError> {
     Ok(AgentOutcome {
         verdict: None,
-        failure: Some(AgentFailure::Spawn {
-            message: "not implemented".into(),
-        }),
+        failure: Some(AgentFailure::Spawn { message: "not implemented".into() }),
         cost_usd: 0.0,
         num_turns: 0,
         duration_ms: 0,

@@ -9,10 +9,7 @@ pub enum ScriptedError {
     #[error("{path}: {message}")]
     Scenario { path: String, message: String },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -20,10 +17,7 @@ pub struct Scenario;
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScriptedError> {
-        Err(ScriptedError::Scenario {
-            path: path.display().to_string(),
-            message: "not implemented".into(),
-        })
+        Err(ScriptedError::Scenario { path: path.display().to_string(), message: "not implemented".into() })
     }
 }
 
@@ -33,8 +27,5 @@ pub struct Server {
 }
 
 pub async fn start(_scenario: Scenario, addr: SocketAddr) -> Result<Server, ScriptedError> {
-    Err(ScriptedError::Bind {
-        addr: addr.to_string(),
-        source: std::io::Error::other("not implemented"),
-    })
+    Err(ScriptedError::Bind { addr: addr.to_string(), source: std::io::Error::other("not implemented") })
 }
