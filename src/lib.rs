@@ -8,6 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod frontmatter;
 pub mod goal;
 pub mod knowledge;
 pub mod ledger;

@@ -1,0 +1,102 @@
+//! `+++` TOML front matter shared by goals and knowledge notes.
+
+/// A file split into its front matter and body, with the file lines where each starts, so that
+/// errors in either can name a line of the file rather than of a fragment.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    pub front: &'a str,
+    /// 1-based file line of the front matter's first line (the line after the opening `+++`).
+    pub front_line: usize,
+    pub body: &'a str,
+    /// 1-based file line of the body's first line.
+    pub body_line: usize,
+}
+
+/// Splits `+++\n<toml>\n+++\n<body>`. The error is `(line, message)`.
+pub fn split(text: &str) -> Result<Split<'_>, (usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n');
+    let first = lines.next().unwrap_or("");
+    if first.trim_end() != "+++" {
+        return Err((
+            1,
+            "expected `+++` on the first line (TOML front matter)".into(),
+        ));
+    }
+    let front_start = first.len();
+    let mut offset = front_start;
+    let mut line_no = 1;
+    for line in lines {
+        line_no += 1;
+        if line.trim_end() == "+++" {
+            return Ok(Split {
+                front: &text[front_start..offset],
+                front_line: 2,
+                body: &text[offset + line.len()..],
+                body_line: line_no + 1,
+            });
+        }
+        offset += line.len();
+    }
+    Err((
+        1,
+        "front matter opened with `+++` is never closed by a `+++` line".into(),
+    ))
+}
+
+/// The file line of a TOML parse error inside the front matter.
+pub fn toml_error_line(split: &Split<'_>, e: &toml::de::Error) -> usize {
+    e.span()
+        .map(|s| crate::config::line_col(split.front, s.start).0 + split.front_line - 1)
+        .unwrap_or(split.front_line.saturating_sub(1))
+}
+
+/// The file line where `key` is assigned in the front matter (`key =` or `[key]`), for errors
+/// found after parsing; else the opening `+++` line.
+pub fn key_line(split: &Split<'_>, key: &str) -> usize {
+    split
+        .front
+        .lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || l.trim_end() == format!("[{key}]")
+        })
+        .map(|i| i + split.front_line)
+        .unwrap_or(split.front_line.saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_counts_lines() {
+        let s = split("+++\na = 1\nb = 2\n+++\nbody line 5\nline 6\n").unwrap();
+        assert_eq!(s.front, "a = 1\nb = 2\n");
+        assert_eq!(s.front_line, 2);
+        assert_eq!(s.body, "body line 5\nline 6\n");
+        assert_eq!(s.body_line, 5);
+        assert_eq!(key_line(&s, "b"), 3);
+        assert_eq!(key_line(&s, "zz"), 1);
+    }
+
+    #[test]
+    fn crlf_and_empty_body() {
+        let s = split("+++\r\na = 1\r\n+++\r\n").unwrap();
+        assert_eq!(s.front, "a = 1\r\n");
+        assert_eq!(s.body, "");
+    }
+
+    #[test]
+    fn missing_markers() {
+        assert_eq!(split("no front matter").unwrap_err().0, 1);
+        assert!(
+            split("+++\na = 1\n")
+                .unwrap_err()
+                .1
+                .contains("never closed")
+        );
+    }
+}
