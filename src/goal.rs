@@ -67,13 +67,15 @@ pub struct Goal {
     pub model: Option<String>,
     pub knowledge_tags: Vec<String>,
     pub required_vars: Vec<String>,
+    /// Checks per validation phase, the rollback command and when to call the model.
+    pub checks: crate::check::GoalChecks,
     pub body: String,
     /// 1-based line of the file where the body starts, to map template errors to the file.
     pub body_line: usize,
 }
 
-/// The front matter as written. `checks`, `schedule` and `rollback` belong to later modules;
-/// they are accepted here, unparsed, so that goal files can carry them already.
+/// The front matter as written. `schedule` belongs to the scheduler; it is accepted here,
+/// unparsed, so that goal files can carry it already.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Front {
@@ -92,12 +94,10 @@ struct Front {
     knowledge_tags: Vec<String>,
     #[serde(default)]
     vars: Vec<String>,
-    #[allow(dead_code)]
-    checks: Option<toml::Value>,
+    #[serde(default)]
+    checks: crate::check::GoalChecks,
     #[allow(dead_code)]
     schedule: Option<toml::Value>,
-    #[allow(dead_code)]
-    rollback: Option<toml::Value>,
 }
 
 /// Every goal in `files` (see [`crate::bundled::files`]), each parsed and its template compiled,
@@ -158,6 +158,7 @@ fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         model: front.model,
         knowledge_tags: front.knowledge_tags,
         required_vars: front.vars,
+        checks: front.checks,
         body: split.body.to_string(),
         body_line: split.body_line,
     };
@@ -770,7 +771,7 @@ mod tests {
     fn reserved_keys_are_accepted() {
         let g = load_all(&[file(
             "g",
-            "+++\ndescription = \"d\"\nschedule = \"hourly\"\nrollback = [\"nixos-rebuild\", \"switch\", \"--rollback\"]\n\n[checks]\npost = [{ kind = \"unit\", unit = \"nginx\" }]\n+++\nbody\n",
+            "+++\ndescription = \"d\"\nschedule = \"hourly\"\n\n[checks]\npost = [\"nginx-up\"]\nrollback = [\"nixos-rebuild\", \"switch\", \"--rollback\"]\n+++\nbody\n",
         )])
         .unwrap();
         assert_eq!(g[0].body, "body\n");
