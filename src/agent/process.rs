@@ -1,0 +1,160 @@
+//! The claude process: spawning (optionally inside a PID namespace), signalling its group, and
+//! leaving nothing behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+
+use super::{AgentSpec, argv, environment};
+
+/// Set to `1` to skip the PID namespace (to exercise the fallback).
+pub const NO_PIDNS_ENV: &str = "STEWARD_AGENT_NO_PIDNS";
+
+const UNSHARE_CANDIDATES: &[&str] = &[
+    "/usr/bin/unshare",
+    "/bin/unshare",
+    "/usr/sbin/unshare",
+    "/sbin/unshare",
+];
+const UNSHARE_FLAGS: &[&str] = &["--pid", "--fork", "--kill-child", "--mount-proc"];
+
+static PIDNS: OnceCell<Option<PathBuf>> = OnceCell::const_new();
+
+/// `unshare` if it can make a PID namespace here (root or CAP_SYS_ADMIN), probed once per process.
+/// In the namespace claude is PID 1: when it dies, the kernel kills every tool shell it left,
+/// which a process group alone cannot do (tool shells get their own groups).
+pub async fn pid_namespace() -> Option<&'static Path> {
+    if std::env::var_os(NO_PIDNS_ENV).is_some_and(|v| v == "1") {
+        return None;
+    }
+    PIDNS.get_or_init(probe_unshare).await.as_deref()
+}
+
+async fn probe_unshare() -> Option<PathBuf> {
+    let unshare = UNSHARE_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| is_executable(p))?;
+    let status = Command::new(&unshare)
+        .args(UNSHARE_FLAGS)
+        .arg(&unshare)
+        .arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(Duration::from_secs(5), status).await {
+        Ok(Ok(s)) if s.success() => Some(unshare),
+        _ => {
+            tracing::info!(
+                "no PID namespace for claude runs (unshare unavailable or not permitted)"
+            );
+            None
+        }
+    }
+}
+
+pub fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Starts claude with stdin/stdout/stderr piped, in its own process group.
+pub async fn spawn(spec: &AgentSpec) -> Result<Child, String> {
+    if !is_executable(&spec.claude_bin) {
+        return Err(format!(
+            "claude binary not found or not executable at {} (install @anthropic-ai/claude-code or fix the configured path)",
+            spec.claude_bin.display()
+        ));
+    }
+    let mut cmd = match pid_namespace().await {
+        Some(unshare) => {
+            let mut c = Command::new(unshare);
+            c.args(UNSHARE_FLAGS).arg(&spec.claude_bin);
+            c
+        }
+        None => Command::new(&spec.claude_bin),
+    };
+    cmd.args(argv(spec))
+        .env_clear()
+        .envs(environment(spec))
+        .current_dir(&spec.workspace)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|e| {
+        format!(
+            "cannot start {} in {}: {e}",
+            spec.claude_bin.display(),
+            spec.workspace.display()
+        )
+    })
+}
+
+/// Signals the whole group; a group that is already gone is fine.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    let _ = killpg(Pid::from_raw(raw), signal);
+}
+
+/// Without a PID namespace, tool shells live in their own groups: kill every descendant's group
+/// while the tree can still be walked (before claude itself dies).
+pub fn kill_descendant_groups(root: u32) {
+    for pid in descendants(root) {
+        if let Some(pgid) = pgid_of(pid) {
+            if pgid != root {
+                signal_group(pgid, Signal::SIGKILL);
+            }
+        }
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+    }
+}
+
+/// (pid, ppid, pgid) from `/proc/PID/stat`; the command name may contain spaces and parentheses.
+fn stat(pid: u32) -> Option<(u32, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some((pid, ppid, pgid))
+}
+
+fn pgid_of(pid: u32) -> Option<u32> {
+    stat(pid).map(|(_, _, g)| g)
+}
+
+pub fn descendants(root: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<(u32, u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
