@@ -107,10 +107,6 @@ pub enum AgentFailure {
     NoVerdict {
         message: String,
     },
-    /// The model kept sending structured output that did not match the schema.
-    StructuredOutputRetries {
-        message: String,
-    },
     BoundaryNotProven {
         message: String,
     },
@@ -427,8 +423,9 @@ pub async fn run(
             started,
         ));
     }
-    let namespaced = process::pid_namespace().await.is_some();
-    let mut child = match process::spawn(spec).await {
+    let unshare = process::pid_namespace().await;
+    let namespaced = unshare.is_some();
+    let mut child = match process::spawn(spec, unshare) {
         Ok(child) => child,
         Err(message) => {
             return Ok(failed_before_start(

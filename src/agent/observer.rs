@@ -23,16 +23,17 @@ pub struct TerminalObserver {
 
 impl Default for TerminalObserver {
     fn default() -> Self {
-        TerminalObserver::stderr()
+        TerminalObserver::new()
     }
 }
 
 impl TerminalObserver {
-    pub fn stderr() -> TerminalObserver {
-        TerminalObserver::new(Box::new(std::io::stderr()))
+    /// Prints to stderr.
+    pub fn new() -> TerminalObserver {
+        TerminalObserver::with_writer(Box::new(std::io::stderr()))
     }
 
-    pub fn new(out: Box<dyn Write + Send>) -> TerminalObserver {
+    pub fn with_writer(out: Box<dyn Write + Send>) -> TerminalObserver {
         TerminalObserver {
             out,
             tool_names: HashMap::new(),
@@ -178,7 +179,7 @@ mod tests {
 
     #[test]
     fn renders_tools_denials_retries_result() {
-        let mut t = TerminalObserver::new(Box::new(std::io::sink()));
+        let mut t = TerminalObserver::with_writer(Box::new(std::io::sink()));
         let call = json!({"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"echo hi\nthere","description":"x"}}]}});
         assert_eq!(t.render(&call), vec!["→ Bash echo hi there"]);
         let denied = json!({"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"Permission denied"}]}});

@@ -4,6 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -13,8 +14,7 @@ use tokio::sync::OnceCell;
 
 use super::{AgentSpec, argv, environment};
 
-/// Set to `1` to skip the PID namespace (to exercise the fallback).
-pub const NO_PIDNS_ENV: &str = "STEWARD_AGENT_NO_PIDNS";
+static PIDNS_DISABLED: AtomicBool = AtomicBool::new(false);
 
 const UNSHARE_CANDIDATES: &[&str] = &[
     "/usr/bin/unshare",
@@ -24,13 +24,19 @@ const UNSHARE_CANDIDATES: &[&str] = &[
 ];
 const UNSHARE_FLAGS: &[&str] = &["--pid", "--fork", "--kill-child", "--mount-proc"];
 
+/// Runs claude without a PID namespace from now on in this process (tests of the fallback, or
+/// hosts where namespaces are unwanted).
+pub fn disable_pid_namespace() {
+    PIDNS_DISABLED.store(true, Ordering::Relaxed);
+}
+
 static PIDNS: OnceCell<Option<PathBuf>> = OnceCell::const_new();
 
 /// `unshare` if it can make a PID namespace here (root or CAP_SYS_ADMIN), probed once per process.
 /// In the namespace claude is PID 1: when it dies, the kernel kills every tool shell it left,
 /// which a process group alone cannot do (tool shells get their own groups).
 pub async fn pid_namespace() -> Option<&'static Path> {
-    if std::env::var_os(NO_PIDNS_ENV).is_some_and(|v| v == "1") {
+    if PIDNS_DISABLED.load(Ordering::Relaxed) {
         return None;
     }
     PIDNS.get_or_init(probe_unshare).await.as_deref()
@@ -66,15 +72,16 @@ pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Starts claude with stdin/stdout/stderr piped, in its own process group.
-pub async fn spawn(spec: &AgentSpec) -> Result<Child, String> {
+/// Starts claude with stdin/stdout/stderr piped, in its own process group, inside a PID
+/// namespace made by `unshare` if given.
+pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> {
     if !is_executable(&spec.claude_bin) {
         return Err(format!(
             "claude binary not found or not executable at {} (install @anthropic-ai/claude-code or fix the configured path)",
             spec.claude_bin.display()
         ));
     }
-    let mut cmd = match pid_namespace().await {
+    let mut cmd = match unshare {
         Some(unshare) => {
             let mut c = Command::new(unshare);
             c.args(UNSHARE_FLAGS).arg(&spec.claude_bin);

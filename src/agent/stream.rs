@@ -274,7 +274,9 @@ fn judge(result: &Value) -> Result<Verdict, AgentFailure> {
         "error_max_turns" => return Err(AgentFailure::MaxTurns { message }),
         "error_max_budget_usd" => return Err(AgentFailure::Budget { message }),
         "error_max_structured_output_retries" => {
-            return Err(AgentFailure::StructuredOutputRetries { message });
+            // Its own kind would break exhaustive matches downstream; the message says which.
+            let message = format!("structured output retries exhausted: {message}");
+            return Err(AgentFailure::NoVerdict { message });
         }
         "error_during_execution" => return Err(AgentFailure::Execution { message }),
         _ => {}
@@ -496,7 +498,7 @@ mod tests {
             ),
             (
                 json!({"type":"result","subtype":"error_max_structured_output_retries","is_error":true,"errors":["x"]}),
-                "structured_output_retries",
+                "no_verdict",
             ),
             (
                 json!({"type":"result","subtype":"error_during_execution","is_error":true,"errors":["x"]}),

@@ -1,0 +1,381 @@
+//! The agent runner driving the real, pinned Claude Code CLI against the scripted model.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Dirs, kind, processes_with, run, script, server, spec};
+use steward::agent::{AgentFailure, VerdictStatus};
+
+const VERDICT_TURN: &str = r#"
+[[turn]]
+verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }] }
+"#;
+
+#[tokio::test]
+async fn healthy_run_yields_verdict_and_accounting() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!("[[turn]]\ntext = \"Looking.\"\n{VERDICT_TURN}")).await;
+    let dirs = Dirs::new();
+    let spec = spec(claude, &srv, &dirs);
+    let ran = run(&spec).await;
+    let o = &ran.outcome;
+    assert!(o.failure.is_none(), "failure: {:?}", o.failure);
+    let verdict = o.verdict.as_ref().unwrap();
+    assert_eq!(verdict.status, VerdictStatus::Ok);
+    assert_eq!(verdict.summary, "all good");
+    assert_eq!(verdict.findings.len(), 1);
+    assert!(o.cost_usd > 0.0, "cost {}", o.cost_usd);
+    assert!(o.num_turns >= 1);
+    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(o.session_id, spec.session_id.to_string());
+    assert!(o.denials.is_empty());
+    // Every stdout line reached the transcript; the parsed ones reached the observer.
+    assert!(
+        ran.transcript
+            .iter()
+            .any(|l| l.contains(r#""type":"result""#))
+    );
+    assert_eq!(ran.transcript.len(), ran.lines.len());
+    let reqs = srv.message_requests();
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs[0]
+            .user_text()
+            .contains("Check the scripted host and report."),
+        "the prompt arrived via stdin"
+    );
+    assert_eq!(reqs[0].tool_names(), ["Bash", "Read", "StructuredOutput"]);
+    assert!(reqs[0].authenticated);
+    assert_eq!(reqs[0].body["model"], "claude-sonnet-4-5-20250929");
+}
+
+#[tokio::test]
+async fn allowed_tool_runs_and_its_result_reaches_the_model() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        r#"
+[[turn]]
+text = "Saying hi."
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "echo hi-from-tool", description = "say hi" }}
+{VERDICT_TURN}"#
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.allowed_tools = vec!["Bash(echo hi-from-tool)".into()];
+    let ran = run(&spec).await;
+    assert!(
+        ran.outcome.failure.is_none(),
+        "failure: {:?}",
+        ran.outcome.failure
+    );
+    assert!(ran.outcome.denials.is_empty(), "{:?}", ran.outcome.denials);
+    let reqs = srv.message_requests();
+    let last = reqs.last().unwrap();
+    let results = last.tool_results();
+    let result = results
+        .iter()
+        .find(|r| r["tool_use_id"] == "toolu_00_00")
+        .expect("tool_result sent back");
+    assert_eq!(result["is_error"], false);
+    assert!(
+        result["content"].to_string().contains("hi-from-tool"),
+        "{result}"
+    );
+    assert!(ran.outcome.num_turns >= 2);
+}
+
+#[tokio::test]
+async fn denied_tool_is_listed_and_run_still_succeeds() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "touch denied-marker", description = "write" }}
+{VERDICT_TURN}"#
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let spec = spec(claude, &srv, &dirs);
+    let ran = run(&spec).await;
+    let o = &ran.outcome;
+    assert!(o.failure.is_none(), "failure: {:?}", o.failure);
+    assert_eq!(o.denials.len(), 1, "{:?}", o.denials);
+    assert_eq!(o.denials[0].tool_name, "Bash");
+    assert_eq!(o.denials[0].tool_input["command"], "touch denied-marker");
+    assert!(!dirs.ws().join("denied-marker").exists());
+    let results = srv.message_requests().last().unwrap().tool_results();
+    assert!(results.iter().any(|r| r["is_error"] == true), "{results:?}");
+}
+
+/// A tool that outlives the timeout: the run becomes `Timeout` and nothing it started survives.
+async fn timeout_leaves_nothing_behind() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let marker = format!(
+        "60.{}",
+        std::process::id() as u64 * 1000 + u64::from(rand_digits())
+    );
+    let srv = server(&format!(
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "sleep {marker}", description = "wait" }}
+{VERDICT_TURN}"#
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.allowed_tools = vec!["Bash(sleep:*)".into()];
+    spec.timeout = Duration::from_secs(3);
+    spec.kill_grace = Duration::from_secs(2);
+    let started = Instant::now();
+    let ran = run(&spec).await;
+    assert!(
+        matches!(
+            ran.outcome.failure,
+            Some(AgentFailure::Timeout { after_secs: 3 })
+        ),
+        "{:?}",
+        ran.outcome.failure
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The sleep really started (so the test proves something).
+    assert!(
+        ran.lines
+            .iter()
+            .any(|l| l["type"] == "assistant" && l.to_string().contains(&marker))
+    );
+    let left = processes_with(&marker);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let left = processes_with(&spec.session_id.to_string());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn rand_digits() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() % 1000) as u16
+}
+
+#[tokio::test]
+async fn timeout_interrupts_and_cleans_up() {
+    timeout_leaves_nothing_behind().await;
+}
+
+#[tokio::test]
+async fn api_error_is_typed() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(
+        r#"
+[[turn]]
+http_error = { status = 500, type = "api_error", message = "scripted outage" }
+"#,
+    )
+    .await;
+    let dirs = Dirs::new();
+    let spec = spec(claude, &srv, &dirs);
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::ApiError {
+            status: Some(500),
+            message,
+        }) => assert!(message.contains("500"), "{message}"),
+        other => panic!("expected ApiError 500, got {other:?}"),
+    }
+    assert_eq!(ran.outcome.exit_code, Some(1));
+}
+
+#[tokio::test]
+async fn transient_overload_is_retried() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        "[[turn]]\nhttp_error = {{ status = 529, type = \"overloaded_error\" }}\ntimes = 1\n{VERDICT_TURN}"
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.max_retries = 1;
+    let ran = run(&spec).await;
+    assert!(
+        ran.outcome.failure.is_none(),
+        "failure: {:?}",
+        ran.outcome.failure
+    );
+    assert!(ran.lines.iter().any(|l| l["subtype"] == "api_retry"));
+    assert_eq!(srv.message_requests()[0].status, 529);
+}
+
+#[tokio::test]
+async fn text_only_answer_is_no_verdict() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(
+        "final_text = \"Still just text.\"\n[[turn]]\ntext = \"Everything looks fine to me.\"\n",
+    )
+    .await;
+    let dirs = Dirs::new();
+    let spec = spec(claude, &srv, &dirs);
+    let ran = run(&spec).await;
+    assert_eq!(
+        kind(&ran.outcome),
+        "no_verdict",
+        "{:?}",
+        ran.outcome.failure
+    );
+    // The CLI asked once more for the structured output before giving up.
+    assert!(
+        srv.message_requests()
+            .iter()
+            .any(|r| r.user_text().contains("structured-output-enforce"))
+    );
+}
+
+#[tokio::test]
+async fn missing_nonce_hook_aborts_the_run() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.settings = serde_json::json!({});
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::BoundaryNotProven { message }) => {
+            assert!(message.contains("nonce"), "{message}")
+        }
+        other => panic!("expected BoundaryNotProven, got {other:?}"),
+    }
+    assert!(ran.outcome.verdict.is_none());
+}
+
+#[tokio::test]
+async fn init_with_other_tools_aborts_the_run() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    // Unknown names are silently dropped by the CLI: init shows fewer tools than asked for.
+    spec.tools.push("NoSuchTool".into());
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::BoundaryNotProven { message }) => {
+            assert!(message.contains("tools"), "{message}")
+        }
+        other => panic!("expected BoundaryNotProven, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn claude_exiting_nonzero_is_a_crash() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let wrapper = script(
+        &dirs.root.path().join("claude-bad-flag"),
+        &format!("exec '{}' --no-such-flag \"$@\"", claude.display()),
+    );
+    let spec = spec(wrapper, &srv, &dirs);
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::Crash {
+            exit_code: Some(1),
+            stderr,
+            ..
+        }) => {
+            assert!(stderr.contains("no-such-flag"), "{stderr}")
+        }
+        other => panic!("expected Crash, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_without_result_is_malformed() {
+    let Some(_claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let wrapper = script(
+        &dirs.root.path().join("claude-garbage"),
+        "cat >/dev/null\necho 'Segmentation {not json'\necho '[1,2]'\nexit 0",
+    );
+    let spec = spec(wrapper, &srv, &dirs);
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::Malformed { message }) => {
+            assert!(message.contains("Segmentation"), "{message}")
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    assert_eq!(
+        ran.transcript.len(),
+        2,
+        "garbage still reaches the transcript"
+    );
+}
+
+#[tokio::test]
+async fn garbage_before_a_valid_run_is_tolerated() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let wrapper = script(
+        &dirs.root.path().join("claude-banner"),
+        &format!(
+            "echo 'wrapper banner, not JSON'\nexec '{}' \"$@\"",
+            claude.display()
+        ),
+    );
+    let spec = spec(wrapper, &srv, &dirs);
+    let ran = run(&spec).await;
+    assert!(
+        ran.outcome.failure.is_none(),
+        "failure: {:?}",
+        ran.outcome.failure
+    );
+    assert_eq!(ran.transcript[0], "wrapper banner, not JSON");
+}
+
+#[tokio::test]
+async fn missing_binary_is_a_spawn_failure_naming_the_path() {
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let missing = dirs.root.path().join("no-claude-here");
+    let spec = spec(missing.clone(), &srv, &dirs);
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::Spawn { message }) => assert!(
+            message.contains(&missing.display().to_string()),
+            "{message}"
+        ),
+        other => panic!("expected Spawn, got {other:?}"),
+    }
+}
