@@ -2,15 +2,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{Dirs, kind, processes_with, run, script, server, spec};
+use common::{Dirs, VERDICT_TURN, kind, run, script, server, spec};
 use steward::agent::{AgentFailure, VerdictStatus};
-
-const VERDICT_TURN: &str = r#"
-[[turn]]
-verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }] }
-"#;
 
 #[tokio::test]
 async fn healthy_run_yields_verdict_and_accounting() {
@@ -119,63 +112,12 @@ input = {{ command = "touch denied-marker", description = "write" }}
     assert!(results.iter().any(|r| r["is_error"] == true), "{results:?}");
 }
 
-/// A tool that outlives the timeout: the run becomes `Timeout` and nothing it started survives.
-async fn timeout_leaves_nothing_behind() {
+#[tokio::test]
+async fn timeout_interrupts_and_cleans_up() {
     let Some(claude) = common::claude_bin() else {
         return;
     };
-    let marker = format!(
-        "60.{}",
-        std::process::id() as u64 * 1000 + u64::from(rand_digits())
-    );
-    let srv = server(&format!(
-        r#"
-[[turn]]
-[[turn.tool_use]]
-name = "Bash"
-input = {{ command = "sleep {marker}", description = "wait" }}
-{VERDICT_TURN}"#
-    ))
-    .await;
-    let dirs = Dirs::new();
-    let mut spec = spec(claude, &srv, &dirs);
-    spec.allowed_tools = vec!["Bash(sleep:*)".into()];
-    spec.timeout = Duration::from_secs(3);
-    spec.kill_grace = Duration::from_secs(2);
-    let started = Instant::now();
-    let ran = run(&spec).await;
-    assert!(
-        matches!(
-            ran.outcome.failure,
-            Some(AgentFailure::Timeout { after_secs: 3 })
-        ),
-        "{:?}",
-        ran.outcome.failure
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
-    // The sleep really started (so the test proves something).
-    assert!(
-        ran.lines
-            .iter()
-            .any(|l| l["type"] == "assistant" && l.to_string().contains(&marker))
-    );
-    let left = processes_with(&marker);
-    assert!(left.is_empty(), "left behind: {left:?}");
-    let left = processes_with(&spec.session_id.to_string());
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-fn rand_digits() -> u16 {
-    (uuid::Uuid::new_v4().as_u128() % 1000) as u16
-}
-
-#[tokio::test]
-async fn timeout_interrupts_and_cleans_up() {
-    timeout_leaves_nothing_behind().await;
+    common::real_claude_timeout_leaves_nothing_behind(claude).await;
 }
 
 #[tokio::test]
@@ -378,4 +320,35 @@ async fn missing_binary_is_a_spawn_failure_naming_the_path() {
         ),
         other => panic!("expected Spawn, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn example_scenario_runs_end_to_end() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/healthy.toml");
+    let scenario = steward::scripted::Scenario::load(&path).unwrap();
+    let srv = steward::scripted::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.max_retries = 1;
+    spec.allowed_tools = vec!["Bash(df -h /)".into()];
+    let ran = run(&spec).await;
+    assert!(
+        ran.outcome.failure.is_none(),
+        "failure: {:?}",
+        ran.outcome.failure
+    );
+    assert_eq!(ran.outcome.verdict.unwrap().actions_taken.len(), 1);
+    let results = srv.message_requests().last().unwrap().tool_results();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["is_error"] == false && r["content"].to_string().contains("Filesystem")),
+        "{results:?}"
+    );
 }

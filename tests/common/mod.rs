@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use steward::agent::{self, AgentOutcome, AgentSpec, Observer};
+use steward::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
 use steward::scripted::{self, Scenario, Server};
 
 pub const CLAUDE_VERSION: &str = "2.1.197";
@@ -184,4 +186,116 @@ pub fn script(path: &std::path::Path, body: &str) -> PathBuf {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.to_path_buf()
+}
+
+pub const VERDICT_TURN: &str = r#"
+[[turn]]
+verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }] }
+"#;
+
+/// A marker unique to this test run, usable as a `sleep` argument (`60.<digits>`).
+pub fn sleep_marker(whole: u32) -> String {
+    format!("{whole}.{}", uuid::Uuid::new_v4().as_u128() % 100_000_000)
+}
+
+/// Polls /proc for `marker` while something runs; true once it was seen.
+pub fn watch_for(marker: &str) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(AtomicBool::new(false));
+    let (flag, marker) = (seen.clone(), marker.to_string());
+    let task = tokio::spawn(async move {
+        while !flag.load(Ordering::Relaxed) {
+            if !processes_with(&marker).is_empty() {
+                flag.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (seen, task)
+}
+
+/// Waits up to 3 s for every process carrying `marker` to be gone, then returns what is left.
+pub async fn left_behind(marker: &str) -> Vec<(u32, String)> {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() || Instant::now() > until {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Bash tool outliving the timeout: `Timeout`, and nothing it started survives.
+pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
+    let marker = sleep_marker(60);
+    let srv = server(&format!(
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}\", description = \"wait\" }}\n{VERDICT_TURN}"
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.allowed_tools = vec!["Bash(sleep:*)".into()];
+    spec.timeout = Duration::from_secs(3);
+    spec.kill_grace = Duration::from_secs(2);
+    let (seen, watcher) = watch_for(&marker);
+    let started = Instant::now();
+    let ran = run(&spec).await;
+    watcher.abort();
+    assert!(
+        matches!(
+            ran.outcome.failure,
+            Some(AgentFailure::Timeout { after_secs: 3 })
+        ),
+        "{:?}",
+        ran.outcome.failure
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        seen.load(Ordering::Relaxed),
+        "the sleep never ran, so the test proves nothing"
+    );
+    let left = left_behind(&marker).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let left = left_behind(&spec.session_id.to_string()).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A fake claude that ignores SIGINT and starts a child in its own session (like a tool shell):
+/// only SIGKILL of the group plus the namespace (or the descendant walk) ends both.
+pub async fn stubborn_process_is_killed(kill_grace: Duration) {
+    let marker = sleep_marker(70);
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let fake = script(
+        &dirs.root.path().join("stubborn-claude"),
+        &format!("cat >/dev/null\ntrap '' INT TERM\nsetsid sleep {marker} &\nsleep {marker}"),
+    );
+    let mut spec = spec(fake, &srv, &dirs);
+    spec.timeout = Duration::from_secs(1);
+    spec.kill_grace = kill_grace;
+    let (seen, watcher) = watch_for(&marker);
+    let started = Instant::now();
+    let ran = run(&spec).await;
+    watcher.abort();
+    assert!(
+        matches!(
+            ran.outcome.failure,
+            Some(AgentFailure::Timeout { after_secs: 1 })
+        ),
+        "{:?}",
+        ran.outcome.failure
+    );
+    assert!(seen.load(Ordering::Relaxed), "the fake never started");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) + kill_grace,
+        "SIGKILL came before the grace: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let left = left_behind(&marker).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
