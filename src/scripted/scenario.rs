@@ -244,8 +244,7 @@ impl Script {
             None if k == self.answers.len() => turns.len(),
             None => start,
         };
-        for i in start..end.max(start) {
-            let turn = &turns[i];
+        for (i, turn) in turns.iter().enumerate().take(end).skip(start) {
             if turn.sse_error.is_some() && !stream {
                 continue;
             }
