@@ -656,6 +656,16 @@ mod tests {
     }
 
     #[test]
+    fn run_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let spec = spec();
+        let mut sink = |_: &str| Ok(());
+        let mut observer = QuietObserver;
+        let fut = run(&spec, &mut sink, &mut observer);
+        assert_send(&fut);
+    }
+
+    #[test]
     fn spec_checks() {
         assert!(check_spec(&spec()).is_ok());
         let mut s = spec();

@@ -7,6 +7,7 @@
 
 pub mod scenario;
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -128,9 +129,13 @@ impl RecordedRequest {
     }
 }
 
+/// Recorded requests kept (oldest dropped first): a claude request is ~40 KB of JSON, and the
+/// server may serve a long benchmark.
+pub const RECORD_LIMIT: usize = 1000;
+
 struct Shared {
     script: Mutex<Script>,
-    requests: Mutex<Vec<RecordedRequest>>,
+    requests: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
 }
 
@@ -155,7 +160,7 @@ impl Server {
 
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        lock(&self.shared.requests).iter().cloned().collect()
     }
 
     /// Only the `POST /v1/messages` requests.
@@ -198,7 +203,7 @@ pub async fn start(scenario: Scenario, addr: SocketAddr) -> Result<Server, Scrip
     let addr = listener.local_addr().map_err(bind_err)?;
     let shared = Arc::new(Shared {
         script: Mutex::new(Script::new(scenario)),
-        requests: Mutex::new(Vec::new()),
+        requests: Mutex::new(VecDeque::new()),
         counter: AtomicU64::new(0),
     });
     let app = Router::new()
@@ -244,7 +249,11 @@ fn record(
         .collect();
     let authenticated =
         headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION);
-    lock(&shared.requests).push(RecordedRequest {
+    let mut requests = lock(&shared.requests);
+    if requests.len() >= RECORD_LIMIT {
+        requests.pop_front();
+    }
+    requests.push_back(RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
