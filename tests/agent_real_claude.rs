@@ -352,3 +352,90 @@ async fn example_scenario_runs_end_to_end() {
         "{results:?}"
     );
 }
+
+#[tokio::test]
+async fn max_turns_is_typed() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"echo one\" }}\n{VERDICT_TURN}"
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.max_turns = 1;
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::MaxTurns { message }) => assert!(message.contains("turns"), "{message}"),
+        other => panic!("expected MaxTurns, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn budget_is_typed() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    // The CLI prices tokens itself: a million input tokens cost dollars, far over the budget.
+    let srv = server(&format!(
+        "[[turn]]\nusage = {{ input_tokens = 1000000, output_tokens = 10 }}\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"echo one\" }}\n{VERDICT_TURN}"
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.budget_usd = 0.01;
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::Budget { message }) => assert!(message.contains("budget"), "{message}"),
+        other => panic!("expected Budget, got {other:?}"),
+    }
+    assert!(ran.outcome.cost_usd > 0.01, "cost {}", ran.outcome.cost_usd);
+}
+
+#[tokio::test]
+async fn invalid_verdicts_exhaust_structured_output_retries() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let bad = "[[turn]]\nverdict = { status = \"bogus\", summary = \"s\" }\n".repeat(6);
+    let srv = server(&bad).await;
+    let dirs = Dirs::new();
+    let spec = spec(claude, &srv, &dirs);
+    let ran = run(&spec).await;
+    match &ran.outcome.failure {
+        Some(AgentFailure::NoVerdict { message }) => {
+            assert!(message.contains("retries"), "{message}")
+        }
+        other => panic!("expected NoVerdict (retries), got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn timeout_while_waiting_for_the_model() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        "[[turn]]\ndelay_ms = 30000\ntext = \"late\"\n{VERDICT_TURN}"
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.timeout = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let ran = run(&spec).await;
+    assert!(
+        matches!(
+            ran.outcome.failure,
+            Some(AgentFailure::Timeout { after_secs: 2 })
+        ),
+        "{:?}",
+        ran.outcome.failure
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
