@@ -19,3 +19,9 @@ async fn fallback_timeout_with_real_claude_leaves_nothing_behind() {
     };
     common::real_claude_timeout_leaves_nothing_behind(claude).await;
 }
+
+#[tokio::test]
+async fn fallback_cancelled_run_leaves_nothing_behind() {
+    steward::agent::process::disable_pid_namespace();
+    common::cancelled_run_leaves_nothing_behind().await;
+}

@@ -21,3 +21,8 @@ async fn namespace_probe_is_consistent() {
     assert_eq!(first, second);
     eprintln!("PID namespace for claude runs: {first:?}");
 }
+
+#[tokio::test]
+async fn cancelled_run_leaves_nothing_behind() {
+    common::cancelled_run_leaves_nothing_behind().await;
+}

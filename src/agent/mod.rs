@@ -383,11 +383,22 @@ async fn tail(mut r: impl AsyncRead + Unpin, max: usize) -> String {
 }
 
 /// Stops the run: SIGINT now (claude ends its tools and writes a result), SIGKILL later.
+/// Dropped before claude was reaped (the caller dropped the run): SIGKILL, so a cancelled run
+/// leaves nothing behind either.
 struct Stopper {
     pgid: u32,
     namespaced: bool,
     kill_at: Option<tokio::time::Instant>,
     killed: bool,
+    reaped: bool,
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+        }
+    }
 }
 
 impl Stopper {
@@ -469,6 +480,7 @@ pub async fn run(
         namespaced,
         kill_at: None,
         killed: false,
+        reaped: false,
     };
     let deadline = tokio::time::Instant::now() + spec.timeout;
     let mut reader = BufReader::new(stdout);
@@ -489,6 +501,7 @@ pub async fn run(
                         if let Err(e) = transcript(line) {
                             stop.kill();
                             let _ = child.wait().await;
+                            stop.reaped = true;
                             return Err(AgentError::Transcript(e));
                         }
                         match serde_json::from_str::<Value>(line) {
@@ -509,7 +522,10 @@ pub async fn run(
             }
             waited = child.wait(), if status.is_none() => {
                 match waited {
-                    Ok(s) => status = Some(s),
+                    Ok(s) => {
+                        status = Some(s);
+                        stop.reaped = true;
+                    }
                     Err(e) => {
                         tracing::warn!("cannot wait for claude: {e}");
                         stop.kill();

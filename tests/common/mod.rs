@@ -299,3 +299,28 @@ pub async fn stubborn_process_is_killed(kill_grace: Duration) {
     let left = left_behind(&marker).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// The caller drops a running `agent::run` (e.g. its own timeout): nothing may survive.
+pub async fn cancelled_run_leaves_nothing_behind() {
+    let marker = sleep_marker(80);
+    let srv = server(VERDICT_TURN).await;
+    let dirs = Dirs::new();
+    let fake = script(
+        &dirs.root.path().join("stubborn-claude"),
+        &format!("cat >/dev/null\ntrap '' INT TERM\nsetsid sleep {marker} &\nsleep {marker}"),
+    );
+    let spec = spec(fake, &srv, &dirs);
+    let (seen, watcher) = watch_for(&marker);
+    let mut sink = |_: &str| Ok(());
+    let mut observer = Collect::default();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(1500),
+        agent::run(&spec, &mut sink, &mut observer),
+    )
+    .await;
+    watcher.abort();
+    assert!(cancelled.is_err(), "the run should still have been going");
+    assert!(seen.load(Ordering::Relaxed), "the fake never started");
+    let left = left_behind(&marker).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
