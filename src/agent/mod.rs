@@ -125,12 +125,19 @@ pub struct Denial {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentOutcome {
+    /// Set exactly when `failure` is not.
     pub verdict: Option<Verdict>,
     pub failure: Option<AgentFailure>,
+    /// The CLI's own estimate (`total_cost_usd`), 0 without a result line.
     pub cost_usd: f64,
+    /// As reported by the CLI (1 + tool results, not API calls).
     pub num_turns: u32,
+    /// Wall clock measured by the runner, spawn to exit.
     pub duration_ms: u64,
+    /// `permission_denials` of the result line (denials do not fail a run).
     pub denials: Vec<Denial>,
+    /// `None` when killed by a signal or never started. Inside the PID namespace a signal death
+    /// shows as exit 1 (`unshare` cannot re-raise it).
     pub exit_code: Option<i32>,
     pub session_id: String,
 }

@@ -9,9 +9,11 @@
 //! text = "Checking the disk."          # optional text block (first)
 //! delay_ms = 50                        # optional, wait before answering
 //! usage = { input_tokens = 100, output_tokens = 20 }   # optional, drives the CLI's cost estimate
-//! [[turn.tool_use]]                    # any number of tool calls, of any tool
+//! stop_reason = "end_turn"             # optional override (default: tool_use if a tool is called)
+//! [[turn.tool_use]]                    # any number of tool calls, of any tool (after the text)
 //! name = "Bash"
 //! input = { command = "df -h", description = "disk" }
+//! id = "toolu_disk"                    # optional (default toolu_<turn>_<n>)
 //!
 //! [[turn]]
 //! verdict = { status = "ok", summary = "disk fine" }   # = a StructuredOutput tool_use, last block
@@ -33,6 +35,8 @@
 //! previous answer turn) still has requests left. Past the last answer turn, failure turns after it
 //! still apply, then every request gets `final_text` with `stop_reason: end_turn`. `sse_error` only
 //! applies to streaming requests (the CLI falls back to non-streaming after stream errors).
+//! `delay_ms` works on any turn. Answers echo the request's `model`; `usage` defaults to 10/10
+//! tokens. Unknown keys are errors.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
