@@ -417,6 +417,10 @@ impl Stopper {
     }
 
     fn kill(&mut self) {
+        // Once claude is reaped its pid may be reused: never walk a tree from it again.
+        if self.reaped {
+            return;
+        }
         if !self.namespaced {
             // Tool shells have their own groups; without a namespace only the tree finds them.
             process::kill_descendant_groups(self.pgid);
@@ -547,7 +551,7 @@ pub async fn run(
                 ending.timed_out = true;
                 stop.interrupt(spec.kill_grace);
             }
-            () = tokio::time::sleep_until(stop.kill_at.unwrap_or(far)), if stop.kill_at.is_some() && !stop.killed => {
+            () = tokio::time::sleep_until(stop.kill_at.unwrap_or(far)), if stop.kill_at.is_some() && !stop.killed && status.is_none() => {
                 stop.kill();
             }
             () = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
