@@ -75,19 +75,14 @@ pub fn is_executable(path: &Path) -> bool {
 /// Starts claude with stdin/stdout/stderr piped, in its own process group, inside a PID
 /// namespace made by `unshare` if given.
 pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> {
-    if !is_executable(&spec.claude_bin) {
-        return Err(format!(
-            "claude binary not found or not executable at {} (install @anthropic-ai/claude-code or fix the configured path)",
-            spec.claude_bin.display()
-        ));
-    }
+    let claude = resolve_bin(&spec.claude_bin, &spec.path_env)?;
     let mut cmd = match unshare {
         Some(unshare) => {
             let mut c = Command::new(unshare);
-            c.args(UNSHARE_FLAGS).arg(&spec.claude_bin);
+            c.args(UNSHARE_FLAGS).arg(&claude);
             c
         }
-        None => Command::new(&spec.claude_bin),
+        None => Command::new(&claude),
     };
     cmd.args(argv(spec))
         .env_clear()
@@ -101,8 +96,26 @@ pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> 
     cmd.spawn().map_err(|e| {
         format!(
             "cannot start {} in {}: {e}",
-            spec.claude_bin.display(),
+            claude.display(),
             spec.workspace.display()
+        )
+    })
+}
+
+/// A path is used as is; a bare name (`claude`) is looked up in the run's PATH, as the shell
+/// would, so that the wrapper (`unshare`) gets an absolute path.
+pub fn resolve_bin(bin: &Path, path_env: &str) -> Result<PathBuf, String> {
+    let found = if bin.components().count() > 1 || bin.is_absolute() {
+        is_executable(bin).then(|| bin.to_path_buf())
+    } else {
+        std::env::split_paths(path_env)
+            .map(|dir| dir.join(bin))
+            .find(|p| is_executable(p))
+    };
+    found.ok_or_else(|| {
+        format!(
+            "claude binary not found or not executable at {} (PATH {path_env}); install @anthropic-ai/claude-code or fix the configured path",
+            bin.display()
         )
     })
 }
@@ -114,11 +127,14 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 }
 
 /// Without a PID namespace, tool shells live in their own groups: kill every descendant's group
-/// while the tree can still be walked (before claude itself dies).
+/// while the tree can still be walked (before claude itself dies). Only groups led by a process of
+/// the tree: a descendant may have joined a group of our own session (even ours), which must
+/// never be signalled.
 pub fn kill_descendant_groups(root: u32) {
-    for pid in descendants(root) {
+    let tree = descendants(root);
+    for &pid in &tree {
         if let Some(pgid) = pgid_of(pid) {
-            if pgid != root {
+            if pgid != root && tree.contains(&pgid) {
                 signal_group(pgid, Signal::SIGKILL);
             }
         }
@@ -164,4 +180,70 @@ pub fn descendants(root: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_bare_names_in_the_run_path() {
+        assert_eq!(
+            resolve_bin(Path::new("sh"), "/nonexistent:/bin:/usr/bin").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        let err = resolve_bin(Path::new("no-such-claude"), "/bin").unwrap_err();
+        assert!(
+            err.contains("no-such-claude") && err.contains("PATH /bin"),
+            "{err}"
+        );
+        assert!(
+            resolve_bin(Path::new("/nonexistent/claude"), "/bin")
+                .unwrap_err()
+                .contains("/nonexistent/claude")
+        );
+        assert!(resolve_bin(Path::new("/bin/sh"), "").is_ok());
+    }
+
+    #[test]
+    fn finds_own_descendants() {
+        use std::os::unix::process::CommandExt;
+        // Its own group, like claude; the sleep stays in it (and a foreign group is never hit).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let found = descendants(child.id());
+        assert_eq!(found.len(), 1, "{found:?}");
+        kill_descendant_groups(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(descendants(child.id()).is_empty());
+    }
+
+    #[test]
+    fn never_signals_a_group_led_outside_the_tree() {
+        use std::os::unix::process::CommandExt;
+        // outer (group leader G) → inner (in G) → sleep (in G). Walking from inner must not hit G.
+        let mut outer = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'sleep 5 & wait' & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let tree = descendants(outer.id());
+        assert_eq!(tree.len(), 2, "{tree:?}");
+        let inner = tree
+            .iter()
+            .copied()
+            .find(|p| descendants(*p).len() == 1)
+            .unwrap();
+        kill_descendant_groups(inner);
+        // The sleep dies, so inner and then outer finish by themselves: by exiting, not by SIGKILL.
+        let status = outer.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), None, "the foreign group was signalled");
+    }
 }
