@@ -439,3 +439,53 @@ async fn timeout_while_waiting_for_the_model() {
         started.elapsed()
     );
 }
+
+/// A `Write` into shared memory, to read what the terminal view printed.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn terminal_view_shows_calls_denials_and_result() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let srv = server(&format!(
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "echo visible", description = "ok" }}
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "touch forbidden", description = "denied" }}
+{VERDICT_TURN}"#
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.allowed_tools = vec!["Bash(echo visible)".into()];
+    let out = Shared::default();
+    let mut view = steward::agent::TerminalObserver::with_writer(Box::new(out.clone()));
+    let mut sink = |_: &str| Ok(());
+    let outcome = steward::agent::run(&spec, &mut sink, &mut view)
+        .await
+        .unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    eprintln!("{printed}");
+    assert!(printed.contains("→ Bash echo visible"), "{printed}");
+    assert!(printed.contains("→ Bash touch forbidden"), "{printed}");
+    assert!(printed.contains("✗ Bash: "), "{printed}");
+    assert!(printed.contains("■ success"), "{printed}");
+    assert!(printed.contains("1 denied"), "{printed}");
+}

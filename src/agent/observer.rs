@@ -105,6 +105,9 @@ impl TerminalObserver {
                         .filter_map(Value::as_str)
                         .collect::<Vec<_>>()
                         .join("; "),
+                    _ if v["structured_output"].is_object() => {
+                        verdict_line(&v["structured_output"])
+                    }
                     _ => v["result"].as_str().unwrap_or("").to_string(),
                 };
                 out.push(format!(
@@ -138,7 +141,19 @@ impl Observer for TerminalObserver {
 }
 
 /// The interesting part of a tool input: a command, a path, a pattern, else compact JSON.
+fn verdict_line(verdict: &Value) -> String {
+    format!(
+        "{}: {}",
+        verdict["status"].as_str().unwrap_or("?"),
+        verdict["summary"].as_str().unwrap_or("")
+    )
+}
+
 fn describe_input(input: &Value) -> String {
+    // The verdict: its status and summary say it all.
+    if input["status"].is_string() && input["summary"].is_string() {
+        return verdict_line(input);
+    }
     for key in ["command", "file_path", "path", "pattern", "url"] {
         if let Some(s) = input[key].as_str() {
             return s.to_string();
@@ -191,10 +206,10 @@ mod tests {
             t.render(&retry),
             vec!["↻ API retry 1/3: 500 server_error (next in 500 ms)"]
         );
-        let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":2,"total_cost_usd":0.5,"duration_ms":10,"permission_denials":[{}],"result":"ok"});
+        let result = json!({"type":"result","subtype":"success","is_error":false,"num_turns":2,"total_cost_usd":0.5,"duration_ms":10,"permission_denials":[{}],"result":"{}","structured_output":{"status":"ok","summary":"fine"}});
         assert_eq!(
             t.render(&result),
-            vec!["■ success · 2 turns · $0.5000 · 10 ms · 1 denied · ok"]
+            vec!["■ success · 2 turns · $0.5000 · 10 ms · 1 denied · ok: fine"]
         );
         assert!(t.render(&json!({"type":"stream_event"})).is_empty());
     }
