@@ -489,3 +489,73 @@ input = {{ command = "touch forbidden", description = "denied" }}
     assert!(printed.contains("■ success"), "{printed}");
     assert!(printed.contains("1 denied"), "{printed}");
 }
+
+#[tokio::test]
+async fn repository_git_config_cannot_run_code() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let dirs = Dirs::new();
+    let ws = dirs.ws();
+    let marker = dirs.root.path().join("git-ran-repo-code");
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&ws)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dirs.home())
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(ws.join("f"), "a\n").unwrap();
+    git(&["add", "f"]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qm",
+        "x",
+    ]);
+    std::fs::write(ws.join("f"), "b\n").unwrap();
+    let evil = common::script(
+        &dirs.root.path().join("evil"),
+        &format!("touch '{}'", marker.display()),
+    );
+    git(&["config", "core.fsmonitor", &evil.display().to_string()]);
+    git(&["config", "diff.external", &evil.display().to_string()]);
+    let srv = server(&format!(
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "git status --short", description = "status" }}
+[[turn.tool_use]]
+name = "Bash"
+input = {{ command = "git diff --ext-diff", description = "diff" }}
+{VERDICT_TURN}"#
+    ))
+    .await;
+    let mut spec = spec(claude, &srv, &dirs);
+    spec.allowed_tools = vec!["Bash(git status:*)".into(), "Bash(git diff:*)".into()];
+    let ran = run(&spec).await;
+    assert!(ran.outcome.failure.is_none(), "{:?}", ran.outcome.failure);
+    assert!(
+        ran.outcome.denials.is_empty(),
+        "the git commands must have run: {:?}",
+        ran.outcome.denials
+    );
+    let results = srv.message_requests().last().unwrap().tool_results();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["content"].to_string().contains(" M f")),
+        "{results:?}"
+    );
+    assert!(!marker.exists(), "repository git config ran code");
+}
