@@ -191,3 +191,16 @@ async fn dropping_the_server_stops_it() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn accepts_large_conversations() {
+    let srv = common::server("[[turn]]\ntext = \"read it\"\n").await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    let messages = json!([{"role": "user", "content": big}]);
+    let (status, _, body) = post(
+        &format!("{}/v1/messages", srv.base_url()),
+        &request(messages, false),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -129,6 +129,9 @@ impl RecordedRequest {
     }
 }
 
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 256 * 1024 * 1024;
+
 /// Recorded requests kept (oldest dropped first): a claude request is ~40 KB of JSON, and the
 /// server may serve a long benchmark.
 pub const RECORD_LIMIT: usize = 1000;
@@ -211,6 +214,8 @@ pub async fn start(scenario: Scenario, addr: SocketAddr) -> Result<Server, Scrip
         .route("/v1/messages/count_tokens", any(count_tokens))
         .route("/_scripted/requests", get(list_requests))
         .fallback(not_found)
+        // Long conversations (file contents, many tool results) pass axum's 2 MB default.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
