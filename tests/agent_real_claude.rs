@@ -20,6 +20,9 @@ async fn healthy_run_yields_verdict_and_accounting() {
     assert_eq!(verdict.status, VerdictStatus::Ok);
     assert_eq!(verdict.summary, "all good");
     assert_eq!(verdict.findings.len(), 1);
+    // Both command shapes and a knowledge note pass the CLI's schema check.
+    assert_eq!(verdict.proposed_actions.len(), 2);
+    assert_eq!(verdict.knowledge.len(), 1);
     assert!(o.cost_usd > 0.0, "cost {}", o.cost_usd);
     assert!(o.num_turns >= 1);
     assert_eq!(o.exit_code, Some(0));

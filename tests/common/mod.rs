@@ -190,7 +190,7 @@ pub fn script(path: &std::path::Path, body: &str) -> PathBuf {
 
 pub const VERDICT_TURN: &str = r#"
 [[turn]]
-verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }] }
+verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }], proposed_actions = [{ command = ["systemctl", "restart", "x"], rationale = "r", risk = "low" }, { command = "logrotate -f /etc/logrotate.conf", rationale = "r", risk = "medium" }], knowledge = [{ title = "t", tags = ["disk"], body = "b" }] }
 "#;
 
 /// A marker unique to this test run, usable as a `sleep` argument (`60.<digits>`).
