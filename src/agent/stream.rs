@@ -111,7 +111,7 @@ impl StreamState {
         if line.trim().is_empty() {
             return;
         }
-        self.malformed += 1;
+        self.malformed = self.malformed.saturating_add(1);
         if self.first_malformed.is_none() {
             self.first_malformed = Some(line.chars().take(200).collect());
         }
