@@ -1,0 +1,249 @@
+//! The claude process: spawning (optionally inside a PID namespace), signalling its group, and
+//! leaving nothing behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+
+use super::{AgentSpec, argv, environment};
+
+static PIDNS_DISABLED: AtomicBool = AtomicBool::new(false);
+
+const UNSHARE_CANDIDATES: &[&str] = &[
+    "/usr/bin/unshare",
+    "/bin/unshare",
+    "/usr/sbin/unshare",
+    "/sbin/unshare",
+];
+const UNSHARE_FLAGS: &[&str] = &["--pid", "--fork", "--kill-child", "--mount-proc"];
+
+/// Runs claude without a PID namespace from now on in this process (tests of the fallback, or
+/// hosts where namespaces are unwanted).
+pub fn disable_pid_namespace() {
+    PIDNS_DISABLED.store(true, Ordering::Relaxed);
+}
+
+static PIDNS: OnceCell<Option<PathBuf>> = OnceCell::const_new();
+
+/// `unshare` if it can make a PID namespace here (root or CAP_SYS_ADMIN), probed once per process.
+/// In the namespace claude is PID 1: when it dies, the kernel kills every tool shell it left,
+/// which a process group alone cannot do (tool shells get their own groups).
+pub async fn pid_namespace() -> Option<&'static Path> {
+    if PIDNS_DISABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    PIDNS.get_or_init(probe_unshare).await.as_deref()
+}
+
+async fn probe_unshare() -> Option<PathBuf> {
+    let unshare = UNSHARE_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| is_executable(p))?;
+    let status = Command::new(&unshare)
+        .args(UNSHARE_FLAGS)
+        .arg(&unshare)
+        .arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(Duration::from_secs(5), status).await {
+        Ok(Ok(s)) if s.success() => Some(unshare),
+        _ => {
+            tracing::info!(
+                "no PID namespace for claude runs (unshare unavailable or not permitted)"
+            );
+            None
+        }
+    }
+}
+
+pub fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Starts claude with stdin/stdout/stderr piped, in its own process group, inside a PID
+/// namespace made by `unshare` if given.
+pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> {
+    let claude = resolve_bin(&spec.claude_bin, &spec.path_env)?;
+    let mut cmd = match unshare {
+        Some(unshare) => {
+            let mut c = Command::new(unshare);
+            c.args(UNSHARE_FLAGS).arg(&claude);
+            c
+        }
+        None => Command::new(&claude),
+    };
+    cmd.args(argv(spec))
+        .env_clear()
+        .envs(environment(spec))
+        .current_dir(&spec.workspace)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|e| {
+        format!(
+            "cannot start {} in {}: {e}",
+            claude.display(),
+            spec.workspace.display()
+        )
+    })
+}
+
+/// A path is used as is; a bare name (`claude`) is looked up in the run's PATH, as the shell
+/// would, so that the wrapper (`unshare`) gets an absolute path.
+pub fn resolve_bin(bin: &Path, path_env: &str) -> Result<PathBuf, String> {
+    let found = if bin.components().count() > 1 || bin.is_absolute() {
+        is_executable(bin).then(|| bin.to_path_buf())
+    } else {
+        std::env::split_paths(path_env)
+            .map(|dir| dir.join(bin))
+            .find(|p| is_executable(p))
+    };
+    found.ok_or_else(|| {
+        format!(
+            "claude binary not found or not executable at {} (PATH {path_env}); install @anthropic-ai/claude-code or fix the configured path",
+            bin.display()
+        )
+    })
+}
+
+/// Signals the whole group; a group that is already gone is fine.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    let _ = killpg(Pid::from_raw(raw), signal);
+}
+
+/// Without a PID namespace, tool shells live in their own groups: kill every descendant's group
+/// while the tree can still be walked (before claude itself dies). Only groups led by a process of
+/// the tree: a descendant may have joined a group of our own session (even ours), which must
+/// never be signalled.
+pub fn kill_descendant_groups(root: u32) {
+    let tree = descendants(root);
+    for &pid in &tree {
+        if let Some(pgid) = pgid_of(pid) {
+            if pgid != root && tree.contains(&pgid) {
+                signal_group(pgid, Signal::SIGKILL);
+            }
+        }
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+    }
+}
+
+/// (pid, ppid, pgid) from `/proc/PID/stat`; the command name may contain spaces and parentheses.
+fn stat(pid: u32) -> Option<(u32, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some((pid, ppid, pgid))
+}
+
+fn pgid_of(pid: u32) -> Option<u32> {
+    stat(pid).map(|(_, _, g)| g)
+}
+
+pub fn descendants(root: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<(u32, u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_bare_names_in_the_run_path() {
+        assert_eq!(
+            resolve_bin(Path::new("sh"), "/nonexistent:/bin:/usr/bin").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        let err = resolve_bin(Path::new("no-such-claude"), "/bin").unwrap_err();
+        assert!(
+            err.contains("no-such-claude") && err.contains("PATH /bin"),
+            "{err}"
+        );
+        assert!(
+            resolve_bin(Path::new("/nonexistent/claude"), "/bin")
+                .unwrap_err()
+                .contains("/nonexistent/claude")
+        );
+        assert!(resolve_bin(Path::new("/bin/sh"), "").is_ok());
+    }
+
+    #[test]
+    fn finds_own_descendants() {
+        use std::os::unix::process::CommandExt;
+        // Its own group, like claude; the sleep stays in it (and a foreign group is never hit).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let found = descendants(child.id());
+        assert_eq!(found.len(), 1, "{found:?}");
+        kill_descendant_groups(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(descendants(child.id()).is_empty());
+    }
+
+    #[test]
+    fn never_signals_a_group_led_outside_the_tree() {
+        use std::os::unix::process::CommandExt;
+        // outer (group leader G) → inner (in G) → sleep (in G). Walking from inner must not hit G.
+        let mut outer = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'sleep 5 & wait' & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let tree = descendants(outer.id());
+        assert_eq!(tree.len(), 2, "{tree:?}");
+        let inner = tree
+            .iter()
+            .copied()
+            .find(|p| descendants(*p).len() == 1)
+            .unwrap();
+        kill_descendant_groups(inner);
+        // The sleep dies, so inner and then outer finish by themselves: by exiting, not by SIGKILL.
+        let status = outer.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), None, "the foreign group was signalled");
+    }
+}

@@ -1,0 +1,453 @@
+//! Scenario files and the choice of an answer for one request.
+//!
+//! A scenario is TOML: an optional `final_text` and a list of `[[turn]]` tables.
+//!
+//! ```toml
+//! final_text = "Done."                 # answer once the script is exhausted (default "Done.")
+//!
+//! [[turn]]                             # an *answer* turn: one assistant message
+//! text = "Checking the disk."          # optional text block (first)
+//! delay_ms = 50                        # optional, wait before answering
+//! usage = { input_tokens = 100, output_tokens = 20 }   # optional, drives the CLI's cost estimate
+//! stop_reason = "end_turn"             # optional override (default: tool_use if a tool is called)
+//! [[turn.tool_use]]                    # any number of tool calls, of any tool (after the text)
+//! name = "Bash"
+//! input = { command = "df -h", description = "disk" }
+//! id = "toolu_disk"                    # optional (default toolu_<turn>_<n>)
+//!
+//! [[turn]]
+//! verdict = { status = "ok", summary = "disk fine" }   # = a StructuredOutput tool_use, last block
+//!
+//! [[turn]]                             # a *failure* turn: exactly one of http_error/garbage/sse_error
+//! http_error = { status = 529, type = "overloaded_error", message = "Overloaded" }
+//! times = 2                            # answers 2 requests, then steps aside (default: forever)
+//!
+//! [[turn]]
+//! garbage = "this is not SSE"          # HTTP 200 with this body
+//!
+//! [[turn]]
+//! sse_error = { type = "overloaded_error", message = "Overloaded" }  # HTTP 200, `event: error`
+//! ```
+//!
+//! Which turn answers a request is decided from the request itself, so CLI retries get the same
+//! answer: *k* = the number of assistant messages in `messages` (consecutive assistant messages
+//! count once). The k-th answer turn answers, unless a failure turn placed before it (after the
+//! previous answer turn) still has requests left. Past the last answer turn, failure turns after it
+//! still apply, then every request gets `final_text` with `stop_reason: end_turn`. `sse_error` only
+//! applies to streaming requests (the CLI falls back to non-streaming after stream errors).
+//! `delay_ms` works on any turn. Answers echo the request's `model`; `usage` defaults to 10/10
+//! tokens. Unknown keys are errors.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub final_text: Option<String>,
+    #[serde(default, rename = "turn")]
+    pub turns: Vec<Turn>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_use: Vec<ToolUse>,
+    /// Any table; becomes the input of a `StructuredOutput` tool_use.
+    #[serde(default)]
+    pub verdict: Option<Value>,
+    #[serde(default)]
+    pub http_error: Option<HttpError>,
+    #[serde(default)]
+    pub garbage: Option<String>,
+    #[serde(default)]
+    pub sse_error: Option<SseError>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub times: Option<u32>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Overrides the stop reason (default: `tool_use` if the turn calls a tool, else `end_turn`).
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolUse {
+    pub name: String,
+    #[serde(default = "empty_object")]
+    pub input: Value,
+    /// Default `toolu_<turn>_<n>`.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpError {
+    pub status: u16,
+    #[serde(rename = "type", default = "default_error_type")]
+    pub kind: String,
+    #[serde(default = "default_error_message")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseError {
+    #[serde(rename = "type", default = "default_sse_error_type")]
+    pub kind: String,
+    #[serde(default = "default_error_message")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    #[serde(default = "default_tokens")]
+    pub input_tokens: u64,
+    #[serde(default = "default_tokens")]
+    pub output_tokens: u64,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage {
+            input_tokens: default_tokens(),
+            output_tokens: default_tokens(),
+        }
+    }
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+fn default_error_type() -> String {
+    "api_error".into()
+}
+fn default_sse_error_type() -> String {
+    "overloaded_error".into()
+}
+fn default_error_message() -> String {
+    "scripted error".into()
+}
+fn default_tokens() -> u64 {
+    10
+}
+
+impl Turn {
+    fn is_failure(&self) -> bool {
+        self.http_error.is_some() || self.garbage.is_some() || self.sse_error.is_some()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let failures = [
+            self.http_error.is_some(),
+            self.garbage.is_some(),
+            self.sse_error.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        let answers = self.text.is_some() || !self.tool_use.is_empty() || self.verdict.is_some();
+        match (failures, answers) {
+            (0, false) => {
+                Err("has neither an answer (text, tool_use, verdict) nor a failure".into())
+            }
+            (0, true) if self.times.is_some() => {
+                Err("`times` only applies to failure turns".into())
+            }
+            (0, true) => Ok(()),
+            (1, false) => match &self.http_error {
+                Some(e) if !(400..=599).contains(&e.status) => {
+                    Err(format!("http_error status {} is not 4xx/5xx", e.status))
+                }
+                _ => Ok(()),
+            },
+            (1, true) => Err("mixes an answer with a failure".into()),
+            _ => Err("has more than one of http_error, garbage, sse_error".into()),
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses and checks a scenario; the error is a plain message (the caller adds the file name).
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (i, turn) in scenario.turns.iter().enumerate() {
+            turn.check().map_err(|m| format!("turn {} {m}", i + 1))?;
+        }
+        Ok(scenario)
+    }
+
+    fn answer_turns(&self) -> Vec<usize> {
+        self.turns
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_failure())
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// What to send back for one request.
+#[derive(Debug, Clone)]
+pub(crate) enum Reply {
+    Answer {
+        content: Vec<Value>,
+        stop_reason: String,
+        usage: Usage,
+    },
+    HttpError(HttpError),
+    Garbage(String),
+    SseError(SseError),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    /// Index into `turns`, `None` for the implicit final answer.
+    pub turn: Option<usize>,
+    pub delay_ms: u64,
+    pub reply: Reply,
+}
+
+/// A scenario with per-turn hit counters (for `times`).
+#[derive(Debug)]
+pub(crate) struct Script {
+    scenario: Scenario,
+    answers: Vec<usize>,
+    hits: Vec<u32>,
+}
+
+impl Script {
+    pub fn new(scenario: Scenario) -> Script {
+        let answers = scenario.answer_turns();
+        let hits = vec![0; scenario.turns.len()];
+        Script {
+            scenario,
+            answers,
+            hits,
+        }
+    }
+
+    pub fn plan(&mut self, request: &Value, stream: bool) -> Planned {
+        let k = assistant_runs(request);
+        let turns = &self.scenario.turns;
+        let start = match k.checked_sub(1) {
+            None => 0,
+            Some(prev) => self.answers.get(prev).map_or(turns.len(), |i| i + 1),
+        };
+        let end = match self.answers.get(k) {
+            Some(i) => *i,
+            None if k == self.answers.len() => turns.len(),
+            None => start,
+        };
+        for (i, turn) in turns.iter().enumerate().take(end).skip(start) {
+            if turn.sse_error.is_some() && !stream {
+                continue;
+            }
+            if turn.times.is_some_and(|t| self.hits[i] >= t) {
+                continue;
+            }
+            self.hits[i] = self.hits[i].saturating_add(1);
+            let reply = if let Some(e) = &turn.http_error {
+                Reply::HttpError(e.clone())
+            } else if let Some(g) = &turn.garbage {
+                Reply::Garbage(g.clone())
+            } else if let Some(e) = &turn.sse_error {
+                Reply::SseError(e.clone())
+            } else {
+                continue;
+            };
+            return Planned {
+                turn: Some(i),
+                delay_ms: turn.delay_ms.unwrap_or(0),
+                reply,
+            };
+        }
+        match self.answers.get(k) {
+            Some(&i) => {
+                let turn = &turns[i];
+                Planned {
+                    turn: Some(i),
+                    delay_ms: turn.delay_ms.unwrap_or(0),
+                    reply: answer(turn, i),
+                }
+            }
+            None => Planned {
+                turn: None,
+                delay_ms: 0,
+                reply: Reply::Answer {
+                    content: vec![
+                        json!({"type": "text", "text": self.scenario.final_text.as_deref().unwrap_or("Done.")}),
+                    ],
+                    stop_reason: "end_turn".into(),
+                    usage: Usage::default(),
+                },
+            },
+        }
+    }
+}
+
+fn answer(turn: &Turn, index: usize) -> Reply {
+    let mut content = Vec::new();
+    if let Some(text) = &turn.text {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for (n, tool) in turn.tool_use.iter().enumerate() {
+        let id = tool
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("toolu_{index:02}_{n:02}"));
+        content.push(json!({"type": "tool_use", "id": id, "name": tool.name, "input": tool.input}));
+    }
+    if let Some(verdict) = &turn.verdict {
+        let id = format!("toolu_{index:02}_verdict");
+        content.push(
+            json!({"type": "tool_use", "id": id, "name": "StructuredOutput", "input": verdict}),
+        );
+    }
+    let calls_tool = content.iter().any(|b| b["type"] == "tool_use");
+    let stop_reason = turn
+        .stop_reason
+        .clone()
+        .unwrap_or_else(|| if calls_tool { "tool_use" } else { "end_turn" }.to_string());
+    Reply::Answer {
+        content,
+        stop_reason,
+        usage: turn.usage.unwrap_or_default(),
+    }
+}
+
+/// Number of assistant turns so far: maximal runs of consecutive assistant messages.
+pub(crate) fn assistant_runs(request: &Value) -> usize {
+    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
+        return 0;
+    };
+    let mut runs = 0;
+    let mut previous_assistant = false;
+    for m in messages {
+        let assistant = m.get("role").and_then(Value::as_str) == Some("assistant");
+        if assistant && !previous_assistant {
+            runs += 1;
+        }
+        previous_assistant = assistant;
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(roles: &[&str]) -> Value {
+        json!({"messages": roles.iter().map(|r| json!({"role": r, "content": "x"})).collect::<Vec<_>>()})
+    }
+
+    #[test]
+    fn counts_assistant_runs() {
+        assert_eq!(assistant_runs(&req(&[])), 0);
+        assert_eq!(assistant_runs(&req(&["user"])), 0);
+        assert_eq!(
+            assistant_runs(&req(&["user", "assistant", "assistant", "user"])),
+            1
+        );
+        assert_eq!(
+            assistant_runs(&req(&["user", "assistant", "user", "assistant", "user"])),
+            2
+        );
+    }
+
+    #[test]
+    fn rejects_bad_turns() {
+        assert!(Scenario::parse("[[turn]]\ndelay_ms = 3").is_err());
+        assert!(Scenario::parse("[[turn]]\ntext = 'a'\ngarbage = 'b'").is_err());
+        assert!(Scenario::parse("[[turn]]\ntext = 'a'\ntimes = 2").is_err());
+        assert!(Scenario::parse("[[turn]]\nhttp_error = {status = 200}").is_err());
+        assert!(Scenario::parse("[[turn]]\nwhat = 1").is_err());
+    }
+
+    #[test]
+    fn transient_errors_then_answers() {
+        let s = Scenario::parse(
+            r#"
+            [[turn]]
+            http_error = { status = 529, type = "overloaded_error" }
+            times = 2
+            [[turn]]
+            text = "hello"
+            [[turn.tool_use]]
+            name = "Bash"
+            input = { command = "echo hi" }
+            [[turn]]
+            verdict = { status = "ok", summary = "s" }
+            "#,
+        )
+        .unwrap();
+        let mut script = Script::new(s);
+        let first = req(&["user"]);
+        assert!(
+            matches!(script.plan(&first, true).reply, Reply::HttpError(ref e) if e.status == 529)
+        );
+        assert!(matches!(
+            script.plan(&first, true).reply,
+            Reply::HttpError(_)
+        ));
+        let Reply::Answer {
+            content,
+            stop_reason,
+            ..
+        } = script.plan(&first, true).reply
+        else {
+            panic!()
+        };
+        assert_eq!(stop_reason, "tool_use");
+        assert_eq!(content[1]["name"], "Bash");
+        let p = script.plan(&req(&["user", "assistant", "user"]), true);
+        let Reply::Answer { content, .. } = p.reply else {
+            panic!()
+        };
+        assert_eq!(content[0]["name"], "StructuredOutput");
+        assert_eq!(content[0]["input"]["status"], "ok");
+        let p = script.plan(
+            &req(&["user", "assistant", "user", "assistant", "user"]),
+            false,
+        );
+        assert_eq!(p.turn, None);
+        let Reply::Answer { stop_reason, .. } = p.reply else {
+            panic!()
+        };
+        assert_eq!(stop_reason, "end_turn");
+    }
+
+    #[test]
+    fn persistent_error_and_sse_error_only_when_streaming() {
+        let s = Scenario::parse(
+            "[[turn]]\nsse_error = {}\n[[turn]]\ntext = 'ok'\n[[turn]]\nhttp_error = {status = 500}\n",
+        )
+        .unwrap();
+        let mut script = Script::new(s);
+        assert!(matches!(
+            script.plan(&req(&["user"]), true).reply,
+            Reply::SseError(_)
+        ));
+        assert!(matches!(
+            script.plan(&req(&["user"]), false).reply,
+            Reply::Answer { .. }
+        ));
+        for _ in 0..3 {
+            assert!(matches!(
+                script
+                    .plan(&req(&["user", "assistant", "user"]), true)
+                    .reply,
+                Reply::HttpError(_)
+            ));
+        }
+    }
+}
