@@ -8,6 +8,21 @@ use serde::Serialize;
 
 use crate::goal::GoalPolicy;
 
+mod bash;
+mod files;
+mod hook;
+mod model;
+mod pattern;
+
+pub use bash::{
+    CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo, check_command,
+    explain, explain_with,
+};
+pub use files::{Access, check_tool, resolve, secret_match};
+pub use hook::{AuditEntry, HookAnswer, fail_closed, hook_decision, hook_decision_with};
+pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
+pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
+
 /// The flags the runner passes: which tools exist, which calls are pre-approved, which are denied.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ClaudeRules {
@@ -44,6 +59,10 @@ pub enum PolicyError {
         pattern: String,
         message: String,
     },
+    #[error("{origin}: {message}")]
+    Default { origin: String, message: String },
+    #[error("policy file {path}: {message}")]
+    File { path: String, message: String },
 }
 
 /// Builds `--tools`, `--allowedTools` and `--disallowedTools` from a goal's tools and policy.
