@@ -63,7 +63,13 @@ pub fn fixture() -> Fixture {
     let base = std::fs::canonicalize(dir.path()).unwrap();
     let ws = base.join("ws");
     let logs = base.join("logs");
-    for d in [&ws, &logs, &ws.join("out"), &ws.join("sub"), &ws.join("secrets")] {
+    for d in [
+        &ws,
+        &logs,
+        &ws.join("out"),
+        &ws.join("sub"),
+        &ws.join("secrets"),
+    ] {
         std::fs::create_dir_all(d).unwrap();
     }
     let w = |p: &Path, s: &str| std::fs::write(p, s).unwrap();
@@ -127,7 +133,10 @@ const BASH: &[(Verdict, &str)] = &[
     (A, "journalctl -unginx -n 50 --no-pager"),
     (A, "journalctl -p err --since -1h --no-pager"),
     (A, "journalctl -p err --since today --no-pager"),
-    (A, r#"journalctl -p err --since "2026-01-01 10:00" --no-pager"#),
+    (
+        A,
+        r#"journalctl -p err --since "2026-01-01 10:00" --no-pager"#,
+    ),
     (A, r#"journalctl -p err --since "1 hour ago" --no-pager"#),
     (A, "journalctl -p err --since=-30min --no-pager"),
     (A, "journalctl --since yesterday -p err --no-pager"),
@@ -176,7 +185,10 @@ const BASH: &[(Verdict, &str)] = &[
     (A, "uptime\nfree -m"),
     (A, "uptime;free -m;df -h"),
     (A, "docker ps -a | grep web | wc -l"),
-    (A, "journalctl -u nginx -n 50 --no-pager | grep -i error | sort | uniq -c"),
+    (
+        A,
+        "journalctl -u nginx -n 50 --no-pager | grep -i error | sort | uniq -c",
+    ),
     (A, "systemctl status nginx |& grep -i active"),
     (A, "! systemctl is-active nginx"),
     (A, "time uptime"),
@@ -232,6 +244,13 @@ const BASH: &[(Verdict, &str)] = &[
     // ---- globs inside read roots
     (A, "cat {ws}/sub/*.log"),
     (A, "cat ./sub/?.log"),
+    (A, "nice --adjustment=5 uptime"),
+    (A, "env -u PATH uptime"),
+    (A, "timeout 5s sh -c 'uptime'"),
+    (A, "echo x >&2"),
+    (A, "systemctl status nginx &>out/status.txt"),
+    (A, "cat out/report.md"),
+    (A, "journalctl -u nginx -n 50 --no-pager -u sshd"),
     // ---- approval required (alone)
     (P, "systemctl restart nginx"),
     (P, "systemctl restart nginx.service"),
@@ -295,6 +314,21 @@ const BASH: &[(Verdict, &str)] = &[
     (D, "chmod 777 x"),
     (D, "tee x"),
     (D, "sed -i s/a/b/ x"),
+    (D, "sed -Ei s/a/b/ x"),
+    (D, "sed -n '1e id' app.log"),
+    (D, "exec 3>/tmp/x"),
+    (D, "exec 3>out/x"),
+    (D, ">out/x"),
+    (D, "sh <<EOF\nrm x\nEOF"),
+    (D, "cat"),
+    (D, "uptime | sh -c 'cat'"),
+    (D, "systemctl status nginx\u{0}"),
+    (D, "test -f x"),
+    (D, "[ -f x ]"),
+    (D, r"echo $'\cA'"),
+    (D, "sort -o /tmp/x"),
+    (D, "sort --compress-program=sh"),
+    (D, "tail -f app.log"),
     (D, "systemctl status nginx; sudo rm -rf /"),
     // ---- find that writes or runs
     (D, "find . -delete"),
@@ -402,7 +436,10 @@ const BASH: &[(Verdict, &str)] = &[
     (D, "systemctl list-units"),
     (D, "journalctl -u nginx -n 50"),
     (D, "journalctl -u nginx -n 50 --no-pager -f"),
-    (D, "journalctl -u nginx -n 50 --no-pager --output-fields=MESSAGE"),
+    (
+        D,
+        "journalctl -u nginx -n 50 --no-pager --output-fields=MESSAGE",
+    ),
     (D, "journalctl -u nginx -n abc --no-pager"),
     (D, "journalctl -u nginx -n 50 --no-pager -D /tmp"),
     (D, "journalctl -u -H -n 50 --no-pager"),
@@ -554,7 +591,12 @@ fn bash_cases() {
         counts(P)
     );
     assert!(BASH.len() >= 200);
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// (expected, tool, input JSON with `{ws}`/`{logs}`).
@@ -586,31 +628,91 @@ const FILES: &[(Verdict, &str, &str)] = &[
     (D, "Read", r#"{"file_path":"{ws}/.ssh/config"}"#),
     (D, "Read", r#"{"file_path":"{ws}/.netrc"}"#),
     (D, "Read", r#"{"file_path":"{ws}/.git-credentials"}"#),
-    (D, "Read", r#"{"file_path":"{ws}/.config/gcloud/credentials.db"}"#),
+    (
+        D,
+        "Read",
+        r#"{"file_path":"{ws}/.config/gcloud/credentials.db"}"#,
+    ),
     (D, "Read", r#"{"file_path":"/proc/self/environ"}"#),
     (D, "Read", r#"{"file_path":"/run/secrets/x"}"#),
-    (D, "Read", r#"{"file_path":"/run/credentials/steward.service/key"}"#),
+    (
+        D,
+        "Read",
+        r#"{"file_path":"/run/credentials/steward.service/key"}"#,
+    ),
     (D, "Read", r#"{"file_path":""}"#),
     (D, "Read", r#"{"path":"{ws}/app.log"}"#),
-    (A, "Write", r#"{"file_path":"{ws}/out/report2.md","content":"x"}"#),
-    (A, "Write", r#"{"file_path":"{ws}/out/new/sub/x.txt","content":"x"}"#),
-    (A, "Edit", r#"{"file_path":"{ws}/out/report.md","old_string":"r","new_string":"s"}"#),
-    (A, "NotebookEdit", r#"{"notebook_path":"{ws}/out/n.ipynb","new_source":"x"}"#),
+    (
+        A,
+        "Write",
+        r#"{"file_path":"{ws}/out/report2.md","content":"x"}"#,
+    ),
+    (
+        A,
+        "Write",
+        r#"{"file_path":"{ws}/out/new/sub/x.txt","content":"x"}"#,
+    ),
+    (
+        A,
+        "Edit",
+        r#"{"file_path":"{ws}/out/report.md","old_string":"r","new_string":"s"}"#,
+    ),
+    (
+        A,
+        "NotebookEdit",
+        r#"{"notebook_path":"{ws}/out/n.ipynb","new_source":"x"}"#,
+    ),
     (D, "Write", r#"{"file_path":"{ws}/app.log","content":"x"}"#),
     (D, "Write", r#"{"file_path":"/tmp/x","content":"x"}"#),
     (D, "Write", r#"{"file_path":"{ws}/out/.env","content":"x"}"#),
-    (D, "Write", r#"{"file_path":"{ws}/out/link_up/x","content":"x"}"#),
-    (D, "Write", r#"{"file_path":"{ws}/out/dangling","content":"x"}"#),
-    (D, "Write", r#"{"file_path":"{ws}/out/../app.log","content":"x"}"#),
-    (D, "Write", r#"{"file_path":"{ws}/out/.claude/settings.json","content":"x"}"#),
-    (D, "Edit", r#"{"file_path":"{ws}/out/.git/config","old_string":"a","new_string":"b"}"#),
-    (D, "Edit", r#"{"file_path":"{ws}/out/CLAUDE.md","old_string":"a","new_string":"b"}"#),
-    (D, "Edit", r#"{"file_path":"{ws}/out/.git/hooks/pre-commit","old_string":"a","new_string":"b"}"#),
-    (D, "NotebookEdit", r#"{"notebook_path":"{ws}/n.ipynb","new_source":"x"}"#),
+    (
+        D,
+        "Write",
+        r#"{"file_path":"{ws}/out/link_up/x","content":"x"}"#,
+    ),
+    (
+        D,
+        "Write",
+        r#"{"file_path":"{ws}/out/dangling","content":"x"}"#,
+    ),
+    (
+        D,
+        "Write",
+        r#"{"file_path":"{ws}/out/../app.log","content":"x"}"#,
+    ),
+    (
+        D,
+        "Write",
+        r#"{"file_path":"{ws}/out/.claude/settings.json","content":"x"}"#,
+    ),
+    (
+        D,
+        "Edit",
+        r#"{"file_path":"{ws}/out/.git/config","old_string":"a","new_string":"b"}"#,
+    ),
+    (
+        D,
+        "Edit",
+        r#"{"file_path":"{ws}/out/CLAUDE.md","old_string":"a","new_string":"b"}"#,
+    ),
+    (
+        D,
+        "Edit",
+        r#"{"file_path":"{ws}/out/.git/hooks/pre-commit","old_string":"a","new_string":"b"}"#,
+    ),
+    (
+        D,
+        "NotebookEdit",
+        r#"{"notebook_path":"{ws}/n.ipynb","new_source":"x"}"#,
+    ),
     (D, "Write", r#"{"content":"x"}"#),
     (A, "Grep", r#"{"pattern":"x"}"#),
     (A, "Grep", r#"{"pattern":"x","path":"{logs}"}"#),
-    (A, "Grep", r#"{"pattern":"x","path":"{ws}/sub","glob":"*.log"}"#),
+    (
+        A,
+        "Grep",
+        r#"{"pattern":"x","path":"{ws}/sub","glob":"*.log"}"#,
+    ),
     (D, "Grep", r#"{"pattern":"x","path":"/etc"}"#),
     (D, "Grep", r#"{"pattern":"x","path":"{ws}/.env"}"#),
     (D, "Grep", r#"{"pattern":"x","glob":"../../*"}"#),
@@ -645,13 +747,23 @@ fn file_cases() {
     }
     eprintln!("file cases: {}", FILES.len());
     assert!(FILES.len() >= 40);
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn grep_and_glob_without_path_use_the_cwd() {
     let f = fixture();
-    let d = policy::check_tool(&f.policy, "Grep", &json!({"pattern":"x"}), Path::new("/etc"));
+    let d = policy::check_tool(
+        &f.policy,
+        "Grep",
+        &json!({"pattern":"x"}),
+        Path::new("/etc"),
+    );
     assert_eq!(d.decision, D, "{}", d.reason);
     let d = policy::check_tool(&f.policy, "Glob", &json!({"pattern":"*"}), Path::new("/"));
     assert_eq!(d.decision, D, "{}", d.reason);
@@ -663,7 +775,14 @@ fn decisions_serialise_with_a_decision_field() {
     let d = policy::check_command(&f.policy, "systemctl status nginx", &f.ws);
     let v = serde_json::to_value(&d).unwrap();
     assert_eq!(v["decision"], "allow");
-    assert_eq!(v["rule"], "goal: systemctl status|is-active|is-failed [--no-pager] UNIT");
+    assert_eq!(
+        v["rule"],
+        "goal: systemctl status|is-active|is-failed [--no-pager] UNIT"
+    );
+    let d = policy::check_command(&f.policy, "sudo timeout 5 systemctl restart nginx", &f.ws);
+    let v = serde_json::to_value(&d).unwrap();
+    assert_eq!(v["decision"], "approve");
+    assert_eq!(v["argv"], json!(["systemctl", "restart", "nginx"]));
     let d = policy::check_command(&f.policy, "rm -rf /", &f.ws);
     let v = serde_json::to_value(&d).unwrap();
     assert_eq!(v["decision"], "deny");
@@ -691,7 +810,10 @@ fn explain_shows_the_structure() {
     let v = serde_json::to_value(&ex).unwrap();
     let cmds = &v["lists"][0]["pipelines"][0]["commands"];
     assert_eq!(cmds[0]["substitutions"].as_array().unwrap().len(), 2);
-    assert_eq!(cmds[1]["nested"][0]["lists"][0]["pipelines"][0]["commands"][0]["argv"][0], "rm");
+    assert_eq!(
+        cmds[1]["nested"][0]["lists"][0]["pipelines"][0]["commands"][0]["argv"][0],
+        "rm"
+    );
     assert_eq!(v["decision"]["decision"], "deny");
 }
 

@@ -207,6 +207,7 @@ pub fn explain_with(policy: &Policy, command: &str, cwd: &Path) -> Explanation {
         ex.decision = Decision {
             decision: Verdict::Deny,
             rule: ex.decision.rule.clone(),
+            argv: None,
             reason: format!(
                 "{} — an approval-required command must be submitted alone, not inside a \
                  chain, pipeline or wrapper script",
@@ -655,6 +656,11 @@ impl Walker<'_> {
                 return Some(Decision {
                     decision: Verdict::Approve,
                     rule: Some(rule.label()),
+                    argv: Some(
+                        std::iter::once(name.to_string())
+                            .chain(args.iter().map(|a| a.text.clone()))
+                            .collect(),
+                    ),
                     reason: format!(
                         "`{} {}` requires a human's approval (rule `{}`)",
                         name,
@@ -667,7 +673,13 @@ impl Walker<'_> {
                 });
             }
         }
-        let mut closest: Option<String> = None;
+        // The closest rule, for a useful reason: same command, and the same first positional word
+        // (subcommand) if there is one.
+        let first_pos = args
+            .iter()
+            .find(|a| !a.text.starts_with('-'))
+            .map(|a| a.text.as_str());
+        let mut closest: Option<(u8, String)> = None;
         for rule in &self.policy.allow {
             match rule.pattern.matches(name, args, &ctx) {
                 Ok(()) => {
@@ -677,8 +689,17 @@ impl Walker<'_> {
                     ));
                 }
                 Err(why) => {
-                    if closest.is_none() && rule.pattern.command.iter().any(|c| c == name) {
-                        closest = Some(format!("`{}`: {why}", rule.pattern.source));
+                    if rule.pattern.command.iter().any(|c| c == name) {
+                        let same_sub = match (rule.pattern.positional.first(), first_pos) {
+                            (Some(super::pattern::Pos::Lit { alts }), Some(f)) => {
+                                alts.iter().any(|a| a == f)
+                            }
+                            _ => false,
+                        };
+                        let score = if same_sub { 2 } else { 1 };
+                        if closest.as_ref().is_none_or(|(s, _)| *s < score) {
+                            closest = Some((score, format!("`{}`: {why}", rule.pattern.source)));
+                        }
                     }
                 }
             }
@@ -690,7 +711,7 @@ impl Walker<'_> {
             .chain(args.iter().map(|a| a.text.as_str()))
             .collect::<Vec<_>>()
             .join(" ");
-        Some(Decision::deny(match closest {
+        Some(Decision::deny(match closest.map(|(_, c)| c) {
             Some(c) => format!("no allow rule matches `{full}` (closest {c})"),
             None => format!("no allow rule matches `{full}`"),
         }))

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::model::{Decision, Policy, Verdict};
+use super::model::{Decision, Policy};
 use super::pattern::{ArgWord, PathCheck, wild_match};
 
 /// Reading or writing.
@@ -268,10 +268,8 @@ pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> Dec
         t if t.starts_with("mcp__") => Decision::deny(format!(
             "MCP tool `{t}` is not steward's (only mcp__steward__*)"
         )),
-        t => Decision {
-            decision: Verdict::Deny,
-            rule: None,
-            reason: format!("unknown tool `{t}` is not allowed by steward's policy"),
-        },
+        t => Decision::deny(format!(
+            "unknown tool `{t}` is not allowed by steward's policy"
+        )),
     }
 }

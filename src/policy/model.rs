@@ -58,6 +58,10 @@ pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rule: Option<String>,
     pub reason: String,
+    /// For `approve`: the exact argv the rule matched (wrappers removed), for the pending action
+    /// the executor later runs without a shell.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub argv: Option<Vec<String>>,
 }
 
 impl Decision {
@@ -66,6 +70,7 @@ impl Decision {
             decision: Verdict::Allow,
             rule,
             reason: reason.into(),
+            argv: None,
         }
     }
 
@@ -74,6 +79,7 @@ impl Decision {
             decision: Verdict::Deny,
             rule: None,
             reason: reason.into(),
+            argv: None,
         }
     }
 
@@ -82,6 +88,7 @@ impl Decision {
             decision: Verdict::Deny,
             rule: Some(rule.label()),
             reason: reason.into(),
+            argv: None,
         }
     }
 
