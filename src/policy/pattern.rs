@@ -427,7 +427,7 @@ fn check_value(value: &FlagValue, arg: &ArgWord, paths: &dyn PathCheck) -> Resul
     match value {
         FlagValue::None => Ok(()),
         FlagValue::Lit { alts } => {
-            if !arg.glob && !arg.unknown && alts.iter().any(|a| *a == arg.text) {
+            if !arg.glob && !arg.unknown && alts.contains(&arg.text) {
                 Ok(())
             } else {
                 Err(format!("`{}` is not one of {}", arg.text, alts.join("|")))
@@ -522,7 +522,7 @@ fn match_rec(
     };
     match first {
         Pos::Lit { alts } => match args.split_first() {
-            Some((a, more)) if !a.glob && !a.unknown && alts.iter().any(|x| *x == a.text) => {
+            Some((a, more)) if !a.glob && !a.unknown && alts.contains(&a.text) => {
                 match_rec(rest, more, paths, err, depth + 1)
             }
             _ => false,
