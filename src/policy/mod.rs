@@ -1,6 +1,19 @@
-//! The tool policy of a goal, and the Claude Code flags generated from it. steward's own hook
-//! enforces the policy on argv; the rules generated here are the second layer, so they are kept
-//! narrow: never a bare `Bash`, `Write` or `Edit`.
+//! The tool policy of a goal: the boundary steward itself enforces, and the Claude Code flags
+//! generated from it (the second layer, kept narrow: never a bare `Bash`, `Write` or `Edit`).
+//!
+//! - [`Policy`] (model.rs): a goal's `GoalPolicy` merged with the shared default
+//!   (`default.toml`, bundled: hard denies, secret paths, write-protected names, safe env vars),
+//!   compiled once and stored as JSON ([`Policy::to_file`]/[`Policy::from_file`]) for the hook.
+//! - Patterns (pattern.rs): argv rules such as `journalctl -u UNIT -n NUM --no-pager`; the
+//!   language is described there.
+//! - The Bash walker (bash.rs): `brush-parser` AST → simple commands → argv decisions; anything it
+//!   does not understand is denied. [`check_command`], [`explain`], [`explain_with`].
+//! - Paths and file tools (files.rs): symlink-resolving root checks, secrets, [`check_tool`].
+//! - The hook (hook.rs): [`hook_decision`] for `steward hook pre-tool-use --policy FILE`, which
+//!   fails closed (exit 2) on every error and on panics.
+//!
+//! Decisions are `allow`, `deny` or `approve` (a human must approve; the hook denies the call and
+//! the caller files a pending action). Deny beats approve beats allow.
 
 use std::path::Path;
 

@@ -273,6 +273,22 @@ impl Pattern {
                     continue;
                 }
             }
+            // `-la` for boolean short flags `-l` and `-a` that are both in the pattern.
+            if !text.starts_with("--") && text.len() > 2 {
+                let ks: Option<Vec<usize>> = text[1..]
+                    .chars()
+                    .map(|c| {
+                        self.find_flag(&format!("-{c}"))
+                            .filter(|k| !self.flags[*k].takes_value())
+                    })
+                    .collect();
+                if let Some(ks) = ks {
+                    for k in ks {
+                        seen[k] = true;
+                    }
+                    continue;
+                }
+            }
             return Err(format!("flag `{text}` is not in the pattern"));
         }
         for (k, spec) in self.flags.iter().enumerate() {
