@@ -884,8 +884,11 @@ impl WrapSpec {
                     }
                     value_ok(&ArgWord::lit(v))?;
                     i += 1;
-                } else if !t.starts_with("--") && self.values.contains(&&t[..2]) {
-                    value_ok(&ArgWord::lit(&t[2..]))?;
+                } else if let Some((_, rest)) = t
+                    .split_at_checked(2)
+                    .filter(|(s, _)| !t.starts_with("--") && self.values.contains(s))
+                {
+                    value_ok(&ArgWord::lit(rest))?;
                     i += 1;
                 } else if self.dash_number && t[1..].chars().all(|c| c.is_ascii_digit()) {
                     i += 1;

@@ -263,7 +263,8 @@ impl Pattern {
             }
             // `-n5` for a short flag `-n` that takes a value.
             if !text.starts_with("--") && text.len() > 2 {
-                let (short, rest) = text.split_at(2);
+                // split_at_checked: `-é` must not panic on a char boundary.
+                let (short, rest) = text.split_at_checked(2).unwrap_or((text, ""));
                 if let Some(k) = self
                     .find_flag(short)
                     .filter(|k| self.flags[*k].takes_value())
