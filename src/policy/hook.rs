@@ -128,6 +128,18 @@ where
     }
 }
 
+/// Decides one tool call of any kind (for callers other than the hook, e.g. a permission-prompt
+/// tool). A Bash call without a command string is denied.
+pub fn decide_tool(policy: &Policy, tool: &str, tool_input: &Value, cwd: &Path) -> Decision {
+    match tool {
+        "Bash" => match tool_input.get("command").and_then(Value::as_str) {
+            Some(cmd) => check_command(policy, cmd, cwd),
+            None => Decision::deny("Bash call without a `command` string"),
+        },
+        _ => check_tool(policy, tool, tool_input, cwd),
+    }
+}
+
 fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), String> {
     let input: HookInput =
         serde_json::from_slice(stdin_json).map_err(|e| format!("malformed hook input: {e}"))?;

@@ -32,7 +32,9 @@ pub use bash::{
     explain, explain_with,
 };
 pub use files::{Access, check_tool, resolve, secret_match};
-pub use hook::{AuditEntry, HookAnswer, fail_closed, hook_decision, hook_decision_with};
+pub use hook::{
+    AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_with,
+};
 pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
 pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
 
