@@ -39,6 +39,8 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
+    // The hook runs with the workspace as cwd, so a relative binary path must be resolved first.
+    let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     let f = fixture();
     let policy_file = f.ws.parent().unwrap().join("policy.json");
     f.policy.to_file(&policy_file).unwrap();
