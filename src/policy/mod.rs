@@ -117,6 +117,13 @@ pub fn claude_rules(
     for never in NEVER {
         push_unique(&mut rules.disallowed, never.to_string());
     }
+    // Secret paths as Claude `Read` deny rules too: a second layer behind the hook (Claude applies
+    // them to its file tools and to simple `cat`-like Bash reads; the hook is the real check).
+    for secret in SharedPolicy::bundled()?.secrets {
+        for rule in secret_read_rules(&secret) {
+            push_unique(&mut rules.disallowed, rule);
+        }
+    }
     for root in &policy.read {
         let root = expand_root(root, workspace);
         for tool in ["Read", "Grep", "Glob"] {
@@ -146,6 +153,19 @@ pub fn claude_rules(
 /// prefix one more `/`.
 pub fn expand_root(root: &str, workspace: &Path) -> String {
     root.replace("{workspace}", &workspace.display().to_string())
+}
+
+/// `/etc/shadow*` → `Read(//etc/shadow*)` + `…/**`; `~/.ssh` → `Read(~/.ssh)` + `…/**`;
+/// `*.pem` → `Read(**/*.pem)`.
+fn secret_read_rules(secret: &str) -> Vec<String> {
+    let base = if let Some(abs) = secret.strip_prefix('/') {
+        format!("//{abs}")
+    } else if secret.starts_with("~/") {
+        secret.to_string()
+    } else {
+        format!("**/{secret}")
+    };
+    vec![format!("Read({base})"), format!("Read({base}/**)")]
 }
 
 fn push_unique(list: &mut Vec<String>, item: String) {
@@ -242,6 +262,9 @@ mod tests {
         assert!(!r.allowed.iter().any(|a| a == "Bash" || a == "Read"));
         assert!(r.disallowed.contains(&"Bash(rm *)".to_string()));
         assert!(r.disallowed.contains(&"WebFetch".to_string()));
+        assert!(r.disallowed.contains(&"Read(**/.env)".to_string()));
+        assert!(r.disallowed.contains(&"Read(~/.ssh/**)".to_string()));
+        assert!(r.disallowed.contains(&"Read(//etc/shadow*)".to_string()));
         let bad: Vec<String> = vec!["Bsh".into()];
         assert!(claude_rules("g", &bad, &policy, Path::new("/")).is_err());
     }
