@@ -251,8 +251,8 @@ fn combine(parts: &[&Decision]) -> Decision {
             uniq.push(r);
         }
     }
-    if parts.len() == 1 {
-        return parts[0].clone();
+    if let [one] = parts {
+        return (*one).clone();
     }
     Decision::allow(
         Some(uniq.join("; ")),
