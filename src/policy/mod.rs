@@ -1,12 +1,42 @@
-//! The tool policy of a goal, and the Claude Code flags generated from it. steward's own hook
-//! enforces the policy on argv; the rules generated here are the second layer, so they are kept
-//! narrow: never a bare `Bash`, `Write` or `Edit`.
+//! The tool policy of a goal: the boundary steward itself enforces, and the Claude Code flags
+//! generated from it (the second layer, kept narrow: never a bare `Bash`, `Write` or `Edit`).
+//!
+//! - [`Policy`] (model.rs): a goal's `GoalPolicy` merged with the shared default
+//!   (`default.toml`, bundled: hard denies, secret paths, write-protected names, safe env vars),
+//!   compiled once and stored as JSON ([`Policy::to_file`]/[`Policy::from_file`]) for the hook.
+//! - Patterns (pattern.rs): argv rules such as `journalctl -u UNIT -n NUM --no-pager`; the
+//!   language is described there.
+//! - The Bash walker (bash.rs): `brush-parser` AST → simple commands → argv decisions; anything it
+//!   does not understand is denied. [`check_command`], [`explain`], [`explain_with`].
+//! - Paths and file tools (files.rs): symlink-resolving root checks, secrets, [`check_tool`].
+//! - The hook (hook.rs): [`hook_decision`] for `steward hook pre-tool-use --policy FILE`, which
+//!   fails closed (exit 2) on every error and on panics.
+//!
+//! Decisions are `allow`, `deny` or `approve` (a human must approve; the hook denies the call and
+//! the caller files a pending action). Deny beats approve beats allow.
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::goal::GoalPolicy;
+
+mod bash;
+mod files;
+mod hook;
+mod model;
+mod pattern;
+
+pub use bash::{
+    CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo, check_command,
+    explain, explain_with,
+};
+pub use files::{Access, check_tool, resolve, secret_match};
+pub use hook::{
+    AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_with,
+};
+pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
+pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
 
 /// The flags the runner passes: which tools exist, which calls are pre-approved, which are denied.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -44,6 +74,10 @@ pub enum PolicyError {
         pattern: String,
         message: String,
     },
+    #[error("{origin}: {message}")]
+    Default { origin: String, message: String },
+    #[error("policy file {path}: {message}")]
+    File { path: String, message: String },
 }
 
 /// Builds `--tools`, `--allowedTools` and `--disallowedTools` from a goal's tools and policy.
@@ -83,6 +117,13 @@ pub fn claude_rules(
     for never in NEVER {
         push_unique(&mut rules.disallowed, never.to_string());
     }
+    // Secret paths as Claude `Read` deny rules too: a second layer behind the hook (Claude applies
+    // them to its file tools and to simple `cat`-like Bash reads; the hook is the real check).
+    for secret in SharedPolicy::bundled()?.secrets {
+        for rule in secret_read_rules(&secret) {
+            push_unique(&mut rules.disallowed, rule);
+        }
+    }
     for root in &policy.read {
         let root = expand_root(root, workspace);
         for tool in ["Read", "Grep", "Glob"] {
@@ -112,6 +153,19 @@ pub fn claude_rules(
 /// prefix one more `/`.
 pub fn expand_root(root: &str, workspace: &Path) -> String {
     root.replace("{workspace}", &workspace.display().to_string())
+}
+
+/// `/etc/shadow*` → `Read(//etc/shadow*)` + `…/**`; `~/.ssh` → `Read(~/.ssh)` + `…/**`;
+/// `*.pem` → `Read(**/*.pem)`.
+fn secret_read_rules(secret: &str) -> Vec<String> {
+    let base = if let Some(abs) = secret.strip_prefix('/') {
+        format!("//{abs}")
+    } else if secret.starts_with("~/") {
+        secret.to_string()
+    } else {
+        format!("**/{secret}")
+    };
+    vec![format!("Read({base})"), format!("Read({base}/**)")]
 }
 
 fn push_unique(list: &mut Vec<String>, item: String) {
@@ -208,6 +262,9 @@ mod tests {
         assert!(!r.allowed.iter().any(|a| a == "Bash" || a == "Read"));
         assert!(r.disallowed.contains(&"Bash(rm *)".to_string()));
         assert!(r.disallowed.contains(&"WebFetch".to_string()));
+        assert!(r.disallowed.contains(&"Read(**/.env)".to_string()));
+        assert!(r.disallowed.contains(&"Read(~/.ssh/**)".to_string()));
+        assert!(r.disallowed.contains(&"Read(//etc/shadow*)".to_string()));
         let bad: Vec<String> = vec!["Bsh".into()];
         assert!(claude_rules("g", &bad, &policy, Path::new("/")).is_err());
     }

@@ -1,0 +1,275 @@
+//! Paths: resolution (symlinks included), roots, secrets and protected files. Used by the file
+//! tools and by the Bash walker (path arguments and redirections) alike, so both see one rule.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use super::model::{Decision, Policy};
+use super::pattern::{ArgWord, PathCheck, wild_match};
+
+/// Reading or writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Lexically absolute and `.`-free; `..` is refused outright rather than reasoned about, because
+/// a `..` after a symlink means something else to the kernel than to a string.
+fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, String> {
+    if raw.is_empty() {
+        return Err("empty path".to_string());
+    }
+    if raw.contains('\0') {
+        return Err("path contains NUL".to_string());
+    }
+    if raw.starts_with('~') {
+        return Err(format!("`{raw}`: paths starting with `~` are not accepted"));
+    }
+    let p = Path::new(raw);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                return Err(format!("`{raw}`: `..` is not accepted in paths"));
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if !out.is_absolute() {
+        return Err(format!("`{raw}`: cannot make the path absolute"));
+    }
+    Ok(out)
+}
+
+/// Resolves symlinks; for a path that does not exist yet, resolves the deepest existing parent.
+/// Something that exists but cannot be resolved (a dangling symlink, no permission) is refused:
+/// writing through a dangling link would create its target wherever it points.
+pub fn resolve(abs: &Path) -> Result<PathBuf, String> {
+    let mut existing = abs.to_path_buf();
+    let mut rest: Vec<OsString> = Vec::new();
+    loop {
+        match fs::canonicalize(&existing) {
+            Ok(mut c) => {
+                for comp in rest.iter().rev() {
+                    c.push(comp);
+                }
+                return Ok(c);
+            }
+            Err(_) => {
+                if fs::symlink_metadata(&existing).is_ok() {
+                    return Err(format!(
+                        "`{}` exists but cannot be resolved (dangling symlink or no permission)",
+                        existing.display()
+                    ));
+                }
+                match (existing.parent(), existing.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        rest.push(name.to_os_string());
+                        existing = parent.to_path_buf();
+                    }
+                    _ => return Err(format!("cannot resolve `{}`", abs.display())),
+                }
+            }
+        }
+    }
+}
+
+fn components(p: &Path) -> Vec<String> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Does `path` (absolute) hit a secret pattern? Returns the pattern.
+pub fn secret_match<'a>(secrets: &'a [String], path: &Path) -> Option<&'a str> {
+    let comps = components(path);
+    secrets.iter().map(String::as_str).find(|pat| {
+        if let Some(abs) = pat.strip_prefix('/') {
+            let pc: Vec<&str> = abs.split('/').filter(|s| !s.is_empty()).collect();
+            pc.len() <= comps.len() && pc.iter().zip(&comps).all(|(p, c)| wild_match(p, c))
+        } else {
+            let seq = pat.strip_prefix("~/").unwrap_or(pat);
+            let pc: Vec<&str> = seq.split('/').filter(|s| !s.is_empty()).collect();
+            !pc.is_empty()
+                && comps
+                    .windows(pc.len())
+                    .any(|w| pc.iter().zip(w).all(|(p, c)| wild_match(p, c)))
+        }
+    })
+}
+
+fn under_any(path: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|r| {
+        // A root that does not exist yet cannot contain anything that exists; resolve it like
+        // any other path so a symlinked root (e.g. /etc/nixos → /persist/…) still works.
+        resolve(r).is_ok_and(|root| path.starts_with(&root))
+    })
+}
+
+impl Policy {
+    /// Checks one path for reading or writing; returns the resolved path.
+    pub fn check_path(&self, raw: &str, cwd: &Path, access: Access) -> Result<PathBuf, String> {
+        let abs = absolute(raw, cwd)?;
+        let dev_ok: &[&str] = match access {
+            Access::Read => &["/dev/null"],
+            Access::Write => &["/dev/null", "/dev/stdout", "/dev/stderr"],
+        };
+        if dev_ok.iter().any(|d| abs == Path::new(d)) {
+            return Ok(abs);
+        }
+        if let Some(s) = secret_match(&self.secrets, &abs) {
+            return Err(format!("`{raw}` is a secret path (matches `{s}`)"));
+        }
+        let real = resolve(&abs)?;
+        if let Some(s) = secret_match(&self.secrets, &real) {
+            return Err(format!(
+                "`{raw}` resolves to `{}`, a secret path (matches `{s}`)",
+                real.display()
+            ));
+        }
+        let (roots, what) = match access {
+            Access::Read => (&self.read, "read"),
+            Access::Write => (&self.write, "write"),
+        };
+        if !under_any(&real, roots) {
+            return Err(format!(
+                "`{raw}` (resolved `{}`) is outside the {what} roots ({})",
+                real.display(),
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if access == Access::Write {
+            let comps = components(&real);
+            if let Some(p) = self
+                .protected
+                .iter()
+                .find(|p| comps.iter().any(|c| wild_match(p, c)))
+            {
+                return Err(format!("`{raw}` is protected from writes (`{p}`)"));
+            }
+        }
+        Ok(real)
+    }
+}
+
+/// The walker's view of path arguments: a policy plus the directory relative paths start from.
+pub(crate) struct PathCtx<'a> {
+    pub policy: &'a Policy,
+    pub cwd: &'a Path,
+}
+
+impl PathCheck for PathCtx<'_> {
+    fn check_path_arg(&self, word: &ArgWord) -> Result<(), String> {
+        if word.unknown {
+            return Err("path supplied at run time cannot be checked".to_string());
+        }
+        if !word.glob {
+            return self
+                .policy
+                .check_path(&word.text, self.cwd, Access::Read)
+                .map(|_| ());
+        }
+        check_glob(self.policy, &word.text, self.cwd)
+    }
+}
+
+/// A glob is accepted only as `dir/pattern` with `*`/`?` in the last component (no dot-files):
+/// the directory must be readable, and every file it matches now must be readable and no secret.
+/// Requiring a directory part keeps expansions from starting with `-` (flag injection).
+fn check_glob(policy: &Policy, text: &str, cwd: &Path) -> Result<(), String> {
+    let Some((dir, last)) = text.rsplit_once('/') else {
+        return Err(format!("glob `{text}` needs a directory part (`./{text}`)"));
+    };
+    let globby = |s: &str| s.contains(['*', '?', '[', ']']);
+    if globby(dir) || last.contains(['[', ']']) || last.starts_with('.') || last.is_empty() {
+        return Err(format!(
+            "glob `{text}`: only `*` and `?` in the last component, not matching dot-files"
+        ));
+    }
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let real = policy.check_path(dir, cwd, Access::Read)?;
+    let entries = fs::read_dir(&real).map_err(|e| format!("glob `{text}`: {e}"))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && wild_match(last, &name) {
+            let p = real.join(&name);
+            policy.check_path(&p.to_string_lossy(), cwd, Access::Read)?;
+        }
+    }
+    Ok(())
+}
+
+fn field<'a>(input: &'a Value, name: &str) -> Option<&'a str> {
+    input.get(name).and_then(Value::as_str)
+}
+
+/// Checks a non-Bash tool call. `cwd` is the session's working directory (the workspace).
+pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> Decision {
+    let path_decision =
+        |raw: &str, access: Access, rule: &str| match policy.check_path(raw, cwd, access) {
+            Ok(p) => Decision::allow(
+                Some(rule.to_string()),
+                format!("{tool} on `{}`", p.display()),
+            ),
+            Err(e) => Decision::deny(format!("{tool}: {e}")),
+        };
+    match tool {
+        "StructuredOutput" => Decision::allow(
+            Some("builtin: StructuredOutput".to_string()),
+            "the verdict tool",
+        ),
+        "Read" => match field(input, "file_path") {
+            Some(p) => path_decision(p, Access::Read, "read roots"),
+            None => Decision::deny("Read: missing `file_path`"),
+        },
+        "Edit" | "Write" => match field(input, "file_path") {
+            Some(p) => path_decision(p, Access::Write, "write roots"),
+            None => Decision::deny(format!("{tool}: missing `file_path`")),
+        },
+        "NotebookEdit" => match field(input, "notebook_path") {
+            Some(p) => path_decision(p, Access::Write, "write roots"),
+            None => Decision::deny("NotebookEdit: missing `notebook_path`"),
+        },
+        "Grep" | "Glob" => {
+            // No path = the session cwd. A `pattern` (Glob) or `glob` (Grep) filter that is
+            // absolute or climbs with `..` could reach outside the searched directory.
+            let base = field(input, "path").unwrap_or(".");
+            let filter_field = if tool == "Glob" { "pattern" } else { "glob" };
+            if let Some(f) = field(input, filter_field) {
+                if f.starts_with('/') || f.starts_with('~') || f.split('/').any(|c| c == "..") {
+                    return Decision::deny(format!(
+                        "{tool}: `{filter_field}` must be relative to `path` without `..` or `~`"
+                    ));
+                }
+            }
+            path_decision(base, Access::Read, "read roots")
+        }
+        t if t.starts_with("mcp__steward__") => Decision::allow(
+            Some("builtin: mcp__steward__*".to_string()),
+            "steward's own MCP server",
+        ),
+        t if t.starts_with("mcp__") => Decision::deny(format!(
+            "MCP tool `{t}` is not steward's (only mcp__steward__*)"
+        )),
+        t => Decision::deny(format!(
+            "unknown tool `{t}` is not allowed by steward's policy"
+        )),
+    }
+}
