@@ -437,16 +437,23 @@ impl Store {
     }
 }
 
-struct Output {
-    exit_code: Option<i32>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
+/// What an argv run by steward itself did.
+pub struct Output {
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 const OUTPUT_CAP: usize = 64 * 1024;
 
-async fn run_argv(argv: &[String], timeout: Duration, path_env: &str) -> Result<Output, String> {
+/// Runs an argv without a shell, with a clean environment, in its own process group that is
+/// killed when the command ends or times out.
+pub async fn run_argv(
+    argv: &[String],
+    timeout: Duration,
+    path_env: &str,
+) -> Result<Output, String> {
     use tokio::io::AsyncReadExt;
     let (program, args) = argv.split_first().ok_or("empty argv")?;
     let mut child = tokio::process::Command::new(program)

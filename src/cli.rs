@@ -82,6 +82,15 @@ pub enum Command {
         #[arg(long)]
         goal: Option<String>,
     },
+    /// The tool policy: what a goal lets the agent run.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Pending actions: approval-required calls waiting for a human.
+    #[command(subcommand)]
+    Actions(ActionsCommand),
+    /// Claude Code hooks (installed by steward in every run's settings).
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -105,6 +114,9 @@ pub struct RunOpts {
     /// Gather context and render the prompt, show the claude command; start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Call the model even when the goal is deterministic-first and every check is green.
+    #[arg(long)]
+    pub force_model: bool,
     /// Seconds to wait for another run holding the lock.
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub wait: u64,
@@ -134,6 +146,64 @@ pub enum RunsCommand {
     List,
     /// Show one run's record.
     Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide a Bash command: allow, deny or approve, with the rule and the reason.
+    Check {
+        /// The goal whose policy applies (default: the bundled default policy alone).
+        #[arg(long)]
+        goal: Option<String>,
+        /// The command, e.g. `steward policy check -- 'systemctl status nginx'`.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+    /// Show how a Bash command parses: lists, pipelines, argv, redirections, substitutions.
+    Explain {
+        #[arg(long)]
+        goal: Option<String>,
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// Every action, pending first.
+    List,
+    /// One action with its rationale, checks, decision and execution.
+    Show { id: String },
+    /// Approve a pending action; steward runs it (no shell) and then its checks.
+    Approve {
+        id: String,
+        /// Who approves (default: $SUDO_USER, $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Seconds the command may run.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Reject a pending action.
+    Reject {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// The PreToolUse hook: Claude's JSON on stdin, a decision on stdout; fails closed (exit 2).
+    PreToolUse {
+        /// The run directory holding `policy.json`, `hook-context.json` and `audit.jsonl`.
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +351,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 signal: Signal::manual(name, &vars),
                 vars,
                 dry_run: true,
+                force_model: false,
                 lock_wait: Duration::ZERO,
             };
             let report = run::execute(&loaded.config, &req, &mut agent::QuietObserver).await?;
@@ -364,8 +435,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 Some(name) => Some(defs.goal(name)?.checks),
                 None => None,
             };
-            let report =
-                check::validate_in(&defs.checks, phase, goal_checks.as_ref(), &run::check_env(cfg)).await;
+            let report = check::validate_in(
+                &defs.checks,
+                phase,
+                goal_checks.as_ref(),
+                &run::check_env(cfg),
+            )
+            .await;
             if cli.json {
                 print_json(&report)?;
             } else {
@@ -374,6 +450,52 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 }
             }
             Ok(report.exit_kind())
+        }
+        Command::Policy(cmd) => {
+            let loaded = cli.config()?;
+            let cfg = &loaded.config;
+            let (goal, command) = match cmd {
+                PolicyCommand::Check { goal, command }
+                | PolicyCommand::Explain { goal, command } => (goal, command.join(" ")),
+            };
+            let goal_policy = match goal {
+                Some(name) => Definitions::load(cfg)?.goal(name)?.policy,
+                None => crate::goal::GoalPolicy::default(),
+            };
+            let policy = crate::policy::Policy::build(
+                goal.as_deref().unwrap_or("default"),
+                &goal_policy,
+                &cfg.workspace,
+            )
+            .map_err(usage)?;
+            match cmd {
+                PolicyCommand::Check { .. } => {
+                    let d = crate::policy::check_command(&policy, &command, &cfg.workspace);
+                    if cli.json {
+                        print_json(&d)?;
+                    } else {
+                        let verdict = serde_json::to_value(d.decision)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        println!("{verdict}");
+                        if let Some(rule) = &d.rule {
+                            println!("rule: {rule}");
+                        }
+                        println!("reason: {}", d.reason);
+                    }
+                }
+                PolicyCommand::Explain { .. } => {
+                    let e = crate::policy::explain_with(&policy, &command, &cfg.workspace);
+                    print_json(&e)?;
+                }
+            }
+            Ok(ExitKind::Ok)
+        }
+        Command::Actions(cmd) => actions(&cli, cmd).await,
+        Command::Hook(HookCommand::PreToolUse { run_dir }) => {
+            // Normally taken by `hook_pre_tool_use` before any runtime starts.
+            Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
         }
         Command::Doctor => {
             let loaded = cli.config()?;
@@ -408,6 +530,127 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
     }
 }
 
+/// The PreToolUse hook, on claude's path for every tool call: synchronous, no config, no runtime.
+/// Returns the process exit code; anything that goes wrong blocks the call (2).
+pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
+    use std::io::Read;
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("steward policy hook could not read its input, so the call is blocked: {e}");
+        return 2;
+    }
+    let answer = crate::boundary::pre_tool_use(run_dir, &input);
+    // A failed write to stdout would read as "no opinion": block instead.
+    if std::io::stdout()
+        .write_all(answer.stdout.as_bytes())
+        .and_then(|_| std::io::stdout().flush())
+        .is_err()
+    {
+        return 2;
+    }
+    let _ = std::io::stderr().write_all(answer.stderr.as_bytes());
+    u8::try_from(answer.exit_code).unwrap_or(2)
+}
+
+fn operator_name(by: &Option<String>) -> String {
+    by.clone()
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
+async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> {
+    use crate::approval::{ApprovalError, Store};
+    let loaded = cli.config()?;
+    let cfg = &loaded.config;
+    let store = Store::open(&cfg.state_dir).map_err(internal)?;
+    let kind = |e: ApprovalError| match e {
+        ApprovalError::Ledger(_) => internal(e),
+        other => usage(other),
+    };
+    match cmd {
+        ActionsCommand::List => {
+            let list = store.list().map_err(kind)?;
+            if cli.json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                println!("no actions");
+            } else {
+                for a in &list {
+                    println!(
+                        "{}  {:<8}  {}  [{}]  {}",
+                        a.id,
+                        a.state,
+                        a.argv.join(" "),
+                        a.subject,
+                        a.rationale
+                    );
+                }
+            }
+            Ok(ExitKind::Ok)
+        }
+        ActionsCommand::Show { id } => {
+            let a = store.get(id).map_err(kind)?;
+            print_json(&a)?;
+            Ok(ExitKind::Ok)
+        }
+        ActionsCommand::Reject { id, by, note } => {
+            let a = store
+                .reject(id, &operator_name(by), note.clone())
+                .map_err(kind)?;
+            if cli.json {
+                print_json(&a)?;
+            } else {
+                println!("{} rejected", a.id);
+            }
+            Ok(ExitKind::Ok)
+        }
+        ActionsCommand::Approve {
+            id,
+            by,
+            note,
+            timeout,
+        } => {
+            let outcome = run::approve_and_execute(
+                cfg,
+                id,
+                &operator_name(by),
+                note.clone(),
+                Duration::from_secs(*timeout),
+            )
+            .await
+            .map_err(|e| match e {
+                run::RunError::Approval(a) => kind(a),
+                other => CliError::from(other),
+            })?;
+            if cli.json {
+                print_json(&outcome)?;
+            } else {
+                let exec = outcome.execution.as_ref();
+                println!(
+                    "{} {}: `{}` exit {} — checks {}",
+                    outcome.id,
+                    outcome.state,
+                    outcome.argv.join(" "),
+                    exec.and_then(|e| e.exit_code)
+                        .map_or("-".to_string(), |c| c.to_string()),
+                    if exec.is_some_and(|e| e.checks_passed) {
+                        "passed"
+                    } else {
+                        "failed"
+                    }
+                );
+            }
+            Ok(if outcome.state == crate::approval::ActionState::Done {
+                ExitKind::Ok
+            } else {
+                ExitKind::ValidationFailed
+            })
+        }
+    }
+}
+
 async fn run_goal(
     cli: &Cli,
     cfg: &Config,
@@ -422,6 +665,7 @@ async fn run_goal(
         signal: Signal::manual(goal, &vars),
         vars,
         dry_run: opts.dry_run,
+        force_model: opts.force_model,
         lock_wait: Duration::from_secs(opts.wait),
     };
     let mut terminal = agent::TerminalObserver::new();
@@ -494,6 +738,22 @@ fn print_run_detail(d: &run::RunDetail) {
         }
     } else {
         println!("no result recorded (the run did not finish)");
+    }
+    for a in &d.audit {
+        println!(
+            "  policy {:<7} {} {} — {}{}",
+            a.decision,
+            a.tool,
+            a.input
+                .get("command")
+                .or_else(|| a.input.get("file_path"))
+                .unwrap_or(&a.input),
+            a.reason,
+            a.rule
+                .as_ref()
+                .map(|r| format!(" [rule: {r}]"))
+                .unwrap_or_default()
+        );
     }
     println!("files: {}", d.files.join(", "));
 }

@@ -86,7 +86,9 @@ fn check_workspace(cfg: &Config) -> Result<String, String> {
 
 fn check_state_dir(cfg: &Config) -> Result<String, String> {
     let ledger = crate::ledger::Ledger::open(&cfg.state_dir).map_err(|e| e.to_string())?;
-    let probe = ledger.tmp_dir().join(format!("doctor-{}", std::process::id()));
+    let probe = ledger
+        .tmp_dir()
+        .join(format!("doctor-{}", std::process::id()));
     crate::ledger::write_atomic(&probe, b"ok").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&probe);
     Ok(format!("{} is writable", cfg.state_dir.display()))
@@ -111,8 +113,10 @@ fn check_definitions(cfg: &Config) -> Result<String, String> {
                 context: &[],
                 knowledge: &[],
                 vars: &vars,
-                nonce: "doctor",
+                nonce: "steward-doctor-render-check",
                 workspace: &cfg.workspace,
+                checks: &[],
+                history: &[],
             },
         )
         .map_err(|e| e.to_string())?;
@@ -127,10 +131,7 @@ fn check_definitions(cfg: &Config) -> Result<String, String> {
     ))
 }
 
-async fn claude_version(
-    bin: Result<&Path, &String>,
-    configured: &Path,
-) -> Result<String, String> {
+async fn claude_version(bin: Result<&Path, &String>, configured: &Path) -> Result<String, String> {
     let bin = bin.map_err(|e| {
         format!(
             "`{}`: {e} (set claude.bin or $STEWARD_CLAUDE_BIN; install with `npm install -g @anthropic-ai/claude-code@{TESTED_CLAUDE_VERSION}`)",
@@ -156,7 +157,9 @@ async fn claude_version(
     let note = if text.starts_with(TESTED_CLAUDE_VERSION) {
         String::new()
     } else {
-        format!(" (steward is tested with {TESTED_CLAUDE_VERSION}; the self-test below checks this one)")
+        format!(
+            " (steward is tested with {TESTED_CLAUDE_VERSION}; the self-test below checks this one)"
+        )
     };
     Ok(format!("{} {text}{note}", bin.display()))
 }
@@ -182,6 +185,10 @@ fn check_auth(cfg: &Config) -> Result<String, String> {
     Ok(format!("{}{base}", found.join(" and ")))
 }
 
+fn steward_exe() -> Result<std::path::PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find steward's own binary: {e}"))
+}
+
 /// The scripted model asks for a write that the policy forbids, then reports. The write must be
 /// denied and must not happen, the verdict must parse, and the nonce hook must be seen.
 async fn self_test(cfg: &Config, bin: &Path) -> Result<String, String> {
@@ -191,6 +198,20 @@ async fn self_test(cfg: &Config, bin: &Path) -> Result<String, String> {
     for d in [&workspace, &home] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let policy = crate::policy::Policy::build(
+        "doctor",
+        &crate::goal::GoalPolicy {
+            allow: vec!["echo ARG...".to_string()],
+            ..Default::default()
+        },
+        &workspace,
+    )
+    .map_err(|e| e.to_string())?;
+    policy
+        .to_file(&run_dir.join(crate::boundary::POLICY_FILE))
+        .map_err(|e| e.to_string())?;
     let marker = tmp.path().join("forbidden-write");
     let scenario = format!(
         r#"
@@ -211,7 +232,10 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         .map_err(|e| e.to_string())?;
     let nonce = format!("steward-boundary-{}", uuid::Uuid::new_v4().simple());
     let mut auth_env = BTreeMap::new();
-    auth_env.insert("ANTHROPIC_API_KEY".to_string(), "sk-steward-doctor".to_string());
+    auth_env.insert(
+        "ANTHROPIC_API_KEY".to_string(),
+        "sk-steward-doctor".to_string(),
+    );
     auth_env.insert("ANTHROPIC_BASE_URL".to_string(), server.base_url());
     let spec = AgentSpec {
         claude_bin: bin.to_path_buf(),
@@ -225,7 +249,7 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         max_turns: 4,
         budget_usd: 1.0,
         session_id: uuid::Uuid::new_v4(),
-        settings: run::claude_settings(&nonce),
+        settings: crate::boundary::claude_settings(&nonce, &steward_exe()?, &run_dir),
         nonce,
         auth_env,
         path_env: cfg.claude.path.clone(),
@@ -254,8 +278,17 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
     if outcome.verdict.is_none() {
         return Err("no structured verdict".to_string());
     }
+    let audit = crate::boundary::read_audit(&run_dir).map_err(|e| e.to_string())?;
+    if !audit
+        .iter()
+        .any(|a| a.tool == "Bash" && a.decision == "deny")
+    {
+        return Err(
+            "steward's policy hook did not record a deny: is the hook running?".to_string(),
+        );
+    }
     Ok(format!(
-        "forbidden write denied, nonce hook seen, verdict parsed ({} ms)",
+        "forbidden write denied by steward's hook and claude, nonce hook seen, verdict parsed ({} ms)",
         outcome.duration_ms
     ))
 }

@@ -299,6 +299,10 @@ pub struct RenderInput<'a> {
     pub vars: &'a BTreeMap<String, String>,
     pub nonce: &'a str,
     pub workspace: &'a Path,
+    /// Check results steward gathered before the agent (static, preflight, invariants, post).
+    pub checks: &'a [crate::check::CheckResult],
+    /// Recent outcomes for this subject (effectiveness memory).
+    pub history: &'a [crate::check::Attempt],
 }
 
 /// A probe result as templates see it: the result plus `fenced`, its output and detail fenced
@@ -356,8 +360,51 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
     ctx.insert("workspace", &input.workspace.display().to_string());
     ctx.insert("nonce", input.nonce);
     ctx.insert("now", &now);
+    // Observed values can carry text from the systems under inspection: fenced like probes.
+    ctx.insert("checks", input.checks);
+    ctx.insert("checks_fenced", &checks_text(input.checks, input.nonce));
+    ctx.insert("history", input.history);
+    ctx.insert("history_fenced", &history_text(input.history, input.nonce));
     tera.render(&goal.name, &ctx)
         .map_err(|e| template_error(goal, &e))
+}
+
+/// The checks as one fenced block, or empty when there are none.
+fn checks_text(checks: &[crate::check::CheckResult], nonce: &str) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let mut text = String::new();
+    for c in checks {
+        let status = serde_json::to_value(c.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{} [{status}] {}: expected {}",
+            c.name, c.description, c.expected
+        ));
+        if !c.observed.is_null() {
+            text.push_str(&format!("; observed {}", c.observed));
+        }
+        if let Some(d) = &c.detail {
+            text.push_str(&format!("; {d}"));
+        }
+        text.push('\n');
+    }
+    fence("checks", nonce, &text)
+}
+
+/// The subject's recent outcomes as one fenced block, or empty.
+fn history_text(history: &[crate::check::Attempt], nonce: &str) -> String {
+    if history.is_empty() {
+        return String::new();
+    }
+    let text: String = history
+        .iter()
+        .map(|a| format!("{} {} on {}: {}\n", a.at, a.action, a.subject, a.outcome))
+        .collect();
+    fence("history", nonce, &text)
 }
 
 /// A tera instance holding this goal's template and the `untrusted` filter bound to `nonce`.
@@ -730,6 +777,8 @@ mod tests {
             "p.description",
             "p.status",
             "p.fenced",
+            "checks_fenced",
+            "history_fenced",
             "n.title",
             "n.body",
         ];

@@ -76,6 +76,16 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, LedgerError> {
 
 /// Appends one JSON line with a single `write` on an `O_APPEND` file, then fsyncs.
 pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), LedgerError> {
+    let line = serde_json::to_string(value).map_err(|source| LedgerError::Encode {
+        what: path.display().to_string(),
+        source,
+    })?;
+    append_line(path, &line)
+}
+
+/// Appends `text` and a newline with a single `write` on an `O_APPEND` file (so concurrent
+/// writers never interleave within a line), then fsyncs.
+pub fn append_line(path: &Path, text: &str) -> Result<(), LedgerError> {
     let err = |source| LedgerError::Write {
         path: path.to_path_buf(),
         source,
@@ -83,10 +93,8 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let mut line = serde_json::to_vec(value).map_err(|source| LedgerError::Encode {
-        what: path.display().to_string(),
-        source,
-    })?;
+    let mut line = Vec::with_capacity(text.len() + 1);
+    line.extend_from_slice(text.as_bytes());
     line.push(b'\n');
     let mut f = OpenOptions::new()
         .create(true)

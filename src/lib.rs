@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod boundary;
 pub mod bundled;
 pub mod check;
 pub mod cli;

@@ -7,6 +7,10 @@ use steward::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The policy hook runs once per tool call: no logging setup, no async runtime.
+    if let cli::Command::Hook(cli::HookCommand::PreToolUse { run_dir }) = &cli.command {
+        return ExitCode::from(cli::hook_pre_tool_use(run_dir));
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -76,6 +76,19 @@ impl ExitKind {
         }
     }
 
+    /// The kind for a raw exit code (the hook's codes are 0 and 2).
+    pub fn from_code(code: u8) -> ExitKind {
+        match code {
+            0 => ExitKind::Ok,
+            2 => ExitKind::Usage,
+            3 => ExitKind::Aborted,
+            4 => ExitKind::AgentFailed,
+            5 => ExitKind::ValidationFailed,
+            6 => ExitKind::NeedsHuman,
+            _ => ExitKind::Error,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExitKind::Ok => "ok",

@@ -3,25 +3,28 @@
 //! how far the run got.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::agent::{
-    self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, Verdict, VerdictStatus,
-};
+use crate::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, Verdict};
+use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled::{self, Kind, SourceFile};
-use crate::check::{CheckEnv, CheckError, CheckSet};
+use crate::check::{
+    self, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, CheckSet, Evidence, Judgement,
+    Memory, MemoryError, Phase,
+};
 use crate::config::Config;
 use crate::goal::{self, Goal, GoalError, RenderInput};
 use crate::knowledge::{self, KnowledgeError, Note};
 use crate::ledger::{Ledger, LedgerError, RunDir};
 use crate::outcome::{ExitKind, Outcome};
-use crate::policy::{self, ClaudeRules, PolicyError};
+use crate::policy::{self, ClaudeRules, Policy, PolicyError};
 use crate::probe::{self, Catalog, ProbeDefaults, ProbeError, ProbeResult};
 use crate::redact::Redactor;
-use crate::signal::Signal;
+use crate::signal::{Signal, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -33,6 +36,10 @@ pub enum RunError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Check(#[from] CheckError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
     #[error(transparent)]
     Knowledge(#[from] KnowledgeError),
     #[error(transparent)]
@@ -136,9 +143,14 @@ pub struct RunRequest {
     pub signal: Signal,
     /// Gather and render, show the claude command, but start nothing and record nothing.
     pub dry_run: bool,
+    /// Call the model even when the goal is deterministic-first and every check is green.
+    pub force_model: bool,
     /// How long to wait for another run to finish before giving up.
     pub lock_wait: Duration,
 }
+
+/// How long a proposed action waits for a human before it expires.
+pub const ACTION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// `result.json`: the summary of a run, written when it ends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,13 +168,37 @@ pub struct RunResult {
     #[serde(with = "time::serde::rfc3339")]
     pub finished: OffsetDateTime,
     pub duration_ms: u64,
+    /// Whether claude was started at all (deterministic-first and aborted runs skip it).
+    pub agent_started: bool,
     pub cost_usd: f64,
     pub num_turns: u32,
     pub permission_denials: Vec<Denial>,
+    /// Calls steward's own policy hook denied or queued (from the audit log).
+    #[serde(default)]
+    pub policy_denials: usize,
+    /// Pending actions filed during the run.
+    #[serde(default)]
+    pub actions_filed: Vec<String>,
     pub failure: Option<AgentFailure>,
     pub verdict: Option<Verdict>,
+    #[serde(default)]
+    pub failed_checks: Vec<String>,
+    #[serde(default)]
+    pub regressions: Vec<String>,
+    #[serde(default)]
+    pub rollback: Option<RollbackRecord>,
     pub session_id: String,
     pub claude_exit_code: Option<i32>,
+}
+
+/// What the rollback command did, when a run needed one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackRecord {
+    pub argv: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub output: String,
+    pub error: Option<String>,
 }
 
 /// `run.json`: written at the start and after each stage.
@@ -184,6 +220,7 @@ pub struct Plan {
     pub argv: Vec<String>,
     pub rules: ClaudeRules,
     pub context: Vec<ProbeResult>,
+    pub checks: Vec<CheckResult>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,18 +239,6 @@ impl RunReport {
     }
 }
 
-/// Settings passed with `--settings`: steward's hooks. The SessionStart hook proves they loaded.
-pub fn claude_settings(nonce: &str) -> serde_json::Value {
-    serde_json::json!({
-        "includeGitInstructions": false,
-        "hooks": {
-            "SessionStart": [{
-                "hooks": [{"type": "command", "command": format!("echo {nonce}"), "timeout": 10}]
-            }]
-        }
-    })
-}
-
 fn check_request(defs: &Definitions, req: &RunRequest) -> Result<Goal, RunError> {
     let goal = defs.goal(&req.goal)?;
     for var in &goal.required_vars {
@@ -225,34 +250,121 @@ fn check_request(defs: &Definitions, req: &RunRequest) -> Result<Goal, RunError>
             .into());
         }
     }
+    // Unknown check names are a definition error: found before anything runs.
+    for phase in Phase::ALL {
+        defs.checks.for_phase(&goal.checks, phase)?;
+    }
     Ok(goal)
+}
+
+/// The checks that run before the agent, by phase. Post checks run before too: they are the
+/// evidence for deterministic-first and the state a proposal is fingerprinted against.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChecksBefore {
+    pub static_: Vec<CheckResult>,
+    pub preflight: Vec<CheckResult>,
+    pub invariants: Vec<CheckResult>,
+    pub post: Vec<CheckResult>,
+}
+
+impl ChecksBefore {
+    fn all(&self) -> Vec<CheckResult> {
+        self.static_
+            .iter()
+            .chain(&self.preflight)
+            .chain(&self.invariants)
+            .chain(&self.post)
+            .cloned()
+            .collect()
+    }
+
+    /// The state a proposal is made against: every check's status, nothing that varies by time.
+    fn fingerprint(&self) -> String {
+        let obs: Vec<(String, String)> = self
+            .all()
+            .iter()
+            .map(|c| (c.name.clone(), format!("{:?}", c.status)))
+            .collect();
+        crate::approval::state_fingerprint(&obs)
+    }
+}
+
+async fn phase_results(
+    defs: &Definitions,
+    goal: &Goal,
+    phase: Phase,
+    env: &CheckEnv,
+    redactor: &Redactor,
+) -> Result<Vec<CheckResult>, RunError> {
+    let selected = defs.checks.for_phase(&goal.checks, phase)?;
+    Ok(check::run_checks_in(&selected, env)
+        .await
+        .iter()
+        .map(|r| r.redacted(redactor))
+        .collect())
+}
+
+async fn checks_before(
+    defs: &Definitions,
+    goal: &Goal,
+    env: &CheckEnv,
+    redactor: &Redactor,
+) -> Result<ChecksBefore, RunError> {
+    let (s, p, i, post) = tokio::join!(
+        phase_results(defs, goal, Phase::Static, env, redactor),
+        phase_results(defs, goal, Phase::Preflight, env, redactor),
+        phase_results(defs, goal, Phase::Invariant, env, redactor),
+        phase_results(defs, goal, Phase::Post, env, redactor),
+    );
+    Ok(ChecksBefore {
+        static_: s?,
+        preflight: p?,
+        invariants: i?,
+        post: post?,
+    })
+}
+
+/// Whether the gathered context needs a model's eyes: a signal from outside (an alert, a failed
+/// unit, CI) always does; so does a probe that failed or timed out, or any failing check.
+fn needs_attention(req: &RunRequest, context: &[ProbeResult], before: &ChecksBefore) -> bool {
+    use crate::probe::ProbeStatus;
+    req.force_model
+        || !matches!(req.signal.source, Source::Manual | Source::Timer)
+        || context
+            .iter()
+            .any(|p| matches!(p.status, ProbeStatus::Failed | ProbeStatus::TimedOut))
+        || before.all().iter().any(|c| c.status.is_failure())
 }
 
 /// Everything in a run up to the point where claude would start.
 struct Prepared {
-    goal: Goal,
-    context: Vec<ProbeResult>,
     prompt: String,
     spec: AgentSpec,
     rules: ClaudeRules,
 }
 
-async fn prepare(
+#[allow(clippy::too_many_arguments)]
+fn prepare(
     cfg: &Config,
     defs: &Definitions,
+    goal: &Goal,
     req: &RunRequest,
     redactor: &Redactor,
-    home: &std::path::Path,
+    context: &[ProbeResult],
+    checks: &[CheckResult],
+    history: &[Attempt],
+    home: &Path,
+    run_dir: &Path,
 ) -> Result<Prepared, RunError> {
     if !cfg.workspace.is_dir() {
         return Err(RunError::Workspace {
             path: cfg.workspace.display().to_string(),
         });
     }
-    let goal = check_request(defs, req)?;
     let rules = policy::claude_rules(&goal.name, &goal.tools, &goal.policy, &cfg.workspace)?;
-    let probes = defs.catalog.select(&goal.probes)?;
-    let context = probe::gather(&probes, redactor, &cfg.claude.path).await;
+    // The compiled policy steward's hook enforces, from the same goal policy as the rules.
+    Policy::build(&goal.name, &goal.policy, &cfg.workspace)?
+        .to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let notes = knowledge::select(
         &defs.notes,
         &goal.name,
@@ -261,18 +373,21 @@ async fn prepare(
     );
     let nonce = format!("steward-boundary-{}", uuid::Uuid::new_v4().simple());
     let prompt = goal::render(
-        &goal,
+        goal,
         &RenderInput {
             signal: &req.signal,
-            context: &context,
+            context,
             knowledge: &notes,
             vars: &req.vars,
             nonce: &nonce,
             workspace: &cfg.workspace,
+            checks,
+            history,
         },
     )?;
     // Probe output is redacted already; this pass covers operator text and anything rendered.
     let prompt = redactor.redact(&prompt);
+    let exe = std::env::current_exe().map_err(RunError::Home)?;
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
         workspace: cfg.workspace.clone(),
@@ -288,7 +403,7 @@ async fn prepare(
         max_turns: goal.max_turns.unwrap_or(cfg.limits.max_turns),
         budget_usd: goal.budget_usd.unwrap_or(cfg.limits.budget_usd),
         session_id: uuid::Uuid::new_v4(),
-        settings: claude_settings(&nonce),
+        settings: boundary::claude_settings(&nonce, &exe, run_dir),
         nonce,
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),
@@ -297,16 +412,14 @@ async fn prepare(
         kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
     };
     Ok(Prepared {
-        goal,
-        context,
         prompt,
         spec,
         rules,
     })
 }
 
-/// Runs one request end to end and records it. Failures of the agent are outcomes, not errors;
-/// an `Err` means steward could not do its own job (definitions, state directory).
+/// Runs one request end to end and records it. Failures of the agent and of checks are outcomes,
+/// not errors; an `Err` means steward could not do its own job (definitions, state directory).
 pub async fn execute(
     cfg: &Config,
     req: &RunRequest,
@@ -315,74 +428,119 @@ pub async fn execute(
     let defs = Definitions::load(cfg)?;
     let redactor = redactor(cfg);
     // A typo or a missing variable is the operator's to fix, and leaves no record behind.
-    check_request(&defs, req)?;
+    let goal = check_request(&defs, req)?;
+    let env = check_env(cfg);
+    let probes = defs.catalog.select(&goal.probes)?;
+
     if req.dry_run {
-        let home = tempfile::tempdir().map_err(RunError::Home)?;
-        let p = prepare(cfg, &defs, req, &redactor, home.path()).await?;
+        let (context, before) = tokio::join!(
+            probe::gather(&probes, &redactor, &cfg.claude.path),
+            checks_before(&defs, &goal, &env, &redactor)
+        );
+        let before = before?;
+        let scratch = tempfile::tempdir().map_err(RunError::Home)?;
+        let p = prepare(
+            cfg,
+            &defs,
+            &goal,
+            req,
+            &redactor,
+            &context,
+            &before.all(),
+            &[],
+            scratch.path(),
+            scratch.path(),
+        )?;
         return Ok(RunReport::Planned(Box::new(Plan {
-            goal: p.goal.name,
+            goal: goal.name,
             prompt: p.prompt,
             argv: agent::argv(&p.spec),
             rules: p.rules,
-            context: p.context,
+            context,
+            checks: before.all(),
         })));
     }
 
     let ledger = Ledger::open(&cfg.state_dir)?;
     let _lock = ledger.lock(&format!("goal {}", req.goal), req.lock_wait)?;
-    let started = OffsetDateTime::now_utc();
-    let clock = Instant::now();
-    let run = ledger.create_run(&req.goal)?;
-    let mut meta = RunMeta {
-        id: run.id.clone(),
-        goal: req.goal.clone(),
-        stage: "started".into(),
-        started,
-        pid: std::process::id(),
-    };
-    run.write_json("run.json", &meta)?;
-    let mut signal = req.signal.clone();
-    redact_signal(&redactor, &mut signal);
-    run.write_json("signal.json", &signal)?;
-    ledger.event(
-        "run_started",
-        Some(&run.id),
-        serde_json::json!({"goal": req.goal, "source": req.signal.source.as_str(), "subject": req.signal.subject}),
-    )?;
+    let mut rec = Recorder::start(&ledger, req, &redactor)?;
 
+    // Before anything may change: checks and context, concurrently.
+    rec.stage("checks")?;
+    let (context, before) = tokio::join!(
+        probe::gather(&probes, &redactor, &cfg.claude.path),
+        checks_before(&defs, &goal, &env, &redactor)
+    );
+    let before = before?;
+    rec.run.write_json("context.json", &context)?;
+    rec.run.write_json("checks-before.json", &before)?;
+    let model = goal.checks.model;
+    let attention = needs_attention(req, &context, &before);
+    let evidence = |agent| Evidence {
+        static_: &before.static_,
+        preflight: &before.preflight,
+        invariants_before: &before.invariants,
+        invariants_after: &before.invariants,
+        post: &before.post,
+        agent,
+        model,
+        attention,
+    };
+    if let Some(j) = check::gate(&evidence(AgentRun::NotStarted)) {
+        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+    }
+
+    // The same goal on the same subject that failed twice recently goes to a human instead.
+    let memory = Memory::open(&cfg.state_dir);
+    let action_key = format!("goal:{}", goal.name);
+    let history = memory.recent(&req.signal.subject, 5)?;
+    if memory.should_escalate(&req.signal.subject, &action_key, ESCALATION_WINDOW)? {
+        let j = Judgement::escalated(format!(
+            "`{}` on `{}` already failed twice in the last {} h: a human must look",
+            goal.name,
+            req.signal.subject,
+            ESCALATION_WINDOW.as_secs() / 3600
+        ));
+        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+    }
+
+    rec.stage("prompt")?;
     let home = tempfile::Builder::new()
         .prefix("claude-home-")
         .tempdir_in(ledger.tmp_dir())
         .map_err(RunError::Home)?;
-    let prepared = match prepare(cfg, &defs, req, &redactor, home.path()).await {
-        Ok(p) => p,
-        Err(e) => {
-            // The definitions broke between load and use, or the workspace vanished: record it.
-            finish(
-                &ledger,
-                &run,
-                req,
-                started,
-                clock,
-                Outcome::Aborted,
-                ExitKind::Aborted,
-                format!("could not prepare the run: {e}"),
-                None,
-            )?;
-            return Err(e);
-        }
-    };
-    run.write_json("context.json", &prepared.context)?;
-    run.write_text("prompt.md", &prepared.prompt)?;
-    let argv = agent::argv(&prepared.spec);
+    let prepared = prepare(
+        cfg,
+        &defs,
+        &goal,
+        req,
+        &redactor,
+        &context,
+        &before.all(),
+        &history,
+        home.path(),
+        &rec.run.path,
+    )?;
+    rec.run.write_json(
+        boundary::HOOK_CONTEXT_FILE,
+        &HookContext {
+            state_dir: cfg.state_dir.clone(),
+            run_id: rec.run.id.clone(),
+            goal: goal.name.clone(),
+            subject: req.signal.subject.clone(),
+            state_fingerprint: before.fingerprint(),
+            checks: goal.checks.post.clone(),
+            action_ttl_secs: ACTION_TTL.as_secs(),
+        },
+    )?;
+    rec.run.write_text("prompt.md", &prepared.prompt)?;
     let mut argv_record = vec![prepared.spec.claude_bin.display().to_string()];
-    argv_record.extend(argv.iter().cloned());
-    run.write_json("claude-argv.json", &argv_record)?;
-    run.write_json("agent-spec.json", &prepared.spec)?;
-    meta.stage = "agent".into();
-    run.write_json("run.json", &meta)?;
+    argv_record.extend(agent::argv(&prepared.spec));
+    rec.run.write_json("claude-argv.json", &argv_record)?;
+    rec.run.write_json("agent-spec.json", &prepared.spec)?;
 
-    let mut transcript = run.appender("transcript.jsonl")?;
+    rec.stage("agent")?;
+    let mut transcript = rec.run.appender("transcript.jsonl")?;
     let mut write_line = |line: &str| -> std::io::Result<()> {
         transcript
             .line(&redactor.redact(line))
@@ -391,68 +549,189 @@ pub async fn execute(
     let agent_outcome = agent::run(&prepared.spec, &mut write_line, observer).await?;
     transcript.sync()?;
     drop(home);
-
     if let Some(v) = &agent_outcome.verdict {
-        run.write_json("verdict.json", v)?;
+        rec.run.write_json("verdict.json", v)?;
     }
-    let (outcome, exit, reason) = judge(&prepared.goal, &agent_outcome);
-    meta.stage = "done".into();
-    run.write_json("run.json", &meta)?;
-    let result = finish(
-        &ledger,
-        &run,
-        req,
-        started,
-        clock,
-        outcome,
-        exit,
-        reason,
-        Some(agent_outcome),
+
+    // After the agent: steward's own checks decide, not the model's claim.
+    rec.stage("validation")?;
+    let (invariants_after, post) = tokio::join!(
+        phase_results(&defs, &goal, Phase::Invariant, &env, &redactor),
+        phase_results(&defs, &goal, Phase::Post, &env, &redactor),
+    );
+    let (invariants_after, post) = (invariants_after?, post?);
+    rec.run.write_json(
+        "checks-after.json",
+        &serde_json::json!({"invariants": invariants_after, "post": post}),
     )?;
-    Ok(RunReport::Done(Box::new(result)))
+    let agent_run = match (&agent_outcome.failure, &agent_outcome.verdict) {
+        (Some(f), _) => AgentRun::Failed(f),
+        (None, Some(v)) => AgentRun::Verdict(v),
+        (None, None) => AgentRun::Failed(&NO_VERDICT),
+    };
+    let judgement = check::judge(&Evidence {
+        invariants_after: &invariants_after,
+        post: &post,
+        ..evidence(agent_run)
+    });
+    let rollback = match (&goal.checks.rollback, judgement.rollback) {
+        (Some(argv), true) if !argv.is_empty() => {
+            rec.stage("rollback")?;
+            Some(run_rollback(argv, cfg, &redactor).await)
+        }
+        _ => None,
+    };
+    // Only what the agent did and the checks judged counts as an attempt (not an API outage).
+    if agent_outcome.failure.is_none()
+        && let Err(e) = memory.record_now(&req.signal.subject, &action_key, judgement.outcome)
+    {
+        tracing::warn!("could not record the outcome in effectiveness memory: {e}");
+    }
+    let audit = boundary::read_audit(&rec.run.path)?;
+    rec.finish(
+        judgement.outcome,
+        judgement.exit,
+        judgement.reason.clone(),
+        &judgement,
+        Some(agent_outcome),
+        rollback,
+        &audit,
+    )
 }
 
-/// Derives the outcome from what the agent delivered. (Validation phases refine this later: a
-/// failing check always overrules the model.)
-fn judge(goal: &Goal, a: &AgentOutcome) -> (Outcome, ExitKind, String) {
-    if let Some(f) = &a.failure {
-        return match f {
-            AgentFailure::BoundaryNotProven { message } => (
-                Outcome::Aborted,
-                ExitKind::Aborted,
-                format!("boundary not proven: {message}"),
-            ),
-            other => (
-                Outcome::Failed,
-                ExitKind::AgentFailed,
-                format!("agent failed: {}", describe_failure(other)),
-            ),
-        };
+static NO_VERDICT: AgentFailure = AgentFailure::NoVerdict {
+    message: String::new(),
+};
+
+async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> RollbackRecord {
+    let out = crate::approval::run_argv(argv, Duration::from_secs(300), &cfg.claude.path).await;
+    match out {
+        Ok(o) => RollbackRecord {
+            argv: argv.to_vec(),
+            exit_code: o.exit_code,
+            timed_out: o.timed_out,
+            output: redactor.redact(&format!("{}{}", o.stdout, o.stderr)),
+            error: None,
+        },
+        Err(e) => RollbackRecord {
+            argv: argv.to_vec(),
+            exit_code: None,
+            timed_out: false,
+            output: String::new(),
+            error: Some(e),
+        },
     }
-    let Some(v) = &a.verdict else {
-        return (
-            Outcome::Failed,
-            ExitKind::AgentFailed,
-            "agent failed: no structured verdict".into(),
-        );
-    };
-    match v.status {
-        VerdictStatus::Ok if v.proposed_actions.is_empty() => (
-            Outcome::Ok,
-            ExitKind::Ok,
-            format!("{}: {}", goal.name, v.summary),
-        ),
-        VerdictStatus::Fixed => (Outcome::Fixed, ExitKind::Ok, v.summary.clone()),
-        VerdictStatus::Ok | VerdictStatus::NeedsAttention => (
-            Outcome::Escalated,
-            ExitKind::NeedsHuman,
-            format!("needs a human: {}", v.summary),
-        ),
-        VerdictStatus::Failed => (
-            Outcome::Escalated,
-            ExitKind::NeedsHuman,
-            format!("the agent could not complete the goal: {}", v.summary),
-        ),
+}
+
+/// The run's record as it is being written: stage by stage, then the result.
+struct Recorder<'a> {
+    ledger: &'a Ledger,
+    run: RunDir,
+    meta: RunMeta,
+    req: &'a RunRequest,
+    started: OffsetDateTime,
+    clock: Instant,
+}
+
+impl<'a> Recorder<'a> {
+    fn start(
+        ledger: &'a Ledger,
+        req: &'a RunRequest,
+        redactor: &Redactor,
+    ) -> Result<Self, RunError> {
+        let started = OffsetDateTime::now_utc();
+        let run = ledger.create_run(&req.goal)?;
+        let meta = RunMeta {
+            id: run.id.clone(),
+            goal: req.goal.clone(),
+            stage: "started".into(),
+            started,
+            pid: std::process::id(),
+        };
+        run.write_json("run.json", &meta)?;
+        let mut signal = req.signal.clone();
+        redact_signal(redactor, &mut signal);
+        run.write_json("signal.json", &signal)?;
+        ledger.event(
+            "run_started",
+            Some(&run.id),
+            serde_json::json!({"goal": req.goal, "source": req.signal.source.as_str(), "subject": req.signal.subject}),
+        )?;
+        Ok(Recorder {
+            ledger,
+            run,
+            meta,
+            req,
+            started,
+            clock: Instant::now(),
+        })
+    }
+
+    fn stage(&mut self, stage: &str) -> Result<(), RunError> {
+        self.meta.stage = stage.to_string();
+        Ok(self.run.write_json("run.json", &self.meta)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        exit: ExitKind,
+        reason: String,
+        judgement: &Judgement,
+        agent: Option<AgentOutcome>,
+        rollback: Option<RollbackRecord>,
+        audit: &[crate::policy::AuditEntry],
+    ) -> Result<RunReport, RunError> {
+        self.stage("done")?;
+        let a = agent.as_ref();
+        let actions_filed: Vec<String> = audit
+            .iter()
+            .filter(|e| e.decision == "approve")
+            .filter_map(|e| {
+                e.reason
+                    .rsplit_once("(queued as ")
+                    .map(|(_, id)| id.trim_end_matches(')').to_string())
+            })
+            .collect();
+        let result = RunResult {
+            id: self.run.id.clone(),
+            goal: self.req.goal.clone(),
+            source: self.req.signal.source.as_str().to_string(),
+            subject: self.req.signal.subject.clone(),
+            outcome,
+            exit,
+            exit_code: exit.code(),
+            reason,
+            started: self.started,
+            finished: OffsetDateTime::now_utc(),
+            duration_ms: self.clock.elapsed().as_millis() as u64,
+            agent_started: a.is_some(),
+            cost_usd: a.map_or(0.0, |a| a.cost_usd),
+            num_turns: a.map_or(0, |a| a.num_turns),
+            permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
+            policy_denials: audit.iter().filter(|e| e.decision != "allow").count(),
+            actions_filed,
+            failure: a.and_then(|a| a.failure.clone()),
+            verdict: a.and_then(|a| a.verdict.clone()),
+            failed_checks: judgement.failed_checks.clone(),
+            regressions: judgement.regressions.clone(),
+            rollback,
+            session_id: a.map(|a| a.session_id.clone()).unwrap_or_default(),
+            claude_exit_code: a.and_then(|a| a.exit_code),
+        };
+        self.run.write_json("result.json", &result)?;
+        self.ledger.event(
+            "run_finished",
+            Some(&self.run.id),
+            serde_json::json!({
+                "goal": result.goal, "outcome": result.outcome, "reason": result.reason,
+                "cost_usd": result.cost_usd, "duration_ms": result.duration_ms,
+                "denials": result.permission_denials.len(),
+                "agent_started": result.agent_started,
+            }),
+        )?;
+        Ok(RunReport::Done(Box::new(result)))
     }
 }
 
@@ -500,52 +779,6 @@ fn redact_signal(redactor: &Redactor, signal: &mut Signal) {
     {
         signal.payload = v;
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    ledger: &Ledger,
-    run: &RunDir,
-    req: &RunRequest,
-    started: OffsetDateTime,
-    clock: Instant,
-    outcome: Outcome,
-    exit: ExitKind,
-    reason: String,
-    agent: Option<AgentOutcome>,
-) -> Result<RunResult, RunError> {
-    let a = agent.as_ref();
-    let result = RunResult {
-        id: run.id.clone(),
-        goal: req.goal.clone(),
-        source: req.signal.source.as_str().to_string(),
-        subject: req.signal.subject.clone(),
-        outcome,
-        exit,
-        exit_code: exit.code(),
-        reason,
-        started,
-        finished: OffsetDateTime::now_utc(),
-        duration_ms: clock.elapsed().as_millis() as u64,
-        cost_usd: a.map_or(0.0, |a| a.cost_usd),
-        num_turns: a.map_or(0, |a| a.num_turns),
-        permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
-        failure: a.and_then(|a| a.failure.clone()),
-        verdict: a.and_then(|a| a.verdict.clone()),
-        session_id: a.map(|a| a.session_id.clone()).unwrap_or_default(),
-        claude_exit_code: a.and_then(|a| a.exit_code),
-    };
-    run.write_json("result.json", &result)?;
-    ledger.event(
-        "run_finished",
-        Some(&run.id),
-        serde_json::json!({
-            "goal": result.goal, "outcome": result.outcome, "reason": result.reason,
-            "cost_usd": result.cost_usd, "duration_ms": result.duration_ms,
-            "denials": result.permission_denials.len(),
-        }),
-    )?;
-    Ok(result)
 }
 
 /// One line per run for `steward runs list`.
@@ -617,6 +850,8 @@ pub struct RunDetail {
     pub result: Option<RunResult>,
     pub signal: Option<serde_json::Value>,
     pub argv: Option<Vec<String>>,
+    /// Every decision of steward's policy hook in this run.
+    pub audit: Vec<crate::policy::AuditEntry>,
     pub files: Vec<String>,
 }
 
@@ -661,6 +896,67 @@ pub fn show_run(ledger: &Ledger, id: &str) -> Result<RunDetail, RunError> {
         result,
         signal,
         argv,
+        audit: boundary::read_audit(&run.path)?,
         files,
     })
+}
+
+/// `steward actions approve`: the state must still be what the proposal saw, then steward's
+/// executor runs the argv (no shell) under the host lock, runs the action's checks, and records
+/// the outcome, in the action and in effectiveness memory.
+pub async fn approve_and_execute(
+    cfg: &Config,
+    id: &str,
+    by: &str,
+    note: Option<String>,
+    timeout: Duration,
+) -> Result<crate::approval::Action, RunError> {
+    let store = crate::approval::Store::open(&cfg.state_dir)?;
+    let action = store.get(id)?;
+    let defs = Definitions::load(cfg)?;
+    let redactor = redactor(cfg);
+    let env = check_env(cfg);
+    // The same checks, re-run now, must give the same statuses as when it was proposed.
+    let current = match defs.goal(&action.goal) {
+        Ok(goal) => checks_before(&defs, &goal, &env, &redactor)
+            .await?
+            .fingerprint(),
+        Err(_) => ChecksBefore::default().fingerprint(),
+    };
+    let ledger = Ledger::open(&cfg.state_dir)?;
+    let _lock = ledger.lock(&format!("action {id}"), Duration::from_secs(30))?;
+    store.approve(id, by, note, &current)?;
+    ledger.event(
+        "action_approved",
+        action.run_id.as_deref(),
+        serde_json::json!({"action": id, "by": by}),
+    )?;
+    let (action, exec) = store
+        .execute(id, timeout, &cfg.claude.path, &redactor)
+        .await?;
+    let selected = defs.checks.select(&action.checks)?;
+    let results: Vec<CheckResult> = check::run_checks_in(&selected, &env)
+        .await
+        .iter()
+        .map(|r| r.redacted(&redactor))
+        .collect();
+    let passed = !results.iter().any(|r| r.status.is_failure());
+    let results_json = results
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    let done = store.finish(action, exec, results_json, passed)?;
+    let outcome = if done.state == crate::approval::ActionState::Done {
+        Outcome::Fixed
+    } else {
+        Outcome::Failed
+    };
+    let memory = Memory::open(&cfg.state_dir);
+    memory.record_now(&done.subject, &done.argv.join(" "), outcome)?;
+    ledger.event(
+        "action_executed",
+        done.run_id.as_deref(),
+        serde_json::json!({"action": id, "state": done.state, "argv": done.argv}),
+    )?;
+    Ok(done)
 }

@@ -77,6 +77,22 @@ pub struct Judgement {
     pub unavailable: Vec<String>,
 }
 
+impl Judgement {
+    /// A human must decide, for a reason outside the checks (e.g. repeated failures).
+    pub fn escalated(reason: String) -> Judgement {
+        Judgement {
+            outcome: Outcome::Escalated,
+            exit: ExitKind::NeedsHuman,
+            reason,
+            rollback: false,
+            failed_checks: Vec::new(),
+            regressions: Vec::new(),
+            still_failing: Vec::new(),
+            unavailable: Vec::new(),
+        }
+    }
+}
+
 fn failing(results: &[CheckResult]) -> Vec<String> {
     results
         .iter()

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use steward::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
 use steward::scripted::{self, Scenario, Server};
 
+pub mod cli;
+
 pub const CLAUDE_VERSION: &str = "2.1.197";
 
 /// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache. Missing: a failure under

@@ -1,36 +1,9 @@
-//! Shared helpers for tests that drive the real `steward` binary and the real claude CLI.
-#![allow(dead_code)]
+//! Helpers for tests that drive the real `steward` binary: the scripted model as a process, and
+//! a workspace with a config pointing claude at it.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-/// The pinned claude binary. Under `CI=true` a missing binary fails the test; elsewhere the test
-/// is skipped with a notice (returns None).
-pub fn claude_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("STEWARD_TEST_CLAUDE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("STEWARD_TEST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/steward-test")
-                });
-            cache.join("claude-2.1.197/node_modules/.bin/claude")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "claude not found at {} (CI=true: a missing component fails the run; run ./scripts/test.sh)",
-            path.display()
-        );
-    }
-    eprintln!("SKIP: claude not found at {}; run ./scripts/test.sh", path.display());
-    None
-}
 
 pub fn steward_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_steward"))
@@ -47,7 +20,13 @@ impl ScriptedModel {
         let file = dir.join(format!("scenario-{}.toml", std::process::id()));
         std::fs::write(&file, scenario).unwrap();
         let mut child = Command::new(steward_bin())
-            .args(["dev", "scripted-model", "--addr", "127.0.0.1:0", "--scenario"])
+            .args([
+                "dev",
+                "scripted-model",
+                "--addr",
+                "127.0.0.1:0",
+                "--scenario",
+            ])
             .arg(&file)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -58,7 +37,10 @@ impl ScriptedModel {
             .read_line(&mut line)
             .unwrap();
         let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://"), "unexpected first line: {line:?}");
+        assert!(
+            url.starts_with("http://"),
+            "unexpected first line: {line:?}"
+        );
         ScriptedModel { child, url }
     }
 
@@ -92,7 +74,9 @@ impl Env {
         let ws = dir.path().join("workspace");
         std::fs::create_dir_all(&ws).unwrap();
         let config = dir.path().join("steward.toml");
-        let (top, rest) = extra_toml.split_once("#--tables--").unwrap_or((extra_toml, ""));
+        let (top, rest) = extra_toml
+            .split_once("#--tables--")
+            .unwrap_or((extra_toml, ""));
         std::fs::write(
             &config,
             format!(
