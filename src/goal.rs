@@ -651,6 +651,8 @@ mod tests {
                 vars,
                 nonce: NONCE,
                 workspace: Path::new("/srv/infra"),
+                checks: &[],
+                history: &[],
             },
         )
     }
@@ -928,6 +930,8 @@ mod tests {
                     vars: &BTreeMap::new(),
                     nonce,
                     workspace: Path::new("/w"),
+                    checks: &[],
+                    history: &[],
                 },
             )
             .unwrap_err();

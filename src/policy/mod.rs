@@ -263,7 +263,7 @@ mod tests {
         assert!(r.disallowed.contains(&"Bash(rm *)".to_string()));
         assert!(r.disallowed.contains(&"WebFetch".to_string()));
         assert!(r.disallowed.contains(&"Read(**/.env)".to_string()));
-        assert!(r.disallowed.contains(&"Read(~/.ssh/**)".to_string()));
+        assert!(r.disallowed.contains(&"Read(**/.ssh/**)".to_string()));
         assert!(r.disallowed.contains(&"Read(//etc/shadow*)".to_string()));
         let bad: Vec<String> = vec!["Bsh".into()];
         assert!(claude_rules("g", &bad, &policy, Path::new("/")).is_err());
