@@ -569,11 +569,26 @@ pub async fn execute(
         (None, Some(v)) => AgentRun::Verdict(v),
         (None, None) => AgentRun::Failed(&NO_VERDICT),
     };
-    let judgement = check::judge(&Evidence {
+    let mut judgement = check::judge(&Evidence {
         invariants_after: &invariants_after,
         post: &post,
         ..evidence(agent_run)
     });
+    let audit = boundary::read_audit(&rec.run.path)?;
+    let queued = audit.iter().filter(|e| e.decision == "approve").count();
+    // The fix waits for a human, so its post-action checks cannot pass yet: that is an
+    // escalation, not a failure to roll back. A broken invariant still fails the run.
+    if queued > 0
+        && judgement.outcome == Outcome::Failed
+        && judgement.regressions.is_empty()
+        && agent_outcome.failure.is_none()
+    {
+        judgement = Judgement::escalated(format!(
+            "{queued} action(s) wait for approval (`steward actions list`); post-action checks \
+             still failing: {}",
+            judgement.failed_checks.join(", ")
+        ));
+    }
     let rollback = match (&goal.checks.rollback, judgement.rollback) {
         (Some(argv), true) if !argv.is_empty() => {
             rec.stage("rollback")?;
@@ -587,7 +602,6 @@ pub async fn execute(
     {
         tracing::warn!("could not record the outcome in effectiveness memory: {e}");
     }
-    let audit = boundary::read_audit(&rec.run.path)?;
     rec.finish(
         judgement.outcome,
         judgement.exit,
