@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # Hook decision latency as Claude Code sees it: one whole
-# `steward hook pre-tool-use --policy FILE` process per tool call, over the policy case table
+# `steward hook pre-tool-use --run-dir DIR` process per tool call, over the policy case table
 # (tests/data/policy_table.rs). Prints median, p90, p99 and max; exits 1 if the median is above
 # 5 ms or an answer differs from the table.
 #
 #   STEWARD_BIN=target/release/steward bench/hook.sh      # default binary
 #   ROUNDS=5 bench/hook.sh                                # more calls per case
-#
-# Until the CLI has the subcommand, measure the library service through the stand-in example
-# (same arguments and stdin/stdout protocol):
-#   cargo build --release --example hook && STEWARD_BIN=target/release/examples/hook bench/hook.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${STEWARD_BIN:-target/release/steward}"

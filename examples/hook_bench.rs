@@ -1,4 +1,4 @@
-//! Hook latency as Claude Code sees it: one whole `steward hook pre-tool-use --policy FILE`
+//! Hook latency as Claude Code sees it: one whole `steward hook pre-tool-use --run-dir DIR`
 //! process per tool call, over the policy case table. Run by `bench/hook.sh`.
 //!
 //! Also checks that the binary's answers agree with the table (approve → `deny` on the wire).
@@ -42,8 +42,25 @@ fn main() {
     // The hook runs with the workspace as cwd, so a relative binary path must be resolved first.
     let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     let f = fixture();
-    let policy_file = f.ws.parent().unwrap().join("policy.json");
+    // A run directory as steward lays it out: the compiled policy, and the context the hook
+    // needs to file approval-required calls.
+    let run_dir = f.ws.parent().unwrap().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let policy_file = run_dir.join(steward::boundary::POLICY_FILE);
     f.policy.to_file(&policy_file).unwrap();
+    steward::ledger::write_json(
+        &run_dir.join(steward::boundary::HOOK_CONTEXT_FILE),
+        &steward::boundary::HookContext {
+            state_dir: f.ws.parent().unwrap().join("state"),
+            run_id: "bench".into(),
+            goal: "bench".into(),
+            subject: "bench".into(),
+            state_fingerprint: String::new(),
+            checks: vec![],
+            action_ttl_secs: 3600,
+        },
+    )
+    .unwrap();
     let mut inputs: Vec<(Verdict, Vec<u8>)> = Vec::new();
     let wrap = |tool: &str, tool_input: Value| {
         serde_json::to_vec(&json!({
@@ -62,8 +79,8 @@ fn main() {
     let run = |input: &[u8]| -> (Duration, i32, String) {
         let t = Instant::now();
         let mut child = Command::new(&bin)
-            .args(["hook", "pre-tool-use", "--policy"])
-            .arg(&policy_file)
+            .args(["hook", "pre-tool-use", "--run-dir"])
+            .arg(&run_dir)
             .current_dir(&f.ws)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -109,7 +126,7 @@ fn main() {
     let mut inproc = Vec::new();
     for (_, input) in &inputs {
         let t = Instant::now();
-        let _ = steward::policy::hook_decision(&policy_file, input);
+        let _ = steward::boundary::pre_tool_use(&run_dir, input);
         inproc.push(t.elapsed());
     }
     inproc.sort();
@@ -132,7 +149,7 @@ fn main() {
         ms(*times.last().unwrap())
     );
     println!(
-        "in-process decide: median {}  p99 {}  (load policy + decide)",
+        "in-process decide: median {}  p99 {}  (load policy + decide + audit)",
         ms(pct(&inproc, 0.5)),
         ms(pct(&inproc, 0.99))
     );
