@@ -402,10 +402,13 @@ impl Store {
         };
         match run_argv(&a.argv, timeout, path_env).await {
             Ok(out) => {
-                exec.exit_code = out.exit_code;
-                exec.timed_out = out.timed_out;
+                exec.exit_code = out.exit_code();
+                exec.timed_out = out.timed_out();
                 exec.stdout = redactor.redact(&out.stdout);
                 exec.stderr = redactor.redact(&out.stderr);
+                if out.timed_out() {
+                    exec.error = Some(out.describe(timeout));
+                }
             }
             Err(e) => exec.error = Some(e),
         }
@@ -437,14 +440,6 @@ impl Store {
     }
 }
 
-/// What an argv run by steward itself did.
-pub struct Output {
-    pub exit_code: Option<i32>,
-    pub timed_out: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Runs an argv without a shell, with a clean environment, in its own process group that is
@@ -453,68 +448,17 @@ pub async fn run_argv(
     argv: &[String],
     timeout: Duration,
     path_env: &str,
-) -> Result<Output, String> {
-    use tokio::io::AsyncReadExt;
-    let (program, args) = argv.split_first().ok_or("empty argv")?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", path_env)
-        .env("LANG", "C.UTF-8")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-    let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    // Both pipes at once: a chatty stderr must not block a stdout reader (or the reverse).
-    let read = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.take(OUTPUT_CAP as u64).read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.take(OUTPUT_CAP as u64).read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        (out, err)
-    };
-    let result = tokio::time::timeout(timeout, async {
-        let (out, err) = read.await;
-        let status = child.wait().await;
-        (out, err, status)
+) -> Result<crate::exec::Output, String> {
+    crate::exec::run(&crate::exec::Command {
+        argv,
+        path_env,
+        cwd: None,
+        timeout,
+        stdout_cap: OUTPUT_CAP,
+        stderr_tail: OUTPUT_CAP,
     })
-    .await;
-    // Whatever happened, nothing the command started may outlive it.
-    if let Some(pg) = pgid {
-        let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
-    }
-    match result {
-        Ok((out, err, status)) => Ok(Output {
-            exit_code: status.ok().and_then(|s| s.code()),
-            timed_out: false,
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        }),
-        Err(_) => {
-            let _ = child.wait().await;
-            Ok(Output {
-                exit_code: None,
-                timed_out: true,
-                stdout: String::new(),
-                stderr: format!("timed out after {} s", timeout.as_secs()),
-            })
-        }
-    }
+    .await
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod exec;
 pub mod frontmatter;
 pub mod goal;
 pub mod knowledge;

@@ -622,8 +622,8 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
     match out {
         Ok(o) => RollbackRecord {
             argv: argv.to_vec(),
-            exit_code: o.exit_code,
-            timed_out: o.timed_out,
+            exit_code: o.exit_code(),
+            timed_out: o.timed_out(),
             output: redactor.redact(&format!("{}{}", o.stdout, o.stderr)),
             error: None,
         },

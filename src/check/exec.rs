@@ -2,13 +2,13 @@
 //! that cannot be evaluated is itself a finding (`error` or `unavailable`).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 
 use super::{CheckDef, CheckKind, CheckResult, CheckStatus, JsonCompare, JsonExpect, Pattern};
+use crate::exec::{self, ExecError};
 
 /// Output beyond this is read and discarded, so a chatty command can neither block on a full
 /// pipe nor exhaust memory.
@@ -243,26 +243,6 @@ fn clip(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // command
 
-/// Reads everything (so the writer never blocks) but keeps only the first `cap` bytes.
-async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut truncated = false;
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                if n > room {
-                    truncated = true;
-                }
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    (kept, truncated)
-}
-
 async fn command(def: &CheckDef, env: &CheckEnv) -> Eval {
     let CheckKind::Command {
         argv,
@@ -279,97 +259,37 @@ async fn command(def: &CheckDef, env: &CheckEnv) -> Eval {
             Some("not a command".into()),
         );
     };
-    let (program, args) = match argv.split_first() {
-        Some(x) => x,
-        None => return (CheckStatus::Error, Value::Null, Some("empty argv".into())),
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        // A clean environment: the check's result must not depend on who started steward.
-        .env_clear()
-        .env("PATH", &env.path_env)
-        .env("LANG", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a timeout kills the whole tree, not just argv[0].
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &env.cwd {
-        cmd.current_dir(dir);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let out = match exec::run(&exec::Command {
+        argv,
+        path_env: &env.path_env,
+        cwd: env.cwd.as_deref(),
+        timeout: def.timeout,
+        stdout_cap: MAX_STDOUT,
+        stderr_tail: MAX_STDERR,
+    })
+    .await
+    {
+        Ok(out) => out,
+        Err(ExecError::NotFound { program, .. }) => {
             return (
                 CheckStatus::Unavailable,
                 Value::Null,
                 Some(format!("`{program}` not found on PATH")),
             );
         }
-        Err(e) => {
-            return (
-                CheckStatus::Error,
-                Value::Null,
-                Some(format!("cannot start `{program}`: {e}")),
-            );
-        }
+        Err(e) => return (CheckStatus::Error, Value::Null, Some(e.to_string())),
     };
-    let pid = child.id();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let work = async {
-        let out = async {
-            match stdout {
-                Some(s) => read_capped(s, MAX_STDOUT).await,
-                None => (Vec::new(), false),
-            }
-        };
-        let err = async {
-            match stderr {
-                Some(s) => read_capped(s, MAX_STDERR).await,
-                None => (Vec::new(), false),
-            }
-        };
-        let ((out, out_trunc), (err, _), status) = tokio::join!(out, err, child.wait());
-        (out, out_trunc, err, status)
-    };
-    let (out, out_trunc, err, status) = match tokio::time::timeout(def.timeout, work).await {
-        Ok(r) => r,
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // The group id equals the leader's pid (process_group(0)); ESRCH just means
-                // everything already exited.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.wait().await;
-            return (
-                CheckStatus::Fail,
-                Value::Null,
-                Some(format!(
-                    "timed out after {}; process group killed",
-                    secs(def.timeout)
-                )),
-            );
-        }
-    };
-    let status = match status {
-        Ok(s) => s,
-        Err(e) => {
-            return (
-                CheckStatus::Error,
-                Value::Null,
-                Some(format!("cannot wait for `{program}`: {e}")),
-            );
-        }
-    };
-    let stdout = String::from_utf8_lossy(&out).into_owned();
-    let stderr = String::from_utf8_lossy(&err).into_owned();
-    let code = status.code();
-    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    if out.timed_out() {
+        return (
+            CheckStatus::Fail,
+            Value::Null,
+            Some(out.describe(def.timeout)),
+        );
+    }
+    let out_trunc = out.stdout_truncated;
+    let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
+    let code = out.exit_code();
+    let signal = out.signal();
     let mut observed = json!({
         "exit_code": code,
         "stdout": clip(&stdout),
@@ -647,44 +567,44 @@ const NO_SYSTEMD: [&str; 3] = [
 ];
 
 async fn systemd(unit: &str, want: &str, timeout: Duration, path_env: &str) -> Eval {
-    let mut cmd = tokio::process::Command::new("systemctl");
-    cmd.args([
+    let argv: Vec<String> = [
+        "systemctl",
         "show",
         unit,
         "--property=ActiveState,SubState,Result,LoadState",
-    ])
-    .env_clear()
-    .env("PATH", path_env)
-    .env("LANG", "C")
-    .stdin(Stdio::null())
-    .kill_on_drop(true);
-    let out = match tokio::time::timeout(timeout, cmd.output()).await {
-        Err(_) => {
-            return (
-                CheckStatus::Fail,
-                Value::Null,
-                Some(format!("systemctl timed out after {}", secs(timeout))),
-            );
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = match exec::run(&exec::Command {
+        argv: &argv,
+        path_env,
+        cwd: None,
+        timeout,
+        stdout_cap: MAX_STDOUT,
+        stderr_tail: MAX_STDERR,
+    })
+    .await
+    {
+        Ok(out) => out,
+        Err(ExecError::NotFound { .. }) => {
             return (
                 CheckStatus::Unavailable,
                 Value::Null,
                 Some("systemctl not found".into()),
             );
         }
-        Ok(Err(e)) => {
-            return (
-                CheckStatus::Error,
-                Value::Null,
-                Some(format!("cannot run systemctl: {e}")),
-            );
-        }
-        Ok(Ok(o)) => o,
+        Err(e) => return (CheckStatus::Error, Value::Null, Some(e.to_string())),
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
+    if out.timed_out() {
+        return (
+            CheckStatus::Fail,
+            Value::Null,
+            Some(format!("systemctl timed out after {}", secs(timeout))),
+        );
+    }
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    if out.exit_code() != Some(0) {
         let msg = stderr.trim().to_string();
         let absent = NO_SYSTEMD.iter().any(|s| msg.contains(s))
             || !Path::new("/run/systemd/system").exists();
@@ -699,7 +619,7 @@ async fn systemd(unit: &str, want: &str, timeout: Duration, path_env: &str) -> E
             Some(format!("systemctl: {}", clip(&msg))),
         );
     }
-    let props = parse_systemctl_show(&stdout);
+    let props = parse_systemctl_show(stdout);
     let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let observed = json!({
         "ActiveState": get("ActiveState"),

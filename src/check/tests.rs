@@ -474,7 +474,7 @@ async fn command_environment_is_cleared() {
         .to_string();
     let mut keys: Vec<&str> = out.lines().filter_map(|l| l.split('=').next()).collect();
     keys.sort();
-    assert_eq!(keys, ["LANG", "PATH"], "{out}");
+    assert_eq!(keys, ["LANG", "LC_ALL", "PATH"], "{out}");
     assert!(out.contains("LANG=C"));
 }
 

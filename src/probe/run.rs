@@ -2,21 +2,15 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-
 use super::{ParseMode, ProbeDef, ProbeKind, ProbeResult, ProbeStatus};
+use crate::exec::{self, ExecError};
 use crate::redact::Redactor;
 
 /// Bytes of a command's stderr kept for `detail`: the end is where the error usually is.
 const STDERR_TAIL: usize = 2048;
-
-/// After the process group is killed, how long to wait for the pipes to close. Only a process
-/// that left the group (setsid) can hold them longer; its output is then abandoned.
-const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// What a probe produced before redaction and parsing.
 struct Raw {
@@ -165,95 +159,27 @@ fn finish(def: &ProbeDef, raw: Raw, redactor: &Redactor, elapsed: Duration) -> P
 }
 
 async fn run_command(def: &ProbeDef, argv: &[String], path_env: &str) -> Raw {
-    let Some((program, args)) = argv.split_first() else {
-        return Raw::empty(ProbeStatus::Failed, "empty argv".into());
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        // Nothing of steward's environment (tokens, credentials) reaches a probe.
-        .env_clear()
-        .env("PATH", path_env)
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group, so that a timeout kills what it started too.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let why = if program.contains('/') {
-                format!("`{program}` not installed ({program} does not exist)")
-            } else {
-                format!("`{program}` not installed (not found in PATH)")
-            };
-            return Raw::empty(ProbeStatus::NotAvailable, why);
-        }
-        Err(e) => {
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let out = match exec::run(&exec::Command {
+        argv,
+        path_env,
+        cwd: None,
+        timeout: def.timeout,
+        stdout_cap: def.max_bytes,
+        stderr_tail: STDERR_TAIL,
+    })
+    .await
+    {
+        Ok(out) => out,
+        Err(ExecError::NotFound { program, why }) => {
             return Raw::empty(
-                ProbeStatus::Failed,
-                format!("cannot start `{program}`: {e}"),
+                ProbeStatus::NotAvailable,
+                format!("`{program}` not installed ({why})"),
             );
         }
+        Err(e) => return Raw::empty(ProbeStatus::Failed, e.to_string()),
     };
-    let pgid = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(nix::unistd::Pid::from_raw);
-    let out_task = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(read_capped(s, def.max_bytes)));
-    let err_task = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(read_tail(s, STDERR_TAIL)));
-
-    let waited = tokio::time::timeout(def.timeout, child.wait()).await;
-    // Kill the group whether the leader exited or timed out: on a timeout to stop the work, on
-    // a normal exit so that a background child left holding the pipes is not orphaned. The
-    // group id cannot be reused while a member lives, so this cannot hit an unrelated process
-    // in practice.
-    if let Some(pgid) = pgid {
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let status = match waited {
-        Ok(Ok(status)) => Some(status),
-        Ok(Err(e)) => {
-            return Raw::empty(
-                ProbeStatus::Failed,
-                format!("cannot wait for `{program}`: {e}"),
-            );
-        }
-        Err(_) => {
-            // Reap the leader so that it does not linger as a zombie.
-            let _ = child.wait().await;
-            None
-        }
-    };
-    // Both pipes drain concurrently, each within the same grace.
-    let drain_out = async {
-        match out_task {
-            Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
-                Ok(Ok(Ok(v))) => v,
-                _ => (String::new(), false),
-            },
-            None => (String::new(), false),
-        }
-    };
-    let drain_err = async {
-        match err_task {
-            Some(t) => match tokio::time::timeout(DRAIN_GRACE, t).await {
-                Ok(Ok(Ok(s))) => s,
-                _ => String::new(),
-            },
-            None => String::new(),
-        }
-    };
-    let ((text, truncated), stderr) = tokio::join!(drain_out, drain_err);
-    let stderr = stderr.trim().to_string();
+    let stderr = out.stderr.trim().to_string();
     let with_stderr = |head: String| {
         if stderr.is_empty() {
             head
@@ -261,67 +187,43 @@ async fn run_command(def: &ProbeDef, argv: &[String], path_env: &str) -> Raw {
             format!("{head}; stderr: {stderr}")
         }
     };
-
-    let Some(status) = status else {
-        return Raw {
-            status: ProbeStatus::TimedOut,
-            text,
-            truncated,
-            detail: Some(with_stderr(format!(
-                "timed out after {}; process group killed",
-                secs(def.timeout)
-            ))),
-            exit_code: None,
-        };
+    let raw = |status, detail| Raw {
+        status,
+        text: out.stdout.clone(),
+        truncated: out.stdout_truncated,
+        detail,
+        exit_code: out.exit_code(),
     };
+    if out.timed_out() {
+        return raw(
+            ProbeStatus::TimedOut,
+            Some(with_stderr(out.describe(def.timeout))),
+        );
+    }
     // A tool that exits 0 while saying it has nothing to look at (journalctl without journal
     // files) is unavailable too; only stderr counts then, since normal output (log lines) may
     // quote the same words.
-    if status.success() {
-        if let Some(line) = unavailable_line(&def.unavailable_when, &stderr, "") {
-            return Raw {
-                status: ProbeStatus::NotAvailable,
-                text,
-                truncated,
-                detail: Some(format!("`{program}`: not available: {line}")),
-                exit_code: Some(0),
-            };
-        }
-        return Raw {
-            status: ProbeStatus::Ok,
-            text,
-            truncated,
-            detail: (!stderr.is_empty()).then(|| stderr.clone()),
-            exit_code: Some(0),
-        };
+    let success = out.exit_code() == Some(0);
+    let stdout_for_match = if success { "" } else { out.stdout.as_str() };
+    if let Some(line) = unavailable_line(&def.unavailable_when, &stderr, stdout_for_match) {
+        return raw(
+            ProbeStatus::NotAvailable,
+            Some(format!("`{program}`: not available: {line}")),
+        );
     }
-    let code = status.code();
-    if let Some(line) = unavailable_line(&def.unavailable_when, &stderr, &text) {
-        return Raw {
-            status: ProbeStatus::NotAvailable,
-            text,
-            truncated,
-            detail: Some(format!("`{program}`: not available: {line}")),
-            exit_code: code,
-        };
+    if success {
+        return raw(
+            ProbeStatus::Ok,
+            (!stderr.is_empty()).then(|| stderr.clone()),
+        );
     }
-    let head = match code {
-        Some(c) => format!("`{program}` exited with code {c}"),
-        None => {
-            use std::os::unix::process::ExitStatusExt;
-            format!(
-                "`{program}` was killed by signal {}",
-                status.signal().unwrap_or(0)
-            )
-        }
-    };
-    Raw {
-        status: ProbeStatus::Failed,
-        text,
-        truncated,
-        detail: Some(with_stderr(head)),
-        exit_code: code,
-    }
+    raw(
+        ProbeStatus::Failed,
+        Some(with_stderr(format!(
+            "`{program}` {}",
+            out.describe(def.timeout)
+        ))),
+    )
 }
 
 /// The first line of stderr (else stdout) that contains one of the patterns.
@@ -339,49 +241,6 @@ fn unavailable_line(patterns: &[String], stderr: &str, stdout: &str) -> Option<S
 
 fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
-}
-
-/// Reads everything, keeping the first `cap` bytes. The rest is read and dropped rather than
-/// left in the pipe, so that a chatty command finishes instead of blocking on a full pipe.
-async fn read_capped<R: AsyncRead + Unpin>(
-    mut r: R,
-    cap: usize,
-) -> std::io::Result<(String, bool)> {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        let room = cap.saturating_sub(kept.len());
-        if n > room {
-            truncated = true;
-        }
-        kept.extend_from_slice(&buf[..n.min(room)]);
-    }
-    Ok((String::from_utf8_lossy(&kept).into_owned(), truncated))
-}
-
-/// Reads everything, keeping the last `cap` bytes.
-async fn read_tail<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> std::io::Result<String> {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buf[..n]);
-        if kept.len() > 2 * cap {
-            kept.drain(..kept.len() - cap);
-        }
-    }
-    if kept.len() > cap {
-        kept.drain(..kept.len() - cap);
-    }
-    Ok(String::from_utf8_lossy(&kept).into_owned())
 }
 
 async fn run_http(def: &ProbeDef, client: &reqwest::Client, url: &str) -> Raw {
@@ -504,6 +363,7 @@ fn tail_file(path: &Path, tail_lines: usize, cap: usize) -> std::io::Result<(Str
 mod tests {
     use super::*;
     use crate::probe::{Catalog, ProbeDefaults};
+    use tokio::io::AsyncReadExt;
 
     const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
