@@ -335,3 +335,41 @@ verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], 
     assert!(String::from_utf8_lossy(&second.stderr).contains("another steward run"));
     assert!(first.wait().unwrap().success());
 }
+
+#[test]
+fn doctor_proves_the_boundary_with_the_installed_claude() {
+    let Some(claude) = claude_bin() else { return };
+    // The self-test starts its own scripted model; this one only satisfies the config.
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let out = env.steward().args(["--json", "doctor"]).output().unwrap();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let self_test = checks.iter().find(|c| c["name"] == "self-test").unwrap();
+    assert_eq!(self_test["ok"], true, "{report:#}");
+    assert!(
+        self_test["detail"]
+            .as_str()
+            .unwrap()
+            .contains("denied by steward's hook")
+    );
+    let claude_line = checks.iter().find(|c| c["name"] == "claude").unwrap();
+    assert!(claude_line["detail"].as_str().unwrap().contains("2.1.197"));
+
+    // Without credentials the installation is not ready, and doctor says so.
+    let out = env
+        .steward()
+        .env_remove("ANTHROPIC_API_KEY")
+        .args(["--json", "doctor"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let auth = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "auth")
+        .unwrap();
+    assert_eq!(auth["ok"], false);
+}
