@@ -20,3 +20,4 @@ pub mod redact;
 pub mod run;
 pub mod scripted;
 pub mod signal;
+pub mod trigger;
