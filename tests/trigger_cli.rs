@@ -176,3 +176,34 @@ fn timer_dry_run_is_a_timer_signal() {
     assert_eq!(v["signal"]["labels"]["goal"], "health-check");
     assert_eq!(v["report"]["goal"], "health-check");
 }
+
+/// A real (not dry) trigger records the failure before it runs, so repeats count up, and the run
+/// it starts is recorded with the on-failure signal. claude is `/bin/false` here: what the agent
+/// does is not this test's subject, only that the run was made and recorded.
+#[test]
+fn repeated_failures_count_up_and_each_run_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let show = write(dir.path(), "show.txt", SEGV);
+    let journal = write(dir.path(), "journal.txt", "myapp[42]: segfault\n");
+    for expected in ["1", "2"] {
+        let out = steward(dir.path())
+            .args(["--json", "-c", "claude.bin=\"/bin/false\""])
+            .args(["-c", "claude.api_key_file=\"/dev/null\""])
+            .args(["trigger", "on-failure", "myapp.service", "--wait", "5"])
+            .args(["--show-output", &show, "--journal-file", &journal])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(v["signal"]["labels"]["recent_failures"], expected, "{v}");
+        let id = v["report"]["id"].as_str().unwrap();
+        let signal: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("state/runs").join(id).join("signal.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(signal["source"], "on_failure");
+        assert_eq!(signal["labels"]["class"], "segfault");
+        assert_eq!(v["report"]["goal"], "on-failure");
+    }
+}
