@@ -56,6 +56,8 @@ fn stage_units(dir: &Path) -> Vec<PathBuf> {
                 "steward-onfailure@.service",
                 "steward-onfailure@nginx.service.service",
                 "steward-onfailure@mnt-my\\x2ddata.mount.service",
+                // A failed template instance: an instance may itself contain `@`.
+                "steward-onfailure@worker@3.service.service",
             ],
         ),
     ];
