@@ -513,6 +513,10 @@ impl FailureHistory {
         record: bool,
     ) -> Result<u32, TriggerError> {
         let path = Self::path(state_dir);
+        if !record && !path.exists() {
+            // A dry run leaves no trace, not even the directory.
+            return Ok(1);
+        }
         let dir = state_dir.join("triggers");
         std::fs::create_dir_all(&dir).map_err(|source| LedgerError::Write {
             path: dir.clone(),
@@ -689,6 +693,7 @@ pub async fn read_unit_failure(
     }
     let journal = match &from.journal_file {
         Some(path) => read_file(path)?,
+        // Replaying captured output must not mix in this host's live journal.
         None if from.show_output.is_some() => String::new(),
         None => run_captured(
             "journalctl",

@@ -75,7 +75,7 @@ fn on_failure_dry_run_fences_the_journal_and_labels_the_failure() {
     let fence_at = prompt.find("source=\"journal tail\"").unwrap();
     assert!(fence_at < journal_at, "the journal is fenced as data");
     // A dry run records nothing, not even the failure count.
-    assert!(!dir.path().join("state/triggers/failures.json").exists());
+    assert!(!dir.path().join("state/triggers").exists());
 }
 
 #[test]
