@@ -7,6 +7,8 @@
 #     timers.health-check = "hourly";
 #     onFailureUnits = [ "nginx" "postgresql" ];
 #     apiKeyFile = "/run/secrets/anthropic-api-key";
+#     # The units' PATH has no claude: name the binary.
+#     settings.claude.bin = "/run/current-system/sw/bin/claude";
 #   };
 #
 # Units: `steward-check@GOAL.timer`/`.service` per entry of `timers`, the `steward-onfailure@`
@@ -168,6 +170,10 @@ in
 
   config = mkIf cfg.enable {
     assertions = [
+      {
+        assertion = lib.all (u: !(lib.hasSuffix ".service" u)) cfg.onFailureUnits;
+        message = "services.steward.onFailureUnits takes names as in systemd.services (\"nginx\", not \"nginx.service\").";
+      }
       {
         assertion = cfg.webhook.enable -> cfg.webhook.tokenFile != null;
         message = "services.steward.webhook.tokenFile must be set: the listener accepts only authenticated webhooks.";
