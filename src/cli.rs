@@ -808,8 +808,10 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         force_model: opts.force_model,
     };
     let req = trigger::inline_request(goal, signal, vars, &inline);
-    let mut observer = agent::QuietObserver;
-    let report = run::execute(cfg, &req, &mut observer).await?;
+    let mut terminal = agent::TerminalObserver::new();
+    let mut quiet = agent::QuietObserver;
+    let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
+    let report = run::execute(cfg, &req, observer).await?;
     if cli.json {
         print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
     } else {
