@@ -16,7 +16,9 @@ as_root() {
 }
 
 # Debian packages the tests drive for real.
-APT_PACKAGES=(procps iproute2 curl util-linux)
+# systemd: systemd-analyze verify for triggers/; nix-bin: nix-instantiate --parse for nix/;
+# prometheus-alertmanager: amtool check-config for the receiver snippet.
+APT_PACKAGES=(procps iproute2 curl util-linux systemd nix-bin prometheus-alertmanager)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

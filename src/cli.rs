@@ -91,6 +91,9 @@ pub enum Command {
     /// Claude Code hooks (installed by steward in every run's settings).
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Trigger adapters that systemd units call (timers, `OnFailure=`).
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -204,6 +207,46 @@ pub enum HookCommand {
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// A unit failed (`OnFailure=steward-onfailure@%n.service`): read systemd, classify, run the
+    /// `on-failure` goal.
+    OnFailure {
+        /// The failed unit's full name, e.g. `nginx.service`.
+        unit: String,
+        /// Read this captured `systemctl show` output instead of asking systemd.
+        #[arg(long, value_name = "FILE")]
+        show_output: Option<PathBuf>,
+        /// Read the journal tail from this file instead of `journalctl`.
+        #[arg(long, value_name = "FILE")]
+        journal_file: Option<PathBuf>,
+        /// Seconds `systemctl` and `journalctl` may take.
+        #[arg(long, default_value_t = 15, value_name = "SECS")]
+        systemd_timeout: u64,
+        #[command(flatten)]
+        opts: TriggerOpts,
+    },
+    /// A goal's timer fired (`steward-check@GOAL.timer`): run the goal.
+    Timer {
+        goal: String,
+        #[command(flatten)]
+        opts: TriggerOpts,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerOpts {
+    /// Seconds to wait for another run holding the lock.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub wait: u64,
+    /// Build the signal and render the prompt; start nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Call the model even when every check is green.
+    #[arg(long)]
+    pub force_model: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,6 +536,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             Ok(ExitKind::Ok)
         }
         Command::Actions(cmd) => actions(&cli, cmd).await,
+        Command::Trigger(cmd) => trigger(&cli, cmd).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
@@ -699,6 +743,111 @@ async fn run_goal(
                     r.permission_denials.len()
                 );
             }
+        }
+    }
+    Ok(report.exit())
+}
+
+/// `steward trigger …`: build the signal, offer it to the daemon, else run inline under the lock.
+async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> {
+    use crate::trigger::{self, Handoff, InlineOpts, TriggerError};
+    let loaded = cli.config()?;
+    let cfg = &loaded.config;
+    let classify = |e: TriggerError| match e {
+        TriggerError::Malformed { .. }
+        | TriggerError::BadValue { .. }
+        | TriggerError::NoId { .. }
+        | TriggerError::UnknownUnit(_)
+        | TriggerError::BadUnitName(_)
+        | TriggerError::ReadFile { .. } => usage(e),
+        other => internal(other),
+    };
+    let (goal, signal, vars, opts) = match cmd {
+        TriggerCommand::OnFailure {
+            unit,
+            show_output,
+            journal_file,
+            systemd_timeout,
+            opts,
+        } => {
+            let from = trigger::FailureSource {
+                show_output: show_output.clone(),
+                journal_file: journal_file.clone(),
+            };
+            let signal = trigger::on_failure_signal(
+                &cfg.state_dir,
+                unit,
+                &from,
+                Duration::from_secs(*systemd_timeout),
+                opts.dry_run,
+            )
+            .await
+            .map_err(classify)?;
+            let vars = BTreeMap::from([("unit".to_string(), unit.clone())]);
+            (trigger::ON_FAILURE_GOAL, signal, vars, opts)
+        }
+        TriggerCommand::Timer { goal, opts } => {
+            (goal.as_str(), Signal::timer(goal), BTreeMap::new(), opts)
+        }
+    };
+    if !opts.dry_run
+        && let Handoff::Queued { queue_id } = trigger::hand_to_daemon(&cfg.state_dir, &signal)
+            .await
+            .map_err(classify)?
+    {
+        if cli.json {
+            print_json(&serde_json::json!({"queued": queue_id, "signal": signal}))?;
+        } else {
+            println!("queued {queue_id} with the daemon");
+        }
+        return Ok(ExitKind::Ok);
+    }
+    let inline = InlineOpts {
+        lock_wait: Duration::from_secs(opts.wait),
+        dry_run: opts.dry_run,
+        force_model: opts.force_model,
+    };
+    let req = trigger::inline_request(goal, signal, vars, &inline);
+    let mut terminal = agent::TerminalObserver::new();
+    let mut quiet = agent::QuietObserver;
+    let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
+    let report = run::execute(cfg, &req, observer).await?;
+    if cli.json {
+        print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
+    } else {
+        let labels: Vec<String> = req
+            .signal
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "signal {} {} [{}] {}",
+            req.signal.source.as_str(),
+            req.signal.subject,
+            serde_json::to_value(req.signal.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            labels.join(" ")
+        );
+        match &report {
+            RunReport::Planned(plan) => {
+                println!(
+                    "# goal {} (dry run: nothing started, nothing recorded)",
+                    plan.goal
+                );
+                println!("{}", plan.prompt);
+            }
+            RunReport::Done(r) => println!(
+                "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s",
+                r.id,
+                r.outcome,
+                r.reason,
+                r.cost_usd,
+                r.num_turns,
+                r.duration_ms as f64 / 1000.0
+            ),
         }
     }
     Ok(report.exit())

@@ -21,3 +21,4 @@ pub mod redact;
 pub mod run;
 pub mod scripted;
 pub mod signal;
+pub mod trigger;
