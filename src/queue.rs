@@ -1,0 +1,592 @@
+//! The persistent work queue in `STATE/queue/`: one JSON file per job, so queued work survives a
+//! restart of `steward serve`, and one worker that turns jobs into runs.
+//!
+//! Layout:
+//! - `queue/<seq>-<id>.json`: active jobs (`queued` or `running`), `seq` zero-padded so that
+//!   names sort in arrival order;
+//! - `queue/archive/<seq>-<id>.json`: jobs that ended (`done`, `failed`, `cancelled`), kept for
+//!   the record but out of the way of every scan;
+//! - `queue/bad/`: job files that could not be read, moved aside (never silently dropped);
+//! - `queue/next_seq`: the next sequence number;
+//! - `queue/.lock`: an `flock` held for the few milliseconds of each read-modify-write. It is
+//!   not the host lock: the worker holds that for a whole run, and the router must still be able
+//!   to queue and merge meanwhile. Because every state change (claim included) happens under
+//!   it, two processes can never claim the same job.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::agent::Observer;
+use crate::config::Config;
+use crate::ledger::{self, Ledger, LedgerError};
+use crate::run::{self, RunReport, RunRequest};
+use crate::signal::Signal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot lock the queue ({path}): {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt job file {path} ({message}); moved aside to {moved_to}")]
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        message: String,
+    },
+    #[error("{path} does not hold a sequence number: {text:?}")]
+    Seq { path: PathBuf, text: String },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no job `{0}` in the queue")]
+    UnknownJob(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    /// steward could not carry the job out (unknown goal, missing variable, state dir error).
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_active(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// One unit of work: a routed signal waiting for (or being handled by) the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub seq: u64,
+    pub id: String,
+    pub goal: String,
+    pub vars: BTreeMap<String, String>,
+    pub signal: Signal,
+    pub state: JobState,
+    /// Later signals with the same fingerprint that merged into this job.
+    pub merged: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub enqueued: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished: Option<OffsetDateTime>,
+    /// The process that claimed it, so recovery can tell a crash from a live worker.
+    #[serde(default)]
+    pub claimed_by: Option<u32>,
+    /// Times the job was claimed (a crash or a busy host lock puts it back).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Job {
+    pub fn file_name(&self) -> String {
+        format!("{:010}-{}.json", self.seq, self.id)
+    }
+}
+
+/// How a job ended, for [`Queue::finish`].
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub state: JobState,
+    pub run_id: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: String,
+    pub cost_usd: f64,
+}
+
+/// The queue directory. Cheap to clone: all state is on disk.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    dir: PathBuf,
+    ledger: Ledger,
+}
+
+/// Holds the queue lock until dropped.
+struct QueueLock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+impl Queue {
+    /// Opens (creating) `STATE/queue/`. Call [`Queue::recover`] once at daemon start.
+    pub fn open(state_dir: &Path) -> Result<Queue, QueueError> {
+        let ledger = Ledger::open(state_dir)?;
+        let dir = state_dir.join("queue");
+        for d in [dir.clone(), dir.join("archive"), dir.join("bad")] {
+            std::fs::create_dir_all(&d).map_err(|source| LedgerError::Write {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        Ok(Queue { dir, ledger })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn lock(&self) -> Result<QueueLock, QueueError> {
+        let path = self.dir.join(".lock");
+        let err = |source| QueueError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err)?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| err(std::io::Error::from(e)))?;
+        Ok(QueueLock { _flock: flock })
+    }
+
+    fn next_seq(&self) -> Result<u64, QueueError> {
+        let path = self.dir.join("next_seq");
+        let seq = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| QueueError::Seq {
+                path: path.clone(),
+                text: text.clone(),
+            })?,
+            // First use: nothing was ever queued here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(source) => return Err(LedgerError::Read { path, source }.into()),
+        };
+        ledger::write_atomic(&path, format!("{}\n", seq + 1).as_bytes())?;
+        Ok(seq)
+    }
+
+    /// Active job files in order. A file that cannot be read is moved to `bad/`, recorded, and
+    /// returned as an error naming it: the caller sees it, and the next scan goes on without it.
+    fn scan(&self) -> Result<Vec<(PathBuf, Job)>, QueueError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| LedgerError::Read {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| LedgerError::Read {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) == Some("json") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut jobs = Vec::with_capacity(paths.len());
+        for path in paths {
+            match ledger::read_json::<Job>(&path) {
+                Ok(job) => jobs.push((path, job)),
+                Err(LedgerError::Corrupt { message, .. }) => {
+                    return Err(self.move_aside(&path, message)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn move_aside(&self, path: &Path, message: String) -> Result<QueueError, QueueError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job.json".into());
+        let moved_to = self.dir.join("bad").join(format!(
+            "{}-{name}",
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::rename(path, &moved_to).map_err(|source| LedgerError::Write {
+            path: moved_to.clone(),
+            source,
+        })?;
+        self.ledger.event(
+            "queue_corrupt_job",
+            None,
+            serde_json::json!({
+                "file": path.display().to_string(),
+                "moved_to": moved_to.display().to_string(),
+                "error": message,
+            }),
+        )?;
+        Ok(QueueError::Corrupt {
+            path: path.to_path_buf(),
+            moved_to,
+            message,
+        })
+    }
+
+    fn write(&self, job: &Job) -> Result<(), QueueError> {
+        let path = self.dir.join(job.file_name());
+        if job.state.is_active() {
+            ledger::write_json(&path, job)?;
+        } else {
+            // Ended jobs go to the archive: write there first, then drop the active file, so a
+            // crash in between leaves a duplicate (harmless, ended) rather than a lost record.
+            ledger::write_json(&self.dir.join("archive").join(job.file_name()), job)?;
+            if let Err(source) = std::fs::remove_file(&path)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(LedgerError::Write { path, source }.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a new job and returns it.
+    pub fn push(
+        &self,
+        signal: Signal,
+        goal: &str,
+        vars: BTreeMap<String, String>,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        let seq = self.next_seq()?;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let job = Job {
+            seq,
+            id,
+            goal: goal.to_string(),
+            vars,
+            signal,
+            state: JobState::Queued,
+            merged: 0,
+            enqueued: now,
+            updated: now,
+            started: None,
+            finished: None,
+            claimed_by: None,
+            attempts: 0,
+            run_id: None,
+            outcome: None,
+            reason: None,
+            cost_usd: 0.0,
+        };
+        self.write(&job)?;
+        Ok(job)
+    }
+
+    /// Merges a signal into the active (queued or running) job with this fingerprint, if any,
+    /// and returns that job.
+    pub fn merge(&self, fingerprint: &str, now: OffsetDateTime) -> Result<Option<Job>, QueueError> {
+        let _lock = self.lock()?;
+        for (_, mut job) in self.scan()? {
+            if job.signal.fingerprint == fingerprint {
+                job.merged += 1;
+                job.updated = now;
+                self.write(&job)?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Cancels every queued (not yet running) job with this fingerprint; returns their ids.
+    /// A running job is left alone: its run is already acting and has its own record.
+    pub fn cancel_fingerprint(
+        &self,
+        fingerprint: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, QueueError> {
+        let _lock = self.lock()?;
+        let mut ids = Vec::new();
+        for (_, mut job) in self.scan()? {
+            if job.signal.fingerprint == fingerprint && job.state == JobState::Queued {
+                job.state = JobState::Cancelled;
+                job.updated = now;
+                job.finished = Some(now);
+                job.reason = Some(reason.to_string());
+                self.write(&job)?;
+                self.ledger.event(
+                    "job_cancelled",
+                    None,
+                    serde_json::json!({"job": job.id, "fingerprint": fingerprint, "reason": reason}),
+                )?;
+                ids.push(job.id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Marks the oldest queued job running and returns it.
+    pub fn claim_next(&self, now: OffsetDateTime) -> Result<Option<Job>, QueueError> {
+        self.claim_next_where(now, |_| true)
+    }
+
+    /// Like [`Queue::claim_next`], skipping jobs `eligible` rejects (they stay queued).
+    pub fn claim_next_where(
+        &self,
+        now: OffsetDateTime,
+        eligible: impl Fn(&Job) -> bool,
+    ) -> Result<Option<Job>, QueueError> {
+        let _lock = self.lock()?;
+        for (_, mut job) in self.scan()? {
+            if job.state == JobState::Queued && eligible(&job) {
+                job.state = JobState::Running;
+                job.started = Some(now);
+                job.updated = now;
+                job.claimed_by = Some(std::process::id());
+                job.attempts += 1;
+                self.write(&job)?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Puts a claimed job back in the queue (the host lock was busy for too long).
+    pub fn requeue(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<(), QueueError> {
+        let _lock = self.lock()?;
+        let mut current = self.current(&job.id)?;
+        current.state = JobState::Queued;
+        current.claimed_by = None;
+        current.updated = now;
+        current.reason = Some(reason.to_string());
+        self.write(&current)?;
+        self.ledger.event(
+            "job_requeued",
+            None,
+            serde_json::json!({"job": job.id, "reason": reason}),
+        )?;
+        Ok(())
+    }
+
+    /// Records how a job ended and moves it to the archive.
+    pub fn finish(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        // Re-read: signals may have merged into it while it ran.
+        let mut current = self.current(&job.id)?;
+        current.state = outcome.state;
+        current.finished = Some(now);
+        current.updated = now;
+        current.run_id = outcome.run_id;
+        current.outcome = outcome.outcome;
+        current.reason = Some(outcome.reason);
+        current.cost_usd = outcome.cost_usd;
+        self.write(&current)?;
+        self.ledger.event(
+            "job_finished",
+            current.run_id.as_deref(),
+            serde_json::json!({
+                "job": current.id, "goal": current.goal, "state": current.state,
+                "outcome": current.outcome, "reason": current.reason,
+                "cost_usd": current.cost_usd, "merged": current.merged,
+                "fingerprint": current.signal.fingerprint,
+            }),
+        )?;
+        Ok(current)
+    }
+
+    fn current(&self, id: &str) -> Result<Job, QueueError> {
+        self.scan()?
+            .into_iter()
+            .map(|(_, j)| j)
+            .find(|j| j.id == id)
+            .ok_or_else(|| QueueError::UnknownJob(id.to_string()))
+    }
+
+    /// Active jobs (queued and running), oldest first.
+    pub fn list(&self) -> Result<Vec<Job>, QueueError> {
+        let _lock = self.lock()?;
+        Ok(self.scan()?.into_iter().map(|(_, j)| j).collect())
+    }
+
+    /// Ended jobs from the archive, oldest first.
+    pub fn archived(&self) -> Result<Vec<Job>, QueueError> {
+        let dir = self.dir.join("archive");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|source| LedgerError::Read {
+                path: dir.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| ledger::read_json(p).map_err(QueueError::from))
+            .collect()
+    }
+
+    /// At daemon start: a job left `running` by a process that is gone (a crash, a kill) goes
+    /// back to `queued`, with an event. Call before any worker of this process starts.
+    pub fn recover(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
+        let _lock = self.lock()?;
+        let me = std::process::id();
+        let mut ids = Vec::new();
+        for (_, mut job) in self.scan()? {
+            if job.state != JobState::Running {
+                continue;
+            }
+            let alive = job
+                .claimed_by
+                .is_some_and(|pid| pid != me && process_alive(pid));
+            if alive {
+                continue;
+            }
+            job.state = JobState::Queued;
+            job.updated = now;
+            job.reason = Some(format!(
+                "recovered: left running by pid {} that is gone",
+                job.claimed_by.map_or("?".into(), |p| p.to_string())
+            ));
+            let pid = job.claimed_by.take();
+            self.write(&job)?;
+            self.ledger.event(
+                "job_recovered",
+                None,
+                serde_json::json!({"job": job.id, "goal": job.goal, "pid": pid, "attempts": job.attempts}),
+            )?;
+            ids.push(job.id);
+        }
+        Ok(ids)
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+/// What the worker did with one job.
+#[derive(Debug)]
+pub struct Worked {
+    pub job: Job,
+    /// The run's report, when `run::execute` got that far.
+    pub report: Option<RunReport>,
+    /// Why there is no report (steward could not carry the job out, or the host stayed busy).
+    pub error: Option<String>,
+}
+
+/// Claims the next job (skipping subjects in a maintenance window), runs it, records it.
+///
+/// The host lock is the one the CLI uses: `run::execute` takes it itself, waiting up to
+/// `router.lock_wait_secs`. Taking it here as well would deadlock, since `flock` locks belong to
+/// an open file and a second open in the same process conflicts with the first. If the lock
+/// stays busy past the wait, the job goes back to the queue. The run's `cost_usd` lands in its
+/// `result.json`, which is where the router's daily budget reads spend from.
+pub async fn work_one(
+    cfg: &Config,
+    queue: &Queue,
+    observer: &mut dyn Observer,
+) -> Result<Option<Worked>, QueueError> {
+    let maintenance = crate::router::Maintenance::compile(&cfg.router.maintenance)?;
+    let now = OffsetDateTime::now_utc();
+    let Some(job) = queue.claim_next_where(now, |j| {
+        maintenance.active(&j.signal.subject, now).is_none()
+    })?
+    else {
+        return Ok(None);
+    };
+    queue.ledger().event(
+        "job_started",
+        None,
+        serde_json::json!({"job": job.id, "goal": job.goal, "subject": job.signal.subject,
+            "fingerprint": job.signal.fingerprint, "attempt": job.attempts}),
+    )?;
+    let req = RunRequest {
+        goal: job.goal.clone(),
+        vars: job.vars.clone(),
+        signal: job.signal.clone(),
+        dry_run: false,
+        force_model: false,
+        lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
+    };
+    match run::execute(cfg, &req, observer).await {
+        Ok(report) => {
+            let outcome = match &report {
+                RunReport::Done(r) => JobOutcome {
+                    state: JobState::Done,
+                    run_id: Some(r.id.clone()),
+                    outcome: Some(r.outcome.to_string()),
+                    reason: r.reason.clone(),
+                    cost_usd: r.cost_usd,
+                },
+                RunReport::Planned(_) => JobOutcome {
+                    state: JobState::Done,
+                    run_id: None,
+                    outcome: None,
+                    reason: "planned only".into(),
+                    cost_usd: 0.0,
+                },
+            };
+            let job = queue.finish(&job, outcome, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job,
+                report: Some(report),
+                error: None,
+            }))
+        }
+        Err(run::RunError::Ledger(e @ LedgerError::Busy { .. })) => {
+            let reason = e.to_string();
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job,
+                report: None,
+                error: Some(reason),
+            }))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            let job = queue.finish(
+                &job,
+                JobOutcome {
+                    state: JobState::Failed,
+                    run_id: None,
+                    outcome: None,
+                    reason: reason.clone(),
+                    cost_usd: 0.0,
+                },
+                OffsetDateTime::now_utc(),
+            )?;
+            Ok(Some(Worked {
+                job,
+                report: None,
+                error: Some(reason),
+            }))
+        }
+    }
+}
