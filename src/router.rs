@@ -661,19 +661,20 @@ impl Router {
         if serde_json::to_string(&self.state).unwrap_or_default() != before {
             ledger::write_json(&self.state_path, &self.state)?;
         }
-        let mut data = serde_json::json!({
+        // The decision's own fields go under `detail`: flattened, a field such as the flapping
+        // `kind` would collide with the event's own keys.
+        let data = serde_json::json!({
             "source": signal.source.as_str(),
             "subject": signal.subject,
             "fingerprint": signal.fingerprint,
             "severity": signal.severity,
             "at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "decision": routed.decision.name(),
+            "reason": routed.reason,
+            "route": routed.route,
+            "detail": routed.decision,
         });
-        if let (Some(obj), Ok(serde_json::Value::Object(d))) =
-            (data.as_object_mut(), serde_json::to_value(&routed))
-        {
-            obj.extend(d);
-        }
-        self.ledger.event("routing", None, data.clone())?;
+        self.ledger.event("routing", None, data)?;
         match &routed.decision {
             RoutingDecision::Flapping {
                 escalate: true,
@@ -684,7 +685,7 @@ impl Router {
                     "escalation",
                     None,
                     serde_json::json!({
-                        "cause": "flapping", "kind": kind, "count": count,
+                        "cause": "flapping", "flapping": kind, "count": count,
                         "subject": signal.subject, "fingerprint": signal.fingerprint,
                         "source": signal.source.as_str(), "reason": routed.reason,
                     }),
@@ -982,4 +983,601 @@ impl Router {
 #[derive(Deserialize)]
 struct RunCost {
     cost_usd: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FlapWindow;
+    use crate::queue::{JobOutcome, JobState};
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+    fn at(secs: i64) -> OffsetDateTime {
+        T0 + time::Duration::seconds(secs)
+    }
+
+    fn alert(subject: &str, fp: &str) -> Signal {
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), subject.to_string());
+        labels.insert("severity".to_string(), "critical".to_string());
+        Signal {
+            source: Source::Alertmanager,
+            subject: subject.to_string(),
+            fingerprint: fp.to_string(),
+            severity: Severity::Critical,
+            labels,
+            annotations: BTreeMap::new(),
+            payload: serde_json::json!({"status": "firing"}),
+            received: T0,
+        }
+    }
+
+    fn resolved(subject: &str, fp: &str) -> Signal {
+        let mut s = alert(subject, fp);
+        s.payload = serde_json::json!({"status": "resolved"});
+        s
+    }
+
+    fn signal(source: Source, subject: &str, labels: &[(&str, &str)]) -> Signal {
+        Signal {
+            source,
+            subject: subject.to_string(),
+            fingerprint: crate::signal::fingerprint(&[source.as_str(), subject]),
+            severity: Severity::Info,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::new(),
+            payload: serde_json::Value::Null,
+            received: T0,
+        }
+    }
+
+    fn router_with(dir: &Path, settings: RouterConfig) -> Router {
+        Router::new(dir, settings, Routes::bundled().unwrap()).unwrap()
+    }
+
+    fn router(dir: &Path) -> Router {
+        router_with(dir, RouterConfig::default())
+    }
+
+    fn events(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for f in std::fs::read_dir(dir.join("events")).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if v["kind"] == kind {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends a job as the worker would, so later signals are not merged into it.
+    fn finish_all(r: &Router) {
+        let q = r.queue();
+        while let Some(job) = q.claim_next(T0).unwrap() {
+            q.finish(
+                &job,
+                JobOutcome {
+                    state: JobState::Done,
+                    run_id: None,
+                    outcome: Some("fixed".into()),
+                    reason: "test".into(),
+                    cost_usd: 0.0,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+    }
+
+    fn job_id(r: &Routed) -> String {
+        match &r.decision {
+            RoutingDecision::Enqueue { job_id, .. } => job_id.clone(),
+            other => panic!("expected enqueue, got {other:?} ({})", r.reason),
+        }
+    }
+
+    #[test]
+    fn bundled_routes_send_each_source_to_its_goal() {
+        let routes = Routes::bundled().unwrap();
+        let m = routes.find(&alert("DiskFull", "f1")).unwrap();
+        assert_eq!(m.goal, "incident");
+        assert_eq!(m.vars["alertname"], "DiskFull");
+
+        let m = routes
+            .find(&signal(Source::OnFailure, "nginx.service", &[]))
+            .unwrap();
+        assert_eq!(m.goal, "on-failure");
+        assert_eq!(m.vars["unit"], "nginx.service");
+
+        let m = routes
+            .find(&signal(
+                Source::Timer,
+                "health-check",
+                &[("goal", "health-check")],
+            ))
+            .unwrap();
+        assert_eq!(m.goal, "health-check");
+        // A timer that names no goal has nothing to run.
+        assert!(routes.find(&signal(Source::Timer, "x", &[])).is_none());
+
+        let m = routes
+            .find(&signal(
+                Source::Ci,
+                "main",
+                &[("base", "a1"), ("head", "b2")],
+            ))
+            .unwrap();
+        assert_eq!(m.goal, "deploy-review");
+        assert_eq!(m.vars["head"], "b2");
+
+        let mut vars = BTreeMap::new();
+        vars.insert("intent".to_string(), "free the disk".to_string());
+        let m = routes.find(&Signal::manual("intent", &vars)).unwrap();
+        assert_eq!(m.goal, "intent");
+        assert_eq!(m.vars["intent"], "free the disk");
+
+        assert!(
+            routes
+                .find(&signal(Source::Webhook, "anything", &[]))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn route_errors_name_origin_and_line() {
+        let text = "[[route]]\nname = \"a\"\ngoal = \"incident\"\n\n[[route]]\nname = \"b\"\ngoal = \"x\"\ncooldwn_secs = 3\n";
+        let err = Routes::parse("/etc/steward/routes.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/steward/routes.toml:8:"), "{err}");
+        assert!(err.contains("cooldwn_secs"), "{err}");
+
+        let text =
+            "[[route]]\nname = \"a\"\ngoal = \"incident\"\n[route.match]\nsource = \"pager\"\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("r.toml:5:"), "{err}");
+
+        let text = "[[route]]\nname = \"a\"\ngoal = \"incident\"\n\n[[route]]\nname = \"b\"\ngoal = \"x\"\n[route.match]\nlabels = { alertname = \"Disk(\" }\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("r.toml:5:"), "{err}");
+        assert!(err.contains("match.labels.alertname"), "{err}");
+
+        let text =
+            "[[route]]\nname = \"a\"\ngoal = \"incident\"\nvars = { unit = \"${label.unit}\" }\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("r.toml:1:") && err.contains("label.unit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn matching_by_priority_labels_severity_and_subject() {
+        let text = r#"
+[[route]]
+name = "catch-all"
+goal = "health-check"
+
+[[route]]
+name = "disk"
+goal = "incident"
+priority = 10
+cooldown_secs = 60
+[route.match]
+source = "alertmanager"
+severity = "critical"
+subject = "Disk.*"
+labels = { alertname = "Disk.*" }
+[route.vars]
+what = "${labels.alertname} on ${subject} (${severity})"
+missing = "${labels.nope}"
+
+[[route]]
+name = "exact"
+goal = "on-failure"
+priority = 10
+[route.match]
+subject_exact = "a.service"
+"#;
+        let routes = Routes::parse("t.toml", text).unwrap();
+        let m = routes.find(&alert("DiskFull", "f")).unwrap();
+        assert_eq!(m.route, "disk");
+        assert_eq!(m.vars["what"], "DiskFull on DiskFull (critical)");
+        assert!(!m.vars.contains_key("missing"));
+        assert_eq!(m.cooldown_secs, Some(60));
+        let mut warn = alert("DiskFull", "f");
+        warn.severity = Severity::Warning;
+        assert_eq!(routes.find(&warn).unwrap().route, "catch-all");
+        assert_eq!(
+            routes.find(&alert("CpuHigh", "f")).unwrap().route,
+            "catch-all"
+        );
+        assert_eq!(
+            routes
+                .find(&signal(Source::OnFailure, "a.service", &[]))
+                .unwrap()
+                .route,
+            "exact"
+        );
+        assert_eq!(
+            routes
+                .find(&signal(Source::OnFailure, "aXservice", &[]))
+                .unwrap()
+                .route,
+            "catch-all"
+        );
+    }
+
+    #[test]
+    fn same_fingerprint_merges_into_queued_or_running_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let first = r.route(&alert("DiskFull", "fp1"), at(0)).unwrap();
+        let id = job_id(&first);
+        let second = r.route(&alert("DiskFull", "fp1"), at(5)).unwrap();
+        assert_eq!(
+            second.decision,
+            RoutingDecision::Merged { into: id.clone() }
+        );
+        // Still merges while it runs.
+        r.queue().claim_next(at(6)).unwrap().unwrap();
+        let third = r.route(&alert("DiskFull", "fp1"), at(7)).unwrap();
+        assert_eq!(third.decision, RoutingDecision::Merged { into: id.clone() });
+        assert!(third.reason.contains("running"), "{}", third.reason);
+        let jobs = r.queue().list().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].merged, 2);
+    }
+
+    #[test]
+    fn cooldown_per_goal_and_subject_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        job_id(&r.route(&alert("DiskFull", "fp1"), at(0)).unwrap());
+        finish_all(&r);
+        drop(r);
+        let mut r = router(dir.path());
+        let d = r.route(&alert("DiskFull", "fp2"), at(60)).unwrap();
+        assert_eq!(d.decision, RoutingDecision::Cooldown { until: at(900) });
+        // Another subject is not cooling down.
+        job_id(&r.route(&alert("CpuHigh", "fp3"), at(61)).unwrap());
+        finish_all(&r);
+        job_id(&r.route(&alert("DiskFull", "fp4"), at(901)).unwrap());
+    }
+
+    #[test]
+    fn rate_limits_per_source_and_overall() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                max_runs_per_hour: 3,
+                max_runs_per_hour_per_source: 2,
+                ..RouterConfig::default()
+            },
+        );
+        job_id(&r.route(&alert("A", "a"), at(0)).unwrap());
+        job_id(&r.route(&alert("B", "b"), at(1)).unwrap());
+        let d = r.route(&alert("C", "c"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::RateLimited {
+                scope: RateScope::Source,
+                count: 2,
+                limit: 2
+            }
+        );
+        let timer = |g: &str| signal(Source::Timer, g, &[("goal", g)]);
+        job_id(&r.route(&timer("health-check"), at(3)).unwrap());
+        let d = r.route(&timer("proactive"), at(4)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::RateLimited {
+                scope: RateScope::Overall,
+                count: 3,
+                limit: 3
+            }
+        );
+        // An hour later the window has moved on.
+        job_id(&r.route(&alert("C", "c"), at(3601)).unwrap());
+    }
+
+    fn write_run(dir: &Path, id: &str, cost: f64) {
+        let run = dir.join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("result.json"),
+            serde_json::json!({"cost_usd": cost, "id": id}).to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn over_budget_records_signals_and_tells_the_operator_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        write_run(dir.path(), "20261122T010000Z-incident-aaaaaa", 3.0);
+        // Yesterday's spend does not count.
+        write_run(dir.path(), "20261121T230000Z-incident-bbbbbb", 9.0);
+        job_id(&r.route(&alert("A", "a"), at(0)).unwrap());
+        // A run still going (no result yet) costs nothing so far.
+        std::fs::create_dir_all(dir.path().join("runs/20261122T020000Z-incident-cccccc")).unwrap();
+        write_run(dir.path(), "20261122T030000Z-incident-dddddd", 2.5);
+        let d = r.route(&alert("B", "b"), at(10)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::OverBudget {
+                spent: 5.5,
+                budget: 5.0,
+                notify: true
+            }
+        );
+        let d = r.route(&alert("C", "c"), at(20)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::OverBudget { notify: false, .. }
+        ));
+        // A restart does not tell the operator again the same day.
+        drop(r);
+        let mut r = router(dir.path());
+        let d = r.route(&alert("D", "d"), at(30)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::OverBudget { notify: false, .. }
+        ));
+        assert_eq!(events(dir.path(), "operator_notice").len(), 1);
+        // The next day starts from zero.
+        job_id(&r.route(&alert("E", "e"), at(86400)).unwrap());
+    }
+
+    #[test]
+    fn unreadable_run_result_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let run = dir.path().join("runs/20261122T010000Z-incident-aaaaaa");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), "{oops").unwrap();
+        let err = r.route(&alert("A", "a"), at(0)).unwrap_err().to_string();
+        assert!(err.contains("result.json"), "{err}");
+    }
+
+    #[test]
+    fn acute_flapping_escalates_once_instead_of_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        job_id(&r.route(&alert("Disk", "f1"), at(0)).unwrap());
+        finish_all(&r);
+        let d = r.route(&alert("Disk", "f2"), at(100)).unwrap();
+        assert!(matches!(d.decision, RoutingDecision::Cooldown { .. }));
+        let d = r.route(&alert("Disk", "f3"), at(200)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 3,
+                escalate: true
+            }
+        );
+        let d = r.route(&alert("Disk", "f4"), at(300)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 4,
+                escalate: false
+            }
+        );
+        let esc = events(dir.path(), "escalation");
+        assert_eq!(esc.len(), 1);
+        assert_eq!(esc[0]["subject"], "Disk");
+        assert_eq!(r.queue().list().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn chronic_flapping_over_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                cooldown_secs: 60,
+                flapping_chronic: FlapWindow {
+                    count: 5,
+                    window_secs: 86400,
+                },
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..4 {
+            job_id(
+                &r.route(&alert("Mem", &format!("f{i}")), at(i * 3600))
+                    .unwrap(),
+            );
+            finish_all(&r);
+        }
+        let d = r.route(&alert("Mem", "f9"), at(4 * 3600)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Chronic,
+                count: 5,
+                escalate: true
+            }
+        );
+        // The window is configurable: a shorter one forgets the early signals.
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                cooldown_secs: 60,
+                flapping_chronic: FlapWindow {
+                    count: 5,
+                    window_secs: 3 * 3600,
+                },
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..6 {
+            job_id(
+                &r.route(&alert("Mem", &format!("f{i}")), at(i * 3600))
+                    .unwrap(),
+            );
+            finish_all(&r);
+        }
+    }
+
+    #[test]
+    fn maintenance_windows_suppress_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                maintenance: vec![
+                    MaintenanceWindow {
+                        name: Some("disk swap".into()),
+                        start: Some("2026-11-22T09:00:00Z".into()),
+                        end: Some("2026-11-22T11:00:00Z".into()),
+                        daily: None,
+                        subjects: vec!["Disk.*".into()],
+                    },
+                    MaintenanceWindow {
+                        daily: Some("23:00-01:00".into()),
+                        ..MaintenanceWindow::default()
+                    },
+                ],
+                ..RouterConfig::default()
+            },
+        );
+        let d = r.route(&alert("DiskFull", "f1"), at(0)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Maintenance {
+                window: "disk swap".into()
+            }
+        );
+        job_id(&r.route(&alert("CpuHigh", "f2"), at(0)).unwrap());
+        job_id(&r.route(&alert("DiskFull", "f1"), at(2 * 3600)).unwrap());
+        // The daily window wraps past midnight (T0 is 10:00).
+        let d = r.route(&alert("Net", "f3"), at(13 * 3600 + 1800)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Maintenance {
+                window: "daily 23:00-01:00".into()
+            }
+        );
+        let d = r.route(&alert("Net", "f3"), at(14 * 3600 + 1800)).unwrap();
+        assert!(matches!(d.decision, RoutingDecision::Maintenance { .. }));
+        job_id(&r.route(&alert("Net", "f3"), at(15 * 3600 + 60)).unwrap());
+    }
+
+    #[test]
+    fn bad_maintenance_windows_are_config_errors() {
+        for w in [
+            MaintenanceWindow {
+                daily: Some("25:00-01:00".into()),
+                ..Default::default()
+            },
+            MaintenanceWindow {
+                start: Some("tomorrow".into()),
+                end: Some("2026-11-22T11:00:00Z".into()),
+                ..Default::default()
+            },
+            MaintenanceWindow::default(),
+            MaintenanceWindow {
+                daily: Some("01:00-02:00".into()),
+                subjects: vec!["(".into()],
+                ..Default::default()
+            },
+        ] {
+            let err = Maintenance::compile(&[w]).unwrap_err().to_string();
+            assert!(err.contains("router.maintenance[0]"), "{err}");
+        }
+    }
+
+    #[test]
+    fn resolved_alert_cancels_queued_work_for_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let a = job_id(&r.route(&alert("Disk", "fa"), at(0)).unwrap());
+        let b = job_id(&r.route(&alert("Cpu", "fb"), at(1)).unwrap());
+        let d = r.route(&resolved("Disk", "fa"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![a.clone()]
+            }
+        );
+        let left: Vec<String> = r
+            .queue()
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(left, vec![b.clone()]);
+        let archived = r.queue().archived().unwrap();
+        assert_eq!(archived[0].id, a);
+        assert_eq!(archived[0].state, JobState::Cancelled);
+        // A running job is not cancelled: it is already acting.
+        r.queue().claim_next(at(3)).unwrap().unwrap();
+        let d = r.route(&resolved("Cpu", "fb"), at(4)).unwrap();
+        assert_eq!(d.decision, RoutingDecision::Resolved { cancelled: vec![] });
+        assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
+    }
+
+    #[test]
+    fn no_route_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let d = r
+            .route(&signal(Source::Webhook, "something", &[]), at(0))
+            .unwrap();
+        assert_eq!(d.decision, RoutingDecision::NoRoute);
+        let ev = events(dir.path(), "routing");
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["decision"], "no_route");
+        assert_eq!(ev[0]["source"], "webhook");
+        assert_eq!(ev[0]["subject"], "something");
+        assert!(ev[0]["fingerprint"].is_string());
+        assert!(ev[0]["reason"].as_str().unwrap().contains("no route"));
+    }
+
+    #[test]
+    fn unreadable_state_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("router.json"), "{not json").unwrap();
+        let err = Router::new(
+            dir.path(),
+            RouterConfig::default(),
+            Routes::bundled().unwrap(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("router.json"), "{err}");
+    }
+
+    #[test]
+    fn storm_of_alerts_is_bounded_and_every_decision_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for i in 0..500i64 {
+            let k = i % 5;
+            let s = alert(&format!("Alert{k}"), &format!("storm-{k}"));
+            let d = r.route(&s, at(i * 60 / 500)).unwrap();
+            *counts.entry(d.decision.name()).or_default() += 1;
+        }
+        assert!(counts["enqueue"] <= 5, "{counts:?}");
+        assert_eq!(counts.values().sum::<usize>(), 500);
+        assert_eq!(r.queue().list().unwrap().len(), counts["enqueue"]);
+        assert_eq!(events(dir.path(), "routing").len(), 500);
+    }
 }
