@@ -624,6 +624,41 @@ mod tests {
     }
 
     #[test]
+    fn router_table_parses_with_defaults_and_rejects_unknown_keys() {
+        let c = load_text("", &[]).unwrap();
+        assert_eq!(c.router.daily_budget_usd, 5.0);
+        assert_eq!(c.router.max_runs_per_hour, 20);
+        assert_eq!(c.router.max_runs_per_hour_per_source, 10);
+        assert_eq!(c.router.cooldown_secs, 900);
+        assert_eq!(c.router.flapping_acute.count, 3);
+        assert_eq!(c.router.flapping_chronic.window_secs, 86400);
+        let c = load_text(
+            "routes_file = \"routes.toml\"\n[router]\ndaily_budget_usd = 1.5\nflapping_acute = { count = 4, window_secs = 300 }\n\n[[router.maintenance]]\ndaily = \"02:00-04:00\"\nsubjects = [\"nomad.*\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.router.daily_budget_usd, 1.5);
+        assert_eq!(c.router.flapping_acute.count, 4);
+        assert_eq!(c.router.maintenance.len(), 1);
+        assert!(c.routes_file.unwrap().is_absolute());
+        let err = load_text("[router]\nbudget = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("budget"), "{err}");
+        let err = load_text("[[router.maintenance]]\ndaily = \"4am\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("router.maintenance[0]"), "{err}");
+        let err = load_text(
+            "[router]\nflapping_chronic = { count = 1, window_secs = 60 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("router.flapping_chronic"), "{err}");
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));

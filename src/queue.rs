@@ -590,3 +590,261 @@ pub async fn work_one(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{Severity, Source};
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+    fn sig(fp: &str) -> Signal {
+        Signal {
+            source: Source::Alertmanager,
+            subject: format!("subject-{fp}"),
+            fingerprint: fp.to_string(),
+            severity: Severity::Warning,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            payload: serde_json::Value::Null,
+            received: T0,
+        }
+    }
+
+    fn events(dir: &Path, kind: &str) -> usize {
+        std::fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .flat_map(|t| {
+                t.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| v["kind"] == kind)
+            .count()
+    }
+
+    fn done() -> JobOutcome {
+        JobOutcome {
+            state: JobState::Done,
+            run_id: Some("r1".into()),
+            outcome: Some("fixed".into()),
+            reason: "ok".into(),
+            cost_usd: 0.25,
+        }
+    }
+
+    #[test]
+    fn jobs_survive_a_restart_and_a_crashed_running_job_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let a = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let mut vars = BTreeMap::new();
+        vars.insert("unit".to_string(), "x.service".to_string());
+        let b = q.push(sig("b"), "on-failure", vars.clone(), T0).unwrap();
+        assert!(a.file_name() < b.file_name());
+        let claimed = q.claim_next(T0).unwrap().unwrap();
+        assert_eq!(claimed.id, a.id);
+        drop(q);
+
+        // "Restart": a new Queue on the same directory sees both, one still marked running.
+        let q = Queue::open(dir.path()).unwrap();
+        let jobs = q.list().unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].state, JobState::Running);
+        assert_eq!(jobs[1].state, JobState::Queued);
+        assert_eq!(jobs[1].vars, vars);
+        assert_eq!(q.recover(T0).unwrap(), vec![a.id.clone()]);
+        assert_eq!(events(dir.path(), "job_recovered"), 1);
+        let jobs = q.list().unwrap();
+        assert!(jobs.iter().all(|j| j.state == JobState::Queued));
+        // Order is kept: the recovered job is claimed first again.
+        let again = q.claim_next(T0).unwrap().unwrap();
+        assert_eq!(again.id, a.id);
+        assert_eq!(again.attempts, 2);
+    }
+
+    #[test]
+    fn a_live_claimer_is_not_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let mut job = q.claim_next(T0).unwrap().unwrap();
+        // Pretend another live process (pid 1 always exists) holds it.
+        job.claimed_by = Some(1);
+        ledger::write_json(&q.dir().join(job.file_name()), &job).unwrap();
+        assert!(q.recover(T0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn finish_archives_and_keeps_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let job = q.claim_next(T0).unwrap().unwrap();
+        let merged = q.merge("a", T0).unwrap().unwrap();
+        assert_eq!(merged.merged, 1);
+        assert!(q.merge("zzz", T0).unwrap().is_none());
+        let fin = q.finish(&job, done(), T0).unwrap();
+        assert_eq!(fin.merged, 1);
+        assert_eq!(fin.state, JobState::Done);
+        assert!(q.list().unwrap().is_empty());
+        let arch = q.archived().unwrap();
+        assert_eq!(arch.len(), 1);
+        assert_eq!(arch[0].cost_usd, 0.25);
+        // Ended work no longer absorbs signals.
+        assert!(q.merge("a", T0).unwrap().is_none());
+        assert!(q.claim_next(T0).unwrap().is_none());
+    }
+
+    #[test]
+    fn two_claimers_never_take_the_same_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        for i in 0..40 {
+            q.push(sig(&format!("f{i}")), "incident", BTreeMap::new(), T0)
+                .unwrap();
+        }
+        let claim_all = |q: Queue| {
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                while let Some(j) = q.claim_next(T0).unwrap() {
+                    ids.push(j.id);
+                }
+                ids
+            })
+        };
+        // Separate Queue values open the lock file separately, like two processes would.
+        let a = claim_all(Queue::open(dir.path()).unwrap());
+        let b = claim_all(Queue::open(dir.path()).unwrap());
+        let mut all = a.join().unwrap();
+        all.extend(b.join().unwrap());
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(n, 40);
+        assert_eq!(all.len(), 40);
+    }
+
+    #[test]
+    fn corrupt_job_file_is_an_error_naming_it_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let good = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let bad = q.dir().join("0000000000-broken.json");
+        std::fs::write(&bad, "{\"seq\": 1, trunc").unwrap();
+        let err = q.list().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("0000000000-broken.json"), "{text}");
+        assert!(matches!(err, QueueError::Corrupt { .. }));
+        assert!(!bad.exists());
+        let moved: Vec<_> = std::fs::read_dir(q.dir().join("bad")).unwrap().collect();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(events(dir.path(), "queue_corrupt_job"), 1);
+        // The rest of the queue carries on.
+        assert_eq!(q.list().unwrap()[0].id, good.id);
+    }
+
+    #[test]
+    fn unreadable_sequence_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        std::fs::write(q.dir().join("next_seq"), "many").unwrap();
+        let err = q
+            .push(sig("a"), "incident", BTreeMap::new(), T0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("next_seq"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn worker_records_a_job_steward_cannot_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "no-such-goal", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Failed);
+        assert!(worked.report.is_none());
+        let err = worked.error.unwrap();
+        assert!(err.contains("no-such-goal"), "{err}");
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_finished"), 1);
+        // Nothing left to do.
+        assert!(
+            work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_shares_the_cli_host_lock_and_requeues_when_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.lock_wait_secs = 0;
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        // A one-shot CLI run holds the host lock.
+        let guard = Ledger::open(dir.path())
+            .unwrap()
+            .lock("cli run", Duration::ZERO)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(guard);
+        assert!(worked.report.is_none());
+        assert!(worked.error.unwrap().contains("another steward run"));
+        let jobs = q.list().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Queued);
+        assert_eq!(events(dir.path(), "job_requeued"), 1);
+        // No run was recorded.
+        assert!(
+            Ledger::open(dir.path())
+                .unwrap()
+                .run_ids()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_leaves_jobs_in_a_maintenance_window_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.maintenance = vec![crate::config::MaintenanceWindow {
+            start: Some("2000-01-01T00:00:00Z".into()),
+            end: Some("2999-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap();
+        assert!(worked.is_none());
+        assert_eq!(q.list().unwrap()[0].state, JobState::Queued);
+    }
+}

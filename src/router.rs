@@ -231,7 +231,7 @@ impl Routes {
             });
         }
         // Stable: equal priorities keep the order of the file.
-        routes.sort_by(|a, b| b.priority.cmp(&a.priority));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.priority));
         Ok(Routes {
             routes,
             origin: origin.to_string(),
