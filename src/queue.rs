@@ -311,32 +311,50 @@ impl Queue {
         Ok(None)
     }
 
-    /// Cancels every queued (not yet running) job with this fingerprint; returns their ids.
-    /// A running job is left alone: its run is already acting and has its own record.
+    /// Cancels every queued (not yet running) job with this fingerprint; returns them as
+    /// cancelled. A running job is left alone: its run is already acting and has its own record.
     pub fn cancel_fingerprint(
         &self,
         fingerprint: &str,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, QueueError> {
+    ) -> Result<Vec<Job>, QueueError> {
         let _lock = self.lock()?;
-        let mut ids = Vec::new();
-        for (_, mut job) in self.scan()? {
+        let mut out = Vec::new();
+        for (_, job) in self.scan()? {
             if job.signal.fingerprint == fingerprint && job.state == JobState::Queued {
-                job.state = JobState::Cancelled;
-                job.updated = now;
-                job.finished = Some(now);
-                job.reason = Some(reason.to_string());
-                self.write(&job)?;
-                self.ledger.event(
-                    "job_cancelled",
-                    None,
-                    serde_json::json!({"job": job.id, "fingerprint": fingerprint, "reason": reason}),
-                )?;
-                ids.push(job.id);
+                out.push(self.cancel_locked(job, reason, now)?);
             }
         }
-        Ok(ids)
+        Ok(out)
+    }
+
+    fn cancel_locked(
+        &self,
+        mut job: Job,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        job.state = JobState::Cancelled;
+        job.updated = now;
+        job.finished = Some(now);
+        job.claimed_by = None;
+        job.reason = Some(reason.to_string());
+        self.write(&job)?;
+        self.ledger.event(
+            "job_cancelled",
+            None,
+            serde_json::json!({"job": job.id, "goal": job.goal,
+                "fingerprint": job.signal.fingerprint, "reason": reason}),
+        )?;
+        Ok(job)
+    }
+
+    /// Cancels one active job (queued, or claimed but not started by the worker).
+    pub fn cancel(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        let current = self.current(&job.id)?;
+        self.cancel_locked(current, reason, now)
     }
 
     /// Marks the oldest queued job running and returns it.
@@ -501,7 +519,8 @@ pub struct Worked {
     pub error: Option<String>,
 }
 
-/// Claims the next job (skipping subjects in a maintenance window), runs it, records it.
+/// Claims the next job (skipping subjects in a maintenance window), runs it, records it. Over
+/// the daily budget the claimed job is cancelled instead (with an event): no run starts.
 ///
 /// The host lock is the one the CLI uses: `run::execute` takes it itself, waiting up to
 /// `router.lock_wait_secs`. Taking it here as well would deadlock, since `flock` locks belong to
@@ -521,6 +540,20 @@ pub async fn work_one(
     else {
         return Ok(None);
     };
+    // Over the daily budget no run starts, whenever the job was queued.
+    let spent = crate::router::spent_on_day(queue.ledger(), now)?;
+    if spent >= cfg.router.daily_budget_usd {
+        let reason = format!(
+            "today's runs cost ${spent:.4}, the daily budget is ${:.2}: not started",
+            cfg.router.daily_budget_usd
+        );
+        let job = queue.cancel(&job, &reason, now)?;
+        return Ok(Some(Worked {
+            job,
+            report: None,
+            error: Some(reason),
+        }));
+    }
     queue.ledger().event(
         "job_started",
         None,
@@ -823,6 +856,41 @@ mod tests {
                 .run_ids()
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_starts_nothing_over_the_daily_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let now = OffsetDateTime::now_utc();
+        let id = format!(
+            "{:04}{:02}{:02}T000000Z-incident-abcdef",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
+        let run = dir.path().join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), r#"{"cost_usd": 6.0}"#).unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Cancelled);
+        assert!(worked.error.unwrap().contains("daily budget"));
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_cancelled"), 1);
+        assert_eq!(
+            Ledger::open(dir.path()).unwrap().run_ids().unwrap().len(),
+            1
         );
     }
 

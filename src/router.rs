@@ -722,11 +722,26 @@ impl Router {
         self.prune(t);
 
         if is_resolved(s) {
-            let cancelled = self.queue.cancel_fingerprint(
+            let jobs = self.queue.cancel_fingerprint(
                 &s.fingerprint,
                 &format!("alert resolved ({})", s.subject),
                 now,
             )?;
+            // Work that never ran should not hold a cooldown or count against the rate limits.
+            for job in &jobs {
+                let queued = job.enqueued.unix_timestamp();
+                if let Some(g) = self.state.last_run.get_mut(&job.goal)
+                    && g.get(&job.signal.subject) == Some(&queued)
+                {
+                    g.remove(&job.signal.subject);
+                }
+                if let Some(v) = self.state.enqueued.get_mut(job.signal.source.as_str())
+                    && let Some(i) = v.iter().position(|&x| x == queued)
+                {
+                    v.remove(i);
+                }
+            }
+            let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
             let reason = format!(
                 "alert resolved: {} queued job(s) with fingerprint {} cancelled",
                 cancelled.len(),
@@ -952,31 +967,48 @@ impl Router {
             .retain(|_, &mut x| x > t.saturating_sub(flap_window));
     }
 
-    /// USD spent by runs started today (UTC): the `cost_usd` of their `result.json`. Run ids
-    /// begin with their start stamp (`YYYYMMDDT…`), so today's runs are found by name. A run
-    /// still going has no result yet and is read again next time.
+    /// USD spent by runs started on `now`'s UTC day (see [`spent_on_day`]); finished runs are
+    /// read once and remembered.
     pub fn spent_today(&mut self, now: OffsetDateTime) -> Result<f64, RouterError> {
         let day = day_of(now);
         if self.spend.day != day {
             self.spend = Spend {
-                day: day.clone(),
+                day,
                 costs: BTreeMap::new(),
             };
         }
-        let prefix = day.replace('-', "");
-        for id in self.ledger.run_ids()? {
-            if !id.starts_with(&prefix) || self.spend.costs.contains_key(&id) {
-                continue;
-            }
-            let run = self.ledger.run(&id)?;
-            if !run.exists("result.json") {
-                continue;
-            }
-            let result: RunCost = run.read_json("result.json")?;
-            self.spend.costs.insert(id, result.cost_usd);
-        }
+        add_costs(&self.ledger, now, &mut self.spend.costs)?;
         Ok(self.spend.costs.values().sum())
     }
+}
+
+/// USD spent by runs started on `now`'s UTC day: the `cost_usd` of their `result.json`. Run ids
+/// begin with their start stamp (`YYYYMMDDT…`), so the day's runs are found by name. A run still
+/// going has no result yet and costs nothing so far. An unreadable result is an error naming it.
+pub fn spent_on_day(ledger: &Ledger, now: OffsetDateTime) -> Result<f64, LedgerError> {
+    let mut costs = BTreeMap::new();
+    add_costs(ledger, now, &mut costs)?;
+    Ok(costs.values().sum())
+}
+
+fn add_costs(
+    ledger: &Ledger,
+    now: OffsetDateTime,
+    costs: &mut BTreeMap<String, f64>,
+) -> Result<(), LedgerError> {
+    let prefix = day_of(now).replace('-', "");
+    for id in ledger.run_ids()? {
+        if !id.starts_with(&prefix) || costs.contains_key(&id) {
+            continue;
+        }
+        let run = ledger.run(&id)?;
+        if !run.exists("result.json") {
+            continue;
+        }
+        let result: RunCost = run.read_json("result.json")?;
+        costs.insert(id, result.cost_usd);
+    }
+    Ok(())
 }
 
 /// The one field of `result.json` the budget needs (the rest may evolve freely).
@@ -1530,6 +1562,8 @@ subject_exact = "a.service"
         let d = r.route(&resolved("Cpu", "fb"), at(4)).unwrap();
         assert_eq!(d.decision, RoutingDecision::Resolved { cancelled: vec![] });
         assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
+        // The cancelled job never ran, so it holds no cooldown: the alert firing again runs.
+        job_id(&r.route(&alert("Disk", "fa"), at(5)).unwrap());
     }
 
     #[test]
