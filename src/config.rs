@@ -54,6 +54,10 @@ pub struct Config {
     pub claude: ClaudeConfig,
     pub limits: Limits,
     pub redact: RedactConfig,
+    /// An operator routing table that replaces the bundled `triggers/routes.toml` wholesale
+    /// (first match wins, so merging two tables would make the order ambiguous).
+    pub routes_file: Option<PathBuf>,
+    pub router: RouterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +97,69 @@ pub struct RedactConfig {
     pub secrets: Vec<String>,
     /// Files whose (trimmed) contents are secret values.
     pub secret_files: Vec<PathBuf>,
+}
+
+/// `[router]`: what stands between a signal and a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    /// Spend (from the recorded `cost_usd` of today's runs, UTC) above which no run starts.
+    pub daily_budget_usd: f64,
+    /// Runs the router may start per rolling hour, over all sources.
+    pub max_runs_per_hour: u32,
+    /// Runs the router may start per rolling hour from one source (`alertmanager`, `timer`, …).
+    pub max_runs_per_hour_per_source: u32,
+    /// Quiet time per (goal, subject) after a run was enqueued; a route may override it.
+    pub cooldown_secs: u64,
+    /// Signals per subject within a short window that count as flapping.
+    pub flapping_acute: FlapWindow,
+    /// Signals per subject within a long window that count as flapping.
+    pub flapping_chronic: FlapWindow,
+    /// Windows in which no run starts (signals are still recorded).
+    pub maintenance: Vec<MaintenanceWindow>,
+    /// How long the queue worker waits for the host lock (a one-shot CLI run may hold it).
+    pub lock_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapWindow {
+    pub count: u32,
+    pub window_secs: u64,
+}
+
+/// One maintenance window: either absolute (`start`..`end`, RFC 3339) or recurring every day
+/// (`daily = "02:00-04:00"`, UTC, may wrap past midnight). `subjects` are anchored regexes; empty
+/// means every subject.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceWindow {
+    pub name: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub daily: Option<String>,
+    pub subjects: Vec<String>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            daily_budget_usd: 5.0,
+            max_runs_per_hour: 20,
+            max_runs_per_hour_per_source: 10,
+            cooldown_secs: 900,
+            flapping_acute: FlapWindow {
+                count: 3,
+                window_secs: 600,
+            },
+            flapping_chronic: FlapWindow {
+                count: 5,
+                window_secs: 86400,
+            },
+            maintenance: Vec::new(),
+            lock_wait_secs: 3600,
+        }
+    }
 }
 
 impl Default for ClaudeConfig {
@@ -135,6 +202,8 @@ impl Default for Config {
             claude: ClaudeConfig::default(),
             limits: Limits::default(),
             redact: RedactConfig::default(),
+            routes_file: None,
+            router: RouterConfig::default(),
         }
     }
 }
@@ -251,6 +320,7 @@ impl Config {
             &mut self.goals_dir,
             &mut self.context_dir,
             &mut self.knowledge_dir,
+            &mut self.routes_file,
         ]
         .into_iter()
         .flatten()
@@ -297,6 +367,23 @@ impl Config {
         if self.claude.model.trim().is_empty() {
             return bad("claude.model", "must name a model");
         }
+        let r = &self.router;
+        if !(r.daily_budget_usd.is_finite() && r.daily_budget_usd >= 0.0) {
+            return bad(
+                "router.daily_budget_usd",
+                "must be zero or a positive number of USD",
+            );
+        }
+        for (key, w) in [
+            ("router.flapping_acute", r.flapping_acute),
+            ("router.flapping_chronic", r.flapping_chronic),
+        ] {
+            if w.count < 2 || w.window_secs == 0 {
+                return bad(key, "count must be at least 2 and window_secs at least 1");
+            }
+        }
+        // Compiling the windows here means a bad regex or time is a config error at start.
+        crate::router::Maintenance::compile(&r.maintenance)?;
         if let Some(url) = &self.claude.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -534,6 +621,41 @@ mod tests {
         .config;
         assert_eq!(c.workspace, dir.path().join("infra"));
         assert_eq!(c.goals_dir.unwrap(), dir.path().join("goals"));
+    }
+
+    #[test]
+    fn router_table_parses_with_defaults_and_rejects_unknown_keys() {
+        let c = load_text("", &[]).unwrap();
+        assert_eq!(c.router.daily_budget_usd, 5.0);
+        assert_eq!(c.router.max_runs_per_hour, 20);
+        assert_eq!(c.router.max_runs_per_hour_per_source, 10);
+        assert_eq!(c.router.cooldown_secs, 900);
+        assert_eq!(c.router.flapping_acute.count, 3);
+        assert_eq!(c.router.flapping_chronic.window_secs, 86400);
+        let c = load_text(
+            "routes_file = \"routes.toml\"\n[router]\ndaily_budget_usd = 1.5\nflapping_acute = { count = 4, window_secs = 300 }\n\n[[router.maintenance]]\ndaily = \"02:00-04:00\"\nsubjects = [\"nomad.*\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.router.daily_budget_usd, 1.5);
+        assert_eq!(c.router.flapping_acute.count, 4);
+        assert_eq!(c.router.maintenance.len(), 1);
+        assert!(c.routes_file.unwrap().is_absolute());
+        let err = load_text("[router]\nbudget = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("budget"), "{err}");
+        let err = load_text("[[router.maintenance]]\ndaily = \"4am\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("router.maintenance[0]"), "{err}");
+        let err = load_text(
+            "[router]\nflapping_chronic = { count = 1, window_secs = 60 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("router.flapping_chronic"), "{err}");
     }
 
     #[test]

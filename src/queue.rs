@@ -1,0 +1,918 @@
+//! The persistent work queue in `STATE/queue/`: one JSON file per job, so queued work survives a
+//! restart of `steward serve`, and one worker that turns jobs into runs.
+//!
+//! Layout:
+//! - `queue/<seq>-<id>.json`: active jobs (`queued` or `running`), `seq` zero-padded so that
+//!   names sort in arrival order;
+//! - `queue/archive/<seq>-<id>.json`: jobs that ended (`done`, `failed`, `cancelled`), kept for
+//!   the record but out of the way of every scan;
+//! - `queue/bad/`: job files that could not be read, moved aside (never silently dropped);
+//! - `queue/next_seq`: the next sequence number;
+//! - `queue/.lock`: an `flock` held for the few milliseconds of each read-modify-write. It is
+//!   not the host lock: the worker holds that for a whole run, and the router must still be able
+//!   to queue and merge meanwhile. Because every state change (claim included) happens under
+//!   it, two processes can never claim the same job.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::agent::Observer;
+use crate::config::Config;
+use crate::ledger::{self, Ledger, LedgerError};
+use crate::run::{self, RunReport, RunRequest};
+use crate::signal::Signal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot lock the queue ({path}): {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt job file {path} ({message}); moved aside to {moved_to}")]
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        message: String,
+    },
+    #[error("{path} does not hold a sequence number: {text:?}")]
+    Seq { path: PathBuf, text: String },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no job `{0}` in the queue")]
+    UnknownJob(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    /// steward could not carry the job out (unknown goal, missing variable, state dir error).
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_active(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// One unit of work: a routed signal waiting for (or being handled by) the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub seq: u64,
+    pub id: String,
+    pub goal: String,
+    pub vars: BTreeMap<String, String>,
+    pub signal: Signal,
+    pub state: JobState,
+    /// Later signals with the same fingerprint that merged into this job.
+    pub merged: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub enqueued: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished: Option<OffsetDateTime>,
+    /// The process that claimed it, so recovery can tell a crash from a live worker.
+    #[serde(default)]
+    pub claimed_by: Option<u32>,
+    /// Times the job was claimed (a crash or a busy host lock puts it back).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Job {
+    pub fn file_name(&self) -> String {
+        format!("{:010}-{}.json", self.seq, self.id)
+    }
+}
+
+/// How a job ended, for [`Queue::finish`].
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub state: JobState,
+    pub run_id: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: String,
+    pub cost_usd: f64,
+}
+
+/// The queue directory. Cheap to clone: all state is on disk.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    dir: PathBuf,
+    ledger: Ledger,
+}
+
+/// Holds the queue lock until dropped.
+struct QueueLock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+impl Queue {
+    /// Opens (creating) `STATE/queue/`. Call [`Queue::recover`] once at daemon start.
+    pub fn open(state_dir: &Path) -> Result<Queue, QueueError> {
+        let ledger = Ledger::open(state_dir)?;
+        let dir = state_dir.join("queue");
+        for d in [dir.clone(), dir.join("archive"), dir.join("bad")] {
+            std::fs::create_dir_all(&d).map_err(|source| LedgerError::Write {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        Ok(Queue { dir, ledger })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn lock(&self) -> Result<QueueLock, QueueError> {
+        let path = self.dir.join(".lock");
+        let err = |source| QueueError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err)?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| err(std::io::Error::from(e)))?;
+        Ok(QueueLock { _flock: flock })
+    }
+
+    fn next_seq(&self) -> Result<u64, QueueError> {
+        let path = self.dir.join("next_seq");
+        let seq = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| QueueError::Seq {
+                path: path.clone(),
+                text: text.clone(),
+            })?,
+            // First use: nothing was ever queued here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(source) => return Err(LedgerError::Read { path, source }.into()),
+        };
+        ledger::write_atomic(&path, format!("{}\n", seq + 1).as_bytes())?;
+        Ok(seq)
+    }
+
+    /// Active job files in order. A file that cannot be read is moved to `bad/`, recorded, and
+    /// returned as an error naming it: the caller sees it, and the next scan goes on without it.
+    fn scan(&self) -> Result<Vec<(PathBuf, Job)>, QueueError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| LedgerError::Read {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| LedgerError::Read {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) == Some("json") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut jobs = Vec::with_capacity(paths.len());
+        for path in paths {
+            match ledger::read_json::<Job>(&path) {
+                Ok(job) => jobs.push((path, job)),
+                Err(LedgerError::Corrupt { message, .. }) => {
+                    return Err(self.move_aside(&path, message)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn move_aside(&self, path: &Path, message: String) -> Result<QueueError, QueueError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job.json".into());
+        let moved_to = self.dir.join("bad").join(format!(
+            "{}-{name}",
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::rename(path, &moved_to).map_err(|source| LedgerError::Write {
+            path: moved_to.clone(),
+            source,
+        })?;
+        self.ledger.event(
+            "queue_corrupt_job",
+            None,
+            serde_json::json!({
+                "file": path.display().to_string(),
+                "moved_to": moved_to.display().to_string(),
+                "error": message,
+            }),
+        )?;
+        Ok(QueueError::Corrupt {
+            path: path.to_path_buf(),
+            moved_to,
+            message,
+        })
+    }
+
+    fn write(&self, job: &Job) -> Result<(), QueueError> {
+        let path = self.dir.join(job.file_name());
+        if job.state.is_active() {
+            ledger::write_json(&path, job)?;
+        } else {
+            // Ended jobs go to the archive: write there first, then drop the active file, so a
+            // crash in between leaves a duplicate (harmless, ended) rather than a lost record.
+            ledger::write_json(&self.dir.join("archive").join(job.file_name()), job)?;
+            if let Err(source) = std::fs::remove_file(&path)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(LedgerError::Write { path, source }.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a new job and returns it.
+    pub fn push(
+        &self,
+        signal: Signal,
+        goal: &str,
+        vars: BTreeMap<String, String>,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        let seq = self.next_seq()?;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let job = Job {
+            seq,
+            id,
+            goal: goal.to_string(),
+            vars,
+            signal,
+            state: JobState::Queued,
+            merged: 0,
+            enqueued: now,
+            updated: now,
+            started: None,
+            finished: None,
+            claimed_by: None,
+            attempts: 0,
+            run_id: None,
+            outcome: None,
+            reason: None,
+            cost_usd: 0.0,
+        };
+        self.write(&job)?;
+        Ok(job)
+    }
+
+    /// Merges a signal into the active (queued or running) job with this fingerprint, if any,
+    /// and returns that job.
+    pub fn merge(&self, fingerprint: &str, now: OffsetDateTime) -> Result<Option<Job>, QueueError> {
+        let _lock = self.lock()?;
+        for (_, mut job) in self.scan()? {
+            if job.signal.fingerprint == fingerprint {
+                job.merged += 1;
+                job.updated = now;
+                self.write(&job)?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Cancels every queued (not yet running) job with this fingerprint; returns them as
+    /// cancelled. A running job is left alone: its run is already acting and has its own record.
+    pub fn cancel_fingerprint(
+        &self,
+        fingerprint: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Job>, QueueError> {
+        let _lock = self.lock()?;
+        let mut out = Vec::new();
+        for (_, job) in self.scan()? {
+            if job.signal.fingerprint == fingerprint && job.state == JobState::Queued {
+                out.push(self.cancel_locked(job, reason, now)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn cancel_locked(
+        &self,
+        mut job: Job,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        job.state = JobState::Cancelled;
+        job.updated = now;
+        job.finished = Some(now);
+        job.claimed_by = None;
+        job.reason = Some(reason.to_string());
+        self.write(&job)?;
+        self.ledger.event(
+            "job_cancelled",
+            None,
+            serde_json::json!({"job": job.id, "goal": job.goal,
+                "fingerprint": job.signal.fingerprint, "reason": reason}),
+        )?;
+        Ok(job)
+    }
+
+    /// Cancels one active job (queued, or claimed but not started by the worker).
+    pub fn cancel(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        let current = self.current(&job.id)?;
+        self.cancel_locked(current, reason, now)
+    }
+
+    /// Marks the oldest queued job running and returns it.
+    pub fn claim_next(&self, now: OffsetDateTime) -> Result<Option<Job>, QueueError> {
+        self.claim_next_where(now, |_| true)
+    }
+
+    /// Like [`Queue::claim_next`], skipping jobs `eligible` rejects (they stay queued).
+    pub fn claim_next_where(
+        &self,
+        now: OffsetDateTime,
+        eligible: impl Fn(&Job) -> bool,
+    ) -> Result<Option<Job>, QueueError> {
+        let _lock = self.lock()?;
+        for (_, mut job) in self.scan()? {
+            if job.state == JobState::Queued && eligible(&job) {
+                job.state = JobState::Running;
+                job.started = Some(now);
+                job.updated = now;
+                job.claimed_by = Some(std::process::id());
+                job.attempts += 1;
+                self.write(&job)?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Puts a claimed job back in the queue (the host lock was busy for too long).
+    pub fn requeue(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<(), QueueError> {
+        let _lock = self.lock()?;
+        let mut current = self.current(&job.id)?;
+        current.state = JobState::Queued;
+        current.claimed_by = None;
+        current.updated = now;
+        current.reason = Some(reason.to_string());
+        self.write(&current)?;
+        self.ledger.event(
+            "job_requeued",
+            None,
+            serde_json::json!({"job": job.id, "reason": reason}),
+        )?;
+        Ok(())
+    }
+
+    /// Records how a job ended and moves it to the archive.
+    pub fn finish(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        let _lock = self.lock()?;
+        // Re-read: signals may have merged into it while it ran.
+        let mut current = self.current(&job.id)?;
+        current.state = outcome.state;
+        current.finished = Some(now);
+        current.updated = now;
+        current.run_id = outcome.run_id;
+        current.outcome = outcome.outcome;
+        current.reason = Some(outcome.reason);
+        current.cost_usd = outcome.cost_usd;
+        self.write(&current)?;
+        self.ledger.event(
+            "job_finished",
+            current.run_id.as_deref(),
+            serde_json::json!({
+                "job": current.id, "goal": current.goal, "state": current.state,
+                "outcome": current.outcome, "reason": current.reason,
+                "cost_usd": current.cost_usd, "merged": current.merged,
+                "fingerprint": current.signal.fingerprint,
+            }),
+        )?;
+        Ok(current)
+    }
+
+    fn current(&self, id: &str) -> Result<Job, QueueError> {
+        self.scan()?
+            .into_iter()
+            .map(|(_, j)| j)
+            .find(|j| j.id == id)
+            .ok_or_else(|| QueueError::UnknownJob(id.to_string()))
+    }
+
+    /// Active jobs (queued and running), oldest first.
+    pub fn list(&self) -> Result<Vec<Job>, QueueError> {
+        let _lock = self.lock()?;
+        Ok(self.scan()?.into_iter().map(|(_, j)| j).collect())
+    }
+
+    /// Ended jobs from the archive, oldest first.
+    pub fn archived(&self) -> Result<Vec<Job>, QueueError> {
+        let dir = self.dir.join("archive");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|source| LedgerError::Read {
+                path: dir.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| ledger::read_json(p).map_err(QueueError::from))
+            .collect()
+    }
+
+    /// At daemon start: a job left `running` by a process that is gone (a crash, a kill) goes
+    /// back to `queued`, with an event. Call before any worker of this process starts.
+    pub fn recover(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
+        let _lock = self.lock()?;
+        let me = std::process::id();
+        let mut ids = Vec::new();
+        for (_, mut job) in self.scan()? {
+            if job.state != JobState::Running {
+                continue;
+            }
+            let alive = job
+                .claimed_by
+                .is_some_and(|pid| pid != me && process_alive(pid));
+            if alive {
+                continue;
+            }
+            job.state = JobState::Queued;
+            job.updated = now;
+            job.reason = Some(format!(
+                "recovered: left running by pid {} that is gone",
+                job.claimed_by.map_or("?".into(), |p| p.to_string())
+            ));
+            let pid = job.claimed_by.take();
+            self.write(&job)?;
+            self.ledger.event(
+                "job_recovered",
+                None,
+                serde_json::json!({"job": job.id, "goal": job.goal, "pid": pid, "attempts": job.attempts}),
+            )?;
+            ids.push(job.id);
+        }
+        Ok(ids)
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+/// What the worker did with one job.
+#[derive(Debug)]
+pub struct Worked {
+    pub job: Job,
+    /// The run's report, when `run::execute` got that far.
+    pub report: Option<RunReport>,
+    /// Why there is no report (steward could not carry the job out, or the host stayed busy).
+    pub error: Option<String>,
+}
+
+/// Claims the next job (skipping subjects in a maintenance window), runs it, records it. Over
+/// the daily budget the claimed job is cancelled instead (with an event): no run starts.
+///
+/// The host lock is the one the CLI uses: `run::execute` takes it itself, waiting up to
+/// `router.lock_wait_secs`. Taking it here as well would deadlock, since `flock` locks belong to
+/// an open file and a second open in the same process conflicts with the first. If the lock
+/// stays busy past the wait, the job goes back to the queue. The run's `cost_usd` lands in its
+/// `result.json`, which is where the router's daily budget reads spend from.
+pub async fn work_one(
+    cfg: &Config,
+    queue: &Queue,
+    observer: &mut dyn Observer,
+) -> Result<Option<Worked>, QueueError> {
+    let maintenance = crate::router::Maintenance::compile(&cfg.router.maintenance)?;
+    let now = OffsetDateTime::now_utc();
+    let Some(job) = queue.claim_next_where(now, |j| {
+        maintenance.active(&j.signal.subject, now).is_none()
+    })?
+    else {
+        return Ok(None);
+    };
+    // Over the daily budget no run starts, whenever the job was queued.
+    let spent = crate::router::spent_on_day(queue.ledger(), now)?;
+    if spent >= cfg.router.daily_budget_usd {
+        let reason = format!(
+            "today's runs cost ${spent:.4}, the daily budget is ${:.2}: not started",
+            cfg.router.daily_budget_usd
+        );
+        let job = queue.cancel(&job, &reason, now)?;
+        return Ok(Some(Worked {
+            job,
+            report: None,
+            error: Some(reason),
+        }));
+    }
+    queue.ledger().event(
+        "job_started",
+        None,
+        serde_json::json!({"job": job.id, "goal": job.goal, "subject": job.signal.subject,
+            "fingerprint": job.signal.fingerprint, "attempt": job.attempts}),
+    )?;
+    let req = RunRequest {
+        goal: job.goal.clone(),
+        vars: job.vars.clone(),
+        signal: job.signal.clone(),
+        dry_run: false,
+        force_model: false,
+        lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
+    };
+    match run::execute(cfg, &req, observer).await {
+        Ok(report) => {
+            let outcome = match &report {
+                RunReport::Done(r) => JobOutcome {
+                    state: JobState::Done,
+                    run_id: Some(r.id.clone()),
+                    outcome: Some(r.outcome.to_string()),
+                    reason: r.reason.clone(),
+                    cost_usd: r.cost_usd,
+                },
+                RunReport::Planned(_) => JobOutcome {
+                    state: JobState::Done,
+                    run_id: None,
+                    outcome: None,
+                    reason: "planned only".into(),
+                    cost_usd: 0.0,
+                },
+            };
+            let job = queue.finish(&job, outcome, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job,
+                report: Some(report),
+                error: None,
+            }))
+        }
+        Err(run::RunError::Ledger(e @ LedgerError::Busy { .. })) => {
+            let reason = e.to_string();
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job,
+                report: None,
+                error: Some(reason),
+            }))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            let job = queue.finish(
+                &job,
+                JobOutcome {
+                    state: JobState::Failed,
+                    run_id: None,
+                    outcome: None,
+                    reason: reason.clone(),
+                    cost_usd: 0.0,
+                },
+                OffsetDateTime::now_utc(),
+            )?;
+            Ok(Some(Worked {
+                job,
+                report: None,
+                error: Some(reason),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{Severity, Source};
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+    fn sig(fp: &str) -> Signal {
+        Signal {
+            source: Source::Alertmanager,
+            subject: format!("subject-{fp}"),
+            fingerprint: fp.to_string(),
+            severity: Severity::Warning,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            payload: serde_json::Value::Null,
+            received: T0,
+        }
+    }
+
+    fn events(dir: &Path, kind: &str) -> usize {
+        std::fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .flat_map(|t| {
+                t.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| v["kind"] == kind)
+            .count()
+    }
+
+    fn done() -> JobOutcome {
+        JobOutcome {
+            state: JobState::Done,
+            run_id: Some("r1".into()),
+            outcome: Some("fixed".into()),
+            reason: "ok".into(),
+            cost_usd: 0.25,
+        }
+    }
+
+    #[test]
+    fn jobs_survive_a_restart_and_a_crashed_running_job_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let a = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let mut vars = BTreeMap::new();
+        vars.insert("unit".to_string(), "x.service".to_string());
+        let b = q.push(sig("b"), "on-failure", vars.clone(), T0).unwrap();
+        assert!(a.file_name() < b.file_name());
+        let claimed = q.claim_next(T0).unwrap().unwrap();
+        assert_eq!(claimed.id, a.id);
+        drop(q);
+
+        // "Restart": a new Queue on the same directory sees both, one still marked running.
+        let q = Queue::open(dir.path()).unwrap();
+        let jobs = q.list().unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].state, JobState::Running);
+        assert_eq!(jobs[1].state, JobState::Queued);
+        assert_eq!(jobs[1].vars, vars);
+        assert_eq!(q.recover(T0).unwrap(), vec![a.id.clone()]);
+        assert_eq!(events(dir.path(), "job_recovered"), 1);
+        let jobs = q.list().unwrap();
+        assert!(jobs.iter().all(|j| j.state == JobState::Queued));
+        // Order is kept: the recovered job is claimed first again.
+        let again = q.claim_next(T0).unwrap().unwrap();
+        assert_eq!(again.id, a.id);
+        assert_eq!(again.attempts, 2);
+    }
+
+    #[test]
+    fn a_live_claimer_is_not_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let mut job = q.claim_next(T0).unwrap().unwrap();
+        // Pretend another live process (pid 1 always exists) holds it.
+        job.claimed_by = Some(1);
+        ledger::write_json(&q.dir().join(job.file_name()), &job).unwrap();
+        assert!(q.recover(T0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn finish_archives_and_keeps_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let job = q.claim_next(T0).unwrap().unwrap();
+        let merged = q.merge("a", T0).unwrap().unwrap();
+        assert_eq!(merged.merged, 1);
+        assert!(q.merge("zzz", T0).unwrap().is_none());
+        let fin = q.finish(&job, done(), T0).unwrap();
+        assert_eq!(fin.merged, 1);
+        assert_eq!(fin.state, JobState::Done);
+        assert!(q.list().unwrap().is_empty());
+        let arch = q.archived().unwrap();
+        assert_eq!(arch.len(), 1);
+        assert_eq!(arch[0].cost_usd, 0.25);
+        // Ended work no longer absorbs signals.
+        assert!(q.merge("a", T0).unwrap().is_none());
+        assert!(q.claim_next(T0).unwrap().is_none());
+    }
+
+    #[test]
+    fn two_claimers_never_take_the_same_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        for i in 0..40 {
+            q.push(sig(&format!("f{i}")), "incident", BTreeMap::new(), T0)
+                .unwrap();
+        }
+        let claim_all = |q: Queue| {
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                while let Some(j) = q.claim_next(T0).unwrap() {
+                    ids.push(j.id);
+                }
+                ids
+            })
+        };
+        // Separate Queue values open the lock file separately, like two processes would.
+        let a = claim_all(Queue::open(dir.path()).unwrap());
+        let b = claim_all(Queue::open(dir.path()).unwrap());
+        let mut all = a.join().unwrap();
+        all.extend(b.join().unwrap());
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(n, 40);
+        assert_eq!(all.len(), 40);
+    }
+
+    #[test]
+    fn corrupt_job_file_is_an_error_naming_it_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let good = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let bad = q.dir().join("0000000000-broken.json");
+        std::fs::write(&bad, "{\"seq\": 1, trunc").unwrap();
+        let err = q.list().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("0000000000-broken.json"), "{text}");
+        assert!(matches!(err, QueueError::Corrupt { .. }));
+        assert!(!bad.exists());
+        let moved: Vec<_> = std::fs::read_dir(q.dir().join("bad")).unwrap().collect();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(events(dir.path(), "queue_corrupt_job"), 1);
+        // The rest of the queue carries on.
+        assert_eq!(q.list().unwrap()[0].id, good.id);
+    }
+
+    #[test]
+    fn unreadable_sequence_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        std::fs::write(q.dir().join("next_seq"), "many").unwrap();
+        let err = q
+            .push(sig("a"), "incident", BTreeMap::new(), T0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("next_seq"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn worker_records_a_job_steward_cannot_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "no-such-goal", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Failed);
+        assert!(worked.report.is_none());
+        let err = worked.error.unwrap();
+        assert!(err.contains("no-such-goal"), "{err}");
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_finished"), 1);
+        // Nothing left to do.
+        assert!(
+            work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_shares_the_cli_host_lock_and_requeues_when_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.lock_wait_secs = 0;
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        // A one-shot CLI run holds the host lock.
+        let guard = Ledger::open(dir.path())
+            .unwrap()
+            .lock("cli run", Duration::ZERO)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(guard);
+        assert!(worked.report.is_none());
+        assert!(worked.error.unwrap().contains("another steward run"));
+        let jobs = q.list().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Queued);
+        assert_eq!(events(dir.path(), "job_requeued"), 1);
+        // No run was recorded.
+        assert!(
+            Ledger::open(dir.path())
+                .unwrap()
+                .run_ids()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_starts_nothing_over_the_daily_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let now = OffsetDateTime::now_utc();
+        let id = format!(
+            "{:04}{:02}{:02}T000000Z-incident-abcdef",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
+        let run = dir.path().join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), r#"{"cost_usd": 6.0}"#).unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Cancelled);
+        assert!(worked.error.unwrap().contains("daily budget"));
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_cancelled"), 1);
+        assert_eq!(
+            Ledger::open(dir.path()).unwrap().run_ids().unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_leaves_jobs_in_a_maintenance_window_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.maintenance = vec![crate::config::MaintenanceWindow {
+            start: Some("2000-01-01T00:00:00Z".into()),
+            end: Some("2999-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::agent::QuietObserver)
+            .await
+            .unwrap();
+        assert!(worked.is_none());
+        assert_eq!(q.list().unwrap()[0].state, JobState::Queued);
+    }
+}

@@ -1,0 +1,1617 @@
+//! The router: between a [`Signal`] and the [`Queue`]. It picks a goal and variables from the
+//! routing table (`triggers/routes.toml`), then decides whether a run may start at all: dedup by
+//! fingerprint, maintenance windows, flapping, cooldown per (goal, subject), rate limits per
+//! source and overall, and the daily budget. Every decision is recorded as a `routing` event with
+//! its reason.
+//!
+//! The order of the checks is deliberate:
+//! 1. a resolved alert cancels queued work for its fingerprint (nothing else applies to it);
+//! 2. a maintenance window suppresses everything, and such signals do not count as flaps;
+//! 3. no matching route: nothing to do;
+//! 4. a fingerprint already queued or running absorbs the signal (repeats are not new flaps);
+//! 5. flapping (acute, then chronic) escalates to a human instead of acting again;
+//! 6. cooldown, 7. rate limits (per source, then overall), 8. budget, and only then
+//! 9. a job is queued.
+//!
+//! State that must survive a restart lives in `STATE/router.json` (written atomically after
+//! every decision that changes it): signal times per subject (flapping), enqueue times per source
+//! (rate limits; the router commits to a run when it queues one, so that is what is counted),
+//! the last enqueue per (goal, subject) (cooldown), the last escalation per subject, and the day
+//! the operator was last told about the budget. Spend is not kept there: it is read from the
+//! `cost_usd` of `runs/*/result.json` of runs started today (UTC), so CLI runs count too and the
+//! record stays the single source of truth. A state file that cannot be read is an error naming
+//! it, never a silent reset.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::{Config, ConfigError, MaintenanceWindow, RouterConfig};
+use crate::ledger::{self, Ledger, LedgerError};
+use crate::queue::{Queue, QueueError};
+use crate::signal::{Severity, Signal, Source};
+
+/// The bundled routing table: a fresh install routes every trigger somewhere sensible.
+pub const BUNDLED_ROUTES: &str = include_str!("../triggers/routes.toml");
+const BUNDLED_ORIGIN: &str = "bundled:triggers/routes.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    #[error("cannot read routes file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error(transparent)]
+    Routes(#[from] RoutesError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The routing table.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(default)]
+    route: Vec<toml::Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(default, rename = "match")]
+    matcher: RawMatch,
+    goal: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    vars_from: Vec<VarsFrom>,
+    cooldown_secs: Option<u64>,
+    #[serde(default)]
+    priority: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    source: Option<Source>,
+    subject: Option<String>,
+    subject_exact: Option<String>,
+    severity: Option<Severity>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Which signal map a route copies into the vars wholesale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarsFrom {
+    Labels,
+    Annotations,
+}
+
+/// One compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub priority: i64,
+    pub cooldown_secs: Option<u64>,
+    /// Where it was defined: `origin:line`.
+    pub defined_at: String,
+    source: Option<Source>,
+    subject: Option<Regex>,
+    subject_exact: Option<String>,
+    severity: Option<Severity>,
+    labels: Vec<(String, Regex)>,
+    goal: String,
+    vars: BTreeMap<String, String>,
+    vars_from: Vec<VarsFrom>,
+}
+
+/// The first route that matched a signal, with its goal and variables filled in.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub route: String,
+    pub goal: String,
+    pub vars: BTreeMap<String, String>,
+    pub cooldown_secs: Option<u64>,
+}
+
+/// The routing table, in the order routes are tried.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    routes: Vec<Route>,
+    pub origin: String,
+}
+
+impl Routes {
+    /// The table shipped in the binary.
+    pub fn bundled() -> Result<Routes, RoutesError> {
+        Routes::parse(BUNDLED_ORIGIN, BUNDLED_ROUTES)
+    }
+
+    /// `routes_file` from the config if set (it replaces the bundled table), else the bundled one.
+    pub fn load(cfg: &Config) -> Result<Routes, RoutesError> {
+        match &cfg.routes_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| RoutesError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Routes::parse(&path.display().to_string(), &text)
+            }
+            None => Routes::bundled(),
+        }
+    }
+
+    /// Parses and compiles a table; every error names `origin`, line and column.
+    pub fn parse(origin: &str, text: &str) -> Result<Routes, RoutesError> {
+        let at = |offset: usize, message: String| {
+            let (line, column) = crate::config::line_col(text, offset);
+            RoutesError::Parse {
+                origin: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: RoutesFile = toml::from_str(text).map_err(|e| {
+            at(
+                e.span().map_or(usize::MAX, |s| s.start),
+                e.message().to_string(),
+            )
+        })?;
+        let mut routes = Vec::with_capacity(file.route.len());
+        for spanned in file.route {
+            let start = spanned.span().start;
+            let raw = spanned.into_inner();
+            let fail = |m: String| at(start, format!("route `{}`: {m}", raw.name));
+            if raw.name.trim().is_empty() {
+                return Err(fail("`name` must not be empty".into()));
+            }
+            if routes.iter().any(|r: &Route| r.name == raw.name) {
+                return Err(fail("a route of this name is already defined".into()));
+            }
+            if raw.goal.trim().is_empty() {
+                return Err(fail("`goal` must not be empty".into()));
+            }
+            check_template(&raw.goal).map_err(|m| fail(format!("goal: {m}")))?;
+            for (k, v) in &raw.vars {
+                check_template(v).map_err(|m| fail(format!("vars.{k}: {m}")))?;
+            }
+            let subject = raw
+                .matcher
+                .subject
+                .as_deref()
+                .map(anchored)
+                .transpose()
+                .map_err(|e| fail(format!("match.subject: {e}")))?;
+            let mut labels = Vec::new();
+            for (k, v) in &raw.matcher.labels {
+                labels.push((
+                    k.clone(),
+                    anchored(v).map_err(|e| fail(format!("match.labels.{k}: {e}")))?,
+                ));
+            }
+            let (line, _) = crate::config::line_col(text, start);
+            routes.push(Route {
+                name: raw.name,
+                priority: raw.priority,
+                cooldown_secs: raw.cooldown_secs,
+                defined_at: format!("{origin}:{line}"),
+                source: raw.matcher.source,
+                subject,
+                subject_exact: raw.matcher.subject_exact,
+                severity: raw.matcher.severity,
+                labels,
+                goal: raw.goal,
+                vars: raw.vars,
+                vars_from: raw.vars_from,
+            });
+        }
+        // Stable: equal priorities keep the order of the file.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        Ok(Routes {
+            routes,
+            origin: origin.to_string(),
+        })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The first route that matches, with goal and vars rendered from the signal.
+    pub fn find(&self, signal: &Signal) -> Option<Matched> {
+        self.routes.iter().find_map(|r| r.apply(signal))
+    }
+}
+
+impl Route {
+    fn matches(&self, s: &Signal) -> bool {
+        self.source.is_none_or(|src| src == s.source)
+            && self
+                .subject
+                .as_ref()
+                .is_none_or(|re| re.is_match(&s.subject))
+            && self.subject_exact.as_ref().is_none_or(|e| *e == s.subject)
+            && self.severity.is_none_or(|min| s.severity >= min)
+            && self
+                .labels
+                .iter()
+                .all(|(k, re)| s.labels.get(k).is_some_and(|v| re.is_match(v)))
+    }
+
+    fn apply(&self, s: &Signal) -> Option<Matched> {
+        if !self.matches(s) {
+            return None;
+        }
+        // A goal that names a label the signal lacks cannot be run: the next route may fit.
+        let goal = render(&self.goal, s)
+            .ok()
+            .filter(|g| !g.trim().is_empty())?;
+        let mut vars = BTreeMap::new();
+        for from in &self.vars_from {
+            let map = match from {
+                VarsFrom::Labels => &s.labels,
+                VarsFrom::Annotations => &s.annotations,
+            };
+            vars.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for (k, tpl) in &self.vars {
+            // Missing inputs leave the var unset; the goal's `vars` decide if that is an error.
+            if let Ok(v) = render(tpl, s) {
+                vars.insert(k.clone(), v);
+            }
+        }
+        Some(Matched {
+            route: self.name.clone(),
+            goal,
+            vars,
+            cooldown_secs: self.cooldown_secs,
+        })
+    }
+}
+
+fn anchored(re: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{re})$"))
+}
+
+/// The names a template may use: `subject`, `source`, `severity`, `fingerprint`,
+/// `labels.NAME`, `annotations.NAME`.
+fn lookup(name: &str, s: &Signal) -> Result<String, String> {
+    match name {
+        "subject" => Ok(s.subject.clone()),
+        "source" => Ok(s.source.as_str().to_string()),
+        "severity" => Ok(match s.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+        .to_string()),
+        "fingerprint" => Ok(s.fingerprint.clone()),
+        _ => {
+            let (map, key) = if let Some(k) = name.strip_prefix("labels.") {
+                (&s.labels, k)
+            } else if let Some(k) = name.strip_prefix("annotations.") {
+                (&s.annotations, k)
+            } else {
+                return Err(format!("unknown placeholder `${{{name}}}`"));
+            };
+            map.get(key)
+                .cloned()
+                .ok_or_else(|| format!("the signal has no `{name}`"))
+        }
+    }
+}
+
+fn placeholders(tpl: &str) -> Result<Vec<(usize, usize, &str)>, String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = tpl[from..].find("${") {
+        let open = from + i;
+        let close = tpl[open..]
+            .find('}')
+            .map(|j| open + j)
+            .ok_or_else(|| format!("unclosed `${{` in {tpl:?}"))?;
+        out.push((open, close + 1, tpl[open + 2..close].trim()));
+        from = close + 1;
+    }
+    Ok(out)
+}
+
+fn check_template(tpl: &str) -> Result<(), String> {
+    for (_, _, name) in placeholders(tpl)? {
+        let ok = matches!(name, "subject" | "source" | "severity" | "fingerprint")
+            || name
+                .strip_prefix("labels.")
+                .or_else(|| name.strip_prefix("annotations."))
+                .is_some_and(|k| !k.is_empty());
+        if !ok {
+            return Err(format!(
+                "unknown placeholder `${{{name}}}` (use subject, source, severity, fingerprint, \
+                 labels.NAME or annotations.NAME)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fills `${…}` placeholders from the signal; `Err` names a missing input.
+pub fn render(tpl: &str, s: &Signal) -> Result<String, String> {
+    let mut out = String::with_capacity(tpl.len());
+    let mut last = 0;
+    for (start, end, name) in placeholders(tpl)? {
+        out.push_str(&tpl[last..start]);
+        out.push_str(&lookup(name, s)?);
+        last = end;
+    }
+    out.push_str(&tpl[last..]);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Maintenance windows.
+
+#[derive(Debug, Clone)]
+enum Span {
+    Absolute(OffsetDateTime, OffsetDateTime),
+    /// Minutes after midnight UTC; `start > end` wraps past midnight.
+    Daily(u32, u32),
+}
+
+#[derive(Debug, Clone)]
+struct Window {
+    label: String,
+    span: Span,
+    subjects: Vec<Regex>,
+}
+
+/// The compiled `[[router.maintenance]]` windows.
+#[derive(Debug, Clone, Default)]
+pub struct Maintenance {
+    windows: Vec<Window>,
+}
+
+impl Maintenance {
+    pub fn compile(raw: &[MaintenanceWindow]) -> Result<Maintenance, ConfigError> {
+        let mut windows = Vec::new();
+        for (i, w) in raw.iter().enumerate() {
+            let key = format!("router.maintenance[{i}]");
+            let bad = |message: String| ConfigError::Invalid {
+                key: key.clone(),
+                message,
+            };
+            let rfc = |field: &str, v: &str| {
+                OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| bad(format!("{field} {v:?} is not an RFC 3339 time: {e}")))
+            };
+            let (span, label) = match (&w.start, &w.end, &w.daily) {
+                (Some(s), Some(e), None) => {
+                    let (start, end) = (rfc("start", s)?, rfc("end", e)?);
+                    if end <= start {
+                        return Err(bad("end must be after start".into()));
+                    }
+                    (Span::Absolute(start, end), format!("{s}..{e}"))
+                }
+                (None, None, Some(d)) => (Span::Daily(0, 0), format!("daily {d}")),
+                _ => {
+                    return Err(bad(
+                        "needs either `start` and `end`, or `daily = \"HH:MM-HH:MM\"`".into(),
+                    ));
+                }
+            };
+            let span = match (&span, &w.daily) {
+                (Span::Daily(..), Some(d)) => parse_daily(d).map_err(bad)?,
+                _ => span,
+            };
+            let subjects = w
+                .subjects
+                .iter()
+                .map(|s| anchored(s).map_err(|e| bad(format!("subjects: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            windows.push(Window {
+                label: w.name.clone().unwrap_or(label),
+                span,
+                subjects,
+            });
+        }
+        Ok(Maintenance { windows })
+    }
+
+    /// The window that covers `subject` at `now`, if any.
+    pub fn active(&self, subject: &str, now: OffsetDateTime) -> Option<String> {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let minute = u32::from(now.hour()) * 60 + u32::from(now.minute());
+        self.windows
+            .iter()
+            .find(|w| {
+                let in_time = match w.span {
+                    Span::Absolute(s, e) => s <= now && now < e,
+                    Span::Daily(s, e) if s <= e => s <= minute && minute < e,
+                    Span::Daily(s, e) => minute >= s || minute < e,
+                };
+                in_time && (w.subjects.is_empty() || w.subjects.iter().any(|r| r.is_match(subject)))
+            })
+            .map(|w| w.label.clone())
+    }
+}
+
+fn parse_daily(d: &str) -> Result<Span, String> {
+    let hm = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (a, b) = d
+        .split_once('-')
+        .ok_or_else(|| format!("daily {d:?}: expected \"HH:MM-HH:MM\" (UTC)"))?;
+    match (hm(a), hm(b)) {
+        (Some(s), Some(e)) if s != e => Ok(Span::Daily(s, e)),
+        (Some(_), Some(_)) => Err(format!("daily {d:?}: start and end are equal")),
+        _ => Err(format!("daily {d:?}: expected \"HH:MM-HH:MM\" (UTC)")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    Source,
+    Overall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlapKind {
+    Acute,
+    Chronic,
+}
+
+/// What the router did with one signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum RoutingDecision {
+    Enqueue {
+        goal: String,
+        vars: BTreeMap<String, String>,
+        job_id: String,
+    },
+    /// The fingerprint is already queued or running: the signal joined that job.
+    Merged {
+        into: String,
+    },
+    Cooldown {
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
+    RateLimited {
+        scope: RateScope,
+        count: u32,
+        limit: u32,
+    },
+    /// `notify`: the operator must be told now (once per UTC day).
+    OverBudget {
+        spent: f64,
+        budget: f64,
+        notify: bool,
+    },
+    /// A human must look; `escalate` is true when this signal filed the escalation (once per
+    /// window per subject, so a flapping alert does not page on every repeat).
+    Flapping {
+        kind: FlapKind,
+        count: u32,
+        escalate: bool,
+    },
+    Maintenance {
+        window: String,
+    },
+    Resolved {
+        cancelled: Vec<String>,
+    },
+    NoRoute,
+}
+
+impl RoutingDecision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoutingDecision::Enqueue { .. } => "enqueue",
+            RoutingDecision::Merged { .. } => "merged",
+            RoutingDecision::Cooldown { .. } => "cooldown",
+            RoutingDecision::RateLimited { .. } => "rate_limited",
+            RoutingDecision::OverBudget { .. } => "over_budget",
+            RoutingDecision::Flapping { .. } => "flapping",
+            RoutingDecision::Maintenance { .. } => "maintenance",
+            RoutingDecision::Resolved { .. } => "resolved",
+            RoutingDecision::NoRoute => "no_route",
+        }
+    }
+}
+
+/// A decision with its reason and the route that matched (if one did).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Routed {
+    #[serde(flatten)]
+    pub decision: RoutingDecision,
+    pub reason: String,
+    pub route: Option<String>,
+}
+
+/// Whether a signal says its alert resolved: the per-alert `status` of an Alertmanager payload.
+pub fn is_resolved(s: &Signal) -> bool {
+    s.payload.get("status").and_then(|v| v.as_str()) == Some("resolved")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistent state (`STATE/router.json`). Times are unix seconds (UTC).
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouterState {
+    /// Signal times per subject that were not merged into running work (flapping).
+    #[serde(default)]
+    signals: BTreeMap<String, Vec<i64>>,
+    /// Enqueue times per source (rate limits).
+    #[serde(default)]
+    enqueued: BTreeMap<String, Vec<i64>>,
+    /// Last enqueue per goal, then subject (cooldown).
+    #[serde(default)]
+    last_run: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Last flapping escalation per subject.
+    #[serde(default)]
+    escalated: BTreeMap<String, i64>,
+    /// The UTC day (`YYYY-MM-DD`) the operator was last told the budget is spent.
+    #[serde(default)]
+    budget_told: Option<String>,
+}
+
+/// Costs of today's finished runs, so a day's runs are read once each.
+#[derive(Debug, Default)]
+struct Spend {
+    day: String,
+    costs: BTreeMap<String, f64>,
+}
+
+pub struct Router {
+    settings: RouterConfig,
+    routes: Routes,
+    maintenance: Maintenance,
+    queue: Queue,
+    ledger: Ledger,
+    state_path: PathBuf,
+    state: RouterState,
+    spend: Spend,
+}
+
+const HOUR: i64 = 3600;
+
+fn day_of(now: OffsetDateTime) -> String {
+    let d = now.to_offset(time::UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+impl Router {
+    /// The router for a configuration: its routes, its queue, its state.
+    pub fn open(cfg: &Config) -> Result<Router, RouterError> {
+        Router::new(&cfg.state_dir, cfg.router.clone(), Routes::load(cfg)?)
+    }
+
+    pub fn new(
+        state_dir: &Path,
+        settings: RouterConfig,
+        routes: Routes,
+    ) -> Result<Router, RouterError> {
+        let queue = Queue::open(state_dir)?;
+        let ledger = Ledger::open(state_dir)?;
+        let state_path = state_dir.join("router.json");
+        // Missing means fresh; anything else unreadable is an error that names the file.
+        let state = if state_path.exists() {
+            ledger::read_json(&state_path)?
+        } else {
+            RouterState::default()
+        };
+        Ok(Router {
+            maintenance: Maintenance::compile(&settings.maintenance)?,
+            settings,
+            routes,
+            queue,
+            ledger,
+            state_path,
+            state,
+            spend: Spend::default(),
+        })
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Decides what to do with one signal, acts on it (queue, merge, cancel, escalate), and
+    /// records the decision with its reason as a `routing` event.
+    pub fn route(&mut self, signal: &Signal, now: OffsetDateTime) -> Result<Routed, RouterError> {
+        let before = serde_json::to_string(&self.state).unwrap_or_default();
+        let routed = self.decide(signal, now)?;
+        if serde_json::to_string(&self.state).unwrap_or_default() != before {
+            ledger::write_json(&self.state_path, &self.state)?;
+        }
+        // The decision's own fields go under `detail`: flattened, a field such as the flapping
+        // `kind` would collide with the event's own keys.
+        let data = serde_json::json!({
+            "source": signal.source.as_str(),
+            "subject": signal.subject,
+            "fingerprint": signal.fingerprint,
+            "severity": signal.severity,
+            "at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "decision": routed.decision.name(),
+            "reason": routed.reason,
+            "route": routed.route,
+            "detail": routed.decision,
+        });
+        self.ledger.event("routing", None, data)?;
+        match &routed.decision {
+            RoutingDecision::Flapping {
+                escalate: true,
+                kind,
+                count,
+            } => {
+                self.ledger.event(
+                    "escalation",
+                    None,
+                    serde_json::json!({
+                        "cause": "flapping", "flapping": kind, "count": count,
+                        "subject": signal.subject, "fingerprint": signal.fingerprint,
+                        "source": signal.source.as_str(), "reason": routed.reason,
+                    }),
+                )?;
+            }
+            RoutingDecision::OverBudget {
+                notify: true,
+                spent,
+                budget,
+            } => {
+                self.ledger.event(
+                    "operator_notice",
+                    None,
+                    serde_json::json!({
+                        "cause": "daily_budget", "spent_usd": spent, "budget_usd": budget,
+                        "reason": routed.reason,
+                    }),
+                )?;
+            }
+            _ => {}
+        }
+        Ok(routed)
+    }
+
+    fn decide(&mut self, s: &Signal, now: OffsetDateTime) -> Result<Routed, RouterError> {
+        let t = now.unix_timestamp();
+        let done = |decision, reason: String, route: Option<&str>| {
+            Ok(Routed {
+                decision,
+                reason,
+                route: route.map(str::to_string),
+            })
+        };
+        self.prune(t);
+
+        if is_resolved(s) {
+            let jobs = self.queue.cancel_fingerprint(
+                &s.fingerprint,
+                &format!("alert resolved ({})", s.subject),
+                now,
+            )?;
+            // Work that never ran should not hold a cooldown or count against the rate limits.
+            for job in &jobs {
+                let queued = job.enqueued.unix_timestamp();
+                if let Some(g) = self.state.last_run.get_mut(&job.goal)
+                    && g.get(&job.signal.subject) == Some(&queued)
+                {
+                    g.remove(&job.signal.subject);
+                }
+                if let Some(v) = self.state.enqueued.get_mut(job.signal.source.as_str())
+                    && let Some(i) = v.iter().position(|&x| x == queued)
+                {
+                    v.remove(i);
+                }
+            }
+            let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
+            let reason = format!(
+                "alert resolved: {} queued job(s) with fingerprint {} cancelled",
+                cancelled.len(),
+                s.fingerprint
+            );
+            return done(RoutingDecision::Resolved { cancelled }, reason, None);
+        }
+
+        if let Some(window) = self.maintenance.active(&s.subject, now) {
+            let reason = format!("maintenance window `{window}` covers `{}`", s.subject);
+            return done(RoutingDecision::Maintenance { window }, reason, None);
+        }
+
+        let Some(m) = self.routes.find(s) else {
+            let reason = format!(
+                "no route in {} matches source `{}` subject `{}`",
+                self.routes.origin,
+                s.source.as_str(),
+                s.subject
+            );
+            return done(RoutingDecision::NoRoute, reason, None);
+        };
+        let route = Some(m.route.as_str());
+
+        if let Some(job) = self.queue.merge(&s.fingerprint, now)? {
+            let reason = format!(
+                "fingerprint {} is already {} as job {} ({} merged)",
+                s.fingerprint,
+                if job.state == crate::queue::JobState::Running {
+                    "running"
+                } else {
+                    "queued"
+                },
+                job.id,
+                job.merged
+            );
+            return done(RoutingDecision::Merged { into: job.id }, reason, route);
+        }
+
+        // Flapping: this signal is a new occurrence for its subject.
+        let times = self.state.signals.entry(s.subject.clone()).or_default();
+        times.push(t);
+        let count_in = |w: u64| {
+            let w = i64::try_from(w).unwrap_or(i64::MAX);
+            u32::try_from(times.iter().filter(|&&x| x > t.saturating_sub(w)).count())
+                .unwrap_or(u32::MAX)
+        };
+        let (acute, chronic) = (self.settings.flapping_acute, self.settings.flapping_chronic);
+        let flap = [(FlapKind::Acute, acute), (FlapKind::Chronic, chronic)]
+            .into_iter()
+            .map(|(k, w)| (k, w, count_in(w.window_secs)))
+            .find(|(_, w, n)| *n >= w.count);
+        if let Some((kind, w, count)) = flap {
+            let window = i64::try_from(w.window_secs).unwrap_or(i64::MAX);
+            let escalate = self
+                .state
+                .escalated
+                .get(&s.subject)
+                .is_none_or(|&last| last <= t.saturating_sub(window));
+            if escalate {
+                self.state.escalated.insert(s.subject.clone(), t);
+            }
+            let reason = format!(
+                "`{}` signalled {count} times in {} s ({kind:?} flapping, threshold {}): a human \
+                 must look instead of another run{}",
+                s.subject,
+                w.window_secs,
+                w.count,
+                if escalate {
+                    "; escalated"
+                } else {
+                    "; already escalated"
+                }
+            );
+            return done(
+                RoutingDecision::Flapping {
+                    kind,
+                    count,
+                    escalate,
+                },
+                reason,
+                route,
+            );
+        }
+
+        let cooldown = i64::try_from(m.cooldown_secs.unwrap_or(self.settings.cooldown_secs))
+            .unwrap_or(i64::MAX);
+        if let Some(&last) = self
+            .state
+            .last_run
+            .get(&m.goal)
+            .and_then(|g| g.get(&s.subject))
+        {
+            let until = last.saturating_add(cooldown);
+            if until > t {
+                let until = OffsetDateTime::from_unix_timestamp(until).unwrap_or(now);
+                let reason = format!(
+                    "`{}` on `{}` was queued {} s ago; cooldown is {cooldown} s",
+                    m.goal,
+                    s.subject,
+                    t - last
+                );
+                return done(RoutingDecision::Cooldown { until }, reason, route);
+            }
+        }
+
+        let source = s.source.as_str();
+        let per_source =
+            u32::try_from(self.state.enqueued.get(source).map_or(0, Vec::len)).unwrap_or(u32::MAX);
+        if per_source >= self.settings.max_runs_per_hour_per_source {
+            let limit = self.settings.max_runs_per_hour_per_source;
+            let reason =
+                format!("{per_source} runs from `{source}` in the last hour (limit {limit})");
+            return done(
+                RoutingDecision::RateLimited {
+                    scope: RateScope::Source,
+                    count: per_source,
+                    limit,
+                },
+                reason,
+                route,
+            );
+        }
+        let overall = u32::try_from(self.state.enqueued.values().map(Vec::len).sum::<usize>())
+            .unwrap_or(u32::MAX);
+        if overall >= self.settings.max_runs_per_hour {
+            let limit = self.settings.max_runs_per_hour;
+            let reason = format!("{overall} runs in the last hour (limit {limit})");
+            return done(
+                RoutingDecision::RateLimited {
+                    scope: RateScope::Overall,
+                    count: overall,
+                    limit,
+                },
+                reason,
+                route,
+            );
+        }
+
+        let spent = self.spent_today(now)?;
+        let budget = self.settings.daily_budget_usd;
+        if spent >= budget {
+            let today = day_of(now);
+            let notify = self.state.budget_told.as_deref() != Some(today.as_str());
+            if notify {
+                self.state.budget_told = Some(today);
+            }
+            let reason = format!(
+                "today's runs cost ${spent:.4}, the daily budget is ${budget:.2}: signal recorded, \
+                 no run{}",
+                if notify { "; operator told" } else { "" }
+            );
+            return done(
+                RoutingDecision::OverBudget {
+                    spent,
+                    budget,
+                    notify,
+                },
+                reason,
+                route,
+            );
+        }
+
+        let job = self.queue.push(s.clone(), &m.goal, m.vars.clone(), now)?;
+        self.state
+            .enqueued
+            .entry(source.to_string())
+            .or_default()
+            .push(t);
+        self.state
+            .last_run
+            .entry(m.goal.clone())
+            .or_default()
+            .insert(s.subject.clone(), t);
+        let reason = format!(
+            "route `{}` → goal `{}` for `{}`: queued as job {}",
+            m.route, m.goal, s.subject, job.id
+        );
+        done(
+            RoutingDecision::Enqueue {
+                goal: m.goal,
+                vars: m.vars,
+                job_id: job.id,
+            },
+            reason,
+            route,
+        )
+    }
+
+    /// Drops what no limit can look at any more, so the state file stays small.
+    fn prune(&mut self, t: i64) {
+        let flap_window = i64::try_from(
+            self.settings
+                .flapping_acute
+                .window_secs
+                .max(self.settings.flapping_chronic.window_secs),
+        )
+        .unwrap_or(i64::MAX);
+        let max_cooldown = self
+            .routes
+            .routes()
+            .iter()
+            .filter_map(|r| r.cooldown_secs)
+            .chain([self.settings.cooldown_secs])
+            .max()
+            .unwrap_or(0);
+        let max_cooldown = i64::try_from(max_cooldown).unwrap_or(i64::MAX);
+        let keep = |v: &mut Vec<i64>, w: i64| v.retain(|&x| x > t.saturating_sub(w));
+        for v in self.state.signals.values_mut() {
+            keep(v, flap_window);
+        }
+        self.state.signals.retain(|_, v| !v.is_empty());
+        for v in self.state.enqueued.values_mut() {
+            keep(v, HOUR);
+        }
+        self.state.enqueued.retain(|_, v| !v.is_empty());
+        for g in self.state.last_run.values_mut() {
+            g.retain(|_, &mut x| x > t.saturating_sub(max_cooldown));
+        }
+        self.state.last_run.retain(|_, g| !g.is_empty());
+        self.state
+            .escalated
+            .retain(|_, &mut x| x > t.saturating_sub(flap_window));
+    }
+
+    /// USD spent by runs started on `now`'s UTC day (see [`spent_on_day`]); finished runs are
+    /// read once and remembered.
+    pub fn spent_today(&mut self, now: OffsetDateTime) -> Result<f64, RouterError> {
+        let day = day_of(now);
+        if self.spend.day != day {
+            self.spend = Spend {
+                day,
+                costs: BTreeMap::new(),
+            };
+        }
+        add_costs(&self.ledger, now, &mut self.spend.costs)?;
+        Ok(self.spend.costs.values().sum())
+    }
+}
+
+/// USD spent by runs started on `now`'s UTC day: the `cost_usd` of their `result.json`. Run ids
+/// begin with their start stamp (`YYYYMMDDT…`), so the day's runs are found by name. A run still
+/// going has no result yet and costs nothing so far. An unreadable result is an error naming it.
+pub fn spent_on_day(ledger: &Ledger, now: OffsetDateTime) -> Result<f64, LedgerError> {
+    let mut costs = BTreeMap::new();
+    add_costs(ledger, now, &mut costs)?;
+    Ok(costs.values().sum())
+}
+
+fn add_costs(
+    ledger: &Ledger,
+    now: OffsetDateTime,
+    costs: &mut BTreeMap<String, f64>,
+) -> Result<(), LedgerError> {
+    let prefix = day_of(now).replace('-', "");
+    for id in ledger.run_ids()? {
+        if !id.starts_with(&prefix) || costs.contains_key(&id) {
+            continue;
+        }
+        let run = ledger.run(&id)?;
+        if !run.exists("result.json") {
+            continue;
+        }
+        let result: RunCost = run.read_json("result.json")?;
+        costs.insert(id, result.cost_usd);
+    }
+    Ok(())
+}
+
+/// The one field of `result.json` the budget needs (the rest may evolve freely).
+#[derive(Deserialize)]
+struct RunCost {
+    cost_usd: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FlapWindow;
+    use crate::queue::{JobOutcome, JobState};
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+    fn at(secs: i64) -> OffsetDateTime {
+        T0 + time::Duration::seconds(secs)
+    }
+
+    fn alert(subject: &str, fp: &str) -> Signal {
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), subject.to_string());
+        labels.insert("severity".to_string(), "critical".to_string());
+        Signal {
+            source: Source::Alertmanager,
+            subject: subject.to_string(),
+            fingerprint: fp.to_string(),
+            severity: Severity::Critical,
+            labels,
+            annotations: BTreeMap::new(),
+            payload: serde_json::json!({"status": "firing"}),
+            received: T0,
+        }
+    }
+
+    fn resolved(subject: &str, fp: &str) -> Signal {
+        let mut s = alert(subject, fp);
+        s.payload = serde_json::json!({"status": "resolved"});
+        s
+    }
+
+    fn signal(source: Source, subject: &str, labels: &[(&str, &str)]) -> Signal {
+        Signal {
+            source,
+            subject: subject.to_string(),
+            fingerprint: crate::signal::fingerprint(&[source.as_str(), subject]),
+            severity: Severity::Info,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::new(),
+            payload: serde_json::Value::Null,
+            received: T0,
+        }
+    }
+
+    fn router_with(dir: &Path, settings: RouterConfig) -> Router {
+        Router::new(dir, settings, Routes::bundled().unwrap()).unwrap()
+    }
+
+    fn router(dir: &Path) -> Router {
+        router_with(dir, RouterConfig::default())
+    }
+
+    fn events(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for f in std::fs::read_dir(dir.join("events")).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if v["kind"] == kind {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends a job as the worker would, so later signals are not merged into it.
+    fn finish_all(r: &Router) {
+        let q = r.queue();
+        while let Some(job) = q.claim_next(T0).unwrap() {
+            q.finish(
+                &job,
+                JobOutcome {
+                    state: JobState::Done,
+                    run_id: None,
+                    outcome: Some("fixed".into()),
+                    reason: "test".into(),
+                    cost_usd: 0.0,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+    }
+
+    fn job_id(r: &Routed) -> String {
+        match &r.decision {
+            RoutingDecision::Enqueue { job_id, .. } => job_id.clone(),
+            other => panic!("expected enqueue, got {other:?} ({})", r.reason),
+        }
+    }
+
+    #[test]
+    fn bundled_routes_send_each_source_to_its_goal() {
+        let routes = Routes::bundled().unwrap();
+        let m = routes.find(&alert("DiskFull", "f1")).unwrap();
+        assert_eq!(m.goal, "incident");
+        assert_eq!(m.vars["alertname"], "DiskFull");
+
+        let m = routes
+            .find(&signal(Source::OnFailure, "nginx.service", &[]))
+            .unwrap();
+        assert_eq!(m.goal, "on-failure");
+        assert_eq!(m.vars["unit"], "nginx.service");
+
+        let m = routes
+            .find(&signal(
+                Source::Timer,
+                "health-check",
+                &[("goal", "health-check")],
+            ))
+            .unwrap();
+        assert_eq!(m.goal, "health-check");
+        // A timer that names no goal has nothing to run.
+        assert!(routes.find(&signal(Source::Timer, "x", &[])).is_none());
+
+        let m = routes
+            .find(&signal(
+                Source::Ci,
+                "main",
+                &[("base", "a1"), ("head", "b2")],
+            ))
+            .unwrap();
+        assert_eq!(m.goal, "deploy-review");
+        assert_eq!(m.vars["head"], "b2");
+
+        let mut vars = BTreeMap::new();
+        vars.insert("intent".to_string(), "free the disk".to_string());
+        let m = routes.find(&Signal::manual("intent", &vars)).unwrap();
+        assert_eq!(m.goal, "intent");
+        assert_eq!(m.vars["intent"], "free the disk");
+
+        assert!(
+            routes
+                .find(&signal(Source::Webhook, "anything", &[]))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn route_errors_name_origin_and_line() {
+        let text = "[[route]]\nname = \"a\"\ngoal = \"incident\"\n\n[[route]]\nname = \"b\"\ngoal = \"x\"\ncooldwn_secs = 3\n";
+        let err = Routes::parse("/etc/steward/routes.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/steward/routes.toml:8:"), "{err}");
+        assert!(err.contains("cooldwn_secs"), "{err}");
+
+        let text =
+            "[[route]]\nname = \"a\"\ngoal = \"incident\"\n[route.match]\nsource = \"pager\"\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("r.toml:5:"), "{err}");
+
+        let text = "[[route]]\nname = \"a\"\ngoal = \"incident\"\n\n[[route]]\nname = \"b\"\ngoal = \"x\"\n[route.match]\nlabels = { alertname = \"Disk(\" }\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("r.toml:5:"), "{err}");
+        assert!(err.contains("match.labels.alertname"), "{err}");
+
+        let text =
+            "[[route]]\nname = \"a\"\ngoal = \"incident\"\nvars = { unit = \"${label.unit}\" }\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("r.toml:1:") && err.contains("label.unit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn matching_by_priority_labels_severity_and_subject() {
+        let text = r#"
+[[route]]
+name = "catch-all"
+goal = "health-check"
+
+[[route]]
+name = "disk"
+goal = "incident"
+priority = 10
+cooldown_secs = 60
+[route.match]
+source = "alertmanager"
+severity = "critical"
+subject = "Disk.*"
+labels = { alertname = "Disk.*" }
+[route.vars]
+what = "${labels.alertname} on ${subject} (${severity})"
+missing = "${labels.nope}"
+
+[[route]]
+name = "exact"
+goal = "on-failure"
+priority = 10
+[route.match]
+subject_exact = "a.service"
+"#;
+        let routes = Routes::parse("t.toml", text).unwrap();
+        let m = routes.find(&alert("DiskFull", "f")).unwrap();
+        assert_eq!(m.route, "disk");
+        assert_eq!(m.vars["what"], "DiskFull on DiskFull (critical)");
+        assert!(!m.vars.contains_key("missing"));
+        assert_eq!(m.cooldown_secs, Some(60));
+        let mut warn = alert("DiskFull", "f");
+        warn.severity = Severity::Warning;
+        assert_eq!(routes.find(&warn).unwrap().route, "catch-all");
+        assert_eq!(
+            routes.find(&alert("CpuHigh", "f")).unwrap().route,
+            "catch-all"
+        );
+        assert_eq!(
+            routes
+                .find(&signal(Source::OnFailure, "a.service", &[]))
+                .unwrap()
+                .route,
+            "exact"
+        );
+        assert_eq!(
+            routes
+                .find(&signal(Source::OnFailure, "aXservice", &[]))
+                .unwrap()
+                .route,
+            "catch-all"
+        );
+    }
+
+    #[test]
+    fn same_fingerprint_merges_into_queued_or_running_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let first = r.route(&alert("DiskFull", "fp1"), at(0)).unwrap();
+        let id = job_id(&first);
+        let second = r.route(&alert("DiskFull", "fp1"), at(5)).unwrap();
+        assert_eq!(
+            second.decision,
+            RoutingDecision::Merged { into: id.clone() }
+        );
+        // Still merges while it runs.
+        r.queue().claim_next(at(6)).unwrap().unwrap();
+        let third = r.route(&alert("DiskFull", "fp1"), at(7)).unwrap();
+        assert_eq!(third.decision, RoutingDecision::Merged { into: id.clone() });
+        assert!(third.reason.contains("running"), "{}", third.reason);
+        let jobs = r.queue().list().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].merged, 2);
+    }
+
+    #[test]
+    fn cooldown_per_goal_and_subject_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        job_id(&r.route(&alert("DiskFull", "fp1"), at(0)).unwrap());
+        finish_all(&r);
+        drop(r);
+        let mut r = router(dir.path());
+        let d = r.route(&alert("DiskFull", "fp2"), at(60)).unwrap();
+        assert_eq!(d.decision, RoutingDecision::Cooldown { until: at(900) });
+        // Another subject is not cooling down.
+        job_id(&r.route(&alert("CpuHigh", "fp3"), at(61)).unwrap());
+        finish_all(&r);
+        job_id(&r.route(&alert("DiskFull", "fp4"), at(901)).unwrap());
+    }
+
+    #[test]
+    fn rate_limits_per_source_and_overall() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                max_runs_per_hour: 3,
+                max_runs_per_hour_per_source: 2,
+                ..RouterConfig::default()
+            },
+        );
+        job_id(&r.route(&alert("A", "a"), at(0)).unwrap());
+        job_id(&r.route(&alert("B", "b"), at(1)).unwrap());
+        let d = r.route(&alert("C", "c"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::RateLimited {
+                scope: RateScope::Source,
+                count: 2,
+                limit: 2
+            }
+        );
+        let timer = |g: &str| signal(Source::Timer, g, &[("goal", g)]);
+        job_id(&r.route(&timer("health-check"), at(3)).unwrap());
+        let d = r.route(&timer("proactive"), at(4)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::RateLimited {
+                scope: RateScope::Overall,
+                count: 3,
+                limit: 3
+            }
+        );
+        // An hour later the window has moved on.
+        job_id(&r.route(&alert("C", "c"), at(3601)).unwrap());
+    }
+
+    fn write_run(dir: &Path, id: &str, cost: f64) {
+        let run = dir.join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("result.json"),
+            serde_json::json!({"cost_usd": cost, "id": id}).to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn over_budget_records_signals_and_tells_the_operator_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        write_run(dir.path(), "20261122T010000Z-incident-aaaaaa", 3.0);
+        // Yesterday's spend does not count.
+        write_run(dir.path(), "20261121T230000Z-incident-bbbbbb", 9.0);
+        job_id(&r.route(&alert("A", "a"), at(0)).unwrap());
+        // A run still going (no result yet) costs nothing so far.
+        std::fs::create_dir_all(dir.path().join("runs/20261122T020000Z-incident-cccccc")).unwrap();
+        write_run(dir.path(), "20261122T030000Z-incident-dddddd", 2.5);
+        let d = r.route(&alert("B", "b"), at(10)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::OverBudget {
+                spent: 5.5,
+                budget: 5.0,
+                notify: true
+            }
+        );
+        let d = r.route(&alert("C", "c"), at(20)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::OverBudget { notify: false, .. }
+        ));
+        // A restart does not tell the operator again the same day.
+        drop(r);
+        let mut r = router(dir.path());
+        let d = r.route(&alert("D", "d"), at(30)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::OverBudget { notify: false, .. }
+        ));
+        assert_eq!(events(dir.path(), "operator_notice").len(), 1);
+        // The next day starts from zero.
+        job_id(&r.route(&alert("E", "e"), at(86400)).unwrap());
+    }
+
+    #[test]
+    fn unreadable_run_result_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let run = dir.path().join("runs/20261122T010000Z-incident-aaaaaa");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), "{oops").unwrap();
+        let err = r.route(&alert("A", "a"), at(0)).unwrap_err().to_string();
+        assert!(err.contains("result.json"), "{err}");
+    }
+
+    #[test]
+    fn acute_flapping_escalates_once_instead_of_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        job_id(&r.route(&alert("Disk", "f1"), at(0)).unwrap());
+        finish_all(&r);
+        let d = r.route(&alert("Disk", "f2"), at(100)).unwrap();
+        assert!(matches!(d.decision, RoutingDecision::Cooldown { .. }));
+        let d = r.route(&alert("Disk", "f3"), at(200)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 3,
+                escalate: true
+            }
+        );
+        let d = r.route(&alert("Disk", "f4"), at(300)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 4,
+                escalate: false
+            }
+        );
+        let esc = events(dir.path(), "escalation");
+        assert_eq!(esc.len(), 1);
+        assert_eq!(esc[0]["subject"], "Disk");
+        assert_eq!(r.queue().list().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn chronic_flapping_over_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                cooldown_secs: 60,
+                flapping_chronic: FlapWindow {
+                    count: 5,
+                    window_secs: 86400,
+                },
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..4 {
+            job_id(
+                &r.route(&alert("Mem", &format!("f{i}")), at(i * 3600))
+                    .unwrap(),
+            );
+            finish_all(&r);
+        }
+        let d = r.route(&alert("Mem", "f9"), at(4 * 3600)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Chronic,
+                count: 5,
+                escalate: true
+            }
+        );
+        // The window is configurable: a shorter one forgets the early signals.
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                cooldown_secs: 60,
+                flapping_chronic: FlapWindow {
+                    count: 5,
+                    window_secs: 3 * 3600,
+                },
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..6 {
+            job_id(
+                &r.route(&alert("Mem", &format!("f{i}")), at(i * 3600))
+                    .unwrap(),
+            );
+            finish_all(&r);
+        }
+    }
+
+    #[test]
+    fn maintenance_windows_suppress_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                maintenance: vec![
+                    MaintenanceWindow {
+                        name: Some("disk swap".into()),
+                        start: Some("2026-11-22T09:00:00Z".into()),
+                        end: Some("2026-11-22T11:00:00Z".into()),
+                        daily: None,
+                        subjects: vec!["Disk.*".into()],
+                    },
+                    MaintenanceWindow {
+                        daily: Some("23:00-01:00".into()),
+                        ..MaintenanceWindow::default()
+                    },
+                ],
+                ..RouterConfig::default()
+            },
+        );
+        let d = r.route(&alert("DiskFull", "f1"), at(0)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Maintenance {
+                window: "disk swap".into()
+            }
+        );
+        job_id(&r.route(&alert("CpuHigh", "f2"), at(0)).unwrap());
+        job_id(&r.route(&alert("DiskFull", "f1"), at(2 * 3600)).unwrap());
+        // The daily window wraps past midnight (T0 is 10:00).
+        let d = r.route(&alert("Net", "f3"), at(13 * 3600 + 1800)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Maintenance {
+                window: "daily 23:00-01:00".into()
+            }
+        );
+        let d = r.route(&alert("Net", "f3"), at(14 * 3600 + 1800)).unwrap();
+        assert!(matches!(d.decision, RoutingDecision::Maintenance { .. }));
+        job_id(&r.route(&alert("Net", "f3"), at(15 * 3600 + 60)).unwrap());
+    }
+
+    #[test]
+    fn bad_maintenance_windows_are_config_errors() {
+        for w in [
+            MaintenanceWindow {
+                daily: Some("25:00-01:00".into()),
+                ..Default::default()
+            },
+            MaintenanceWindow {
+                start: Some("tomorrow".into()),
+                end: Some("2026-11-22T11:00:00Z".into()),
+                ..Default::default()
+            },
+            MaintenanceWindow::default(),
+            MaintenanceWindow {
+                daily: Some("01:00-02:00".into()),
+                subjects: vec!["(".into()],
+                ..Default::default()
+            },
+        ] {
+            let err = Maintenance::compile(&[w]).unwrap_err().to_string();
+            assert!(err.contains("router.maintenance[0]"), "{err}");
+        }
+    }
+
+    #[test]
+    fn resolved_alert_cancels_queued_work_for_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let a = job_id(&r.route(&alert("Disk", "fa"), at(0)).unwrap());
+        let b = job_id(&r.route(&alert("Cpu", "fb"), at(1)).unwrap());
+        let d = r.route(&resolved("Disk", "fa"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![a.clone()]
+            }
+        );
+        let left: Vec<String> = r
+            .queue()
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(left, vec![b.clone()]);
+        let archived = r.queue().archived().unwrap();
+        assert_eq!(archived[0].id, a);
+        assert_eq!(archived[0].state, JobState::Cancelled);
+        // A running job is not cancelled: it is already acting.
+        r.queue().claim_next(at(3)).unwrap().unwrap();
+        let d = r.route(&resolved("Cpu", "fb"), at(4)).unwrap();
+        assert_eq!(d.decision, RoutingDecision::Resolved { cancelled: vec![] });
+        assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
+        // The cancelled job never ran, so it holds no cooldown: the alert firing again runs.
+        job_id(&r.route(&alert("Disk", "fa"), at(5)).unwrap());
+    }
+
+    #[test]
+    fn no_route_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let d = r
+            .route(&signal(Source::Webhook, "something", &[]), at(0))
+            .unwrap();
+        assert_eq!(d.decision, RoutingDecision::NoRoute);
+        let ev = events(dir.path(), "routing");
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["decision"], "no_route");
+        assert_eq!(ev[0]["source"], "webhook");
+        assert_eq!(ev[0]["subject"], "something");
+        assert!(ev[0]["fingerprint"].is_string());
+        assert!(ev[0]["reason"].as_str().unwrap().contains("no route"));
+    }
+
+    #[test]
+    fn unreadable_state_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("router.json"), "{not json").unwrap();
+        let err = Router::new(
+            dir.path(),
+            RouterConfig::default(),
+            Routes::bundled().unwrap(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("router.json"), "{err}");
+    }
+
+    #[test]
+    fn storm_of_alerts_is_bounded_and_every_decision_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for i in 0..500i64 {
+            let k = i % 5;
+            let s = alert(&format!("Alert{k}"), &format!("storm-{k}"));
+            let d = r.route(&s, at(i * 60 / 500)).unwrap();
+            *counts.entry(d.decision.name()).or_default() += 1;
+        }
+        assert!(counts["enqueue"] <= 5, "{counts:?}");
+        assert_eq!(counts.values().sum::<usize>(), 500);
+        assert_eq!(r.queue().list().unwrap().len(), counts["enqueue"]);
+        assert_eq!(events(dir.path(), "routing").len(), 500);
+    }
+}
