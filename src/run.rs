@@ -574,6 +574,7 @@ pub async fn execute(
         post: &post,
         ..evidence(agent_run)
     });
+    boundary::audit_unhooked_calls(&rec.run.path)?;
     let audit = boundary::read_audit(&rec.run.path)?;
     let queued = audit.iter().filter(|e| e.decision == "approve").count();
     // The fix waits for a human, so its post-action checks cannot pass yet: that is an
