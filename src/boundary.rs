@@ -187,9 +187,16 @@ pub fn audit_unhooked_calls(run_dir: &Path) -> Result<usize, ledger::LedgerError
 
 fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::LedgerError> {
     use std::collections::{BTreeMap, BTreeSet};
-    let seen: BTreeSet<String> = read_audit(run_dir)?
-        .into_iter()
-        .filter_map(|e| e.tool_use_id)
+    let audit = read_audit(run_dir)?;
+    let seen: BTreeSet<&str> = audit
+        .iter()
+        .filter_map(|e| e.tool_use_id.as_deref())
+        .collect();
+    // A claude that does not pass tool_use_id to hooks: match those entries by tool and input.
+    let seen_without_id: Vec<(&str, &serde_json::Value)> = audit
+        .iter()
+        .filter(|e| e.tool_use_id.is_none())
+        .map(|e| (e.tool.as_str(), &e.input))
         .collect();
     // tool_use id → (session, tool, input); tool_use id → (is_error, text)
     let mut calls: Vec<(String, Option<String>, String, serde_json::Value)> = Vec::new();
@@ -230,7 +237,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::
     }
     let mut added = 0;
     for (id, session_id, tool, input) in calls {
-        if seen.contains(&id) {
+        if seen.contains(id.as_str()) || seen_without_id.contains(&(tool.as_str(), &input)) {
             continue;
         }
         // No result: the run ended before the call was answered; nothing ran.
@@ -262,7 +269,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::
             tool,
             input,
             decision: decision.to_string(),
-            rule: Some("claude: permission rules".to_string()),
+            rule: error.then(|| "claude: refused before the hook".to_string()),
             reason,
         };
         let line = serde_json::to_string(&entry).unwrap_or_default();
