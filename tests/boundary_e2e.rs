@@ -326,7 +326,19 @@ Create the marker file in {{ workspace }}.
         serde_json::json!(["touch", marker.display().to_string()])
     );
     assert_eq!(act["run_id"], run_id);
-    assert_eq!(report["actions_filed"][0], act["id"]);
+    // Filed once, so listed once, and counted once in the reason.
+    assert_eq!(
+        report["actions_filed"],
+        serde_json::json!([act["id"]]),
+        "{report:#}"
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 action(s) wait for approval"),
+        "{report:#}"
+    );
     let id = act["id"].as_str().unwrap().to_string();
 
     // A second run proposes two more actions (same subject, other files).
