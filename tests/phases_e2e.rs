@@ -206,9 +206,16 @@ fn an_invariant_the_agent_breaks_is_a_regression() {
     let state = s.ws().join("state.txt");
     std::fs::write(&state, "service is healthy\n").unwrap();
     s.file_check("state-healthy", &state, "contains = \"healthy\"");
+    // The rollback restores a known-good copy.
+    let good = s.scratch().join("state.good");
+    std::fs::copy(&state, &good).unwrap();
     s.goal(
         "invariant-breaks",
-        "tools = [\"Read\", \"Write\"]\n[policy]\nread = [\"{workspace}\"]\nwrite = [\"{workspace}\"]\n[checks]\ninvariants = [\"state-healthy\"]",
+        &format!(
+            "tools = [\"Read\", \"Write\"]\n[policy]\nread = [\"{{workspace}}\"]\nwrite = [\"{{workspace}}\"]\n[checks]\ninvariants = [\"state-healthy\"]\nrollback = [\"cp\", {}, {}]",
+            quoted(&good.display().to_string()),
+            quoted(&state.display().to_string())
+        ),
     );
     let p = quoted(&state.display().to_string());
     let scenario = format!(
@@ -218,14 +225,19 @@ fn an_invariant_the_agent_breaks_is_a_regression() {
     let tmp = tempfile::tempdir().unwrap();
     let model = ScriptedModel::start(tmp.path(), &scenario);
     let (code, report) = s.run(&model, &["invariant-breaks"]);
+    let id = report["id"].as_str().expect("a recorded run");
+    let after: serde_json::Value =
+        serde_json::from_str(&read(s.env.run_dir(id).join("checks-after.json"))).unwrap();
     assert_eq!(
-        read(state.clone()),
-        "broken\n",
+        after["invariants"][0]["status"], "fail",
         "the agent's write did not happen, so the test proves nothing: {report:#}"
     );
     assert_eq!(code, Some(5), "{report:#}");
     assert_eq!(report["outcome"], "failed");
     assert_eq!(report["regressions"], serde_json::json!(["state-healthy"]));
+    // The rollback ran and undid the change.
+    assert_eq!(report["rollback"]["exit_code"], 0, "{report:#}");
+    assert_eq!(read(state.clone()), "service is healthy\n");
     assert!(
         report["reason"].as_str().unwrap().contains("state-healthy"),
         "{report:#}"
