@@ -89,6 +89,17 @@ fn every_bypass_attempt_is_denied_and_audited() {
     write_script(&fake_bin.join("uptime"), &format!("touch '{m}'"));
     // A secret inside the read roots.
     std::fs::write(ws.join(".env"), "DB_PASSWORD=Planted-Env-Secret-7731").unwrap();
+    std::fs::write(
+        ws.join("readme.txt"),
+        "DB_PASSWORD is set in the environment",
+    )
+    .unwrap();
+    std::fs::create_dir(ws.join("tls")).unwrap();
+    std::fs::write(
+        ws.join("tls/server.key"),
+        "DB_PASSWORD=Planted-Key-Secret-5519",
+    )
+    .unwrap();
 
     let bypasses: Vec<(&str, String)> = vec![
         ("toolu_chain", format!("uptime; touch {m}")),
@@ -118,9 +129,14 @@ fn every_bypass_attempt_is_denied_and_audited() {
         ("toolu_quoted_rm", format!("r''m -rf {v}")),
         ("toolu_ansi_c_rm", format!("$'\\x72m' {v}")),
     ];
+    // Symlinks inside the read roots: to the secret, and out of the roots.
+    std::os::unix::fs::symlink(ws.join(".env"), ws.join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ws.join("users.txt")).unwrap();
     let reads: Vec<(&str, PathBuf)> = vec![
         ("toolu_read_env", ws.join(".env")),
         ("toolu_read_shadow", PathBuf::from("/etc/shadow")),
+        ("toolu_read_link_secret", ws.join("notes.txt")),
+        ("toolu_read_link_out", ws.join("users.txt")),
     ];
     let mut scenario = String::from("[[turn]]\ntext = \"Trying my luck.\"\n");
     for (id, cmd) in &bypasses {
@@ -132,6 +148,11 @@ fn every_bypass_attempt_is_denied_and_audited() {
     }
     scenario.push_str("\n[[turn]]\n");
     scenario.push_str(&bash_call("toolu_allowed", "uptime"));
+    // Searching the workspace must not surface the secret's content either.
+    scenario.push_str(&format!(
+        "[[turn.tool_use]]\nname = \"Grep\"\nid = \"toolu_grep\"\ninput = {{ pattern = \"DB_PASSWORD\", path = {}, output_mode = \"content\" }}\n",
+        quoted(&ws.display().to_string())
+    ));
     scenario.push_str(VERDICT);
 
     let model = ScriptedModel::start(tmp.path(), &scenario);
@@ -184,11 +205,18 @@ fn every_bypass_attempt_is_denied_and_audited() {
         "uptime output never reached the model"
     );
     // The secret's content never left the machine.
+    let requests = model.requests().to_string();
     assert!(
-        !model
-            .requests()
-            .to_string()
-            .contains("Planted-Env-Secret-7731")
+        requests.contains("DB_PASSWORD is set in the environment"),
+        "the search never worked, so it proves nothing"
+    );
+    assert!(
+        !requests.contains("Planted-Env-Secret-7731"),
+        "the .env leaked"
+    );
+    assert!(
+        !requests.contains("Planted-Key-Secret-5519"),
+        "the key leaked"
     );
 
     // The record shows the denials.
