@@ -595,3 +595,86 @@ fn a_hostile_workspace_changes_nothing() {
     );
     assert!(requests.to_string().contains("load average"));
 }
+
+#[test]
+fn writes_stay_inside_the_write_roots_and_off_protected_files() {
+    let Some(claude) = claude_bin() else { return };
+    let defs_dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let ws = workspace(&env);
+    let config_lines = definitions(
+        defs_dir.path(),
+        "edit-files",
+        r#"+++
+description = "may write the workspace"
+tools = ["Read", "Write", "Edit"]
+max_turns = 8
+
+[policy]
+read = ["{workspace}"]
+write = ["{workspace}"]
++++
+Edit files in {{ workspace }}.
+"#,
+        "",
+    );
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{config_lines}{text}")).unwrap();
+    std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+
+    let forbidden: Vec<(&str, PathBuf)> = vec![
+        ("toolu_claude_settings", ws.join(".claude/settings.json")),
+        ("toolu_git_hook", ws.join(".git/hooks/pre-commit")),
+        ("toolu_claude_md", ws.join("CLAUDE.md")),
+        ("toolu_mcp", ws.join(".mcp.json")),
+        ("toolu_envrc", ws.join(".envrc")),
+        ("toolu_outside", outside.path().join("written")),
+        ("toolu_dotdot", ws.join("../escaped")),
+    ];
+    let write = |id: &str, path: &Path| {
+        format!(
+            "[[turn.tool_use]]\nname = \"Write\"\nid = \"{id}\"\ninput = {{ file_path = {}, content = \"planted\" }}\n",
+            quoted(&path.display().to_string())
+        )
+    };
+    let mut scenario = String::from("[[turn]]\n");
+    for (id, path) in &forbidden {
+        scenario.push_str(&write(id, path));
+    }
+    scenario.push_str("\n[[turn]]\n");
+    scenario.push_str(&write("toolu_ok", &ws.join("notes/ok.txt")));
+    scenario.push_str(VERDICT);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let out = steward(&env, &model)
+        .args(["--json", "run", "edit-files"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for (id, path) in &forbidden {
+        assert!(!path.exists(), "{id} wrote {}", path.display());
+    }
+    assert!(!env.dir.path().join("escaped").exists());
+    assert_eq!(
+        std::fs::read_to_string(ws.join("notes/ok.txt")).unwrap(),
+        "planted",
+        "the allowed write did not happen, so the test proves nothing"
+    );
+    let entries = audit(&env, report["id"].as_str().unwrap());
+    let decision = |tid: &str| {
+        entries
+            .iter()
+            .find(|e| e["tool_use_id"] == tid)
+            .map(|e| e["decision"].as_str().unwrap().to_string())
+    };
+    for (id, _) in &forbidden {
+        let d = decision(id);
+        assert!(
+            d.as_deref() == Some("deny") || d.as_deref() == Some("error"),
+            "{id}: {d:?}\n{entries:#?}"
+        );
+    }
+    assert_eq!(decision("toolu_ok").as_deref(), Some("allow"));
+}
