@@ -171,6 +171,114 @@ fn blocked(mut answer: HookAnswer, why: &str) -> HookAnswer {
     answer
 }
 
+/// Claude Code refuses some calls itself before any hook runs (its `--disallowedTools` rules,
+/// e.g. a `Read` of a secret path), so steward's hook never sees them. After the run, every tool
+/// call in the run's `transcript.jsonl` without a hook decision is appended to the audit log:
+/// `deny` when Claude refused it, `error` when it ran without the hook. Returns how many were
+/// added.
+pub fn audit_unhooked_calls(run_dir: &Path) -> Result<usize, ledger::LedgerError> {
+    let path = run_dir.join("transcript.jsonl");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => audit_unhooked_in(run_dir, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(source) => Err(ledger::LedgerError::Read { path, source }),
+    }
+}
+
+fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::LedgerError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let audit = read_audit(run_dir)?;
+    let seen: BTreeSet<&str> = audit
+        .iter()
+        .filter_map(|e| e.tool_use_id.as_deref())
+        .collect();
+    // A claude that does not pass tool_use_id to hooks: match those entries by tool and input.
+    let seen_without_id: Vec<(&str, &serde_json::Value)> = audit
+        .iter()
+        .filter(|e| e.tool_use_id.is_none())
+        .map(|e| (e.tool.as_str(), &e.input))
+        .collect();
+    // tool_use id → (session, tool, input); tool_use id → (is_error, text)
+    let mut calls: Vec<(String, Option<String>, String, serde_json::Value)> = Vec::new();
+    let mut results: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    for line in transcript.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let session = v["session_id"].as_str().map(str::to_string);
+        let Some(blocks) = v["message"]["content"].as_array() else {
+            continue;
+        };
+        for b in blocks {
+            match (v["type"].as_str(), b["type"].as_str()) {
+                (Some("assistant"), Some("tool_use")) => {
+                    if let Some(id) = b["id"].as_str() {
+                        calls.push((
+                            id.to_string(),
+                            session.clone(),
+                            b["name"].as_str().unwrap_or("?").to_string(),
+                            b["input"].clone(),
+                        ));
+                    }
+                }
+                (Some("user"), Some("tool_result")) => {
+                    if let Some(id) = b["tool_use_id"].as_str() {
+                        let text = match &b["content"] {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let error = b["is_error"].as_bool().unwrap_or(false);
+                        results.insert(id.to_string(), (error, text));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut added = 0;
+    for (id, session_id, tool, input) in calls {
+        if seen.contains(id.as_str()) || seen_without_id.contains(&(tool.as_str(), &input)) {
+            continue;
+        }
+        // No result: the run ended before the call was answered; nothing ran.
+        let Some((error, text)) = results.get(&id) else {
+            continue;
+        };
+        let (decision, reason) = if *error {
+            (
+                "deny",
+                format!(
+                    "refused by Claude Code before steward's hook: {}",
+                    text.replace("<tool_use_error>", "")
+                        .replace("</tool_use_error>", "")
+                        .trim()
+                ),
+            )
+        } else {
+            (
+                "error",
+                "the call ran without a decision of steward's hook".to_string(),
+            )
+        };
+        let entry = AuditEntry {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            session_id,
+            tool_use_id: Some(id),
+            tool,
+            input,
+            decision: decision.to_string(),
+            rule: error.then(|| "claude: refused before the hook".to_string()),
+            reason,
+        };
+        let line = serde_json::to_string(&entry).unwrap_or_default();
+        ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?;
+        added += 1;
+    }
+    Ok(added)
+}
+
 /// The audit log of a run, for `steward runs show`. A line that does not parse is an error
 /// naming the file and line.
 pub fn read_audit(run_dir: &Path) -> Result<Vec<AuditEntry>, ledger::LedgerError> {
@@ -222,6 +330,31 @@ mod tests {
                 .unwrap()
                 .contains("nonce-1")
         );
+    }
+
+    #[test]
+    fn calls_claude_refused_before_the_hook_are_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooked = r#"{"time":"t","tool_use_id":"toolu_a","tool":"Bash","input":{},"decision":"allow","reason":"r"}"#;
+        ledger::append_line(&dir.path().join(AUDIT_FILE), hooked).unwrap();
+        let transcript = [
+            r#"{"type":"assistant","session_id":"s","message":{"content":[{"type":"tool_use","id":"toolu_a","name":"Bash","input":{"command":"uptime"}},{"type":"tool_use","id":"toolu_b","name":"Read","input":{"file_path":"/etc/shadow"}},{"type":"tool_use","id":"toolu_c","name":"Read","input":{}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_a","content":"up"},{"type":"tool_result","tool_use_id":"toolu_b","is_error":true,"content":"<tool_use_error>File is denied</tool_use_error>"}]}}"#,
+        ]
+        .join("\n");
+        assert_eq!(audit_unhooked_in(dir.path(), &transcript).unwrap(), 1);
+        let audit = read_audit(dir.path()).unwrap();
+        assert_eq!(audit.len(), 2);
+        assert_eq!(audit[1].tool_use_id.as_deref(), Some("toolu_b"));
+        assert_eq!(audit[1].decision, "deny");
+        assert_eq!(audit[1].session_id.as_deref(), Some("s"));
+        assert!(
+            audit[1].reason.ends_with("File is denied"),
+            "{}",
+            audit[1].reason
+        );
+        // Idempotent: a second pass adds nothing.
+        assert_eq!(audit_unhooked_in(dir.path(), &transcript).unwrap(), 0);
     }
 
     #[test]

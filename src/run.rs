@@ -574,8 +574,9 @@ pub async fn execute(
         post: &post,
         ..evidence(agent_run)
     });
+    boundary::audit_unhooked_calls(&rec.run.path)?;
     let audit = boundary::read_audit(&rec.run.path)?;
-    let queued = audit.iter().filter(|e| e.decision == "approve").count();
+    let queued = queued_actions(&audit).len();
     // The fix waits for a human, so its post-action checks cannot pass yet: that is an
     // escalation, not a failure to roll back. A broken invariant still fails the run.
     if queued > 0
@@ -611,6 +612,21 @@ pub async fn execute(
         rollback,
         &audit,
     )
+}
+
+/// The pending actions a run's calls were queued as, each once: the same proposal made twice
+/// is one action (filed once, its `proposals` counted up).
+fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for e in audit.iter().filter(|e| e.decision == "approve") {
+        if let Some((_, id)) = e.reason.rsplit_once("(queued as ") {
+            let id = id.trim_end_matches(')').to_string();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
 }
 
 static NO_VERDICT: AgentFailure = AgentFailure::NoVerdict {
@@ -699,15 +715,7 @@ impl<'a> Recorder<'a> {
     ) -> Result<RunReport, RunError> {
         self.stage("done")?;
         let a = agent.as_ref();
-        let actions_filed: Vec<String> = audit
-            .iter()
-            .filter(|e| e.decision == "approve")
-            .filter_map(|e| {
-                e.reason
-                    .rsplit_once("(queued as ")
-                    .map(|(_, id)| id.trim_end_matches(')').to_string())
-            })
-            .collect();
+        let actions_filed = queued_actions(audit);
         let result = RunResult {
             id: self.run.id.clone(),
             goal: self.req.goal.clone(),
