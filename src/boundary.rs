@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::approval::{Proposal, Store};
+use crate::approval::{ApprovalMode, Executor, Proposal, Store};
 use crate::ledger;
 use crate::policy::{AuditEntry, HookAnswer, Verdict};
 
@@ -67,6 +67,25 @@ pub struct HookContext {
     /// The goal's post-action checks, run by the executor after an approved action.
     pub checks: Vec<String>,
     pub action_ttl_secs: u64,
+    /// Queue (deny now, file) or wait (leave the call to steward's permission-prompt tool).
+    #[serde(default)]
+    pub approval: ApprovalMode,
+    /// How long the prompt tool waits for an operator in wait mode.
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_secs: u64,
+}
+
+/// Ten minutes: long enough for someone on call to look, short enough for a run's wall clock.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 600;
+
+fn default_approval_timeout() -> u64 {
+    DEFAULT_APPROVAL_TIMEOUT_SECS
+}
+
+impl HookContext {
+    pub fn read(run_dir: &Path) -> Result<HookContext, ledger::LedgerError> {
+        ledger::read_json(&run_dir.join(HOOK_CONTEXT_FILE))
+    }
 }
 
 /// `steward hook pre-tool-use --run-dir DIR`: decide, audit, file. Never fails open: anything
@@ -79,18 +98,32 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
         .filter(|d| d.decision == Verdict::Approve)
         .cloned();
     if let Some(decision) = approve {
-        match file_action(run_dir, &decision, &answer.audit) {
-            Ok(id) => {
-                let reason = format!(
-                    "steward policy: {}. It was not run: it is queued for a human as action {id} \
-                     (`steward actions approve {id}`). Do not retry it; list it under proposed \
-                     actions in your report.",
-                    decision.reason
+        match HookContext::read(run_dir) {
+            // In a wait run the hook steps aside so that claude asks steward's prompt tool,
+            // which files the action and blocks until an operator decides.
+            Ok(ctx) if ctx.approval == ApprovalMode::Wait => {
+                answer.stdout = String::new();
+                answer.audit.reason = format!(
+                    "{} (left to the approval prompt: the run waits for an operator)",
+                    answer.audit.reason
                 );
-                answer.stdout = deny_output(&reason);
-                answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
             }
-            Err(e) => answer = blocked(answer, &format!("could not queue the action: {e}")),
+            Ok(ctx) => match file_action(&ctx, &decision, &answer.audit.input, Executor::Steward) {
+                Ok(id) => {
+                    let reason = format!(
+                        "steward policy: {}. It was not run: it is queued for a human as action \
+                         {id} (`steward actions approve {id}`). Do not retry it; list it under \
+                         proposed actions in your report.",
+                        decision.reason
+                    );
+                    answer.stdout = deny_output(&reason);
+                    answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
+                }
+                Err(e) => answer = blocked(answer, &format!("could not queue the action: {e}")),
+            },
+            Err(e) => {
+                answer = blocked(answer, &format!("could not read the run's context: {e}"));
+            }
         }
     }
     let line = serde_json::to_string(&answer.audit).unwrap_or_default();
@@ -100,20 +133,20 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
     answer
 }
 
-fn file_action(
-    run_dir: &Path,
+/// Files an approval-required call as a pending action and returns its id. `executor` says who
+/// runs it once approved; an action the agent will run lives only as long as the run waits.
+pub fn file_action(
+    ctx: &HookContext,
     decision: &crate::policy::Decision,
-    audit: &AuditEntry,
+    input: &serde_json::Value,
+    executor: Executor,
 ) -> Result<String, String> {
-    let ctx: HookContext =
-        ledger::read_json(&run_dir.join(HOOK_CONTEXT_FILE)).map_err(|e| e.to_string())?;
     let argv = decision
         .argv
         .clone()
         .filter(|a| !a.is_empty())
         .ok_or("the policy gave no argv to queue")?;
-    let rationale = audit
-        .input
+    let rationale = input
         .get("description")
         .and_then(|d| d.as_str())
         .unwrap_or("(no rationale given)")
@@ -132,20 +165,37 @@ fn file_action(
             ctx.subject
         ));
     }
+    let ttl = match executor {
+        Executor::Steward => ctx.action_ttl_secs,
+        Executor::Agent => ctx.approval_timeout_secs,
+    };
     let store = Store::open(&ctx.state_dir).map_err(|e| e.to_string())?;
     let filed = store
         .file(Proposal {
-            subject: ctx.subject,
+            subject: ctx.subject.clone(),
             argv,
             rationale,
-            checks: ctx.checks,
-            state_fingerprint: ctx.state_fingerprint,
-            goal: ctx.goal,
-            run_id: Some(ctx.run_id),
+            checks: ctx.checks.clone(),
+            state_fingerprint: ctx.state_fingerprint.clone(),
+            goal: ctx.goal.clone(),
+            run_id: Some(ctx.run_id.clone()),
             rule: decision.rule.clone().unwrap_or_default(),
-            ttl: Duration::from_secs(ctx.action_ttl_secs),
+            ttl: Duration::from_secs(ttl),
+            executor,
         })
         .map_err(|e| e.to_string())?;
+    // An open action for the same command that steward's executor will run must not also be
+    // run by the agent (or the reverse).
+    if filed.action.executor != executor {
+        return Err(format!(
+            "the same command is already open as action {} for {} to run",
+            filed.action.id,
+            match filed.action.executor {
+                Executor::Steward => "steward's executor",
+                Executor::Agent => "another waiting run",
+            }
+        ));
+    }
     Ok(filed.action.id)
 }
 

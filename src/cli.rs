@@ -91,6 +91,9 @@ pub enum Command {
     /// Claude Code hooks (installed by steward in every run's settings).
     #[command(subcommand)]
     Hook(HookCommand),
+    /// MCP servers claude starts (in runs of goals with `approval = "wait"`).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -174,7 +177,8 @@ pub enum ActionsCommand {
     List,
     /// One action with its rationale, checks, decision and execution.
     Show { id: String },
-    /// Approve a pending action; steward runs it (no shell) and then its checks.
+    /// Approve a pending action; steward runs it (no shell) and then its checks. An action a run
+    /// is waiting on is only approved: the waiting agent runs it.
     Approve {
         id: String,
         /// Who approves (default: $SUDO_USER, $USER).
@@ -200,6 +204,17 @@ pub enum ActionsCommand {
 pub enum HookCommand {
     /// The PreToolUse hook: Claude's JSON on stdin, a decision on stdout; fails closed (exit 2).
     PreToolUse {
+        /// The run directory holding `policy.json`, `hook-context.json` and `audit.jsonl`.
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// The permission-prompt tool on stdio: decides by the run's policy, waits for an operator
+    /// on approval-required calls; fails closed.
+    Serve {
         /// The run directory holding `policy.json`, `hook-context.json` and `audit.jsonl`.
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
@@ -497,6 +512,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
         }
+        Command::Mcp(McpCommand::Serve { run_dir }) => {
+            // No config: everything the server needs is in the run directory.
+            crate::mcp::serve(run_dir.clone()).await.map_err(internal)?;
+            Ok(ExitKind::Ok)
+        }
         Command::Doctor => {
             let loaded = cli.config()?;
             let report = doctor::run(&loaded).await;
@@ -624,6 +644,19 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 run::RunError::Approval(a) => kind(a),
                 other => CliError::from(other),
             })?;
+            if outcome.executor == crate::approval::Executor::Agent {
+                if cli.json {
+                    print_json(&outcome)?;
+                } else {
+                    println!(
+                        "{} approved: the waiting run {} runs `{}` itself",
+                        outcome.id,
+                        outcome.run_id.as_deref().unwrap_or("?"),
+                        outcome.argv.join(" ")
+                    );
+                }
+                return Ok(ExitKind::Ok);
+            }
             if cli.json {
                 print_json(&outcome)?;
             } else {

@@ -63,6 +63,10 @@ pub struct Goal {
     pub budget_usd: Option<f64>,
     pub max_turns: Option<u32>,
     pub timeout_secs: Option<u64>,
+    /// How approval-required calls reach a human (`approval = "queue" | "wait"`).
+    pub approval: crate::approval::ApprovalMode,
+    /// In wait mode, how long the run waits for a decision before the call is denied.
+    pub approval_timeout_secs: u64,
     pub probes: Vec<String>,
     pub model: Option<String>,
     pub knowledge_tags: Vec<String>,
@@ -87,6 +91,9 @@ struct Front {
     budget_usd: Option<f64>,
     max_turns: Option<u32>,
     timeout_secs: Option<u64>,
+    #[serde(default)]
+    approval: crate::approval::ApprovalMode,
+    approval_timeout_secs: Option<u64>,
     #[serde(default)]
     probes: Vec<String>,
     model: Option<String>,
@@ -154,6 +161,10 @@ fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         budget_usd: front.budget_usd,
         max_turns: front.max_turns,
         timeout_secs: front.timeout_secs,
+        approval: front.approval,
+        approval_timeout_secs: front
+            .approval_timeout_secs
+            .unwrap_or(crate::boundary::DEFAULT_APPROVAL_TIMEOUT_SECS),
         probes: front.probes,
         model: front.model,
         knowledge_tags: front.knowledge_tags,
@@ -231,6 +242,27 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
     }
     if f.timeout_secs == Some(0) {
         return Err(("timeout_secs", "`timeout_secs` must be at least 1".into()));
+    }
+    if let Some(t) = f.approval_timeout_secs {
+        if f.approval != crate::approval::ApprovalMode::Wait {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` only applies with `approval = \"wait\"`".into(),
+            ));
+        }
+        if t == 0 {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` must be at least 1".into(),
+            ));
+        }
+        // A run killed by its own wall clock while waiting would lose the decision.
+        if f.timeout_secs.is_some_and(|run| t >= run) {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` must be shorter than `timeout_secs`".into(),
+            ));
+        }
     }
     if let Some(m) = &f.model
         && m.trim().is_empty()

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, Verdict};
+use crate::agent::{
+    self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, PermissionMode, Verdict,
+};
+use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled::{self, Kind, SourceFile};
 use crate::check::{
@@ -388,6 +391,19 @@ fn prepare(
     // Probe output is redacted already; this pass covers operator text and anything rendered.
     let prompt = redactor.redact(&prompt);
     let exe = std::env::current_exe().map_err(RunError::Home)?;
+    let (permission_mode, prompt_tool) = match goal.approval {
+        ApprovalMode::Queue => (PermissionMode::DontAsk, None),
+        // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
+        // the hook still decides allow and deny before claude's own rules are consulted.
+        ApprovalMode::Wait => (
+            PermissionMode::Default,
+            Some(crate::mcp::prompt_tool(
+                &exe,
+                run_dir,
+                Duration::from_secs(goal.approval_timeout_secs),
+            )),
+        ),
+    };
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
         workspace: cfg.workspace.clone(),
@@ -404,6 +420,8 @@ fn prepare(
         budget_usd: goal.budget_usd.unwrap_or(cfg.limits.budget_usd),
         session_id: uuid::Uuid::new_v4(),
         settings: boundary::claude_settings(&nonce, &exe, run_dir),
+        permission_mode,
+        prompt_tool,
         nonce,
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),
@@ -531,6 +549,8 @@ pub async fn execute(
             state_fingerprint: before.fingerprint(),
             checks: goal.checks.post.clone(),
             action_ttl_secs: ACTION_TTL.as_secs(),
+            approval: goal.approval,
+            approval_timeout_secs: goal.approval_timeout_secs,
         },
     )?;
     rec.run.write_text("prompt.md", &prepared.prompt)?;
@@ -917,7 +937,8 @@ pub fn show_run(ledger: &Ledger, id: &str) -> Result<RunDetail, RunError> {
 
 /// `steward actions approve`: the state must still be what the proposal saw, then steward's
 /// executor runs the argv (no shell) under the host lock, runs the action's checks, and records
-/// the outcome, in the action and in effectiveness memory.
+/// the outcome, in the action and in effectiveness memory. An action a run is waiting on is only
+/// approved (returned in state `approved`): the waiting run's agent runs it.
 pub async fn approve_and_execute(
     cfg: &Config,
     id: &str,
@@ -938,6 +959,17 @@ pub async fn approve_and_execute(
         Err(_) => ChecksBefore::default().fingerprint(),
     };
     let ledger = Ledger::open(&cfg.state_dir)?;
+    if action.executor == Executor::Agent {
+        // A run is blocked on this decision and holds the host lock; its agent runs the command
+        // inside that run, so approving only records the decision.
+        let approved = store.approve(id, by, note, &current)?;
+        ledger.event(
+            "action_approved",
+            action.run_id.as_deref(),
+            serde_json::json!({"action": id, "by": by, "executor": "agent"}),
+        )?;
+        return Ok(approved);
+    }
     let _lock = ledger.lock(&format!("action {id}"), Duration::from_secs(30))?;
     store.approve(id, by, note, &current)?;
     ledger.event(

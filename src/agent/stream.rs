@@ -23,6 +23,8 @@ use super::{AgentFailure, AgentOutcome, AgentSpec, Denial, Verdict};
 pub struct Expectations {
     pub tools: BTreeSet<String>,
     pub permission_mode: String,
+    /// MCP servers that must be listed, and connected.
+    pub mcp_servers: BTreeSet<String>,
     pub model: String,
     pub nonce: String,
 }
@@ -44,9 +46,16 @@ impl Expectations {
             .collect();
         // --json-schema always adds this one.
         tools.insert("StructuredOutput".into());
+        let mut mcp_servers = BTreeSet::new();
+        if let Some(p) = &spec.prompt_tool {
+            // claude lists the server's tools with the built-in ones.
+            tools.insert(p.qualified_name());
+            mcp_servers.insert(p.server.clone());
+        }
         Expectations {
             tools,
-            permission_mode: super::PERMISSION_MODE.into(),
+            permission_mode: spec.permission_mode.as_str().into(),
+            mcp_servers,
             model: spec.model.clone(),
             nonce: spec.nonce.clone(),
         }
@@ -204,6 +213,7 @@ impl StreamState {
                 self.expect.model
             ));
         }
+        let mut connected = BTreeSet::new();
         for server in init
             .get("mcp_servers")
             .and_then(Value::as_array)
@@ -213,6 +223,14 @@ impl StreamState {
             if server.get("status").and_then(Value::as_str) != Some("connected") {
                 return Err(format!("MCP server not connected: {server}"));
             }
+            if let Some(name) = server.get("name").and_then(Value::as_str) {
+                connected.insert(name.to_string());
+            }
+        }
+        // A missing prompt-tool server would leave every approval-required call to be denied
+        // without anyone being asked; better to stop before the model starts.
+        if let Some(missing) = self.expect.mcp_servers.difference(&connected).next() {
+            return Err(format!("MCP server {missing:?} is not in init"));
         }
         Ok(())
     }
@@ -387,6 +405,7 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
             permission_mode: "dontAsk".into(),
+            mcp_servers: BTreeSet::new(),
             model: "claude-sonnet-4-5".into(),
             nonce: "N0NCE".into(),
         }
