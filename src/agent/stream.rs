@@ -48,8 +48,7 @@ impl Expectations {
         tools.insert("StructuredOutput".into());
         let mut mcp_servers = BTreeSet::new();
         if let Some(p) = &spec.prompt_tool {
-            // claude lists the server's tools with the built-in ones.
-            tools.insert(p.qualified_name());
+            // `--tools` filters MCP tools out of init's list too (2.1.197): only the server shows.
             mcp_servers.insert(p.server.clone());
         }
         Expectations {
