@@ -99,10 +99,12 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
         .cloned();
     if let Some(decision) = approve {
         match HookContext::read(run_dir) {
-            // In a wait run the hook steps aside so that claude asks steward's prompt tool,
-            // which files the action and blocks until an operator decides.
+            // In a wait run the hook answers `ask`, which sends the call to steward's prompt tool
+            // (that files the action and blocks until an operator decides). `ask`, not "no
+            // opinion": with no opinion claude's own rules decide first and auto-approve
+            // read-only commands like `echo` without asking anyone (tested with 2.1.197).
             Ok(ctx) if ctx.approval == ApprovalMode::Wait => {
-                answer.stdout = String::new();
+                answer.stdout = ask_output(&decision.reason);
                 answer.audit.reason = format!(
                     "{} (left to the approval prompt: the run waits for an operator)",
                     answer.audit.reason
@@ -199,6 +201,17 @@ pub fn file_action(
     Ok(filed.action.id)
 }
 
+fn ask_output(reason: &str) -> String {
+    json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": reason,
+        }
+    })
+    .to_string()
+}
+
 fn deny_output(reason: &str) -> String {
     json!({
         "hookSpecificOutput": {
@@ -272,6 +285,71 @@ mod tests {
                 .unwrap()
                 .contains("nonce-1")
         );
+    }
+
+    fn context(state: &Path, approval: ApprovalMode) -> HookContext {
+        HookContext {
+            state_dir: state.to_path_buf(),
+            run_id: "r1".into(),
+            goal: "g".into(),
+            subject: "host".into(),
+            state_fingerprint: "fp".into(),
+            checks: vec![],
+            action_ttl_secs: 3600,
+            approval,
+            approval_timeout_secs: 60,
+        }
+    }
+
+    fn approve_policy(dir: &Path) {
+        let policy = crate::policy::Policy::build(
+            "g",
+            &crate::goal::GoalPolicy {
+                approve: vec!["touch FILE".into()],
+                read: vec!["{workspace}".into()],
+                ..Default::default()
+            },
+            dir,
+        )
+        .unwrap();
+        policy.to_file(&dir.join(POLICY_FILE)).unwrap();
+    }
+
+    #[test]
+    fn approval_required_calls_are_queued_or_left_to_the_prompt_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        approve_policy(dir.path());
+        let input = format!(
+            r#"{{"tool_name":"Bash","tool_input":{{"command":"touch {}/m"}},"hook_event_name":"PreToolUse"}}"#,
+            dir.path().display()
+        );
+        let state = dir.path().join("state");
+        let store = Store::open(&state).unwrap();
+
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Wait),
+        )
+        .unwrap();
+        let a = pre_tool_use(dir.path(), input.as_bytes());
+        assert_eq!(a.exit_code, 0);
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "ask");
+        // The prompt tool files it, not the hook.
+        assert!(store.list().unwrap().is_empty());
+
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Queue),
+        )
+        .unwrap();
+        let a = pre_tool_use(dir.path(), input.as_bytes());
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "deny");
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].executor, Executor::Steward);
+        assert_eq!(read_audit(dir.path()).unwrap().len(), 2);
     }
 
     #[test]

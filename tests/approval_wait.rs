@@ -25,6 +25,10 @@ const PLACEHOLDER_URL: &str = "http://127.0.0.1:9";
 
 /// A goal that waits for approvals on `touch FILE`, allows `uptime`, and denies the rest.
 fn wait_env(claude: &Path, tmp: &Path, approval_timeout: u64) -> Env {
+    wait_env_with(claude, tmp, approval_timeout, "")
+}
+
+fn wait_env_with(claude: &Path, tmp: &Path, approval_timeout: u64, approve: &str) -> Env {
     let goals = tmp.join("goals");
     std::fs::create_dir_all(&goals).unwrap();
     std::fs::write(
@@ -32,7 +36,7 @@ fn wait_env(claude: &Path, tmp: &Path, approval_timeout: u64) -> Env {
         format!(
             "+++\ndescription = \"wait test\"\ntools = [\"Bash\"]\napproval = \"wait\"\n\
              approval_timeout_secs = {approval_timeout}\ntimeout_secs = 120\n\n[policy]\n\
-             allow = [\"uptime\"]\napprove = [\"touch FILE\"]\nread = [\"{{workspace}}\"]\n+++\n\
+             allow = [\"uptime\"]\napprove = [\"touch FILE\"{approve}]\nread = [\"{{workspace}}\"]\n+++\n\
              Create the marker.\n"
         ),
     )
@@ -379,4 +383,36 @@ verdict = {{ status = "ok", summary = "done", findings = [], actions_taken = [],
     );
     // `--tools` keeps the prompt tool out of the model's hands.
     assert!(!init["tools"].to_string().contains("mcp__"), "{init:#}");
+}
+
+/// claude auto-approves read-only commands like `echo` in default mode (reference §9.3); one the
+/// policy marks approval-required must still wait for an operator, not slip through.
+#[test]
+fn an_approval_required_call_claude_would_auto_approve_still_waits() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let env = wait_env_with(&claude, tmp.path(), 3, ", \"echo ARG\"");
+    let model = start_model(
+        &env,
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Bash"
+input = { command = "echo unapproved-output", description = "harmless?" }
+
+[[turn]]
+verdict = { status = "ok", summary = "done", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#,
+    );
+    let (_, report) = finish(start_run(&env));
+    let sent = model.requests().to_string();
+    assert!(
+        !sent.contains("unapproved-output\\n") && sent.contains("no decision in time"),
+        "the call ran without an approval"
+    );
+    assert_eq!(
+        report["permission_denials"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
 }

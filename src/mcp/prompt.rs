@@ -271,3 +271,174 @@ fn audit_entry(
         reason: reason.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::ApprovalMode;
+    use serde_json::json;
+
+    const POLL: Duration = Duration::from_millis(20);
+
+    fn setup(dir: &Path, timeout_secs: u64) -> std::path::PathBuf {
+        let policy = Policy::build(
+            "g",
+            &crate::goal::GoalPolicy {
+                allow: vec!["uptime".into()],
+                approve: vec!["touch FILE".into()],
+                read: vec!["{workspace}".into()],
+                ..Default::default()
+            },
+            dir,
+        )
+        .unwrap();
+        policy.to_file(&dir.join(POLICY_FILE)).unwrap();
+        let state = dir.join("state");
+        ledger::write_json(
+            &dir.join(boundary::HOOK_CONTEXT_FILE),
+            &HookContext {
+                state_dir: state.clone(),
+                run_id: "r1".into(),
+                goal: "g".into(),
+                subject: "host".into(),
+                state_fingerprint: "fp".into(),
+                checks: vec![],
+                action_ttl_secs: 3600,
+                approval: ApprovalMode::Wait,
+                approval_timeout_secs: timeout_secs,
+            },
+        )
+        .unwrap();
+        state
+    }
+
+    fn call(command: &str) -> Value {
+        json!({"tool_name": "Bash", "input": {"command": command, "description": "d"}, "tool_use_id": "t1"})
+    }
+
+    fn decisions(dir: &Path) -> Vec<String> {
+        boundary::read_audit(dir)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.decision)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn allow_and_deny_are_immediate_and_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path(), 60);
+        let a = answer(dir.path(), call("uptime"), POLL).await;
+        assert_eq!(
+            a,
+            PromptAnswer::Allow {
+                updated_input: call("uptime")["input"].clone()
+            }
+        );
+        let a = answer(dir.path(), call("rm -rf /"), POLL).await;
+        assert!(matches!(a, PromptAnswer::Deny { .. }), "{a:?}");
+        assert_eq!(decisions(dir.path()), ["allow", "deny"]);
+        // The wire format claude parses.
+        let text: Value = serde_json::from_str(&a.to_text()).unwrap();
+        assert_eq!(text["behavior"], "deny");
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_and_a_missing_policy_deny() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = answer(dir.path(), json!({"input": {}}), POLL).await;
+        assert!(matches!(a, PromptAnswer::Deny { .. }));
+        let a = answer(dir.path(), call("uptime"), POLL).await;
+        assert!(matches!(a, PromptAnswer::Deny { .. }));
+        assert_eq!(decisions(dir.path()), ["error", "error"]);
+    }
+
+    async fn decide_while_waiting(
+        dir: &Path,
+        state: &Path,
+        decide: impl FnOnce(&Store, &str),
+    ) -> PromptAnswer {
+        let marker = format!("touch {}/m", dir.display());
+        let waiting = tokio::spawn({
+            let dir = dir.to_path_buf();
+            async move { answer(&dir, call(&marker), POLL).await }
+        });
+        let store = Store::open(state).unwrap();
+        let id = loop {
+            if let Some(a) = store.list().unwrap().into_iter().next() {
+                break a.id;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        decide(&store, &id);
+        waiting.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_approval_allows_the_original_input_and_closes_the_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = setup(dir.path(), 60);
+        let a = decide_while_waiting(dir.path(), &state, |s, id| {
+            s.approve(id, "alice", None, "fp").unwrap();
+        })
+        .await;
+        assert!(matches!(a, PromptAnswer::Allow { .. }), "{a:?}");
+        let action = &Store::open(&state).unwrap().list().unwrap()[0];
+        assert_eq!(action.state, ActionState::Done);
+        assert_eq!(action.executor, Executor::Agent);
+        assert_eq!(decisions(dir.path()), ["approve", "allow"]);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_denies_with_the_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = setup(dir.path(), 60);
+        let a = decide_while_waiting(dir.path(), &state, |s, id| {
+            s.reject(id, "bob", Some("not now".into())).unwrap();
+        })
+        .await;
+        match a {
+            PromptAnswer::Deny { message } => assert!(message.contains("not now"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decisions(dir.path()), ["approve", "deny"]);
+    }
+
+    #[tokio::test]
+    async fn no_decision_in_time_denies_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = setup(dir.path(), 1);
+        let marker = format!("touch {}/m", dir.path().display());
+        let a = answer(dir.path(), call(&marker), POLL).await;
+        match a {
+            PromptAnswer::Deny { message } => assert!(message.contains("no decision in time")),
+            other => panic!("{other:?}"),
+        }
+        let action = &Store::open(&state).unwrap().list().unwrap()[0];
+        assert_eq!(action.state, ActionState::Expired);
+    }
+
+    #[tokio::test]
+    async fn an_action_steward_will_run_is_not_run_by_the_agent_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = setup(dir.path(), 60);
+        let marker = format!("touch {}/m", dir.path().display());
+        let store = Store::open(&state).unwrap();
+        store
+            .file(crate::approval::Proposal {
+                subject: "host".into(),
+                argv: vec!["touch".into(), format!("{}/m", dir.path().display())],
+                rationale: "queued earlier".into(),
+                checks: vec![],
+                state_fingerprint: "fp".into(),
+                goal: "g".into(),
+                run_id: None,
+                rule: "touch FILE".into(),
+                ttl: Duration::from_secs(60),
+                executor: Executor::Steward,
+            })
+            .unwrap();
+        let a = answer(dir.path(), call(&marker), POLL).await;
+        assert!(matches!(a, PromptAnswer::Deny { .. }), "{a:?}");
+    }
+}
