@@ -862,6 +862,27 @@ mod tests {
     }
 
     #[test]
+    fn approval_defaults_to_queue_and_wait_is_opt_in() {
+        use crate::approval::ApprovalMode;
+        let g = &load_all(&[file("g", "+++\ndescription = \"d\"\n+++\nbody\n")]).unwrap()[0];
+        assert_eq!(g.approval, ApprovalMode::Queue);
+        let g = &load_all(&[file(
+            "g",
+            "+++\ndescription = \"d\"\napproval = \"wait\"\napproval_timeout_secs = 30\n+++\nbody\n",
+        )])
+        .unwrap()[0];
+        assert_eq!(g.approval, ApprovalMode::Wait);
+        assert_eq!(g.approval_timeout_secs, 30);
+        assert!(
+            load_all(&[file(
+                "g",
+                "+++\ndescription = \"d\"\napproval = \"later\"\n+++\nb\n"
+            )])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn semantic_errors_name_the_key_line() {
         for (front, line, needle) in [
             ("description = \"d\"\nbudget_usd = -1.0", 3, "budget_usd"),
@@ -888,6 +909,21 @@ mod tests {
                 "description = \"d\"\n[policy]\nread = [\"relative\"]",
                 4,
                 "absolute",
+            ),
+            (
+                "description = \"d\"\napproval_timeout_secs = 5",
+                3,
+                "only applies",
+            ),
+            (
+                "description = \"d\"\napproval = \"wait\"\napproval_timeout_secs = 0",
+                4,
+                "at least 1",
+            ),
+            (
+                "description = \"d\"\napproval = \"wait\"\ntimeout_secs = 60\napproval_timeout_secs = 60",
+                5,
+                "shorter",
             ),
         ] {
             let err = load_all(&[file("g", &format!("+++\n{front}\n+++\nbody\n"))])

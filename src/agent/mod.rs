@@ -734,6 +734,47 @@ mod tests {
         assert!(!a.contains(&"--allowedTools".to_string()));
         assert!(!a.contains(&"--disallowedTools".to_string()));
         assert_eq!(after(&a, "--tools"), "");
+        assert!(!a.contains(&"--mcp-config".to_string()));
+        assert!(!a.contains(&"--permission-prompt-tool".to_string()));
+    }
+
+    fn wait_spec() -> AgentSpec {
+        let mut s = spec();
+        s.permission_mode = PermissionMode::Default;
+        s.prompt_tool = Some(PromptTool {
+            server: "steward".into(),
+            tool: "approval_prompt".into(),
+            mcp_config: serde_json::json!({"mcpServers": {"steward": {"type": "stdio"}}}),
+            call_timeout: Duration::from_secs(660),
+        });
+        s
+    }
+
+    #[test]
+    fn a_wait_run_uses_default_mode_and_the_prompt_tool() {
+        let s = wait_spec();
+        let a = argv(&s);
+        assert_eq!(after(&a, "--permission-mode"), "default");
+        assert_eq!(
+            after(&a, "--permission-prompt-tool"),
+            "mcp__steward__approval_prompt"
+        );
+        let config: Value = serde_json::from_str(after(&a, "--mcp-config")).unwrap();
+        assert_eq!(config["mcpServers"]["steward"]["type"], "stdio");
+        assert!(a.contains(&"--strict-mcp-config".to_string()));
+        assert_eq!(environment(&s)["MCP_TOOL_TIMEOUT"], "660000");
+        assert!(!environment(&spec()).contains_key("MCP_TOOL_TIMEOUT"));
+        assert!(check_spec(&s).is_ok());
+        // Either half alone is a wiring mistake.
+        let mut half = wait_spec();
+        half.prompt_tool = None;
+        assert!(check_spec(&half).is_err());
+        let mut half = wait_spec();
+        half.permission_mode = PermissionMode::DontAsk;
+        assert!(check_spec(&half).is_err());
+        let e = stream::Expectations::from_spec(&s);
+        assert_eq!(e.permission_mode, "default");
+        assert!(e.mcp_servers.contains("steward"));
     }
 
     #[test]

@@ -484,6 +484,22 @@ mod tests {
         bad["mcp_servers"] = json!([{"name":"x","status":"failed"}]);
         assert!(s.line(&bad).is_err());
 
+        // A wait run: default mode, and steward's server must be there and connected.
+        let mut wait = expect();
+        wait.permission_mode = "default".into();
+        wait.mcp_servers.insert("steward".into());
+        let mut good = init();
+        good["permissionMode"] = json!("default");
+        good["mcp_servers"] = json!([{"name":"steward","status":"connected"}]);
+        let mut s = StreamState::new(wait.clone());
+        s.line(&hook("N0NCE")).unwrap();
+        s.line(&good).unwrap();
+        let mut missing = good.clone();
+        missing["mcp_servers"] = json!([]);
+        let mut s = StreamState::new(wait);
+        s.line(&hook("N0NCE")).unwrap();
+        assert!(s.line(&missing).unwrap_err().contains("steward"));
+
         // No init at all: the first conversation line is the check.
         let mut s = StreamState::new(expect());
         s.line(&hook("N0NCE")).unwrap();
