@@ -16,6 +16,27 @@ use crate::approval::{ApprovalMode, Executor, Proposal, Store};
 use crate::ledger;
 use crate::policy::{AuditEntry, HookAnswer, Verdict};
 
+/// Audit entries of a wait run that record a step, not a decision: the hook handing the call to
+/// the prompt tool, and the prompt tool starting to wait. Neither denied anything.
+pub fn is_intermediate(entry: &AuditEntry) -> bool {
+    entry.decision == "approve"
+        && (entry.reason.contains("(left to the approval prompt")
+            || entry.reason.contains("(waiting as "))
+}
+
+/// The pending action an audit entry filed, queued (hook) or waited on (prompt tool).
+pub fn filed_action(entry: &AuditEntry) -> Option<String> {
+    if entry.decision != "approve" {
+        return None;
+    }
+    ["(queued as ", "(waiting as "].iter().find_map(|marker| {
+        entry
+            .reason
+            .rsplit_once(marker)
+            .map(|(_, id)| id.trim_end_matches(')').to_string())
+    })
+}
+
 /// The run directory's files the hook reads and writes.
 pub const POLICY_FILE: &str = "policy.json";
 pub const HOOK_CONTEXT_FILE: &str = "hook-context.json";

@@ -719,15 +719,7 @@ impl<'a> Recorder<'a> {
     ) -> Result<RunReport, RunError> {
         self.stage("done")?;
         let a = agent.as_ref();
-        let actions_filed: Vec<String> = audit
-            .iter()
-            .filter(|e| e.decision == "approve")
-            .filter_map(|e| {
-                e.reason
-                    .rsplit_once("(queued as ")
-                    .map(|(_, id)| id.trim_end_matches(')').to_string())
-            })
-            .collect();
+        let actions_filed: Vec<String> = audit.iter().filter_map(boundary::filed_action).collect();
         let result = RunResult {
             id: self.run.id.clone(),
             goal: self.req.goal.clone(),
@@ -744,7 +736,10 @@ impl<'a> Recorder<'a> {
             cost_usd: a.map_or(0.0, |a| a.cost_usd),
             num_turns: a.map_or(0, |a| a.num_turns),
             permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
-            policy_denials: audit.iter().filter(|e| e.decision != "allow").count(),
+            policy_denials: audit
+                .iter()
+                .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
+                .count(),
             actions_filed,
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),

@@ -202,6 +202,12 @@ fn an_approved_call_runs_inside_the_waiting_run() {
     assert_eq!(report["outcome"], "ok", "{report:#}");
     assert!(marker.exists(), "the approved command did not run");
     assert!(report["permission_denials"].as_array().unwrap().is_empty());
+    assert_eq!(report["policy_denials"], 0, "{report:#}");
+    assert_eq!(
+        report["actions_filed"],
+        serde_json::json!([id]),
+        "{report:#}"
+    );
 
     // Closed as done by the run; steward's executor never ran it.
     let a = action(&env, &id);
@@ -258,6 +264,12 @@ fn a_rejected_call_is_denied_with_the_operators_note() {
     let denials = report["permission_denials"].as_array().unwrap();
     assert_eq!(denials.len(), 1, "{report:#}");
     assert_eq!(action(&env, &id)["state"], "rejected");
+    assert_eq!(report["policy_denials"], 1, "{report:#}");
+    assert_eq!(
+        report["actions_filed"],
+        serde_json::json!([id]),
+        "{report:#}"
+    );
     // The model was told why.
     let sent = model.requests().to_string();
     assert!(

@@ -147,7 +147,7 @@ async fn wait_for_operator(
             "approve",
             rule.clone(),
             &prefixed(&format!(
-                "{}; waiting up to {} s for an operator on action {id}",
+                "{}; waiting up to {} s for an operator (waiting as {id})",
                 decision.reason, ctx.approval_timeout_secs
             )),
         ),
