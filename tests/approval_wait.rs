@@ -393,8 +393,22 @@ verdict = {{ status = "ok", summary = "done", findings = [], actions_taken = [],
         init["mcp_servers"],
         serde_json::json!([{"name": "steward", "status": "connected"}])
     );
-    // `--tools` keeps the prompt tool out of the model's hands.
+    // `--tools` keeps the prompt tool out of the model's hands: neither init nor any request to
+    // the model lists it.
     assert!(!init["tools"].to_string().contains("mcp__"), "{init:#}");
+    let requests = model.requests();
+    let offered: Vec<String> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["body"]["tools"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(offered.iter().any(|t| t == "Bash"), "{offered:?}");
+    assert!(
+        !offered.iter().any(|t| t.starts_with("mcp__")),
+        "{offered:?}"
+    );
 }
 
 /// claude auto-approves read-only commands like `echo` in default mode (reference §9.3); one the
