@@ -96,8 +96,9 @@ pub struct HookContext {
     pub approval_timeout_secs: u64,
 }
 
-/// Ten minutes: long enough for someone on call to look, short enough for a run's wall clock.
-pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 600;
+/// Five minutes: long enough for someone at hand to look, and inside the default run wall clock
+/// (`limits.timeout_secs` = 600) with room for the rest of the run.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 300;
 
 fn default_approval_timeout() -> u64 {
     DEFAULT_APPROVAL_TIMEOUT_SECS

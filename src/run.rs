@@ -55,6 +55,11 @@ pub enum RunError {
     Agent(#[from] agent::AgentError),
     #[error("workspace {path} is not a directory")]
     Workspace { path: String },
+    #[error(
+        "goal `{goal}` waits up to {wait} s for approvals but the run may only take {run} s; \
+         lower `approval_timeout_secs` or raise `timeout_secs`"
+    )]
+    ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
 }
@@ -69,7 +74,8 @@ impl RunError {
             | RunError::Knowledge(_)
             | RunError::Policy(_)
             | RunError::Config(_)
-            | RunError::Workspace { .. } => ExitKind::Usage,
+            | RunError::Workspace { .. }
+            | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
             _ => ExitKind::Error,
         }
     }
@@ -391,6 +397,16 @@ fn prepare(
     // Probe output is redacted already; this pass covers operator text and anything rendered.
     let prompt = redactor.redact(&prompt);
     let exe = std::env::current_exe().map_err(RunError::Home)?;
+    let timeout_secs = goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs);
+    // The goal file can only check this against its own `timeout_secs`; the config default is
+    // known here. A run killed by its wall clock mid-wait would lose the operator's decision.
+    if goal.approval == ApprovalMode::Wait && goal.approval_timeout_secs >= timeout_secs {
+        return Err(RunError::ApprovalOutlastsRun {
+            goal: goal.name.clone(),
+            wait: goal.approval_timeout_secs,
+            run: timeout_secs,
+        });
+    }
     let (permission_mode, prompt_tool) = match goal.approval {
         ApprovalMode::Queue => (PermissionMode::DontAsk, None),
         // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
@@ -426,7 +442,7 @@ fn prepare(
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),
         max_retries: cfg.claude.max_retries,
-        timeout: Duration::from_secs(goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs)),
+        timeout: Duration::from_secs(timeout_secs),
         kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
     };
     Ok(Prepared {

@@ -442,3 +442,33 @@ verdict = { status = "ok", summary = "done", findings = [], actions_taken = [], 
         "{report:#}"
     );
 }
+
+#[test]
+fn a_wait_longer_than_the_run_may_take_is_refused_before_the_run() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let goals = tmp.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join("long-wait.md"),
+        "+++\ndescription = \"d\"\ntools = [\"Bash\"]\napproval = \"wait\"\n\
+         approval_timeout_secs = 60\n+++\nbody\n",
+    )
+    .unwrap();
+    let env = Env::new(
+        &claude,
+        PLACEHOLDER_URL,
+        &format!(
+            "goals_dir = \"{}\"\n#--tables--\n[limits]\ntimeout_secs = 30\n",
+            goals.display()
+        ),
+    );
+    let out = env
+        .steward()
+        .args(["run", "long-wait", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("approval_timeout_secs"), "{err}");
+}
