@@ -598,8 +598,18 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 println!("no actions");
             } else {
                 for a in &list {
+                    // Operators should see that a run is blocked on this one.
+                    let waiting = match (a.executor, a.state) {
+                        (
+                            crate::approval::Executor::Agent,
+                            crate::approval::ActionState::Pending,
+                        ) => {
+                            format!("  (run {} is waiting)", a.run_id.as_deref().unwrap_or("?"))
+                        }
+                        _ => String::new(),
+                    };
                     println!(
-                        "{}  {:<8}  {}  [{}]  {}",
+                        "{}  {:<8}  {}  [{}]  {}{waiting}",
                         a.id,
                         a.state,
                         a.argv.join(" "),
