@@ -7,8 +7,9 @@
 //! - The boundary is checked when `system/init` arrives, or at the first conversation line
 //!   (`assistant`/`user`/`result`) if init never came: by then the SessionStart hook has finished
 //!   (2.1.197 runs it before init), so its `hook_response` must already carry the nonce; init must
-//!   list exactly the requested tools (+ `StructuredOutput`), mode `dontAsk`, the pinned model and
-//!   only connected MCP servers.
+//!   list exactly the requested tools (+ `StructuredOutput`), the requested permission mode
+//!   (`dontAsk`, or `default` in a run that waits for approvals), the pinned model, only connected
+//!   MCP servers, and among them the prompt tool's server when there is one.
 //! - Success needs a `result` with `is_error:false` and a `structured_output` that parses as a
 //!   [`Verdict`]; every other ending is a typed [`AgentFailure`].
 
