@@ -36,6 +36,8 @@ pub enum ApprovalError {
     NotApproved { id: String, state: ActionState },
     #[error("action has an empty argv")]
     EmptyArgv,
+    #[error("action `{0}` belongs to a waiting run: its agent runs it, not steward's executor")]
+    RunByAgent(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +83,30 @@ impl std::fmt::Display for ActionState {
     }
 }
 
+/// How a goal's approval-required calls reach a human.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// The hook denies the call now and files it; on approval steward's executor runs it.
+    #[default]
+    Queue,
+    /// The run blocks in steward's permission-prompt tool until an operator decides; on approval
+    /// the agent's own tool runs it.
+    Wait,
+}
+
+/// Who runs an approved action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// `steward actions approve` runs the argv itself (queue mode).
+    #[default]
+    Steward,
+    /// A run is waiting on it: approving only records the decision, the waiting agent runs the
+    /// call, and the action is then `done` with no execution record (steward did not run it).
+    Agent,
+}
+
 /// What the agent (through the policy) proposed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Proposal {
@@ -96,6 +122,7 @@ pub struct Proposal {
     /// The policy rule that required approval.
     pub rule: String,
     pub ttl: Duration,
+    pub executor: Executor,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +168,9 @@ pub struct Action {
     pub proposals: u32,
     pub decision: Option<Decision>,
     pub execution: Option<Execution>,
+    /// Absent in records written before wait mode existed: those are steward's to run.
+    #[serde(default)]
+    pub executor: Executor,
 }
 
 /// The same subject and argv always give the same id, so a proposal is never filed twice.
@@ -307,6 +337,7 @@ impl Store {
             proposals: 1,
             decision: None,
             execution: None,
+            executor: p.executor,
         };
         ledger::write_json(&self.path(ActionState::Pending, &id), &action)?;
         Ok(Filed { action, new: true })
@@ -352,6 +383,31 @@ impl Store {
         self.move_to(a, ActionState::Rejected)
     }
 
+    /// A waiting run took an approved action over: its agent runs the call, so the action is
+    /// closed as `done` without an execution record.
+    pub fn hand_over(&self, id: &str) -> Result<Action, ApprovalError> {
+        let a = self.get(id)?;
+        if a.state != ActionState::Approved {
+            return Err(ApprovalError::NotApproved {
+                id: id.to_string(),
+                state: a.state,
+            });
+        }
+        self.move_to(a, ActionState::Done)
+    }
+
+    /// A waiting run gave up on a pending action: it can no longer be approved.
+    pub fn expire(&self, id: &str) -> Result<Action, ApprovalError> {
+        let a = self.get(id)?;
+        if a.state != ActionState::Pending {
+            return Err(ApprovalError::NotPending {
+                id: id.to_string(),
+                state: a.state,
+            });
+        }
+        self.move_to(a, ActionState::Expired)
+    }
+
     fn pending(&self, id: &str) -> Result<Action, ApprovalError> {
         let a = self.get(id)?;
         if a.state != ActionState::Pending {
@@ -386,6 +442,10 @@ impl Store {
                 id: id.to_string(),
                 state: a.state,
             });
+        }
+        // Running it here too would run the command twice.
+        if a.executor == Executor::Agent {
+            return Err(ApprovalError::RunByAgent(id.to_string()));
         }
         let started = OffsetDateTime::now_utc();
         let clock = std::time::Instant::now();
@@ -476,6 +536,7 @@ mod tests {
             run_id: Some("r1".into()),
             rule: "systemctl restart UNIT".into(),
             ttl: Duration::from_secs(3600),
+            executor: Executor::Steward,
         }
     }
 
@@ -559,6 +620,34 @@ mod tests {
         let done = s.finish(action, exec, vec![], true).unwrap();
         assert_eq!(done.state, ActionState::Done);
         assert_eq!(s.get(&a.id).unwrap().state, ActionState::Done);
+    }
+
+    #[test]
+    fn a_waiting_run_hands_over_or_expires_its_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut p = proposal(&["touch", "/tmp/x"]);
+        p.executor = Executor::Agent;
+        let fp = p.state_fingerprint.clone();
+        let a = s.file(p).unwrap().action;
+        assert_eq!(a.executor, Executor::Agent);
+        assert!(matches!(
+            s.hand_over(&a.id).unwrap_err(),
+            ApprovalError::NotApproved { .. }
+        ));
+        s.approve(&a.id, "alice", None, &fp).unwrap();
+        let done = s.hand_over(&a.id).unwrap();
+        assert_eq!(done.state, ActionState::Done);
+        assert!(done.execution.is_none());
+
+        let mut p = proposal(&["touch", "/tmp/y"]);
+        p.executor = Executor::Agent;
+        let b = s.file(p).unwrap().action;
+        assert_eq!(s.expire(&b.id).unwrap().state, ActionState::Expired);
+        assert!(matches!(
+            s.expire(&b.id).unwrap_err(),
+            ApprovalError::NotPending { .. }
+        ));
     }
 
     #[tokio::test]

@@ -12,9 +12,30 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::approval::{Proposal, Store};
+use crate::approval::{ApprovalMode, Executor, Proposal, Store};
 use crate::ledger;
 use crate::policy::{AuditEntry, HookAnswer, Verdict};
+
+/// Audit entries of a wait run that record a step, not a decision: the hook handing the call to
+/// the prompt tool, and the prompt tool starting to wait. Neither denied anything.
+pub fn is_intermediate(entry: &AuditEntry) -> bool {
+    entry.decision == "approve"
+        && (entry.reason.contains("(left to the approval prompt")
+            || entry.reason.contains("(waiting as "))
+}
+
+/// The pending action an audit entry filed, queued (hook) or waited on (prompt tool).
+pub fn filed_action(entry: &AuditEntry) -> Option<String> {
+    if entry.decision != "approve" {
+        return None;
+    }
+    ["(queued as ", "(waiting as "].iter().find_map(|marker| {
+        entry
+            .reason
+            .rsplit_once(marker)
+            .map(|(_, id)| id.trim_end_matches(')').to_string())
+    })
+}
 
 /// The run directory's files the hook reads and writes.
 pub const POLICY_FILE: &str = "policy.json";
@@ -67,6 +88,26 @@ pub struct HookContext {
     /// The goal's post-action checks, run by the executor after an approved action.
     pub checks: Vec<String>,
     pub action_ttl_secs: u64,
+    /// Queue (deny now, file) or wait (leave the call to steward's permission-prompt tool).
+    #[serde(default)]
+    pub approval: ApprovalMode,
+    /// How long the prompt tool waits for an operator in wait mode.
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_secs: u64,
+}
+
+/// Five minutes: long enough for someone at hand to look, and inside the default run wall clock
+/// (`limits.timeout_secs` = 600) with room for the rest of the run.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 300;
+
+fn default_approval_timeout() -> u64 {
+    DEFAULT_APPROVAL_TIMEOUT_SECS
+}
+
+impl HookContext {
+    pub fn read(run_dir: &Path) -> Result<HookContext, ledger::LedgerError> {
+        ledger::read_json(&run_dir.join(HOOK_CONTEXT_FILE))
+    }
 }
 
 /// `steward hook pre-tool-use --run-dir DIR`: decide, audit, file. Never fails open: anything
@@ -79,18 +120,34 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
         .filter(|d| d.decision == Verdict::Approve)
         .cloned();
     if let Some(decision) = approve {
-        match file_action(run_dir, &decision, &answer.audit) {
-            Ok(id) => {
-                let reason = format!(
-                    "steward policy: {}. It was not run: it is queued for a human as action {id} \
-                     (`steward actions approve {id}`). Do not retry it; list it under proposed \
-                     actions in your report.",
-                    decision.reason
+        match HookContext::read(run_dir) {
+            // In a wait run the hook answers `ask`, which sends the call to steward's prompt tool
+            // (that files the action and blocks until an operator decides). `ask`, not "no
+            // opinion": with no opinion claude's own rules decide first and auto-approve
+            // read-only commands like `echo` without asking anyone (tested with 2.1.197).
+            Ok(ctx) if ctx.approval == ApprovalMode::Wait => {
+                answer.stdout = ask_output(&decision.reason);
+                answer.audit.reason = format!(
+                    "{} (left to the approval prompt: the run waits for an operator)",
+                    answer.audit.reason
                 );
-                answer.stdout = deny_output(&reason);
-                answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
             }
-            Err(e) => answer = blocked(answer, &format!("could not queue the action: {e}")),
+            Ok(ctx) => match file_action(&ctx, &decision, &answer.audit.input, Executor::Steward) {
+                Ok(id) => {
+                    let reason = format!(
+                        "steward policy: {}. It was not run: it is queued for a human as action \
+                         {id} (`steward actions approve {id}`). Do not retry it; list it under \
+                         proposed actions in your report.",
+                        decision.reason
+                    );
+                    answer.stdout = deny_output(&reason);
+                    answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
+                }
+                Err(e) => answer = blocked(answer, &format!("could not queue the action: {e}")),
+            },
+            Err(e) => {
+                answer = blocked(answer, &format!("could not read the run's context: {e}"));
+            }
         }
     }
     let line = serde_json::to_string(&answer.audit).unwrap_or_default();
@@ -100,20 +157,20 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
     answer
 }
 
-fn file_action(
-    run_dir: &Path,
+/// Files an approval-required call as a pending action and returns its id. `executor` says who
+/// runs it once approved; an action the agent will run lives only as long as the run waits.
+pub fn file_action(
+    ctx: &HookContext,
     decision: &crate::policy::Decision,
-    audit: &AuditEntry,
+    input: &serde_json::Value,
+    executor: Executor,
 ) -> Result<String, String> {
-    let ctx: HookContext =
-        ledger::read_json(&run_dir.join(HOOK_CONTEXT_FILE)).map_err(|e| e.to_string())?;
     let argv = decision
         .argv
         .clone()
         .filter(|a| !a.is_empty())
         .ok_or("the policy gave no argv to queue")?;
-    let rationale = audit
-        .input
+    let rationale = input
         .get("description")
         .and_then(|d| d.as_str())
         .unwrap_or("(no rationale given)")
@@ -132,21 +189,49 @@ fn file_action(
             ctx.subject
         ));
     }
+    let ttl = match executor {
+        Executor::Steward => ctx.action_ttl_secs,
+        Executor::Agent => ctx.approval_timeout_secs,
+    };
     let store = Store::open(&ctx.state_dir).map_err(|e| e.to_string())?;
     let filed = store
         .file(Proposal {
-            subject: ctx.subject,
+            subject: ctx.subject.clone(),
             argv,
             rationale,
-            checks: ctx.checks,
-            state_fingerprint: ctx.state_fingerprint,
-            goal: ctx.goal,
-            run_id: Some(ctx.run_id),
+            checks: ctx.checks.clone(),
+            state_fingerprint: ctx.state_fingerprint.clone(),
+            goal: ctx.goal.clone(),
+            run_id: Some(ctx.run_id.clone()),
             rule: decision.rule.clone().unwrap_or_default(),
-            ttl: Duration::from_secs(ctx.action_ttl_secs),
+            ttl: Duration::from_secs(ttl),
+            executor,
         })
         .map_err(|e| e.to_string())?;
+    // An open action for the same command that steward's executor will run must not also be
+    // run by the agent (or the reverse).
+    if filed.action.executor != executor {
+        return Err(format!(
+            "the same command is already open as action {} for {} to run",
+            filed.action.id,
+            match filed.action.executor {
+                Executor::Steward => "steward's executor",
+                Executor::Agent => "another waiting run",
+            }
+        ));
+    }
     Ok(filed.action.id)
+}
+
+fn ask_output(reason: &str) -> String {
+    json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": reason,
+        }
+    })
+    .to_string()
 }
 
 fn deny_output(reason: &str) -> String {
@@ -330,6 +415,71 @@ mod tests {
                 .unwrap()
                 .contains("nonce-1")
         );
+    }
+
+    fn context(state: &Path, approval: ApprovalMode) -> HookContext {
+        HookContext {
+            state_dir: state.to_path_buf(),
+            run_id: "r1".into(),
+            goal: "g".into(),
+            subject: "host".into(),
+            state_fingerprint: "fp".into(),
+            checks: vec![],
+            action_ttl_secs: 3600,
+            approval,
+            approval_timeout_secs: 60,
+        }
+    }
+
+    fn approve_policy(dir: &Path) {
+        let policy = crate::policy::Policy::build(
+            "g",
+            &crate::goal::GoalPolicy {
+                approve: vec!["touch FILE".into()],
+                read: vec!["{workspace}".into()],
+                ..Default::default()
+            },
+            dir,
+        )
+        .unwrap();
+        policy.to_file(&dir.join(POLICY_FILE)).unwrap();
+    }
+
+    #[test]
+    fn approval_required_calls_are_queued_or_left_to_the_prompt_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        approve_policy(dir.path());
+        let input = format!(
+            r#"{{"tool_name":"Bash","tool_input":{{"command":"touch {}/m"}},"hook_event_name":"PreToolUse"}}"#,
+            dir.path().display()
+        );
+        let state = dir.path().join("state");
+        let store = Store::open(&state).unwrap();
+
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Wait),
+        )
+        .unwrap();
+        let a = pre_tool_use(dir.path(), input.as_bytes());
+        assert_eq!(a.exit_code, 0);
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "ask");
+        // The prompt tool files it, not the hook.
+        assert!(store.list().unwrap().is_empty());
+
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Queue),
+        )
+        .unwrap();
+        let a = pre_tool_use(dir.path(), input.as_bytes());
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(out["hookSpecificOutput"]["permissionDecision"], "deny");
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].executor, Executor::Steward);
+        assert_eq!(read_audit(dir.path()).unwrap().len(), 2);
     }
 
     #[test]

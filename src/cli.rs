@@ -94,6 +94,9 @@ pub enum Command {
     /// Trigger adapters that systemd units call (timers, `OnFailure=`).
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// MCP servers claude starts (in runs of goals with `approval = "wait"`).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -177,7 +180,8 @@ pub enum ActionsCommand {
     List,
     /// One action with its rationale, checks, decision and execution.
     Show { id: String },
-    /// Approve a pending action; steward runs it (no shell) and then its checks.
+    /// Approve a pending action; steward runs it (no shell) and then its checks. An action a run
+    /// is waiting on is only approved: the waiting agent runs it.
     Approve {
         id: String,
         /// Who approves (default: $SUDO_USER, $USER).
@@ -247,6 +251,17 @@ pub struct TriggerOpts {
     /// Call the model even when every check is green.
     #[arg(long)]
     pub force_model: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// The permission-prompt tool on stdio: decides by the run's policy, waits for an operator
+    /// on approval-required calls; fails closed.
+    Serve {
+        /// The run directory holding `policy.json`, `hook-context.json` and `audit.jsonl`.
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -541,6 +556,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
         }
+        Command::Mcp(McpCommand::Serve { run_dir }) => {
+            // No config: everything the server needs is in the run directory.
+            crate::mcp::serve(run_dir.clone()).await.map_err(internal)?;
+            Ok(ExitKind::Ok)
+        }
         Command::Doctor => {
             let loaded = cli.config()?;
             let report = doctor::run(&loaded).await;
@@ -622,8 +642,18 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 println!("no actions");
             } else {
                 for a in &list {
+                    // Operators should see that a run is blocked on this one.
+                    let waiting = match (a.executor, a.state) {
+                        (
+                            crate::approval::Executor::Agent,
+                            crate::approval::ActionState::Pending,
+                        ) => {
+                            format!("  (run {} is waiting)", a.run_id.as_deref().unwrap_or("?"))
+                        }
+                        _ => String::new(),
+                    };
                     println!(
-                        "{}  {:<8}  {}  [{}]  {}",
+                        "{}  {:<8}  {}  [{}]  {}{waiting}",
                         a.id,
                         a.state,
                         a.argv.join(" "),
@@ -668,6 +698,19 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 run::RunError::Approval(a) => kind(a),
                 other => CliError::from(other),
             })?;
+            if outcome.executor == crate::approval::Executor::Agent {
+                if cli.json {
+                    print_json(&outcome)?;
+                } else {
+                    println!(
+                        "{} approved: the waiting run {} runs `{}` itself",
+                        outcome.id,
+                        outcome.run_id.as_deref().unwrap_or("?"),
+                        outcome.argv.join(" ")
+                    );
+                }
+                return Ok(ExitKind::Ok);
+            }
             if cli.json {
                 print_json(&outcome)?;
             } else {

@@ -250,6 +250,8 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         budget_usd: 1.0,
         session_id: uuid::Uuid::new_v4(),
         settings: crate::boundary::claude_settings(&nonce, &steward_exe()?, &run_dir),
+        permission_mode: agent::PermissionMode::DontAsk,
+        prompt_tool: None,
         nonce,
         auth_env,
         path_env: cfg.claude.path.clone(),

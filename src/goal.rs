@@ -63,6 +63,10 @@ pub struct Goal {
     pub budget_usd: Option<f64>,
     pub max_turns: Option<u32>,
     pub timeout_secs: Option<u64>,
+    /// How approval-required calls reach a human (`approval = "queue" | "wait"`).
+    pub approval: crate::approval::ApprovalMode,
+    /// In wait mode, how long the run waits for a decision before the call is denied.
+    pub approval_timeout_secs: u64,
     pub probes: Vec<String>,
     pub model: Option<String>,
     pub knowledge_tags: Vec<String>,
@@ -87,6 +91,9 @@ struct Front {
     budget_usd: Option<f64>,
     max_turns: Option<u32>,
     timeout_secs: Option<u64>,
+    #[serde(default)]
+    approval: crate::approval::ApprovalMode,
+    approval_timeout_secs: Option<u64>,
     #[serde(default)]
     probes: Vec<String>,
     model: Option<String>,
@@ -154,6 +161,10 @@ fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         budget_usd: front.budget_usd,
         max_turns: front.max_turns,
         timeout_secs: front.timeout_secs,
+        approval: front.approval,
+        approval_timeout_secs: front
+            .approval_timeout_secs
+            .unwrap_or(crate::boundary::DEFAULT_APPROVAL_TIMEOUT_SECS),
         probes: front.probes,
         model: front.model,
         knowledge_tags: front.knowledge_tags,
@@ -231,6 +242,27 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
     }
     if f.timeout_secs == Some(0) {
         return Err(("timeout_secs", "`timeout_secs` must be at least 1".into()));
+    }
+    if let Some(t) = f.approval_timeout_secs {
+        if f.approval != crate::approval::ApprovalMode::Wait {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` only applies with `approval = \"wait\"`".into(),
+            ));
+        }
+        if t == 0 {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` must be at least 1".into(),
+            ));
+        }
+        // A run killed by its own wall clock while waiting would lose the decision.
+        if f.timeout_secs.is_some_and(|run| t >= run) {
+            return Err((
+                "approval_timeout_secs",
+                "`approval_timeout_secs` must be shorter than `timeout_secs`".into(),
+            ));
+        }
     }
     if let Some(m) = &f.model
         && m.trim().is_empty()
@@ -830,6 +862,27 @@ mod tests {
     }
 
     #[test]
+    fn approval_defaults_to_queue_and_wait_is_opt_in() {
+        use crate::approval::ApprovalMode;
+        let g = &load_all(&[file("g", "+++\ndescription = \"d\"\n+++\nbody\n")]).unwrap()[0];
+        assert_eq!(g.approval, ApprovalMode::Queue);
+        let g = &load_all(&[file(
+            "g",
+            "+++\ndescription = \"d\"\napproval = \"wait\"\napproval_timeout_secs = 30\n+++\nbody\n",
+        )])
+        .unwrap()[0];
+        assert_eq!(g.approval, ApprovalMode::Wait);
+        assert_eq!(g.approval_timeout_secs, 30);
+        assert!(
+            load_all(&[file(
+                "g",
+                "+++\ndescription = \"d\"\napproval = \"later\"\n+++\nb\n"
+            )])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn semantic_errors_name_the_key_line() {
         for (front, line, needle) in [
             ("description = \"d\"\nbudget_usd = -1.0", 3, "budget_usd"),
@@ -856,6 +909,21 @@ mod tests {
                 "description = \"d\"\n[policy]\nread = [\"relative\"]",
                 4,
                 "absolute",
+            ),
+            (
+                "description = \"d\"\napproval_timeout_secs = 5",
+                3,
+                "only applies",
+            ),
+            (
+                "description = \"d\"\napproval = \"wait\"\napproval_timeout_secs = 0",
+                4,
+                "at least 1",
+            ),
+            (
+                "description = \"d\"\napproval = \"wait\"\ntimeout_secs = 60\napproval_timeout_secs = 60",
+                5,
+                "shorter",
             ),
         ] {
             let err = load_all(&[file("g", &format!("+++\n{front}\n+++\nbody\n"))])

@@ -14,6 +14,7 @@ pub mod frontmatter;
 pub mod goal;
 pub mod knowledge;
 pub mod ledger;
+pub mod mcp;
 pub mod outcome;
 pub mod policy;
 pub mod probe;

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, Verdict};
+use crate::agent::{
+    self, AgentFailure, AgentOutcome, AgentSpec, Denial, Observer, PermissionMode, Verdict,
+};
+use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled::{self, Kind, SourceFile};
 use crate::check::{
@@ -52,6 +55,11 @@ pub enum RunError {
     Agent(#[from] agent::AgentError),
     #[error("workspace {path} is not a directory")]
     Workspace { path: String },
+    #[error(
+        "goal `{goal}` waits up to {wait} s for approvals but the run may only take {run} s; \
+         lower `approval_timeout_secs` or raise `timeout_secs`"
+    )]
+    ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
 }
@@ -66,7 +74,8 @@ impl RunError {
             | RunError::Knowledge(_)
             | RunError::Policy(_)
             | RunError::Config(_)
-            | RunError::Workspace { .. } => ExitKind::Usage,
+            | RunError::Workspace { .. }
+            | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
             _ => ExitKind::Error,
         }
     }
@@ -388,6 +397,29 @@ fn prepare(
     // Probe output is redacted already; this pass covers operator text and anything rendered.
     let prompt = redactor.redact(&prompt);
     let exe = std::env::current_exe().map_err(RunError::Home)?;
+    let timeout_secs = goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs);
+    // The goal file can only check this against its own `timeout_secs`; the config default is
+    // known here. A run killed by its wall clock mid-wait would lose the operator's decision.
+    if goal.approval == ApprovalMode::Wait && goal.approval_timeout_secs >= timeout_secs {
+        return Err(RunError::ApprovalOutlastsRun {
+            goal: goal.name.clone(),
+            wait: goal.approval_timeout_secs,
+            run: timeout_secs,
+        });
+    }
+    let (permission_mode, prompt_tool) = match goal.approval {
+        ApprovalMode::Queue => (PermissionMode::DontAsk, None),
+        // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
+        // the hook still decides allow and deny before claude's own rules are consulted.
+        ApprovalMode::Wait => (
+            PermissionMode::Default,
+            Some(crate::mcp::prompt_tool(
+                &exe,
+                run_dir,
+                Duration::from_secs(goal.approval_timeout_secs),
+            )),
+        ),
+    };
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
         workspace: cfg.workspace.clone(),
@@ -404,11 +436,13 @@ fn prepare(
         budget_usd: goal.budget_usd.unwrap_or(cfg.limits.budget_usd),
         session_id: uuid::Uuid::new_v4(),
         settings: boundary::claude_settings(&nonce, &exe, run_dir),
+        permission_mode,
+        prompt_tool,
         nonce,
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),
         max_retries: cfg.claude.max_retries,
-        timeout: Duration::from_secs(goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs)),
+        timeout: Duration::from_secs(timeout_secs),
         kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
     };
     Ok(Prepared {
@@ -531,6 +565,8 @@ pub async fn execute(
             state_fingerprint: before.fingerprint(),
             checks: goal.checks.post.clone(),
             action_ttl_secs: ACTION_TTL.as_secs(),
+            approval: goal.approval,
+            approval_timeout_secs: goal.approval_timeout_secs,
         },
     )?;
     rec.run.write_text("prompt.md", &prepared.prompt)?;
@@ -618,12 +654,9 @@ pub async fn execute(
 /// is one action (filed once, its `proposals` counted up).
 fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    for e in audit.iter().filter(|e| e.decision == "approve") {
-        if let Some((_, id)) = e.reason.rsplit_once("(queued as ") {
-            let id = id.trim_end_matches(')').to_string();
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
+    for id in audit.iter().filter_map(boundary::filed_action) {
+        if !ids.contains(&id) {
+            ids.push(id);
         }
     }
     ids
@@ -732,7 +765,10 @@ impl<'a> Recorder<'a> {
             cost_usd: a.map_or(0.0, |a| a.cost_usd),
             num_turns: a.map_or(0, |a| a.num_turns),
             permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
-            policy_denials: audit.iter().filter(|e| e.decision != "allow").count(),
+            policy_denials: audit
+                .iter()
+                .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
+                .count(),
             actions_filed,
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),
@@ -925,7 +961,8 @@ pub fn show_run(ledger: &Ledger, id: &str) -> Result<RunDetail, RunError> {
 
 /// `steward actions approve`: the state must still be what the proposal saw, then steward's
 /// executor runs the argv (no shell) under the host lock, runs the action's checks, and records
-/// the outcome, in the action and in effectiveness memory.
+/// the outcome, in the action and in effectiveness memory. An action a run is waiting on is only
+/// approved (returned in state `approved`): the waiting run's agent runs it.
 pub async fn approve_and_execute(
     cfg: &Config,
     id: &str,
@@ -946,6 +983,17 @@ pub async fn approve_and_execute(
         Err(_) => ChecksBefore::default().fingerprint(),
     };
     let ledger = Ledger::open(&cfg.state_dir)?;
+    if action.executor == Executor::Agent {
+        // A run is blocked on this decision and holds the host lock; its agent runs the command
+        // inside that run, so approving only records the decision.
+        let approved = store.approve(id, by, note, &current)?;
+        ledger.event(
+            "action_approved",
+            action.run_id.as_deref(),
+            serde_json::json!({"action": id, "by": by, "executor": "agent"}),
+        )?;
+        return Ok(approved);
+    }
     let _lock = ledger.lock(&format!("action {id}"), Duration::from_secs(30))?;
     store.approve(id, by, note, &current)?;
     ledger.event(

@@ -41,6 +41,10 @@ pub struct AgentSpec {
     pub session_id: uuid::Uuid,
     /// Passed as `--settings` (inline JSON): steward's hooks.
     pub settings: serde_json::Value,
+    /// `dontAsk` unless the run waits for approvals through `prompt_tool`.
+    pub permission_mode: PermissionMode,
+    /// steward's permission-prompt tool, served over MCP; only with `PermissionMode::Default`.
+    pub prompt_tool: Option<PromptTool>,
     /// The SessionStart hook must echo this; a run without it is aborted.
     pub nonce: String,
     #[serde(skip)]
@@ -49,6 +53,46 @@ pub struct AgentSpec {
     pub max_retries: u8,
     pub timeout: Duration,
     pub kill_grace: Duration,
+}
+
+/// claude's `--permission-mode`. Only these two: the others approve by themselves (§3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PermissionMode {
+    /// Whatever would prompt is denied; `--permission-prompt-tool` is ignored.
+    #[serde(rename = "dontAsk")]
+    DontAsk,
+    /// Whatever would prompt goes to the permission-prompt tool (denied without one).
+    #[serde(rename = "default")]
+    Default,
+}
+
+impl PermissionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::DontAsk => "dontAsk",
+            PermissionMode::Default => "default",
+        }
+    }
+}
+
+/// An MCP server claude starts, exposing the tool it asks about calls that would prompt.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptTool {
+    /// The server's name in `mcp_config`; claude names its tools `mcp__<server>__<tool>`.
+    pub server: String,
+    pub tool: String,
+    /// Passed inline as `--mcp-config` (`{"mcpServers":{…}}`).
+    pub mcp_config: Value,
+    /// How long claude lets one prompt-tool call take (`MCP_TOOL_TIMEOUT`): longer than the
+    /// server's own wait, so that the server, not claude, decides what a timeout means.
+    pub call_timeout: Duration,
+}
+
+impl PromptTool {
+    /// `--permission-prompt-tool` value, and the name init lists among the tools.
+    pub fn qualified_name(&self) -> String {
+        format!("mcp__{}__{}", self.server, self.tool)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,7 +197,8 @@ pub enum AgentError {
     Transcript(std::io::Error),
 }
 
-/// The only mode steward runs claude in: whatever would prompt is denied.
+/// The mode steward runs claude in unless a goal waits for approvals: whatever would prompt is
+/// denied.
 pub const PERMISSION_MODE: &str = "dontAsk";
 
 /// How much of claude's stderr is kept for a crash report.
@@ -274,9 +319,18 @@ pub fn argv(spec: &AgentSpec) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     a.extend(["--settings".into(), spec.settings.to_string()]);
+    // Strict always: only steward's own server (if any), never the workspace's `.mcp.json`.
     a.push("--strict-mcp-config".into());
+    if let Some(p) = &spec.prompt_tool {
+        // Variadic too; the next flag ends it.
+        a.extend(["--mcp-config".into(), p.mcp_config.to_string()]);
+        a.extend(["--permission-prompt-tool".into(), p.qualified_name()]);
+    }
     a.extend(["--tools".into(), spec.tools.join(",")]);
-    a.extend(["--permission-mode".into(), PERMISSION_MODE.into()]);
+    a.extend([
+        "--permission-mode".into(),
+        spec.permission_mode.as_str().into(),
+    ]);
     // Variadic flags: each rule is its own element, and the next flag ends the list.
     if !spec.allowed_tools.is_empty() {
         a.push("--allowedTools".into());
@@ -318,6 +372,12 @@ pub fn environment(spec: &AgentSpec) -> BTreeMap<String, String> {
     for (k, v) in fixed {
         env.insert(k.to_string(), v);
     }
+    if let Some(p) = &spec.prompt_tool {
+        env.insert(
+            "MCP_TOOL_TIMEOUT".into(),
+            p.call_timeout.as_millis().to_string(),
+        );
+    }
     for (i, (k, v)) in GIT_OVERRIDES.iter().enumerate() {
         env.insert(format!("GIT_CONFIG_KEY_{i}"), k.to_string());
         env.insert(format!("GIT_CONFIG_VALUE_{i}"), v.to_string());
@@ -351,6 +411,18 @@ fn check_spec(spec: &AgentSpec) -> Result<(), String> {
     }
     if !(spec.budget_usd.is_finite() && spec.budget_usd > 0.0) {
         return Err(format!("invalid budget {}", spec.budget_usd));
+    }
+    // Default mode without a prompt tool would leave the decision to claude's own rules; a
+    // prompt tool in dontAsk would be silently ignored (§3.3). Either is a wiring mistake.
+    match (spec.permission_mode, &spec.prompt_tool) {
+        (PermissionMode::DontAsk, None) | (PermissionMode::Default, Some(_)) => {}
+        (mode, p) => {
+            return Err(format!(
+                "permission mode {} with{} a prompt tool",
+                mode.as_str(),
+                if p.is_some() { "" } else { "out" }
+            ));
+        }
     }
     Ok(())
 }
@@ -596,6 +668,8 @@ mod tests {
             budget_usd: 0.5,
             session_id: uuid::Uuid::nil(),
             settings: serde_json::json!({"hooks": {}}),
+            permission_mode: PermissionMode::DontAsk,
+            prompt_tool: None,
             nonce: "n0nce".into(),
             auth_env: [
                 ("ANTHROPIC_API_KEY".to_string(), "sk-x".to_string()),
@@ -660,6 +734,47 @@ mod tests {
         assert!(!a.contains(&"--allowedTools".to_string()));
         assert!(!a.contains(&"--disallowedTools".to_string()));
         assert_eq!(after(&a, "--tools"), "");
+        assert!(!a.contains(&"--mcp-config".to_string()));
+        assert!(!a.contains(&"--permission-prompt-tool".to_string()));
+    }
+
+    fn wait_spec() -> AgentSpec {
+        let mut s = spec();
+        s.permission_mode = PermissionMode::Default;
+        s.prompt_tool = Some(PromptTool {
+            server: "steward".into(),
+            tool: "approval_prompt".into(),
+            mcp_config: serde_json::json!({"mcpServers": {"steward": {"type": "stdio"}}}),
+            call_timeout: Duration::from_secs(660),
+        });
+        s
+    }
+
+    #[test]
+    fn a_wait_run_uses_default_mode_and_the_prompt_tool() {
+        let s = wait_spec();
+        let a = argv(&s);
+        assert_eq!(after(&a, "--permission-mode"), "default");
+        assert_eq!(
+            after(&a, "--permission-prompt-tool"),
+            "mcp__steward__approval_prompt"
+        );
+        let config: Value = serde_json::from_str(after(&a, "--mcp-config")).unwrap();
+        assert_eq!(config["mcpServers"]["steward"]["type"], "stdio");
+        assert!(a.contains(&"--strict-mcp-config".to_string()));
+        assert_eq!(environment(&s)["MCP_TOOL_TIMEOUT"], "660000");
+        assert!(!environment(&spec()).contains_key("MCP_TOOL_TIMEOUT"));
+        assert!(check_spec(&s).is_ok());
+        // Either half alone is a wiring mistake.
+        let mut half = wait_spec();
+        half.prompt_tool = None;
+        assert!(check_spec(&half).is_err());
+        let mut half = wait_spec();
+        half.permission_mode = PermissionMode::DontAsk;
+        assert!(check_spec(&half).is_err());
+        let e = stream::Expectations::from_spec(&s);
+        assert_eq!(e.permission_mode, "default");
+        assert!(e.mcp_servers.contains("steward"));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! - The boundary is checked when `system/init` arrives, or at the first conversation line
 //!   (`assistant`/`user`/`result`) if init never came: by then the SessionStart hook has finished
 //!   (2.1.197 runs it before init), so its `hook_response` must already carry the nonce; init must
-//!   list exactly the requested tools (+ `StructuredOutput`), mode `dontAsk`, the pinned model and
-//!   only connected MCP servers.
+//!   list exactly the requested tools (+ `StructuredOutput`), the requested permission mode
+//!   (`dontAsk`, or `default` in a run that waits for approvals), the pinned model, only connected
+//!   MCP servers, and among them the prompt tool's server when there is one.
 //! - Success needs a `result` with `is_error:false` and a `structured_output` that parses as a
 //!   [`Verdict`]; every other ending is a typed [`AgentFailure`].
 
@@ -23,6 +24,8 @@ use super::{AgentFailure, AgentOutcome, AgentSpec, Denial, Verdict};
 pub struct Expectations {
     pub tools: BTreeSet<String>,
     pub permission_mode: String,
+    /// MCP servers that must be listed, and connected.
+    pub mcp_servers: BTreeSet<String>,
     pub model: String,
     pub nonce: String,
 }
@@ -44,9 +47,15 @@ impl Expectations {
             .collect();
         // --json-schema always adds this one.
         tools.insert("StructuredOutput".into());
+        let mut mcp_servers = BTreeSet::new();
+        if let Some(p) = &spec.prompt_tool {
+            // `--tools` filters MCP tools out of init's list too (2.1.197): only the server shows.
+            mcp_servers.insert(p.server.clone());
+        }
         Expectations {
             tools,
-            permission_mode: super::PERMISSION_MODE.into(),
+            permission_mode: spec.permission_mode.as_str().into(),
+            mcp_servers,
             model: spec.model.clone(),
             nonce: spec.nonce.clone(),
         }
@@ -204,6 +213,7 @@ impl StreamState {
                 self.expect.model
             ));
         }
+        let mut connected = BTreeSet::new();
         for server in init
             .get("mcp_servers")
             .and_then(Value::as_array)
@@ -213,6 +223,14 @@ impl StreamState {
             if server.get("status").and_then(Value::as_str) != Some("connected") {
                 return Err(format!("MCP server not connected: {server}"));
             }
+            if let Some(name) = server.get("name").and_then(Value::as_str) {
+                connected.insert(name.to_string());
+            }
+        }
+        // A missing prompt-tool server would leave every approval-required call to be denied
+        // without anyone being asked; better to stop before the model starts.
+        if let Some(missing) = self.expect.mcp_servers.difference(&connected).next() {
+            return Err(format!("MCP server {missing:?} is not in init"));
         }
         Ok(())
     }
@@ -387,6 +405,7 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
             permission_mode: "dontAsk".into(),
+            mcp_servers: BTreeSet::new(),
             model: "claude-sonnet-4-5".into(),
             nonce: "N0NCE".into(),
         }
@@ -465,6 +484,22 @@ mod tests {
         let mut bad = init();
         bad["mcp_servers"] = json!([{"name":"x","status":"failed"}]);
         assert!(s.line(&bad).is_err());
+
+        // A wait run: default mode, and steward's server must be there and connected.
+        let mut wait = expect();
+        wait.permission_mode = "default".into();
+        wait.mcp_servers.insert("steward".into());
+        let mut good = init();
+        good["permissionMode"] = json!("default");
+        good["mcp_servers"] = json!([{"name":"steward","status":"connected"}]);
+        let mut s = StreamState::new(wait.clone());
+        s.line(&hook("N0NCE")).unwrap();
+        s.line(&good).unwrap();
+        let mut missing = good.clone();
+        missing["mcp_servers"] = json!([]);
+        let mut s = StreamState::new(wait);
+        s.line(&hook("N0NCE")).unwrap();
+        assert!(s.line(&missing).unwrap_err().contains("steward"));
 
         // No init at all: the first conversation line is the check.
         let mut s = StreamState::new(expect());

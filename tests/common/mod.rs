@@ -107,6 +107,8 @@ pub fn spec(claude: PathBuf, server: &Server, dirs: &Dirs) -> AgentSpec {
         budget_usd: 1.0,
         session_id: uuid::Uuid::new_v4(),
         settings: nonce_settings(&nonce),
+        permission_mode: steward::agent::PermissionMode::DontAsk,
+        prompt_tool: None,
         nonce,
         auth_env,
         path_env: "/usr/local/bin:/usr/bin:/bin".into(),
