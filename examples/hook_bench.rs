@@ -58,6 +58,8 @@ fn main() {
             state_fingerprint: String::new(),
             checks: vec![],
             action_ttl_secs: 3600,
+            approval: steward::approval::ApprovalMode::Queue,
+            approval_timeout_secs: 300,
         },
     )
     .unwrap();
