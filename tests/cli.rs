@@ -153,3 +153,32 @@ fn runs_show_unknown_id_is_usage() {
         .assert()
         .code(2);
 }
+
+/// The configuration reference in the README is a real, loadable config.
+#[test]
+fn the_readme_config_example_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```toml\nworkspace = ")
+        .expect("config example in README")
+        + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("steward.toml");
+    std::fs::write(&file, &readme[start..end]).unwrap();
+    let out = steward(dir.path())
+        .args(["--json", "config", "show", "--config"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["config"]["workspace"], "/srv/infra");
+    assert_eq!(
+        v["config"]["router"]["maintenance"][0]["daily"],
+        "02:00-04:00"
+    );
+}
