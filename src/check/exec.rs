@@ -9,6 +9,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{CheckDef, CheckKind, CheckResult, CheckStatus, JsonCompare, JsonExpect, Pattern};
 use crate::exec::{self, ExecError};
+use crate::probe::error_chain;
 
 /// Output beyond this is read and discarded, so a chatty command can neither block on a full
 /// pipe nor exhaust memory.
@@ -522,17 +523,6 @@ async fn http(
         );
     }
     (CheckStatus::Pass, observed, None)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 // ---------------------------------------------------------------------------------------------

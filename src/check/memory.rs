@@ -5,7 +5,7 @@
 //! line is an error naming the file and line: silently skipping it could hide the very failures
 //! that should stop a third attempt.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,16 +18,8 @@ pub const FILE_NAME: &str = "effectiveness.jsonl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
-    #[error("cannot create the state directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -80,26 +72,7 @@ impl Memory {
     /// Appends one attempt as one line with one write, then fsyncs: a crash may lose the line
     /// being written, never an earlier one.
     pub fn record(&self, attempt: &Attempt) -> Result<(), MemoryError> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| MemoryError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let werr = |source| MemoryError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_string(attempt)
-            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
-        line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(werr)?;
-        f.write_all(line.as_bytes()).map_err(werr)?;
-        f.sync_all().map_err(werr)
+        Ok(crate::ledger::append_json_line(&self.path, attempt)?)
     }
 
     /// Records `(subject, action, outcome)` now.

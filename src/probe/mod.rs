@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundled::SourceFile;
 use crate::config::line_col;
 
+pub(crate) use run::error_chain;
 pub use run::gather;
 
 #[derive(Debug, thiserror::Error)]

@@ -273,9 +273,9 @@ async fn run_http(def: &ProbeDef, client: &reqwest::Client, url: &str) -> Raw {
         ),
         Ok(Err(e)) if e.is_connect() => Raw::empty(
             ProbeStatus::NotAvailable,
-            format!("cannot connect: {}", chain(&e)),
+            format!("cannot connect: {}", error_chain(&e)),
         ),
-        Ok(Err(e)) => Raw::empty(ProbeStatus::Failed, chain(&e)),
+        Ok(Err(e)) => Raw::empty(ProbeStatus::Failed, error_chain(&e)),
         Ok(Ok((status, body, truncated))) => Raw {
             status: if status.is_success() {
                 ProbeStatus::Ok
@@ -291,7 +291,7 @@ async fn run_http(def: &ProbeDef, client: &reqwest::Client, url: &str) -> Raw {
 }
 
 /// An error with its causes: reqwest's own message rarely says why ("error sending request").
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
