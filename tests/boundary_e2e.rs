@@ -313,9 +313,8 @@ Create the marker file in {{ workspace }}.
             marker.display()
         ),
     );
-    // Re-write the config with the definition dirs (top-level keys).
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, format!("{config_lines}{text}")).unwrap();
+    // The definition dirs (top-level keys).
+    env.set_top_level(&config_lines);
 
     let touch = format!("touch {}", marker.display());
     let scenario = format!(
@@ -619,8 +618,7 @@ Edit files in {{ workspace }}.
 "#,
         "",
     );
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, format!("{config_lines}{text}")).unwrap();
+    env.set_top_level(&config_lines);
     std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
 
     let forbidden: Vec<(&str, PathBuf)> = vec![

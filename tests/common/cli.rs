@@ -62,6 +62,46 @@ impl Drop for ScriptedModel {
     }
 }
 
+/// Stand-ins for the bundled checks (`context/checks.toml`, replaced by file name): same names,
+/// always passing, so a test's outcome does not depend on the health of the host it runs on.
+pub const STAND_IN_CHECKS: &str = r#"
+[[check]]
+name = "systemd-no-failed-units"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+
+[[check]]
+name = "root-disk-space"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+
+[[check]]
+name = "consul-members-alive"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+
+[[check]]
+name = "nomad-jobs-healthy"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+
+[[check]]
+name = "nix-flake-check"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+
+[[check]]
+name = "proc-mounted"
+description = "stand-in: always passes"
+kind = "file"
+path = "/"
+"#;
+
 /// A workspace, a state dir and a config pointing claude at the scripted model.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -77,6 +117,25 @@ impl Env {
         let (top, rest) = extra_toml
             .split_once("#--tables--")
             .unwrap_or((extra_toml, ""));
+        // The bundled goals' checks observe the host (its disk, its units); these tests are about
+        // the pipeline, so they get the same check names as stand-ins that always pass. The real
+        // checks are tested against this machine in `check::tests`.
+        let context = match top
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("context_dir = \""))
+        {
+            Some(rest) => PathBuf::from(rest.trim_end_matches('"')),
+            None => dir.path().join("context"),
+        };
+        std::fs::create_dir_all(&context).unwrap();
+        if !context.join("checks.toml").exists() {
+            std::fs::write(context.join("checks.toml"), STAND_IN_CHECKS).unwrap();
+        }
+        let top = if top.contains("context_dir") {
+            top.to_string()
+        } else {
+            format!("context_dir = \"{}\"\n{top}", context.display())
+        };
         std::fs::write(
             &config,
             format!(
@@ -88,6 +147,23 @@ impl Env {
         )
         .unwrap();
         Env { dir, config }
+    }
+
+    /// Sets top-level config keys (`key = value` lines), replacing any already there.
+    pub fn set_top_level(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let keys: Vec<&str> = lines
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                !l.split_once('=')
+                    .is_some_and(|(k, _)| keys.contains(&k.trim()))
+            })
+            .collect();
+        std::fs::write(&self.config, format!("{lines}\n{}\n", kept.join("\n"))).unwrap();
     }
 
     pub fn state(&self) -> PathBuf {
