@@ -566,4 +566,71 @@ mod tests {
         ]);
         assert_eq!(classification(&verdict("x", split)), None);
     }
+
+    fn result(outcome: &str, exit: &str, verdict: serde_json::Value) -> RunResult {
+        serde_json::from_value(serde_json::json!({
+            "id": "r", "goal": GOAL, "source": "ci", "subject": "ci:x", "outcome": outcome,
+            "exit": exit, "exit_code": 0, "reason": "why",
+            "started": "2026-11-22T06:00:00Z", "finished": "2026-11-22T06:01:00Z",
+            "duration_ms": 1, "agent_started": true, "cost_usd": 0.0, "num_turns": 1,
+            "permission_denials": [], "verdict": verdict, "session_id": "s"
+        }))
+        .unwrap()
+    }
+
+    fn classified(status: &str, class: &str, proposed: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "status": status, "summary": "s",
+            "findings": [{"severity": "info", "subject": "classification", "detail": class}],
+            "proposed_actions": proposed
+        })
+    }
+
+    #[test]
+    fn decisions() {
+        let none = serde_json::json!([]);
+        let d = decide(&result("ok", "ok", classified("ok", "clean", none.clone())));
+        assert_eq!((d.decision, d.exit), (Decision::Deploy, ExitKind::Ok));
+        for class in ["needs_reboot", "risky"] {
+            let d = decide(&result(
+                "escalated",
+                "needs_human",
+                classified("needs_attention", class, none.clone()),
+            ));
+            assert_eq!(
+                (d.decision, d.exit),
+                (Decision::NeedsApproval, ExitKind::NeedsHuman)
+            );
+        }
+        // Clean, but the model still proposes something: a human looks first.
+        let proposed =
+            serde_json::json!([{"command": ["reboot"], "rationale": "r", "risk": "low"}]);
+        let d = decide(&result(
+            "escalated",
+            "needs_human",
+            classified("ok", "clean", proposed),
+        ));
+        assert_eq!(d.decision, Decision::NeedsApproval);
+        // A risky classification never deploys, even in a run that ended ok.
+        let d = decide(&result("ok", "ok", classified("ok", "risky", none.clone())));
+        assert_eq!(d.decision, Decision::NeedsApproval);
+        let d = decide(&result("aborted", "aborted", serde_json::Value::Null));
+        assert_eq!((d.decision, d.exit), (Decision::Failed, ExitKind::Aborted));
+        let d = decide(&result("failed", "agent_failed", serde_json::Value::Null));
+        assert_eq!(
+            (d.decision, d.exit),
+            (Decision::Failed, ExitKind::AgentFailed)
+        );
+        let d = decide(&result(
+            "escalated",
+            "needs_human",
+            classified("failed", "clean", none),
+        ));
+        assert_eq!(
+            (d.decision, d.exit),
+            (Decision::Failed, ExitKind::AgentFailed)
+        );
+        let d = decide(&result("no_action", "ok", serde_json::Value::Null));
+        assert_eq!(d.decision, Decision::Failed);
+    }
 }
