@@ -418,6 +418,24 @@ pub fn classification(verdict: &crate::agent::Verdict) -> Option<Classification>
     Classification::parse(rest)
 }
 
+/// The summary without a leading `classification: WORD` and its punctuation.
+fn strip_classification(summary: &str) -> &str {
+    let s = summary.trim_start();
+    let Some(rest) = s
+        .get(..15)
+        .filter(|p| p.eq_ignore_ascii_case("classification:"))
+        .map(|_| &s[15..])
+    else {
+        return summary;
+    };
+    let rest = rest.trim_start();
+    let word_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let after = rest[word_end..].trim_start_matches([',', '.', ';', ':', ' ', '-', '—']);
+    if after.is_empty() { summary } else { after }
+}
+
 /// Maps a finished run to the decision. Only a clean classification of a run that ended `ok`
 /// with nothing proposed deploys; anything that stopped the review fails; the rest needs a
 /// human.
@@ -463,6 +481,8 @@ pub fn decide(result: &RunResult) -> Verdict {
             ),
         );
     }
+    // The summary starts with `classification: …`, which the decision already says.
+    let summary = strip_classification(&verdict.summary);
     let approval = |reason: String| Verdict {
         decision: Decision::NeedsApproval,
         classification,
@@ -470,19 +490,14 @@ pub fn decide(result: &RunResult) -> Verdict {
         exit: ExitKind::NeedsHuman,
     };
     match classification {
-        None => approval(format!(
-            "the reviewer gave no classification: {}",
-            verdict.summary
-        )),
-        Some(Classification::NeedsReboot) => {
-            approval(format!("needs a reboot: {}", verdict.summary))
-        }
-        Some(Classification::Risky) => approval(format!("risky: {}", verdict.summary)),
+        None => approval(format!("the reviewer gave no classification: {}", summary)),
+        Some(Classification::NeedsReboot) => approval(format!("needs a reboot: {}", summary)),
+        Some(Classification::Risky) => approval(format!("risky: {}", summary)),
         Some(Classification::Clean) => {
             if !verdict.proposed_actions.is_empty() || !result.actions_filed.is_empty() {
                 approval(format!(
                     "clean, but the reviewer proposes actions: {}",
-                    verdict.summary
+                    summary
                 ))
             } else if result.outcome != Outcome::Ok || verdict.status != VerdictStatus::Ok {
                 approval(format!(
@@ -493,7 +508,7 @@ pub fn decide(result: &RunResult) -> Verdict {
                 Verdict {
                     decision: Decision::Deploy,
                     classification,
-                    reason: format!("clean: {}", verdict.summary),
+                    reason: format!("clean: {}", summary),
                     exit: ExitKind::Ok,
                 }
             }
@@ -632,5 +647,18 @@ mod tests {
         );
         let d = decide(&result("no_action", "ok", serde_json::Value::Null));
         assert_eq!(d.decision, Decision::Failed);
+    }
+
+    #[test]
+    fn reasons_do_not_repeat_the_classification() {
+        assert_eq!(
+            strip_classification("classification: needs_reboot, kernel params"),
+            "kernel params"
+        );
+        assert_eq!(
+            strip_classification("classification: clean"),
+            "classification: clean"
+        );
+        assert_eq!(strip_classification("all fine"), "all fine");
     }
 }
