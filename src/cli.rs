@@ -97,6 +97,9 @@ pub enum Command {
     /// MCP servers claude starts (in runs of goals with `approval = "wait"`).
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// CI step on a push: review BASE..HEAD with the `deploy-review` goal and decide
+    /// (exit 0 deploy, 6 needs approval, 3/4/5 failed).
+    Ci(CiArgs),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -126,6 +129,22 @@ pub struct RunOpts {
     /// Seconds to wait for another run holding the lock.
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The revision before the push (all zeros on a branch's first push: diff against nothing).
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The pushed revision.
+    #[arg(long, value_name = "REV")]
+    pub head: String,
+    /// Seconds to wait for another run holding the lock.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub wait: u64,
+    /// Resolve the revisions and render the prompt; start nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -552,6 +571,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         }
         Command::Actions(cmd) => actions(&cli, cmd).await,
         Command::Trigger(cmd) => trigger(&cli, cmd).await,
+        Command::Ci(args) => ci(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
@@ -894,6 +914,75 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         }
     }
     Ok(report.exit())
+}
+
+/// `steward ci`: resolve the push, run `deploy-review` inline, print the decision.
+async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
+    use crate::ci;
+    let loaded = cli.config()?;
+    let cfg = &loaded.config;
+    let change = ci::inspect(cfg, &args.base, &args.head)
+        .await
+        .map_err(|e| CliError {
+            kind: e.exit_kind(),
+            source: e.into(),
+        })?;
+    let req = ci::request(&change, Duration::from_secs(args.wait), args.dry_run);
+    let mut terminal = agent::TerminalObserver::new();
+    let mut quiet = agent::QuietObserver;
+    let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
+    let report = run::execute(cfg, &req, observer).await?;
+    let result = match report {
+        RunReport::Planned(plan) => {
+            if cli.json {
+                print_json(&serde_json::json!({"change": change, "plan": plan}))?;
+            } else {
+                println!(
+                    "# {} {}..{}: {} changed files (dry run: nothing started, nothing recorded)",
+                    req.signal.subject,
+                    change.base,
+                    change.head,
+                    change.files.len()
+                );
+                println!("{}", plan.prompt);
+            }
+            return Ok(ExitKind::Ok);
+        }
+        RunReport::Done(result) => result,
+    };
+    let decision = ci::decide(&result);
+    if cli.json {
+        print_json(&serde_json::json!({
+            "decision": decision.decision,
+            "classification": decision.classification,
+            "reason": decision.reason,
+            "exit": decision.exit.as_str(),
+            "exit_code": decision.exit.code(),
+            "base": change.base,
+            "head": change.head,
+            "first_push": change.first_push,
+            "changed_files": change.files,
+            "run": result,
+        }))?;
+    } else {
+        println!(
+            "{}: {} ({} changed files, classification {})",
+            req.signal.subject,
+            decision.decision.as_str(),
+            change.files.len(),
+            decision.classification.map_or("none", |c| c.as_str())
+        );
+        println!("reason: {}", decision.reason);
+        println!(
+            "run {}: {} — ${:.4}, {} turns, {:.1}s",
+            result.id,
+            result.outcome,
+            result.cost_usd,
+            result.num_turns,
+            result.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(decision.exit)
 }
 
 fn print_run_detail(d: &run::RunDetail) {

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod boundary;
 pub mod bundled;
 pub mod check;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod doctor;

@@ -208,9 +208,9 @@ const STDERR_TAIL_BYTES: usize = 8 * 1024;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Repository config that could run code or hang a tool's git, overridden for everything claude
-/// starts (reference §3.7). Per-attribute drivers (`diff.<x>.command`, filters) cannot be
+/// starts (reference §3.7), and for steward's own git in `steward ci` (as `-c` arguments). Per-attribute drivers (`diff.<x>.command`, filters) cannot be
 /// overridden this way; the workspace itself must be trusted for those.
-const GIT_OVERRIDES: &[(&str, &str)] = &[
+pub const GIT_OVERRIDES: &[(&str, &str)] = &[
     ("core.fsmonitor", "false"),
     ("core.hooksPath", "/dev/null"),
     ("core.pager", "cat"),

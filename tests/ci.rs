@@ -1,0 +1,318 @@
+//! `steward ci` end to end: a real git repository as the workspace, the real steward binary, the
+//! real claude CLI and the scripted model; and the workflow examples that call it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use clap::Parser;
+use common::claude_bin;
+use common::cli::{Env, ScriptedModel};
+
+fn git(ws: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=ci test",
+            "-c",
+            "user.email=ci@test.invalid",
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(ws)
+        .env_remove("GIT_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Two commits: the first adds `hosts/web.nix`, the second changes it and adds a job file.
+/// Returns (base, head).
+fn two_commits(ws: &Path) -> (String, String) {
+    git(ws, &["init", "-q"]);
+    std::fs::create_dir_all(ws.join("hosts")).unwrap();
+    std::fs::write(
+        ws.join("hosts/web.nix"),
+        "{ services.nginx.enable = true; }\n",
+    )
+    .unwrap();
+    git(ws, &["add", "."]);
+    git(ws, &["commit", "-q", "-m", "web host"]);
+    let base = git(ws, &["rev-parse", "HEAD"]);
+    std::fs::write(
+        ws.join("hosts/web.nix"),
+        "{ services.nginx.enable = true; services.nginx.recommendedGzipSettings = true; }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.join("jobs")).unwrap();
+    std::fs::write(ws.join("jobs/api.nomad.hcl"), "job \"api\" {}\n").unwrap();
+    git(ws, &["add", "."]);
+    git(ws, &["commit", "-q", "-m", "gzip and the api job"]);
+    let head = git(ws, &["rev-parse", "HEAD"]);
+    (base, head)
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn verdict_turn(status: &str, class: &str, proposed: &str) -> String {
+    format!(
+        r#"
+[[turn]]
+verdict = {{ status = "{status}", summary = "classification: {class}, reviewed", findings = [{{ severity = "info", subject = "hosts/web.nix", detail = "gzip on" }}, {{ severity = "info", subject = "classification", detail = "{class}" }}], actions_taken = [], proposed_actions = [{proposed}], knowledge = [] }}
+"#
+    )
+}
+
+struct Push {
+    env: Env,
+    model: ScriptedModel,
+    _tmp: tempfile::TempDir,
+    base: String,
+    head: String,
+}
+
+fn push(claude: &Path, scenario: &str) -> Push {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), scenario);
+    let env = Env::new(claude, &model.url, "");
+    let (base, head) = two_commits(&env.dir.path().join("workspace"));
+    Push {
+        env,
+        model,
+        _tmp: tmp,
+        base,
+        head,
+    }
+}
+
+impl Push {
+    fn ci(&self, base: &str) -> Output {
+        self.env
+            .steward()
+            .args(["--json", "ci", "--base", base, "--head", &self.head])
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_clean_change_deploys_and_the_prompt_lists_the_files() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let out = p.ci(&p.base);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["decision"], "deploy");
+    assert_eq!(v["classification"], "clean");
+    assert_eq!(v["run"]["outcome"], "ok");
+    assert_eq!(v["head"], p.head.as_str());
+    let files: Vec<&str> = v["changed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["hosts/web.nix", "jobs/api.nomad.hcl"]);
+    let dir = p.env.run_dir(v["run"]["id"].as_str().unwrap());
+    let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+    assert!(prompt.contains("M\thosts/web.nix"), "{prompt}");
+    assert!(prompt.contains("A\tjobs/api.nomad.hcl"), "{prompt}");
+    assert!(prompt.contains(&p.base) && prompt.contains(&p.head));
+    let signal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("signal.json")).unwrap()).unwrap();
+    assert_eq!(signal["source"], "ci");
+    assert_eq!(signal["subject"], format!("ci:{}", &p.head[..12]));
+    assert_eq!(signal["labels"]["base"], p.base.as_str());
+    // The files reached the model, fenced as data.
+    assert!(
+        p.model
+            .requests()
+            .to_string()
+            .contains("jobs/api.nomad.hcl")
+    );
+}
+
+#[test]
+fn a_risky_change_needs_approval() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("needs_attention", "risky", ""));
+    let out = p.ci(&p.base);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(6), "{v:#}");
+    assert_eq!(v["decision"], "needs_approval");
+    assert_eq!(v["classification"], "risky");
+    assert_eq!(v["exit"], "needs_human");
+}
+
+#[test]
+fn an_api_error_fails_the_step() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(
+        &claude,
+        "[[turn]]\nhttp_error = { status = 500, type = \"api_error\", message = \"boom\" }\n",
+    );
+    let out = p.ci(&p.base);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(4), "{v:#}");
+    assert_eq!(v["decision"], "failed");
+    assert_eq!(v["run"]["failure"]["kind"], "api_error");
+}
+
+#[test]
+fn a_broken_flake_fails_before_the_review() {
+    let Some(claude) = claude_bin() else { return };
+    // Without nix the static check is `unavailable`, never a failure: nothing to prove here.
+    if which_nix().is_none() {
+        eprintln!("SKIP: nix not on PATH");
+        return;
+    }
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let ws = p.env.dir.path().join("workspace");
+    std::fs::write(ws.join("flake.nix"), "{ outputs = { self }: {\n").unwrap();
+    git(&ws, &["add", "flake.nix"]);
+    git(&ws, &["commit", "-q", "-m", "broken flake"]);
+    let head = git(&ws, &["rev-parse", "HEAD"]);
+    let out = p
+        .env
+        .steward()
+        .args(["--json", "ci", "--base", &p.base, "--head", &head])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(3), "{v:#}");
+    assert_eq!(v["decision"], "failed");
+    assert_eq!(v["run"]["agent_started"], false);
+    assert!(p.model.requests().as_array().is_some_and(|r| r.is_empty()));
+}
+
+fn which_nix() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("nix"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn a_first_push_diffs_against_nothing() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let zeros = "0".repeat(40);
+    let out = p
+        .env
+        .steward()
+        .args(["--json", "ci", "--dry-run", "--base", &zeros, "--head"])
+        .arg(&p.head)
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["change"]["first_push"], true);
+    let files = v["change"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{v:#}");
+    assert!(files.iter().all(|f| f["status"] == "A"), "{v:#}");
+    let prompt = v["plan"]["prompt"].as_str().unwrap();
+    assert!(prompt.contains("A\thosts/web.nix"), "{prompt}");
+    // A dry run records nothing.
+    assert!(!p.env.state().join("runs").exists());
+}
+
+#[test]
+fn bad_revisions_and_workspaces_are_usage_errors() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let out = p.ci("no-such-branch");
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("--base") && err.contains("no-such-branch"),
+        "{err}"
+    );
+    let out = p.ci("--upload-pack=x");
+    assert_eq!(out.status.code(), Some(2));
+    // Not a git repository.
+    std::fs::remove_dir_all(p.env.dir.path().join("workspace/.git")).unwrap();
+    let out = p
+        .env
+        .steward()
+        .args(["ci", "--base", "a", "--head", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
+}
+
+/// The workflow examples parse as YAML, and their `run:` line is a command line the CLI accepts.
+#[test]
+fn workflow_examples_call_a_command_that_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("triggers/ci");
+    for name in ["github-actions.yml", "forgejo-actions.yml"] {
+        let path = root.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("not built yet"), "{name}: stale comment");
+        let parsed = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, yaml, json; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            ])
+            .arg(&path)
+            .output();
+        let runs: Vec<String> = match parsed {
+            Ok(out) if out.status.success() => {
+                let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                doc["jobs"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .flat_map(|job| job["steps"].as_array().unwrap().clone())
+                    .filter_map(|s| s["run"].as_str().map(str::to_string))
+                    .collect()
+            }
+            other => {
+                // No PyYAML here: fall back to the text, under CI=true a failure.
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "python3 with yaml is needed: {other:?}"
+                );
+                text.lines()
+                    .filter_map(|l| l.trim().strip_prefix("run: "))
+                    .map(str::to_string)
+                    .collect()
+            }
+        };
+        let line = runs
+            .iter()
+            .find(|r| r.contains("steward ci"))
+            .unwrap_or_else(|| panic!("{name}: no `steward ci` step"));
+        let argv: Vec<String> = line
+            .replace("${{ github.event.before }}", &"0".repeat(40))
+            .replace("${{ github.sha }}", &"a".repeat(40))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let cli = steward::cli::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{name}: `{line}` does not parse: {e}"));
+        assert!(
+            matches!(cli.command, steward::cli::Command::Ci(_)),
+            "{name}: {line}"
+        );
+    }
+}
