@@ -180,10 +180,16 @@ fn a_broken_flake_fails_before_the_review() {
     let Some(claude) = claude_bin() else { return };
     // Without nix the static check is `unavailable`, never a failure: nothing to prove here.
     if which_nix().is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nix not on PATH (CI=true: a missing component fails; scripts/test.sh installs nix-bin)"
+        );
         eprintln!("SKIP: nix not on PATH");
         return;
     }
     let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    // This test is about the real bundled `nix-flake-check`, not its stand-in.
+    p.env.use_real_host_checks();
     let ws = p.env.dir.path().join("workspace");
     std::fs::write(ws.join("flake.nix"), "{ outputs = { self }: {\n").unwrap();
     git(&ws, &["add", "flake.nix"]);

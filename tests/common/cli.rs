@@ -149,6 +149,11 @@ impl Env {
         Env { dir, config }
     }
 
+    /// Drops the stand-ins: the bundled checks, which observe this host, apply again.
+    pub fn use_real_host_checks(&self) {
+        std::fs::remove_file(self.dir.path().join("context").join("checks.toml")).unwrap();
+    }
+
     /// Sets top-level config keys (`key = value` lines), replacing any already there.
     pub fn set_top_level(&self, lines: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();
