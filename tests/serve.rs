@@ -604,3 +604,48 @@ fn alertmanager_fires_a_run_and_a_resolved_alert_cancels_queued_work() {
     drop(am);
     d.stop();
 }
+
+#[test]
+fn sigterm_cancels_a_run_past_the_grace_period_and_requeues_its_job() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // The model takes far longer than the grace period to answer.
+    let model = ScriptedModel::start(
+        tmp.path(),
+        r#"
+[[turn]]
+delay_ms = 60000
+verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#,
+    );
+    let env = Env::new(
+        &claude,
+        &model.url,
+        "#--tables--\n[serve]\ngrace_secs = 1\npoll_secs = 1\n",
+    );
+    let token = write_token(env.dir.path());
+    let d = Daemon::start(&env, Some(&token));
+    let (code, body) = post_json(
+        &format!("{}/hooks/alertmanager", d.url),
+        &am_payload(vec![alert("Slow", "h1", "slow-1", "firing")]),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("claude to ask the model", 30, || {
+        !model.requests().as_array().unwrap().is_empty()
+    });
+    let started = Instant::now();
+    d.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    let queued = jobs(&env.state(), false);
+    assert_eq!(queued.len(), 1, "the job is back in the queue");
+    assert_eq!(queued[0]["state"], "queued");
+    let stopped = events(&env.state(), "daemon_stopped");
+    assert!(
+        stopped[0]["worker"].as_str().unwrap().contains("cancelled"),
+        "{stopped:?}"
+    );
+}
