@@ -749,6 +749,11 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
 /// Runs the daemon until SIGTERM or SIGINT. Returns after the worker stopped and the daemon's
 /// traces (pid file, socket) are gone.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // Handlers first: a SIGTERM right after READY must stop the daemon cleanly, not kill it.
+    let signals = Signals::install().map_err(|source| ServeError::Io {
+        what: "cannot install signal handlers".into(),
+        source,
+    })?;
     let cfg = Config::load(&opts.config_args)?.config;
     let listen_text = opts.listen.clone().unwrap_or(cfg.serve.listen.clone());
     let listen: SocketAddr = listen_text
@@ -870,7 +875,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         })
     });
 
-    let why = wait_for_stop(&shared).await;
+    let why = signals.wait_for_stop(&shared).await;
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("{why}: stopping");
     let _ = stop_tx.send(true);
@@ -930,22 +935,30 @@ fn requeue_mine(shared: &Shared) -> Vec<String> {
     out
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads on the way.
-async fn wait_for_stop(shared: &Shared) -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers: stopping");
-        return "no signal handlers";
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return "SIGTERM",
-            _ = int.recv() => return "SIGINT",
-            _ = hup.recv() => shared.reload(),
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads on the way.
+    async fn wait_for_stop(mut self, shared: &Shared) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => shared.reload(),
+            }
         }
     }
 }
@@ -953,6 +966,16 @@ async fn wait_for_stop(shared: &Shared) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn severity_from_the_label() {
+        let l = |s: &str| Some(s.to_string());
+        assert_eq!(severity_of(l("critical").as_ref()), Severity::Critical);
+        assert_eq!(severity_of(l("PAGE").as_ref()), Severity::Critical);
+        assert_eq!(severity_of(l("info").as_ref()), Severity::Info);
+        assert_eq!(severity_of(l("warning").as_ref()), Severity::Warning);
+        assert_eq!(severity_of(None), Severity::Warning);
+    }
 
     #[test]
     fn base64_matches_known_values() {
