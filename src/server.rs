@@ -579,9 +579,16 @@ pub fn generic_signal(body: &[u8]) -> Result<Signal, String> {
     })
 }
 
-fn decisions(shared: &Shared, signals: Vec<Signal>) -> Response {
+async fn decisions(shared: Arc<Shared>, signals: Vec<Signal>) -> Response {
     let accepted = signals.len();
-    let (decisions, failed) = shared.route_all(signals);
+    // Routing writes and fsyncs state files: off the async threads, which also serve the worker.
+    let routed = tokio::task::spawn_blocking(move || shared.route_all(signals)).await;
+    let Ok((decisions, failed)) = routed else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "routing stopped unexpectedly",
+        );
+    };
     // A 5xx makes Alertmanager retry; merged repeats make that harmless.
     let status = if failed {
         StatusCode::INTERNAL_SERVER_ERROR
@@ -604,7 +611,7 @@ async fn hook_alertmanager(
         Err(r) => return r,
     };
     match alertmanager_signals(&bytes) {
-        Ok(signals) => decisions(&shared, signals),
+        Ok(signals) => decisions(shared, signals).await,
         Err(reason) => refuse(StatusCode::BAD_REQUEST, reason),
     }
 }
@@ -619,7 +626,7 @@ async fn hook_generic(
         Err(r) => return r,
     };
     match generic_signal(&bytes) {
-        Ok(signal) => decisions(&shared, vec![signal]),
+        Ok(signal) => decisions(shared, vec![signal]).await,
         Err(reason) => refuse(StatusCode::BAD_REQUEST, reason),
     }
 }
@@ -628,7 +635,7 @@ async fn hook_generic(
 /// only, in the state directory) is the authentication.
 async fn local_signal(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<Signal>(&body) {
-        Ok(signal) => decisions(&shared, vec![signal]),
+        Ok(signal) => decisions(shared, vec![signal]).await,
         Err(e) => refuse(StatusCode::BAD_REQUEST, format!("not a signal: {e}")),
     }
 }
