@@ -30,7 +30,12 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, token: Option<&Path>) -> Daemon {
+        Daemon::start_with(env, token, &[])
+    }
+
+    fn start_with(env: &Env, token: Option<&Path>, vars: &[(&str, &str)]) -> Daemon {
         let mut cmd = env.steward();
+        cmd.envs(vars.iter().copied());
         cmd.args(["serve", "--listen", "127.0.0.1:0"]);
         if let Some(t) = token {
             cmd.arg("--webhook-token-file").arg(t);
@@ -409,14 +414,33 @@ fn a_storm_is_bounded_and_queued_work_survives_reload_and_restart() {
 }
 
 #[test]
-fn a_trigger_hands_its_signal_to_the_daemon() {
+fn a_trigger_hands_its_signal_to_the_daemon_and_systemd_hears_of_it() {
     let env = Env::new(
         Path::new("/nonexistent/claude"),
         "http://127.0.0.1:9",
         PAUSED,
     );
     let token = write_token(env.dir.path());
-    let d = Daemon::start(&env, Some(&token));
+    // systemd's side of sd_notify: a datagram socket, and a watchdog of 200 ms.
+    let notify_path = env.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let recv = |timeout: Duration| {
+        notify.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = [0u8; 256];
+        notify
+            .recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    };
+    let d = Daemon::start_with(
+        &env,
+        Some(&token),
+        &[
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    assert_eq!(recv(Duration::from_secs(10)).unwrap(), "READY=1");
+    assert_eq!(recv(Duration::from_secs(10)).unwrap(), "WATCHDOG=1");
     let out = env
         .steward()
         .args(["--json", "trigger", "timer", "health-check"])
@@ -435,6 +459,11 @@ fn a_trigger_hands_its_signal_to_the_daemon() {
     assert_eq!(queued[0]["goal"], "health-check");
     assert_eq!(queued[0]["signal"]["source"], "timer");
     d.stop();
+    let mut told = Vec::new();
+    while let Ok(m) = recv(Duration::from_millis(300)) {
+        told.push(m);
+    }
+    assert!(told.iter().any(|m| m == "STOPPING=1"), "{told:?}");
 }
 
 /// `prometheus-alertmanager`, or None (a failure under `CI=true`).
