@@ -55,6 +55,8 @@ pub enum ServeError {
     },
     #[error("webhook token file {path}: {message}")]
     Token { path: PathBuf, message: String },
+    #[error("state_dir changed from {from} to {to}: that needs a restart, not a reload")]
+    StateDirChanged { from: PathBuf, to: PathBuf },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -291,6 +293,14 @@ impl Shared {
     fn reload(&self) {
         let result = (|| -> Result<(Config, Router, Option<TokenDigest>), ServeError> {
             let cfg = Config::load(&self.opts.config_args)?.config;
+            // The worker's queue, the socket and the pid file live in the old one.
+            let current = self.config().state_dir.clone();
+            if cfg.state_dir != current {
+                return Err(ServeError::StateDirChanged {
+                    from: current,
+                    to: cfg.state_dir,
+                });
+            }
             let router = Router::open(&cfg)?;
             let token = token_path(&self.opts, &cfg)
                 .map(|p| load_token(&p))
