@@ -13,8 +13,8 @@
 #
 # Units: `steward-check@GOAL.timer`/`.service` per entry of `timers`, the `steward-onfailure@`
 # template that `onFailureUnits` are wired to, and `steward.service` (the daemon, `steward serve`)
-# when `webhook.enable` is set. The daemon is not built yet: its unit is the contract it will run
-# under. Secrets never enter the Nix store: files are handed to the units with LoadCredential=.
+# when `webhook.enable` is set (`systemctl reload steward` sends SIGHUP: the daemon reloads its
+# config). Secrets never enter the Nix store: files are handed to the units with LoadCredential=.
 { config, lib, pkgs, ... }:
 
 let
@@ -216,6 +216,7 @@ in
           serviceConfig = hardening // {
             Type = "notify";
             ExecStart = "${steward} serve --listen ${cfg.webhook.listen} --webhook-token-file %d/webhook-token${keyArgs}";
+            ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             WatchdogSec = "60s";
             Restart = "on-failure";
             RestartSec = "10s";

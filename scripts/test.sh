@@ -17,7 +17,8 @@ as_root() {
 
 # Debian packages the tests drive for real.
 # systemd: systemd-analyze verify for triggers/; nix-bin: nix-instantiate --parse for nix/;
-# prometheus-alertmanager: amtool check-config for the receiver snippet.
+# prometheus-alertmanager: amtool check-config for the receiver snippet, and the real Alertmanager
+# that delivers alerts to `steward serve` in tests/serve.rs.
 APT_PACKAGES=(procps iproute2 curl util-linux systemd nix-bin prometheus-alertmanager)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

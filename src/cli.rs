@@ -100,6 +100,17 @@ pub enum Command {
     /// CI step on a push: review BASE..HEAD with the `deploy-review` goal and decide
     /// (exit 0 deploy, 6 needs approval, 3/4/5 failed).
     Ci(CiArgs),
+    /// The daemon: webhooks (Alertmanager, generic), health and metrics over HTTP, the router,
+    /// and the queue worker; triggers hand it their signals.
+    Serve {
+        /// Address to listen on (default: `serve.listen`, 127.0.0.1:8787).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// File holding the webhook token (else `serve.webhook_token_file`,
+        /// `$STEWARD_WEBHOOK_TOKEN_FILE`, `$CREDENTIALS_DIRECTORY/webhook-token`).
+        #[arg(long, value_name = "FILE")]
+        webhook_token_file: Option<PathBuf>,
+    },
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -337,12 +348,15 @@ impl From<run::RunError> for CliError {
 
 impl Cli {
     fn config(&self) -> Result<Loaded, CliError> {
-        Config::load(&ConfigArgs {
+        Config::load(&self.config_args()).map_err(usage)
+    }
+
+    fn config_args(&self) -> ConfigArgs {
+        ConfigArgs {
             file: self.config.clone(),
             overrides: self.set.clone(),
             state_dir: self.state_dir.clone(),
-        })
-        .map_err(usage)
+        }
     }
 }
 
@@ -579,6 +593,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Mcp(McpCommand::Serve { run_dir }) => {
             // No config: everything the server needs is in the run directory.
             crate::mcp::serve(run_dir.clone()).await.map_err(internal)?;
+            Ok(ExitKind::Ok)
+        }
+        Command::Serve {
+            listen,
+            webhook_token_file,
+        } => {
+            use crate::server::{self, ServeError, ServeOptions};
+            let opts = ServeOptions {
+                config_args: cli.config_args(),
+                listen: listen.clone(),
+                webhook_token_file: webhook_token_file.clone(),
+            };
+            server::serve(opts).await.map_err(|e| match e {
+                ServeError::Config(_) | ServeError::BadListen(_) | ServeError::Token { .. } => {
+                    usage(e)
+                }
+                other => internal(other),
+            })?;
             Ok(ExitKind::Ok)
         }
         Command::Doctor => {
@@ -853,17 +885,27 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             (goal.as_str(), Signal::timer(goal), BTreeMap::new(), opts)
         }
     };
-    if !opts.dry_run
-        && let Handoff::Queued { queue_id } = trigger::hand_to_daemon(&cfg.state_dir, &signal)
+    if !opts.dry_run {
+        let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
             .await
-            .map_err(classify)?
-    {
-        if cli.json {
-            print_json(&serde_json::json!({"queued": queue_id, "signal": signal}))?;
-        } else {
-            println!("queued {queue_id} with the daemon");
+            .map_err(classify)?;
+        if let Handoff::Daemon {
+            decision,
+            reason,
+            job,
+        } = &handoff
+        {
+            if cli.json {
+                print_json(&serde_json::json!({"daemon": handoff, "signal": signal}))?;
+            } else {
+                let job = job
+                    .as_deref()
+                    .map(|j| format!(" (job {j})"))
+                    .unwrap_or_default();
+                println!("handed to the daemon: {decision}{job}: {reason}");
+            }
+            return Ok(ExitKind::Ok);
         }
-        return Ok(ExitKind::Ok);
     }
     let inline = InlineOpts {
         lock_wait: Duration::from_secs(opts.wait),

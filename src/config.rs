@@ -58,6 +58,27 @@ pub struct Config {
     /// (first match wins, so merging two tables would make the order ambiguous).
     pub routes_file: Option<PathBuf>,
     pub router: RouterConfig,
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: the daemon (`steward serve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address the HTTP listener binds (`--listen` overrides it).
+    pub listen: String,
+    /// File holding the webhook token (`--webhook-token-file` overrides it; else
+    /// `$STEWARD_WEBHOOK_TOKEN_FILE`, else the systemd credential `webhook-token`).
+    pub webhook_token_file: Option<PathBuf>,
+    /// Largest request body a webhook may send.
+    pub max_body_bytes: usize,
+    /// On SIGTERM, how long the current run may take to finish before it is cancelled.
+    pub grace_secs: u64,
+    /// How often the worker looks at the queue when nothing wakes it.
+    pub poll_secs: u64,
+    /// The worker claims nothing while set: signals are still routed and queued (maintenance of
+    /// the daemon itself; `SIGHUP` after changing it).
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +183,19 @@ impl Default for RouterConfig {
     }
 }
 
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".to_string(),
+            webhook_token_file: None,
+            max_body_bytes: 1024 * 1024,
+            grace_secs: 60,
+            poll_secs: 5,
+            paused: false,
+        }
+    }
+}
+
 impl Default for ClaudeConfig {
     fn default() -> Self {
         Self {
@@ -204,6 +238,7 @@ impl Default for Config {
             redact: RedactConfig::default(),
             routes_file: None,
             router: RouterConfig::default(),
+            serve: ServeConfig::default(),
         }
     }
 }
@@ -333,6 +368,7 @@ impl Config {
             .iter_mut()
             .chain(self.claude.api_key_file.iter_mut())
             .chain(self.claude.oauth_token_file.iter_mut())
+            .chain(self.serve.webhook_token_file.iter_mut())
         {
             *f = normalize(&abs(f));
         }
@@ -381,6 +417,15 @@ impl Config {
             if w.count < 2 || w.window_secs == 0 {
                 return bad(key, "count must be at least 2 and window_secs at least 1");
             }
+        }
+        if self.serve.poll_secs == 0 {
+            return bad("serve.poll_secs", "must be at least 1");
+        }
+        if self.serve.max_body_bytes < 1024 {
+            return bad("serve.max_body_bytes", "must be at least 1024");
+        }
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad("serve.listen", "must be an address such as 127.0.0.1:8787");
         }
         // Compiling the windows here means a bad regex or time is a config error at start.
         crate::router::Maintenance::compile(&r.maintenance)?;

@@ -24,5 +24,6 @@ pub mod redact;
 pub mod router;
 pub mod run;
 pub mod scripted;
+pub mod server;
 pub mod signal;
 pub mod trigger;

@@ -717,17 +717,117 @@ fn read_file(path: &Path) -> Result<String, TriggerError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "handoff")]
 pub enum Handoff {
-    /// The daemon took it into its queue; the trigger is done.
-    Queued { queue_id: String },
+    /// The daemon took it: its router decided (`enqueue`, `merged`, `cooldown`, …) and the
+    /// trigger is done; `job` is the queued job it joined or created, if any.
+    Daemon {
+        decision: String,
+        reason: String,
+        job: Option<String>,
+    },
     /// No daemon is running: the trigger runs the goal inline, under the host lock.
     NoDaemon,
 }
 
-/// Offers a signal to a running `steward serve`. The daemon does not exist yet, so today this
-/// always answers `NoDaemon` and every trigger runs inline; when it lands, this is the one place
-/// that learns to reach it (its socket in the state directory), and no caller changes.
-pub async fn hand_to_daemon(_state_dir: &Path, _signal: &Signal) -> Result<Handoff, TriggerError> {
-    Ok(Handoff::NoDaemon)
+/// `STATE/daemon.json`: written by `steward serve` once it listens, removed when it stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    /// The HTTP listener (webhooks, health, metrics).
+    pub listen: String,
+    /// The local socket triggers hand signals to.
+    pub socket: PathBuf,
+}
+
+pub fn daemon_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("daemon.json")
+}
+
+pub fn daemon_socket(state_dir: &Path) -> PathBuf {
+    state_dir.join("daemon.sock")
+}
+
+/// The daemon on this state directory, if its pid file names a live process.
+pub fn running_daemon(state_dir: &Path) -> Option<DaemonInfo> {
+    let info: DaemonInfo = crate::ledger::read_json(&daemon_file(state_dir)).ok()?;
+    let pid = i32::try_from(info.pid).ok()?;
+    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(info),
+        Err(_) => None,
+    }
+}
+
+/// How long a hand-off may take before the trigger gives up and runs inline.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Offers a signal to a running `steward serve` over its socket in the state directory (owner
+/// only: the file mode is the authentication). No daemon, or one that does not answer, means
+/// `NoDaemon` and the caller runs inline: a trigger is never lost to a sick daemon.
+pub async fn hand_to_daemon(state_dir: &Path, signal: &Signal) -> Result<Handoff, TriggerError> {
+    let Some(info) = running_daemon(state_dir) else {
+        return Ok(Handoff::NoDaemon);
+    };
+    match tokio::time::timeout(HANDOFF_TIMEOUT, post_signal(&info.socket, signal)).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "the daemon (pid {}) did not take the signal: {e}; running inline",
+                info.pid
+            );
+            Ok(Handoff::NoDaemon)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the daemon (pid {}) did not answer in time; running inline",
+                info.pid
+            );
+            Ok(Handoff::NoDaemon)
+        }
+    }
+}
+
+/// One HTTP/1.1 request over the unix socket, by hand: a client library for one local POST is
+/// more than this needs.
+async fn post_signal(socket: &Path, signal: &Signal) -> Result<Handoff, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::to_vec(signal).map_err(|e| e.to_string())?;
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    let head = format!(
+        "POST /signals HTTP/1.1\r\nHost: steward\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&body).await.map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("the daemon's answer has no body")?;
+    let status = head.split(' ').nth(1).unwrap_or_default();
+    if status != "200" {
+        return Err(format!("the daemon answered {status}: {body}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let d = &v["decisions"][0];
+    let decision = d["decision"].as_str().unwrap_or("unknown").to_string();
+    let job = d["job_id"]
+        .as_str()
+        .or_else(|| d["into"].as_str())
+        .map(str::to_string);
+    Ok(Handoff::Daemon {
+        decision,
+        reason: d["reason"].as_str().unwrap_or_default().to_string(),
+        job,
+    })
 }
 
 /// How a trigger runs its goal inline.
@@ -1091,8 +1191,19 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
     }
 
     #[tokio::test]
-    async fn no_daemon_yet() {
+    async fn no_daemon_without_a_live_pid_file() {
         let dir = tempfile::tempdir().unwrap();
+        let h = hand_to_daemon(dir.path(), &Signal::timer("health-check"))
+            .await
+            .unwrap();
+        assert_eq!(h, Handoff::NoDaemon);
+        // A pid file left by a daemon that is gone is ignored.
+        let stale = DaemonInfo {
+            pid: i32::MAX as u32,
+            listen: "127.0.0.1:1".into(),
+            socket: daemon_socket(dir.path()),
+        };
+        crate::ledger::write_json(&daemon_file(dir.path()), &stale).unwrap();
         let h = hand_to_daemon(dir.path(), &Signal::timer("health-check"))
             .await
             .unwrap();

@@ -1,0 +1,1063 @@
+//! `steward serve`: the daemon. One process holds the HTTP listener (Alertmanager and generic
+//! webhooks, health, metrics), a local socket for triggers to hand signals over, the router and
+//! the one queue worker. axum stays in this file: the services below it know nothing of HTTP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router as HttpRouter;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+
+use crate::agent::QuietObserver;
+use crate::config::{Config, ConfigArgs, ConfigError};
+use crate::ledger::{Ledger, LedgerError};
+use crate::queue::{self, JobState, Queue, QueueError, Worked};
+use crate::router::{Router, RouterError, RoutingDecision};
+use crate::run::RunReport;
+use crate::signal::{Severity, Signal, Source, fingerprint};
+use crate::trigger::{self, DaemonInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("`{0}` is not a listen address (e.g. 127.0.0.1:8787)")]
+    BadListen(String),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("webhook token file {path}: {message}")]
+    Token { path: PathBuf, message: String },
+    #[error("state_dir changed from {from} to {to}: that needs a restart, not a reload")]
+    StateDirChanged { from: PathBuf, to: PathBuf },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// What the command line gives the daemon.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_args: ConfigArgs,
+    pub listen: Option<String>,
+    pub webhook_token_file: Option<PathBuf>,
+}
+
+/// The token file, in order: the flag, `serve.webhook_token_file`,
+/// `$STEWARD_WEBHOOK_TOKEN_FILE`, the systemd credential `webhook-token`.
+fn token_path(opts: &ServeOptions, cfg: &Config) -> Option<PathBuf> {
+    if let Some(p) = &opts.webhook_token_file {
+        return Some(p.clone());
+    }
+    if let Some(p) = &cfg.serve.webhook_token_file {
+        return Some(p.clone());
+    }
+    if let Some(p) = std::env::var_os("STEWARD_WEBHOOK_TOKEN_FILE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let cred = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?).join("webhook-token");
+    cred.is_file().then_some(cred)
+}
+
+/// The token's digest: comparing digests in constant time hides the token's length as well.
+type TokenDigest = [u8; 32];
+
+fn digest(bytes: &[u8]) -> TokenDigest {
+    Sha256::digest(bytes).into()
+}
+
+fn load_token(path: &Path) -> Result<TokenDigest, ServeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ServeError::Token {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(ServeError::Token {
+            path: path.to_path_buf(),
+            message: "the token must be at least 16 characters".into(),
+        });
+    }
+    Ok(digest(token.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+type Labels = Vec<(String, String)>;
+
+struct Metrics {
+    registry: Registry,
+    signals: Family<Labels, Counter>,
+    runs: Family<Labels, Counter>,
+    duration: Histogram,
+    cost: Counter<f64, AtomicU64>,
+    depth: Gauge,
+    denials: Counter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let signals = Family::<Labels, Counter>::default();
+        let runs = Family::<Labels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let cost = Counter::<f64, AtomicU64>::default();
+        let depth = Gauge::default();
+        let denials = Counter::default();
+        registry.register(
+            "steward_signals",
+            "Signals received, by source and routing decision",
+            signals.clone(),
+        );
+        registry.register(
+            "steward_runs",
+            "Queued jobs the worker ended, by goal and outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "steward_run_duration_seconds",
+            "Wall-clock time of runs",
+            duration.clone(),
+        );
+        registry.register(
+            "steward_run_cost_usd",
+            "Model spend of runs, in USD",
+            cost.clone(),
+        );
+        registry.register(
+            "steward_queue_depth",
+            "Jobs queued or running",
+            depth.clone(),
+        );
+        registry.register(
+            "steward_policy_denials",
+            "Tool calls the policy denied in runs",
+            denials.clone(),
+        );
+        Metrics {
+            registry,
+            signals,
+            runs,
+            duration,
+            cost,
+            depth,
+            denials,
+        }
+    }
+
+    fn signal(&self, source: Source, decision: &str) {
+        self.signals
+            .get_or_create(&vec![
+                ("source".into(), source.as_str().into()),
+                ("decision".into(), decision.into()),
+            ])
+            .inc();
+    }
+
+    fn worked(&self, w: &Worked) {
+        let outcome = match &w.report {
+            Some(RunReport::Done(r)) => {
+                self.duration.observe(r.duration_ms as f64 / 1000.0);
+                if r.cost_usd.is_finite() && r.cost_usd > 0.0 {
+                    self.cost.inc_by(r.cost_usd);
+                }
+                self.denials.inc_by(r.permission_denials.len() as u64);
+                r.outcome.to_string()
+            }
+            Some(RunReport::Planned(_)) => "planned".into(),
+            // No run record: the job's state says what became of it.
+            None => match w.job.state {
+                JobState::Queued => "requeued".into(),
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "error".into()),
+            },
+        };
+        self.runs
+            .get_or_create(&vec![
+                ("goal".into(), w.job.goal.clone()),
+                ("outcome".into(), outcome),
+            ])
+            .inc();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state
+
+struct Shared {
+    opts: ServeOptions,
+    config: RwLock<Arc<Config>>,
+    /// The router writes `router.json` and the queue on every decision: one decision at a time.
+    router: Mutex<Router>,
+    /// `None`: no token configured, and the webhooks refuse everything (never open).
+    token: RwLock<Option<TokenDigest>>,
+    ledger: Ledger,
+    wake: Notify,
+    metrics: Metrics,
+}
+
+impl Shared {
+    fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn token(&self) -> Option<TokenDigest> {
+        match self.token.read() {
+            Ok(t) => *t,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    fn queue_depth(&self) -> Result<usize, RouterError> {
+        let router = match self.router.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Ok(router.queue().list()?.len())
+    }
+
+    /// Routes signals one by one; a failure for one does not stop the others.
+    fn route_all(&self, signals: Vec<Signal>) -> (Vec<serde_json::Value>, bool) {
+        let mut out = Vec::with_capacity(signals.len());
+        let mut failed = false;
+        let mut enqueued = false;
+        {
+            let mut router = match self.router.lock() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for s in signals {
+                let base = serde_json::json!({"subject": s.subject, "fingerprint": s.fingerprint});
+                let mut entry = base.as_object().cloned().unwrap_or_default();
+                match router.route(&s, OffsetDateTime::now_utc()) {
+                    Ok(routed) => {
+                        self.metrics.signal(s.source, routed.decision.name());
+                        enqueued |= matches!(routed.decision, RoutingDecision::Enqueue { .. });
+                        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&routed) {
+                            entry.extend(m);
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        self.metrics.signal(s.source, "error");
+                        tracing::error!(subject = %s.subject, "routing failed: {e}");
+                        entry.insert("decision".into(), "error".into());
+                        entry.insert("reason".into(), e.to_string().into());
+                    }
+                }
+                out.push(serde_json::Value::Object(entry));
+            }
+        }
+        if enqueued {
+            self.wake.notify_one();
+        }
+        (out, failed)
+    }
+
+    /// SIGHUP: a new configuration, routes and token, or none of them.
+    fn reload(&self) {
+        let result = (|| -> Result<(Config, Router, Option<TokenDigest>), ServeError> {
+            let cfg = Config::load(&self.opts.config_args)?.config;
+            // The worker's queue, the socket and the pid file live in the old one.
+            let current = self.config().state_dir.clone();
+            if cfg.state_dir != current {
+                return Err(ServeError::StateDirChanged {
+                    from: current,
+                    to: cfg.state_dir,
+                });
+            }
+            let router = Router::open(&cfg)?;
+            let token = token_path(&self.opts, &cfg)
+                .map(|p| load_token(&p))
+                .transpose()?;
+            Ok((cfg, router, token))
+        })();
+        match result {
+            Ok((cfg, router, token)) => {
+                let routes = router.routes().routes().len();
+                if let Ok(mut r) = self.router.lock() {
+                    *r = router;
+                }
+                if let Ok(mut t) = self.token.write() {
+                    *t = token;
+                }
+                let paused = cfg.serve.paused;
+                if let Ok(mut c) = self.config.write() {
+                    *c = Arc::new(cfg);
+                }
+                tracing::info!(routes, paused, "configuration reloaded");
+                self.event(
+                    "config_reloaded",
+                    serde_json::json!({"routes": routes, "paused": paused}),
+                );
+                self.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::error!("configuration reload refused, keeping the old one: {e}");
+                self.event(
+                    "config_reload_refused",
+                    serde_json::json!({"reason": e.to_string()}),
+                );
+            }
+        }
+    }
+
+    fn event(&self, kind: &str, data: serde_json::Value) {
+        if let Err(e) = self.ledger.event(kind, None, data) {
+            tracing::error!("cannot record the {kind} event: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// A JSON answer with a status.
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+    answer(status, serde_json::json!({"error": reason.into()}))
+}
+
+/// Bearer token, or basic auth whose password is the token.
+fn authorized(headers: &HeaderMap, want: &TokenDigest) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let given = if let Some(t) = strip_scheme(value, "bearer") {
+        t.trim().as_bytes().to_vec()
+    } else if let Some(b) = strip_scheme(value, "basic") {
+        let Some(decoded) = base64_decode(b.trim()) else {
+            return false;
+        };
+        match decoded.iter().position(|&c| c == b':') {
+            Some(i) => decoded[i + 1..].to_vec(),
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    bool::from(digest(&given).ct_eq(want))
+}
+
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = value.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// Standard base64 (padding optional); `None` for anything else. Small enough not to need a crate.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Auth, content type and size: everything a webhook checks before it parses anything.
+async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+    let Some(token) = shared.token() else {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no webhook token is configured: webhooks are refused",
+        ));
+    };
+    if !authorized(headers, &token) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong credentials (Authorization: Bearer TOKEN)",
+        ));
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ));
+    }
+    let limit = shared.config().serve.max_body_bytes;
+    let too_big = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_big());
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b.to_vec()),
+        // Past the limit, or the client went away; either way nothing is routed.
+        Err(_) => Err(too_big()),
+    }
+}
+
+/// Alertmanager's webhook payload, version 4 (only what steward reads; the rest is ignored).
+#[derive(Debug, Deserialize)]
+struct AmPayload {
+    version: String,
+    alerts: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AmAlert {
+    status: String,
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+fn severity_of(label: Option<&String>) -> Severity {
+    match label.map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("critical" | "page" | "error" | "high") => Severity::Critical,
+        Some("info" | "none" | "low") => Severity::Info,
+        // An alert that fired without saying how bad is worth a look.
+        _ => Severity::Warning,
+    }
+}
+
+/// One signal per alert; the alert's JSON (with its `status`) is the payload.
+pub fn alertmanager_signals(body: &[u8]) -> Result<Vec<Signal>, String> {
+    let payload: AmPayload =
+        serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager payload: {e}"))?;
+    if payload.version != "4" {
+        return Err(format!(
+            "payload version `{}` is not supported (want \"4\")",
+            payload.version
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    payload
+        .alerts
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let a: AmAlert =
+                serde_json::from_value(raw.clone()).map_err(|e| format!("alerts[{i}]: {e}"))?;
+            if a.status != "firing" && a.status != "resolved" {
+                return Err(format!(
+                    "alerts[{i}]: status `{}` is neither firing nor resolved",
+                    a.status
+                ));
+            }
+            let Some(name) = a.labels.get("alertname").filter(|n| !n.is_empty()) else {
+                return Err(format!("alerts[{i}]: no `alertname` label"));
+            };
+            let subject = match a.labels.get("instance") {
+                Some(inst) if !inst.is_empty() => format!("{name}/{inst}"),
+                _ => name.clone(),
+            };
+            let fp = if a.fingerprint.is_empty() {
+                let parts: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                fingerprint(&refs)
+            } else {
+                a.fingerprint.clone()
+            };
+            Ok(Signal {
+                source: Source::Alertmanager,
+                subject,
+                fingerprint: fp,
+                severity: severity_of(a.labels.get("severity")),
+                labels: a.labels,
+                annotations: a.annotations,
+                payload: raw,
+                received: now,
+            })
+        })
+        .collect()
+}
+
+/// `POST /hooks/generic`: one signal from anything that can send JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenericHook {
+    #[serde(default = "webhook_source")]
+    source: Source,
+    subject: String,
+    fingerprint: Option<String>,
+    severity: Option<Severity>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    goal: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    /// `"resolved"` cancels queued work for the fingerprint (the router reads `payload.status`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<String>,
+}
+
+fn webhook_source() -> Source {
+    Source::Webhook
+}
+
+pub fn generic_signal(body: &[u8]) -> Result<Signal, String> {
+    let raw: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let h: GenericHook = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    if h.subject.trim().is_empty() {
+        return Err("`subject` is empty".into());
+    }
+    let mut labels = h.labels;
+    // Like a manual signal: the goal is a label routes can pick (`goal = "${labels.goal}"`), the
+    // vars travel as annotations (`vars_from = ["annotations"]`).
+    if let Some(goal) = h.goal {
+        labels.insert("goal".into(), goal);
+    }
+    let mut annotations = h.annotations;
+    annotations.extend(h.vars);
+    let fp = h
+        .fingerprint
+        .unwrap_or_else(|| fingerprint(&[h.source.as_str(), &h.subject]));
+    Ok(Signal {
+        source: h.source,
+        subject: h.subject,
+        fingerprint: fp,
+        severity: h.severity.unwrap_or(Severity::Warning),
+        labels,
+        annotations,
+        payload: raw,
+        received: OffsetDateTime::now_utc(),
+    })
+}
+
+async fn decisions(shared: Arc<Shared>, signals: Vec<Signal>) -> Response {
+    let accepted = signals.len();
+    // Routing writes and fsyncs state files: off the async threads, which also serve the worker.
+    let routed = tokio::task::spawn_blocking(move || shared.route_all(signals)).await;
+    let Ok((decisions, failed)) = routed else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "routing stopped unexpectedly",
+        );
+    };
+    // A 5xx makes Alertmanager retry; merged repeats make that harmless.
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    answer(
+        status,
+        serde_json::json!({"accepted": accepted, "decisions": decisions}),
+    )
+}
+
+async fn hook_alertmanager(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match admit(&shared, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match alertmanager_signals(&bytes) {
+        Ok(signals) => decisions(shared, signals).await,
+        Err(reason) => refuse(StatusCode::BAD_REQUEST, reason),
+    }
+}
+
+async fn hook_generic(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match admit(&shared, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match generic_signal(&bytes) {
+        Ok(signal) => decisions(shared, vec![signal]).await,
+        Err(reason) => refuse(StatusCode::BAD_REQUEST, reason),
+    }
+}
+
+/// `POST /signals` on the local socket: a trigger's whole signal. The socket's file mode (owner
+/// only, in the state directory) is the authentication.
+async fn local_signal(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Signal>(&body) {
+        Ok(signal) => decisions(shared, vec![signal]).await,
+        Err(e) => refuse(StatusCode::BAD_REQUEST, format!("not a signal: {e}")),
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.queue_depth() {
+        Ok(n) => answer(
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "queue_depth": n}),
+        ),
+        Err(e) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "error", "error": e.to_string()}),
+        ),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    if let Ok(n) = shared.queue_depth() {
+        shared
+            .metrics
+            .depth
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    let mut text = String::new();
+    if encode(&mut text, &shared.metrics.registry).is_err() {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn app(shared: Arc<Shared>) -> HttpRouter {
+    HttpRouter::new()
+        .route("/hooks/alertmanager", post(hook_alertmanager))
+        .route("/hooks/generic", post(hook_generic))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+fn local_app(shared: Arc<Shared>) -> HttpRouter {
+    HttpRouter::new()
+        .route("/signals", post(local_signal))
+        .route("/healthz", get(healthz))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(shared)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker
+
+/// Runs queued jobs one at a time until `stop` turns true (checked between jobs only: stopping a
+/// run is the caller's decision, by dropping this future).
+async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<bool>) {
+    let mut observer = QuietObserver;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let cfg = shared.config();
+        let poll = Duration::from_secs(cfg.serve.poll_secs);
+        let mut idle = true;
+        if !cfg.serve.paused {
+            match queue::work_one(&cfg, &queue, &mut observer).await {
+                Ok(Some(w)) => {
+                    shared.metrics.worked(&w);
+                    tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
+                        error = ?w.error, "job ended");
+                    // A requeued job met a busy host lock: wait before trying again.
+                    idle = w.job.state == JobState::Queued;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("the queue worker failed: {e}");
+                    shared.event("worker_error", serde_json::json!({"reason": e.to_string()}));
+                }
+            }
+        }
+        if idle {
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon
+
+/// The pid file and the socket: how a trigger finds the daemon.
+struct Presence {
+    info_path: PathBuf,
+    socket: PathBuf,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.info_path);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Returns after the worker stopped and the daemon's
+/// traces (pid file, socket) are gone.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // Handlers first: a SIGTERM right after READY must stop the daemon cleanly, not kill it.
+    let signals = Signals::install().map_err(|source| ServeError::Io {
+        what: "cannot install signal handlers".into(),
+        source,
+    })?;
+    let cfg = Config::load(&opts.config_args)?.config;
+    let listen_text = opts.listen.clone().unwrap_or(cfg.serve.listen.clone());
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| ServeError::BadListen(listen_text.clone()))?;
+    let token = match token_path(&opts, &cfg) {
+        Some(p) => Some(load_token(&p)?),
+        None => {
+            tracing::warn!("no webhook token configured: /hooks/* answer 503 until one is");
+            None
+        }
+    };
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ServeError::Io {
+        what: format!("cannot create {}", cfg.state_dir.display()),
+        source,
+    })?;
+    let ledger = Ledger::open(&cfg.state_dir)?;
+    let router = Router::open(&cfg)?;
+    let worker_queue = Queue::open(&cfg.state_dir)?;
+    let recovered = worker_queue.recover(OffsetDateTime::now_utc())?;
+
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let bound = tcp.local_addr().map_err(|source| ServeError::Io {
+        what: "cannot read the bound address".into(),
+        source,
+    })?;
+    let socket = trigger::daemon_socket(&cfg.state_dir);
+    // A socket left by a daemon that died would make bind fail; the pid file says whether one
+    // is alive, and a live one must not be displaced.
+    if let Some(info) = trigger::running_daemon(&cfg.state_dir) {
+        return Err(ServeError::Io {
+            what: format!(
+                "another steward serve (pid {}) runs on this state directory",
+                info.pid
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        });
+    }
+    let _ = std::fs::remove_file(&socket);
+    let unix = tokio::net::UnixListener::bind(&socket).map_err(|source| ServeError::Bind {
+        addr: socket.display().to_string(),
+        source,
+    })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| ServeError::Io {
+                what: format!("cannot restrict {}", socket.display()),
+                source,
+            },
+        )?;
+    }
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        listen: bound.to_string(),
+        socket: socket.clone(),
+    };
+    let info_path = trigger::daemon_file(&cfg.state_dir);
+    crate::ledger::write_json(&info_path, &info)?;
+    let _presence = Presence {
+        info_path,
+        socket: socket.clone(),
+    };
+
+    let grace = Duration::from_secs(cfg.serve.grace_secs);
+    let shared = Arc::new(Shared {
+        opts,
+        config: RwLock::new(Arc::new(cfg)),
+        router: Mutex::new(router),
+        token: RwLock::new(token),
+        ledger,
+        wake: Notify::new(),
+        metrics: Metrics::new(),
+    });
+    shared.event(
+        "daemon_started",
+        serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
+            "recovered": recovered}),
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(
+            axum::serve(tcp, app(shared.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        )
+    };
+    let local = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(
+            axum::serve(unix, local_app(shared.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        )
+    };
+    let mut work = tokio::spawn(worker(shared.clone(), worker_queue, stop_rx.clone()));
+    // The first line on stdout says where the daemon listens (tests read it; port 0 works).
+    println!("steward serve listening on http://{bound}");
+    tracing::info!(%bound, "listening");
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|d| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(d / 2);
+            loop {
+                tick.tick().await;
+                notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            }
+        })
+    });
+
+    let why = signals.wait_for_stop(&shared).await;
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("{why}: stopping");
+    let _ = stop_tx.send(true);
+    shared.wake.notify_one();
+    let ended = match tokio::time::timeout(grace, &mut work).await {
+        Ok(_) => "the worker finished".to_string(),
+        Err(_) => {
+            // Dropping the run future kills claude's process group (the runner guarantees it).
+            work.abort();
+            let _ = work.await;
+            let requeued = requeue_mine(&shared);
+            format!(
+                "the current run did not finish within {} s and was cancelled; jobs requeued: {}",
+                grace.as_secs(),
+                requeued.join(", ")
+            )
+        }
+    };
+    let _ = http.await;
+    let _ = local.await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    shared.event(
+        "daemon_stopped",
+        serde_json::json!({"signal": why, "worker": ended}),
+    );
+    tracing::info!("{ended}");
+    Ok(())
+}
+
+/// Jobs this process claimed go back to the queue: the daemon is stopping, not the job failing.
+fn requeue_mine(shared: &Shared) -> Vec<String> {
+    let me = std::process::id();
+    let router = match shared.router.lock() {
+        Ok(r) => r,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let queue = router.queue();
+    let Ok(jobs) = queue.list() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for j in jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running && j.claimed_by == Some(me))
+    {
+        match queue.requeue(
+            j,
+            "the daemon stopped during the run",
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok(()) => out.push(j.id.clone()),
+            Err(e) => tracing::error!(job = %j.id, "cannot requeue: {e}"),
+        }
+    }
+    out
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads on the way.
+    async fn wait_for_stop(mut self, shared: &Shared) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => shared.reload(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_from_the_label() {
+        let l = |s: &str| Some(s.to_string());
+        assert_eq!(severity_of(l("critical").as_ref()), Severity::Critical);
+        assert_eq!(severity_of(l("PAGE").as_ref()), Severity::Critical);
+        assert_eq!(severity_of(l("info").as_ref()), Severity::Info);
+        assert_eq!(severity_of(l("warning").as_ref()), Severity::Warning);
+        assert_eq!(severity_of(None), Severity::Warning);
+    }
+
+    #[test]
+    fn base64_matches_known_values() {
+        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ=").unwrap(), b"user:secret");
+        assert_eq!(base64_decode("YQ").unwrap(), b"a");
+        assert!(base64_decode("not base64!").is_none());
+    }
+
+    #[test]
+    fn bearer_and_basic_auth() {
+        let want = digest(b"0123456789abcdef");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer 0123456789abcdef".parse().unwrap(),
+        );
+        assert!(authorized(&h, &want));
+        // base64("am:0123456789abcdef")
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic YW06MDEyMzQ1Njc4OWFiY2RlZg==".parse().unwrap(),
+        );
+        assert!(authorized(&h, &want));
+        h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert!(!authorized(&h, &want));
+        h.remove(header::AUTHORIZATION);
+        assert!(!authorized(&h, &want));
+    }
+
+    #[test]
+    fn alertmanager_payload_becomes_one_signal_per_alert() {
+        let body = serde_json::json!({
+            "version": "4", "status": "firing", "receiver": "steward",
+            "alerts": [
+                {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "h1",
+                 "severity": "critical"}, "annotations": {"summary": "disk"},
+                 "fingerprint": "abc"},
+                {"status": "resolved", "labels": {"alertname": "Load"}, "fingerprint": "def"}
+            ]
+        });
+        let s = alertmanager_signals(body.to_string().as_bytes()).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].subject, "DiskFull/h1");
+        assert_eq!(s[0].fingerprint, "abc");
+        assert_eq!(s[0].severity, Severity::Critical);
+        assert!(!crate::router::is_resolved(&s[0]));
+        assert!(crate::router::is_resolved(&s[1]));
+        let bad =
+            serde_json::json!({"version": "4", "alerts": [{"status": "firing", "labels": {}}]});
+        let e = alertmanager_signals(bad.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("alertname"), "{e}");
+        let e = alertmanager_signals(b"{\"version\":\"3\",\"alerts\":[]}").unwrap_err();
+        assert!(e.contains("version"), "{e}");
+    }
+
+    #[test]
+    fn generic_hook_defaults_to_webhook_and_carries_goal_and_vars() {
+        let s = generic_signal(
+            br#"{"subject": "backup", "goal": "health-check", "vars": {"host": "a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.source, Source::Webhook);
+        assert_eq!(s.labels["goal"], "health-check");
+        assert_eq!(s.annotations["host"], "a");
+        assert!(generic_signal(br#"{"fingerprint": "x"}"#).is_err());
+        assert!(generic_signal(br#"{"subject": "x", "nope": 1}"#).is_err());
+    }
+}

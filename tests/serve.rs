@@ -1,0 +1,680 @@
+//! `steward serve` as a process: the webhooks' answers, health and metrics, a real Prometheus
+//! Alertmanager delivering alerts, storms, restarts with queued work, and SIGHUP.
+//!
+//! Queued work is kept queued with `[serve] paused = true` (the worker claims nothing while it is
+//! set); a test lifts it by rewriting the config and sending SIGHUP, or by restarting.
+
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::claude_bin;
+use common::cli::{Env, ScriptedModel};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+const VERDICT_OK: &str = r#"
+[[turn]]
+verdict = { status = "ok", summary = "looked, all fine", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#;
+
+/// A running `steward serve`; SIGKILLed on drop if a test did not stop it.
+struct Daemon {
+    child: Child,
+    url: String,
+}
+
+impl Daemon {
+    fn start(env: &Env, token: Option<&Path>) -> Daemon {
+        Daemon::start_with(env, token, &[])
+    }
+
+    fn start_with(env: &Env, token: Option<&Path>, vars: &[(&str, &str)]) -> Daemon {
+        let mut cmd = env.steward();
+        cmd.envs(vars.iter().copied());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        if let Some(t) = token {
+            cmd.arg("--webhook-token-file").arg(t);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            url.starts_with("http://"),
+            "unexpected first line: {line:?}"
+        );
+        Daemon { child, url }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// SIGTERM and wait: the daemon must exit 0.
+    fn stop(mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP request with curl: (status, body).
+fn http(method: &str, url: &str, headers: &[&str], body: Option<&[u8]>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if body.is_some() {
+        cmd.args(["--data-binary", "@-"]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(b) = body {
+        // The server may answer (413) before reading everything; a broken pipe is fine then.
+        let _ = stdin.write_all(b);
+    }
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child.wait().unwrap();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+const BEARER: &str = "Authorization: Bearer test-token-0123456789abcdef";
+const JSON: &str = "Content-Type: application/json";
+
+fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    let (code, text) = http(
+        "POST",
+        url,
+        &[BEARER, JSON],
+        Some(body.to_string().as_bytes()),
+    );
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn alert(name: &str, instance: &str, fp: &str, status: &str) -> Value {
+    json!({"status": status, "labels": {"alertname": name, "instance": instance, "severity": "warning"},
+           "annotations": {"summary": format!("{name} on {instance}")},
+           "startsAt": "2026-11-22T06:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+           "fingerprint": fp})
+}
+
+fn am_payload(alerts: Vec<Value>) -> Value {
+    json!({"version": "4", "status": "firing", "receiver": "steward", "groupKey": "{}:{}",
+           "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+           "externalURL": "http://am", "alerts": alerts})
+}
+
+fn jobs(state: &Path, archived: bool) -> Vec<Value> {
+    let dir = if archived {
+        state.join("queue/archive")
+    } else {
+        state.join("queue")
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn events(state: &Path, kind: &str) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(state.join("events")) else {
+        return Vec::new();
+    };
+    entries
+        .flat_map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn write_token(dir: &Path) -> PathBuf {
+    let p = dir.join("webhook-token");
+    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    p
+}
+
+fn set_paused(env: &Env, paused: bool) {
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text.replace(
+        &format!("paused = {}", !paused),
+        &format!("paused = {paused}"),
+    );
+    std::fs::write(&env.config, text).unwrap();
+}
+
+const PAUSED: &str = "#--tables--\n[serve]\npaused = true\npoll_secs = 1\n";
+
+#[test]
+fn webhooks_refuse_bad_requests_with_reasons() {
+    // No run starts here (the worker is paused), so no claude is needed.
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        PAUSED,
+    );
+    let token = write_token(env.dir.path());
+    let d = Daemon::start(&env, Some(&token));
+    let am = format!("{}/hooks/alertmanager", d.url);
+    let good = am_payload(vec![alert("DiskFull", "h1", "fp-1", "firing")]).to_string();
+
+    let (code, body) = http("POST", &am, &[JSON], Some(good.as_bytes()));
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = http(
+        "POST",
+        &am,
+        &["Authorization: Bearer wrong-token-0123456789", JSON],
+        Some(good.as_bytes()),
+    );
+    assert_eq!(code, 401);
+    let (code, body) = http(
+        "POST",
+        &am,
+        &[BEARER, "Content-Type: text/plain"],
+        Some(good.as_bytes()),
+    );
+    assert_eq!(code, 415, "{body}");
+    let (code, body) = http("POST", &am, &[BEARER, JSON], Some(b"{not json"));
+    assert_eq!(code, 400);
+    assert!(body.contains("not an Alertmanager payload"), "{body}");
+    let (code, body) = post_json(
+        &am,
+        &json!({"version": "4", "alerts": [{"status": "firing", "labels": {}}]}),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("alertname"),
+        "{body}"
+    );
+    let (code, body) = post_json(&am, &json!({"version": "3", "alerts": []}));
+    assert_eq!(code, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("version"),
+        "{body}"
+    );
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (code, _) = http("POST", &am, &[BEARER, JSON], Some(&big));
+    assert_eq!(code, 413);
+
+    // Basic auth with the token as password is accepted; the answer lists the decisions.
+    let basic = format!(
+        "Authorization: Basic {}",
+        "YWxlcnRtYW5hZ2VyOnRlc3QtdG9rZW4tMDEyMzQ1Njc4OWFiY2RlZg=="
+    );
+    let (code, body) = http("POST", &am, &[&basic, JSON], Some(good.as_bytes()));
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(v["decisions"][0]["decision"], "enqueue");
+    assert_eq!(v["decisions"][0]["goal"], "incident");
+
+    let generic = format!("{}/hooks/generic", d.url);
+    let (code, body) = post_json(&generic, &json!({"fingerprint": "x"}));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("subject"),
+        "{body}"
+    );
+    let (code, body) = post_json(
+        &generic,
+        &json!({"subject": "backup", "goal": "health-check"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    // A webhook signal has no bundled route: recorded, not run.
+    assert_eq!(body["decisions"][0]["decision"], "no_route");
+
+    let (code, body) = http("GET", &format!("{}/healthz", d.url), &[], None);
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, json!({"status": "ok", "queue_depth": 1}));
+    let (code, metrics) = http("GET", &format!("{}/metrics", d.url), &[], None);
+    assert_eq!(code, 200);
+    // Every metric is declared before it has moved (a labelled family only once it has a
+    // sample: `steward_runs_total` is checked after runs, below and in the storm test).
+    for (name, kind) in [
+        ("steward_signals", "counter"),
+        ("steward_run_duration_seconds", "histogram"),
+        ("steward_run_cost_usd", "counter"),
+        ("steward_queue_depth", "gauge"),
+        ("steward_policy_denials", "counter"),
+    ] {
+        let decl = format!("# TYPE {name} {kind}");
+        assert!(metrics.contains(&decl), "{decl} missing from:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"steward_signals_total{source="alertmanager",decision="enqueue"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"steward_signals_total{source="webhook",decision="no_route"} 1"#));
+    assert!(metrics.contains("steward_queue_depth 1"), "{metrics}");
+    // The accepted alert is in the event log.
+    assert_eq!(events(&env.state(), "routing").len(), 2);
+    d.stop();
+
+    // No token configured: the webhooks refuse everything rather than open up.
+    let d = Daemon::start(&env, None);
+    let (code, _) = http(
+        "POST",
+        &format!("{}/hooks/alertmanager", d.url),
+        &[BEARER, JSON],
+        Some(good.as_bytes()),
+    );
+    assert_eq!(code, 503);
+    d.stop();
+}
+
+#[test]
+fn a_storm_is_bounded_and_queued_work_survives_reload_and_restart() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), VERDICT_OK);
+    let env = Env::new(&claude, &model.url, PAUSED);
+    let token = write_token(env.dir.path());
+    let d = Daemon::start(&env, Some(&token));
+    let am = format!("{}/hooks/alertmanager", d.url);
+
+    // 300 alerts over three fingerprints, 50 per delivery.
+    let mut decisions = Vec::new();
+    for batch in 0..6 {
+        let alerts = (0..50)
+            .map(|i| {
+                let n = (batch * 50 + i) % 3;
+                alert("Storm", &format!("h{n}"), &format!("storm-{n}"), "firing")
+            })
+            .collect();
+        let (code, body) = post_json(&am, &am_payload(alerts));
+        assert_eq!(code, 200, "{body}");
+        decisions.extend(body["decisions"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(decisions.len(), 300);
+    let enqueued = decisions
+        .iter()
+        .filter(|d| d["decision"] == "enqueue")
+        .count();
+    assert_eq!(enqueued, 3, "one job per fingerprint");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["decision"] == "enqueue" || d["decision"] == "merged")
+    );
+    assert_eq!(jobs(&env.state(), false).len(), 3);
+
+    // A broken configuration on SIGHUP is refused; the daemon keeps serving with the old one.
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{good}\nbogus_key = 1\n")).unwrap();
+    d.signal("HUP");
+    wait_for("the refused reload", 10, || {
+        !events(&env.state(), "config_reload_refused").is_empty()
+    });
+    let refused = &events(&env.state(), "config_reload_refused")[0];
+    assert!(
+        refused["reason"].as_str().unwrap().contains("bogus_key"),
+        "{refused}"
+    );
+    let (code, body) = http("GET", &format!("{}/healthz", d.url), &[], None);
+    assert_eq!(
+        (code, body.contains("\"queue_depth\":3")),
+        (200, true),
+        "{body}"
+    );
+
+    // Stopped with work queued: the jobs stay on disk.
+    std::fs::write(&env.config, &good).unwrap();
+    d.stop();
+    assert!(!env.state().join("daemon.json").exists());
+    let queued = jobs(&env.state(), false);
+    assert_eq!(queued.len(), 3);
+    assert!(queued.iter().all(|j| j["state"] == "queued"));
+
+    // Restarted unpaused: every job runs, against the scripted model.
+    set_paused(&env, false);
+    let d = Daemon::start(&env, Some(&token));
+    wait_for("three finished jobs", 90, || {
+        jobs(&env.state(), true)
+            .iter()
+            .filter(|j| j["state"] == "done")
+            .count()
+            == 3
+    });
+    assert!(jobs(&env.state(), false).is_empty());
+    let runs = std::fs::read_dir(env.state().join("runs")).unwrap().count();
+    assert_eq!(runs, 3);
+    let (_, metrics) = http("GET", &format!("{}/metrics", d.url), &[], None);
+    assert!(
+        metrics.contains(r#"steward_runs_total{goal="incident",outcome="ok"} 3"#),
+        "{metrics}"
+    );
+    d.stop();
+    assert_eq!(events(&env.state(), "daemon_stopped").len(), 2);
+}
+
+#[test]
+fn a_trigger_hands_its_signal_to_the_daemon_and_systemd_hears_of_it() {
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        PAUSED,
+    );
+    let token = write_token(env.dir.path());
+    // systemd's side of sd_notify: a datagram socket, and a watchdog of 200 ms.
+    let notify_path = env.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let recv = |timeout: Duration| {
+        notify.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = [0u8; 256];
+        notify
+            .recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    };
+    let d = Daemon::start_with(
+        &env,
+        Some(&token),
+        &[
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    assert_eq!(recv(Duration::from_secs(10)).unwrap(), "READY=1");
+    assert_eq!(recv(Duration::from_secs(10)).unwrap(), "WATCHDOG=1");
+    let out = env
+        .steward()
+        .args(["--json", "trigger", "timer", "health-check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["daemon"]["handoff"], "daemon");
+    assert_eq!(v["daemon"]["decision"], "enqueue");
+    let queued = jobs(&env.state(), false);
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["goal"], "health-check");
+    assert_eq!(queued[0]["signal"]["source"], "timer");
+    d.stop();
+    let mut told = Vec::new();
+    while let Ok(m) = recv(Duration::from_millis(300)) {
+        told.push(m);
+    }
+    assert!(told.iter().any(|m| m == "STOPPING=1"), "{told:?}");
+}
+
+/// `prometheus-alertmanager`, or None (a failure under `CI=true`).
+fn alertmanager_bin() -> Option<PathBuf> {
+    for p in ["/usr/bin/prometheus-alertmanager", "/usr/bin/amtool"] {
+        if !Path::new(p).exists() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{p} not found (CI=true: a missing component is a failure)");
+            }
+            eprintln!("SKIP: {p} not found (apt-get install prometheus-alertmanager)");
+            return None;
+        }
+    }
+    Some(PathBuf::from("/usr/bin/prometheus-alertmanager"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Alertmanager {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Alertmanager {
+    fn start(bin: &Path, dir: &Path, webhook: &str) -> Alertmanager {
+        let config = dir.join("am.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: steward\n  group_by: [alertname, instance]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 4h\nreceivers:\n  - name: steward\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: {TOKEN}\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for("alertmanager ready", 20, || {
+            http("GET", &format!("{}/-/ready", am.url), &[], None).0 == 200
+        });
+        am
+    }
+
+    fn amtool(&self, args: &[&str]) {
+        let out = Command::new("amtool")
+            .arg(format!("--alertmanager.url={}", self.url))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn alertmanager_fires_a_run_and_a_resolved_alert_cancels_queued_work() {
+    let Some(claude) = claude_bin() else { return };
+    let Some(am_bin) = alertmanager_bin() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), VERDICT_OK);
+    let env = Env::new(&claude, &model.url, PAUSED);
+    let token = write_token(env.dir.path());
+    let d = Daemon::start(&env, Some(&token));
+    let am = Alertmanager::start(
+        &am_bin,
+        tmp.path(),
+        &format!("{}/hooks/alertmanager", d.url),
+    );
+
+    am.amtool(&[
+        "alert",
+        "add",
+        "DiskFull",
+        "instance=h1",
+        "severity=critical",
+        "--annotation=summary=disk full on h1",
+    ]);
+    am.amtool(&[
+        "alert",
+        "add",
+        "HighLoad",
+        "instance=h2",
+        "severity=warning",
+        "--annotation=summary=load high on h2",
+    ]);
+    wait_for("two queued alert jobs", 20, || {
+        jobs(&env.state(), false).len() == 2
+    });
+    let queued = jobs(&env.state(), false);
+    let disk = queued
+        .iter()
+        .find(|j| j["signal"]["subject"] == "DiskFull/h1")
+        .unwrap();
+    assert_eq!(disk["goal"], "incident");
+    assert_eq!(disk["signal"]["source"], "alertmanager");
+    assert_eq!(disk["signal"]["severity"], "critical");
+    assert_eq!(disk["signal"]["annotations"]["summary"], "disk full on h1");
+
+    // Resolved: the same alert with an end in the past; Alertmanager sends `resolved`, and the
+    // queued job for that fingerprint is cancelled.
+    am.amtool(&[
+        "alert",
+        "add",
+        "DiskFull",
+        "instance=h1",
+        "severity=critical",
+        "--annotation=summary=disk full on h1",
+        "--end=2020-01-01T00:00:00Z",
+    ]);
+    let disk_id = disk["id"].as_str().unwrap().to_string();
+    wait_for("the resolved alert's job cancelled", 30, || {
+        jobs(&env.state(), true)
+            .iter()
+            .any(|j| j["id"] == disk_id.as_str() && j["state"] == "cancelled")
+    });
+    assert_eq!(jobs(&env.state(), false).len(), 1);
+
+    // Unpaused by SIGHUP: the other alert's job runs the incident goal against the model.
+    set_paused(&env, false);
+    d.signal("HUP");
+    wait_for("the incident run", 60, || {
+        jobs(&env.state(), true)
+            .iter()
+            .any(|j| j["state"] == "done")
+    });
+    let done = jobs(&env.state(), true)
+        .into_iter()
+        .find(|j| j["state"] == "done")
+        .unwrap();
+    assert_eq!(done["signal"]["subject"], "HighLoad/h2");
+    let run_id = done["run_id"].as_str().unwrap();
+    let signal: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.run_dir(run_id).join("signal.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(signal["source"], "alertmanager");
+    assert!(run_id.contains("incident"), "{run_id}");
+    assert!(!model.requests().as_array().unwrap().is_empty());
+    drop(am);
+    d.stop();
+}
+
+#[test]
+fn sigterm_cancels_a_run_past_the_grace_period_and_requeues_its_job() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // The model takes far longer than the grace period to answer.
+    let model = ScriptedModel::start(
+        tmp.path(),
+        r#"
+[[turn]]
+delay_ms = 60000
+verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#,
+    );
+    let env = Env::new(
+        &claude,
+        &model.url,
+        "#--tables--\n[serve]\ngrace_secs = 1\npoll_secs = 1\n",
+    );
+    let token = write_token(env.dir.path());
+    let d = Daemon::start(&env, Some(&token));
+    let (code, body) = post_json(
+        &format!("{}/hooks/alertmanager", d.url),
+        &am_payload(vec![alert("Slow", "h1", "slow-1", "firing")]),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("claude to ask the model", 30, || {
+        !model.requests().as_array().unwrap().is_empty()
+    });
+    let started = Instant::now();
+    d.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    let queued = jobs(&env.state(), false);
+    assert_eq!(queued.len(), 1, "the job is back in the queue");
+    assert_eq!(queued[0]["state"], "queued");
+    let stopped = events(&env.state(), "daemon_stopped");
+    assert!(
+        stopped[0]["worker"].as_str().unwrap().contains("cancelled"),
+        "{stopped:?}"
+    );
+}
