@@ -261,16 +261,24 @@ fn blocked(mut answer: HookAnswer, why: &str) -> HookAnswer {
 /// call in the run's `transcript.jsonl` without a hook decision is appended to the audit log:
 /// `deny` when Claude refused it, `error` when it ran without the hook. Returns how many were
 /// added.
-pub fn audit_unhooked_calls(run_dir: &Path) -> Result<usize, ledger::LedgerError> {
+pub fn audit_unhooked_calls(run_dir: &Path) -> Result<Unhooked, ledger::LedgerError> {
     let path = run_dir.join("transcript.jsonl");
     match std::fs::read_to_string(&path) {
         Ok(text) => audit_unhooked_in(run_dir, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unhooked::default()),
         Err(source) => Err(ledger::LedgerError::Read { path, source }),
     }
 }
 
-fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::LedgerError> {
+/// Tool calls the hook never decided: refused by claude first (harmless), or run anyway (the
+/// boundary was not in force for them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unhooked {
+    pub refused: usize,
+    pub ran: usize,
+}
+
+fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledger::LedgerError> {
     use std::collections::{BTreeMap, BTreeSet};
     let audit = read_audit(run_dir)?;
     let seen: BTreeSet<&str> = audit
@@ -320,7 +328,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::
             }
         }
     }
-    let mut added = 0;
+    let mut found = Unhooked::default();
     for (id, session_id, tool, input) in calls {
         if seen.contains(id.as_str()) || seen_without_id.contains(&(tool.as_str(), &input)) {
             continue;
@@ -359,9 +367,13 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<usize, ledger::
         };
         let line = serde_json::to_string(&entry).unwrap_or_default();
         ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?;
-        added += 1;
+        if *error {
+            found.refused += 1;
+        } else {
+            found.ran += 1;
+        }
     }
-    Ok(added)
+    Ok(found)
 }
 
 /// The audit log of a run, for `steward runs show`. A line that does not parse is an error
@@ -492,7 +504,10 @@ mod tests {
             r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_a","content":"up"},{"type":"tool_result","tool_use_id":"toolu_b","is_error":true,"content":"<tool_use_error>File is denied</tool_use_error>"}]}}"#,
         ]
         .join("\n");
-        assert_eq!(audit_unhooked_in(dir.path(), &transcript).unwrap(), 1);
+        assert_eq!(
+            audit_unhooked_in(dir.path(), &transcript).unwrap(),
+            Unhooked { refused: 1, ran: 0 }
+        );
         let audit = read_audit(dir.path()).unwrap();
         assert_eq!(audit.len(), 2);
         assert_eq!(audit[1].tool_use_id.as_deref(), Some("toolu_b"));
@@ -504,7 +519,21 @@ mod tests {
             audit[1].reason
         );
         // Idempotent: a second pass adds nothing.
-        assert_eq!(audit_unhooked_in(dir.path(), &transcript).unwrap(), 0);
+        assert_eq!(
+            audit_unhooked_in(dir.path(), &transcript).unwrap(),
+            Unhooked::default()
+        );
+        // A call with a successful result and no hook decision ran outside the boundary.
+        let bypass = [
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_d","name":"Bash","input":{"command":"id"}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_d","content":"uid=0"}]}}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            audit_unhooked_in(dir.path(), &bypass).unwrap(),
+            Unhooked { refused: 0, ran: 1 }
+        );
+        assert_eq!(read_audit(dir.path()).unwrap()[2].decision, "error");
     }
 
     #[test]

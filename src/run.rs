@@ -610,7 +610,20 @@ pub async fn execute(
         post: &post,
         ..evidence(agent_run)
     });
-    boundary::audit_unhooked_calls(&rec.run.path)?;
+    let unhooked = boundary::audit_unhooked_calls(&rec.run.path)?;
+    if unhooked.ran > 0 {
+        // A tool ran without steward's hook deciding: whatever the checks say, this run was not
+        // inside the boundary, and nothing it reports can be trusted.
+        judgement = Judgement {
+            outcome: Outcome::Failed,
+            exit: ExitKind::AgentFailed,
+            reason: format!(
+                "boundary breach: {} tool call(s) ran without a decision of steward's policy hook (see the audit log)",
+                unhooked.ran
+            ),
+            ..judgement
+        };
+    }
     let audit = boundary::read_audit(&rec.run.path)?;
     let queued = queued_actions(&audit).len();
     // The fix waits for a human, so its post-action checks cannot pass yet: that is an
