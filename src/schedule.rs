@@ -143,6 +143,35 @@ mod tests {
     }
 
     #[test]
+    fn an_impossible_date_never_fires_and_does_not_hang() {
+        // 30 February: valid fields, no instant. The scheduler must skip it, quickly.
+        let c = parse("0 0 30 2 *").unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(next_after(&c, datetime!(2026-01-01 00:00:00 UTC)), None);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn operator_goals_replace_bundled_and_carry_their_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("health-check.md"),
+            "+++\ndescription = \"d\"\nschedule = \"*/15 * * * *\"\n+++\nbody\n",
+        )
+        .unwrap();
+        let cfg = Config {
+            goals_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        };
+        let es = entries(&cfg).unwrap();
+        assert_eq!(es.len(), 1, "{es:?}");
+        assert_eq!(es[0].goal, "health-check");
+        assert_eq!(es[0].expr, "*/15 * * * *");
+        // No bundled goal is scheduled: timers run them where systemd does.
+        assert!(entries(&Config::default()).unwrap().is_empty());
+    }
+
+    #[test]
     fn next_due_groups_goals_of_the_same_instant() {
         let es = [
             entry("a", "0 * * * *"),

@@ -1086,6 +1086,23 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduler_switch_empties_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tick.md"),
+            "+++\ndescription = \"d\"\nschedule = \"* * * * *\"\n+++\nbody\n",
+        )
+        .unwrap();
+        let mut cfg = Config {
+            goals_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        };
+        assert_eq!(scheduled(&cfg).unwrap().len(), 1);
+        cfg.serve.scheduler = false;
+        assert!(scheduled(&cfg).unwrap().is_empty());
+    }
+
+    #[test]
     fn base64_matches_known_values() {
         assert_eq!(base64_decode("dXNlcjpzZWNyZXQ=").unwrap(), b"user:secret");
         assert_eq!(base64_decode("YQ").unwrap(), b"a");
