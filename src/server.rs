@@ -775,6 +775,9 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
 // ---------------------------------------------------------------------------------------------
 // The scheduler
 
+/// The longest the scheduler sleeps without looking at the wall clock again.
+const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
+
 /// Fires scheduled goals until `stop` turns true: sleeps until the earliest next fire time (UTC)
 /// and routes a timer signal per goal due, through the same router as every other trigger, so
 /// dedup, cooldown, budget, flapping and maintenance windows all apply. Fires missed while the
@@ -799,11 +802,19 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             continue;
         };
-        let wait = Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+        // Sleeps are monotonic and fire times are wall-clock: a clock step (NTP) or a suspend
+        // would skew a long sleep, so the scheduler looks at the clock again at least every
+        // `SCHEDULER_MAX_SLEEP` and fires only once the wall clock reached the fire time.
+        let wait = Duration::try_from(at - now)
+            .unwrap_or(Duration::ZERO)
+            .min(SCHEDULER_MAX_SLEEP);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.rescheduled.notified() => continue,
             _ = stop.changed() => continue,
+        }
+        if OffsetDateTime::now_utc() < at {
+            continue;
         }
         last = Some(at);
         let due: Vec<(String, String)> = due
