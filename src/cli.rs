@@ -429,7 +429,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             } else {
                 let width = goals.iter().map(|g| g.name.len()).max().unwrap_or(4);
                 for g in &goals {
-                    println!("{:width$}  {}  ({})", g.name, g.description, g.origin);
+                    // The schedule matters to an operator deciding between it and a timer.
+                    let when = g
+                        .schedule
+                        .as_deref()
+                        .map(|c| format!("  [schedule {c} UTC]"))
+                        .unwrap_or_default();
+                    println!("{:width$}  {}  ({}){when}", g.name, g.description, g.origin);
                 }
             }
             Ok(ExitKind::Ok)

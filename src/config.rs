@@ -79,6 +79,9 @@ pub struct ServeConfig {
     /// The worker claims nothing while set: signals are still routed and queued (maintenance of
     /// the daemon itself; `SIGHUP` after changing it).
     pub paused: bool,
+    /// Whether the daemon fires goals on their `schedule` (cron, UTC). Off where systemd timers
+    /// (or another scheduler) already trigger them, so that no goal runs twice.
+    pub scheduler: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +195,7 @@ impl Default for ServeConfig {
             grace_secs: 60,
             poll_secs: 5,
             paused: false,
+            scheduler: true,
         }
     }
 }

@@ -73,13 +73,14 @@ pub struct Goal {
     pub required_vars: Vec<String>,
     /// Checks per validation phase, the rollback command and when to call the model.
     pub checks: crate::check::GoalChecks,
+    /// Cron expression for the scheduler of `steward serve` (see [`crate::schedule`]).
+    pub schedule: Option<String>,
     pub body: String,
     /// 1-based line of the file where the body starts, to map template errors to the file.
     pub body_line: usize,
 }
 
-/// The front matter as written. `schedule` belongs to the scheduler; it is accepted here,
-/// unparsed, so that goal files can carry it already.
+/// The front matter as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Front {
@@ -103,8 +104,7 @@ struct Front {
     vars: Vec<String>,
     #[serde(default)]
     checks: crate::check::GoalChecks,
-    #[allow(dead_code)]
-    schedule: Option<toml::Value>,
+    schedule: Option<String>,
 }
 
 /// Every goal in `files` (see [`crate::bundled::files`]), each parsed and its template compiled,
@@ -170,6 +170,7 @@ fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         knowledge_tags: front.knowledge_tags,
         required_vars: front.vars,
         checks: front.checks,
+        schedule: front.schedule,
         body: split.body.to_string(),
         body_line: split.body_line,
     };
@@ -279,6 +280,9 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
         if !ok {
             return Err(("vars", format!("variable name `{v}` must be snake_case")));
         }
+    }
+    if let Some(s) = &f.schedule {
+        crate::schedule::parse(s).map_err(|m| ("schedule", m))?;
     }
     Ok(())
 }
@@ -854,7 +858,7 @@ mod tests {
     fn reserved_keys_are_accepted() {
         let g = load_all(&[file(
             "g",
-            "+++\ndescription = \"d\"\nschedule = \"hourly\"\n\n[checks]\npost = [\"nginx-up\"]\nrollback = [\"nixos-rebuild\", \"switch\", \"--rollback\"]\n+++\nbody\n",
+            "+++\ndescription = \"d\"\nschedule = \"0 * * * *\"\n\n[checks]\npost = [\"nginx-up\"]\nrollback = [\"nixos-rebuild\", \"switch\", \"--rollback\"]\n+++\nbody\n",
         )])
         .unwrap();
         assert_eq!(g[0].body, "body\n");
@@ -924,6 +928,16 @@ mod tests {
                 "description = \"d\"\napproval = \"wait\"\ntimeout_secs = 60\napproval_timeout_secs = 60",
                 5,
                 "shorter",
+            ),
+            (
+                "description = \"d\"\nmodel = \"m\"\nschedule = \"hourly\"",
+                4,
+                "schedule `hourly`",
+            ),
+            (
+                "description = \"d\"\nschedule = \"61 * * * *\"",
+                3,
+                "not a cron expression",
             ),
         ] {
             let err = load_all(&[file("g", &format!("+++\n{front}\n+++\nbody\n"))])

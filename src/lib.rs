@@ -23,6 +23,7 @@ pub mod queue;
 pub mod redact;
 pub mod router;
 pub mod run;
+pub mod schedule;
 pub mod scripted;
 pub mod server;
 pub mod signal;

@@ -33,6 +33,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::queue::{self, JobState, Queue, QueueError, Worked};
 use crate::router::{Router, RouterError, RoutingDecision};
 use crate::run::RunReport;
+use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
 
@@ -46,6 +47,8 @@ pub enum ServeError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     #[error("`{0}` is not a listen address (e.g. 127.0.0.1:8787)")]
     BadListen(String),
     #[error("cannot bind {addr}: {source}")]
@@ -226,12 +229,31 @@ struct Shared {
     ledger: Ledger,
     wake: Notify,
     metrics: Metrics,
+    /// The scheduled goals; replaced on reload, and `rescheduled` tells the scheduler.
+    schedule: RwLock<Arc<Vec<schedule::Entry>>>,
+    rescheduled: Notify,
+}
+
+/// The scheduled goals of a configuration: none when `[serve] scheduler = false`.
+fn scheduled(cfg: &Config) -> Result<Vec<schedule::Entry>, ScheduleError> {
+    if cfg.serve.scheduler {
+        schedule::entries(cfg)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 impl Shared {
     fn config(&self) -> Arc<Config> {
         match self.config.read() {
             Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn schedule(&self) -> Arc<Vec<schedule::Entry>> {
+        match self.schedule.read() {
+            Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
@@ -291,7 +313,8 @@ impl Shared {
 
     /// SIGHUP: a new configuration, routes and token, or none of them.
     fn reload(&self) {
-        let result = (|| -> Result<(Config, Router, Option<TokenDigest>), ServeError> {
+        type Loaded = (Config, Router, Option<TokenDigest>, Vec<schedule::Entry>);
+        let result = (|| -> Result<Loaded, ServeError> {
             let cfg = Config::load(&self.opts.config_args)?.config;
             // The worker's queue, the socket and the pid file live in the old one.
             let current = self.config().state_dir.clone();
@@ -305,10 +328,13 @@ impl Shared {
             let token = token_path(&self.opts, &cfg)
                 .map(|p| load_token(&p))
                 .transpose()?;
-            Ok((cfg, router, token))
+            // A goal with a bad schedule refuses the whole reload, like a bad route.
+            let entries = scheduled(&cfg)?;
+            Ok((cfg, router, token, entries))
         })();
         match result {
-            Ok((cfg, router, token)) => {
+            Ok((cfg, router, token, entries)) => {
+                let scheduled = entries.len();
                 let routes = router.routes().routes().len();
                 if let Ok(mut r) = self.router.lock() {
                     *r = router;
@@ -320,12 +346,17 @@ impl Shared {
                 if let Ok(mut c) = self.config.write() {
                     *c = Arc::new(cfg);
                 }
-                tracing::info!(routes, paused, "configuration reloaded");
+                if let Ok(mut s) = self.schedule.write() {
+                    *s = Arc::new(entries);
+                }
+                tracing::info!(routes, paused, scheduled, "configuration reloaded");
                 self.event(
                     "config_reloaded",
-                    serde_json::json!({"routes": routes, "paused": paused}),
+                    serde_json::json!({"routes": routes, "paused": paused,
+                        "scheduled": scheduled}),
                 );
                 self.wake.notify_one();
+                self.rescheduled.notify_one();
             }
             Err(e) => {
                 tracing::error!("configuration reload refused, keeping the old one: {e}");
@@ -742,6 +773,69 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
 }
 
 // ---------------------------------------------------------------------------------------------
+// The scheduler
+
+/// The longest the scheduler sleeps without looking at the wall clock again.
+const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Fires scheduled goals until `stop` turns true: sleeps until the earliest next fire time (UTC)
+/// and routes a timer signal per goal due, through the same router as every other trigger, so
+/// dedup, cooldown, budget, flapping and maintenance windows all apply. Fires missed while the
+/// daemon was down are not replayed: the next fire counts from now. A reload wakes it to start
+/// over with the new schedule.
+async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    // The last instant fired: the wall clock may lag the monotonic sleep by a little, and
+    // counting from it keeps one fire time from firing twice.
+    let mut last: Option<OffsetDateTime> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let entries = shared.schedule();
+        let now = OffsetDateTime::now_utc();
+        let from = last.map_or(now, |l| l.max(now));
+        let Some((at, due)) = schedule::next_due(&entries, from) else {
+            // Nothing scheduled: only a reload or the stop can change that.
+            tokio::select! {
+                _ = shared.rescheduled.notified() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        // Sleeps are monotonic and fire times are wall-clock: a clock step (NTP) or a suspend
+        // would skew a long sleep, so the scheduler looks at the clock again at least every
+        // `SCHEDULER_MAX_SLEEP` and fires only once the wall clock reached the fire time.
+        let wait = Duration::try_from(at - now)
+            .unwrap_or(Duration::ZERO)
+            .min(SCHEDULER_MAX_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.rescheduled.notified() => continue,
+            _ = stop.changed() => continue,
+        }
+        if OffsetDateTime::now_utc() < at {
+            continue;
+        }
+        last = Some(at);
+        let due: Vec<(String, String)> = due
+            .into_iter()
+            .map(|e| (e.goal.clone(), e.expr.clone()))
+            .collect();
+        let signals = due.iter().map(|(goal, _)| Signal::timer(goal)).collect();
+        let (decisions, _) = shared.route_all(signals);
+        for ((goal, expr), decision) in due.iter().zip(decisions) {
+            tracing::info!(%goal, schedule = %expr, "scheduled fire");
+            shared.event(
+                "scheduled",
+                serde_json::json!({"goal": goal, "schedule": expr,
+                    "at": at.format(&time::format_description::well_known::Rfc3339).ok(),
+                    "decision": decision.get("decision")}),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The daemon
 
 /// The pid file and the socket: how a trigger finds the daemon.
@@ -791,6 +885,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let router = Router::open(&cfg)?;
     let worker_queue = Queue::open(&cfg.state_dir)?;
     let recovered = worker_queue.recover(OffsetDateTime::now_utc())?;
+    // Before the listener: a goal with a bad schedule stops the start, with its file and line.
+    let entries = scheduled(&cfg)?;
 
     let tcp = tokio::net::TcpListener::bind(listen)
         .await
@@ -849,11 +945,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         ledger,
         wake: Notify::new(),
         metrics: Metrics::new(),
+        schedule: RwLock::new(Arc::new(entries)),
+        rescheduled: Notify::new(),
     });
     shared.event(
         "daemon_started",
         serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
-            "recovered": recovered}),
+            "recovered": recovered, "scheduled": shared.schedule().iter()
+                .map(|e| serde_json::json!({"goal": e.goal, "schedule": e.expr}))
+                .collect::<Vec<_>>()}),
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -878,6 +978,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         )
     };
     let mut work = tokio::spawn(worker(shared.clone(), worker_queue, stop_rx.clone()));
+    let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
     // The first line on stdout says where the daemon listens (tests read it; port 0 works).
     println!("steward serve listening on http://{bound}");
     tracing::info!(%bound, "listening");
@@ -913,6 +1014,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     let _ = http.await;
     let _ = local.await;
+    let _ = timer.await;
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -992,6 +1094,23 @@ mod tests {
         assert_eq!(severity_of(l("info").as_ref()), Severity::Info);
         assert_eq!(severity_of(l("warning").as_ref()), Severity::Warning);
         assert_eq!(severity_of(None), Severity::Warning);
+    }
+
+    #[test]
+    fn the_scheduler_switch_empties_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tick.md"),
+            "+++\ndescription = \"d\"\nschedule = \"* * * * *\"\n+++\nbody\n",
+        )
+        .unwrap();
+        let mut cfg = Config {
+            goals_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        };
+        assert_eq!(scheduled(&cfg).unwrap().len(), 1);
+        cfg.serve.scheduler = false;
+        assert!(scheduled(&cfg).unwrap().is_empty());
     }
 
     #[test]

@@ -678,3 +678,82 @@ verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], 
         "{stopped:?}"
     );
 }
+
+const TICK_GOAL: &str = "+++\ndescription = \"a goal the scheduler fires every second\"\nschedule = \"* * * * * *\"\n+++\nLook around.\n";
+
+#[test]
+fn the_scheduler_routes_timer_signals_and_a_reload_stops_it() {
+    // Paused: the fires are routed and queued, nothing runs, so no claude is needed.
+    let dir = tempfile::tempdir().unwrap();
+    let goals = dir.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(goals.join("tick.md"), TICK_GOAL).unwrap();
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        &format!("goals_dir = \"{}\"\n{PAUSED}", goals.display()),
+    );
+    let state = env.state();
+    let d = Daemon::start(&env, None);
+    let started = events(&state, "daemon_started");
+    assert_eq!(started[0]["scheduled"][0]["goal"], "tick", "{started:?}");
+
+    let fired = |state: &Path| {
+        events(state, "scheduled")
+            .into_iter()
+            .filter(|e| e["goal"] == "tick")
+            .count()
+    };
+    wait_for("two scheduled fires", 10, || fired(&state) >= 2);
+    let routed = events(&state, "routing");
+    assert!(
+        routed.iter().any(|e| e.to_string().contains("tick")),
+        "{routed:?}"
+    );
+    // The first fire queued the goal; the next ones met it queued (the router's dedup).
+    wait_for("a queued tick job", 5, || {
+        jobs(&state, false).iter().any(|j| j["goal"] == "tick")
+    });
+    assert_eq!(
+        jobs(&state, false)
+            .iter()
+            .filter(|j| j["goal"] == "tick")
+            .count(),
+        1
+    );
+
+    // The schedule removed and reloaded: no more fires.
+    std::fs::write(
+        goals.join("tick.md"),
+        TICK_GOAL.replace("schedule = \"* * * * * *\"\n", ""),
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for("the reload", 10, || {
+        !events(&state, "config_reloaded").is_empty()
+    });
+    // A fire already on its way when the reload landed may still record itself.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = fired(&state);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        fired(&state),
+        before,
+        "the scheduler fired after the reload"
+    );
+
+    // A bad schedule refuses the reload with the goal file and line.
+    std::fs::write(
+        goals.join("tick.md"),
+        TICK_GOAL.replace("* * * * * *", "every second"),
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for("the refused reload", 10, || {
+        !events(&state, "config_reload_refused").is_empty()
+    });
+    let refused = events(&state, "config_reload_refused");
+    let reason = refused[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("tick.md:3:"), "{reason}");
+    d.stop();
+}
