@@ -217,7 +217,9 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
         ("deny", &f.policy.deny),
     ] {
         for r in rules {
-            check_pattern(r).map_err(|m| (key, format!("policy.{key}: `{r}`: {m}")))?;
+            // The policy's own parser: one grammar, checked when the goal is loaded.
+            crate::policy::Pattern::compile(r)
+                .map_err(|m| (key, format!("policy.{key}: `{r}`: {m}")))?;
         }
     }
     for (key, roots) in [("read", &f.policy.read), ("write", &f.policy.write)] {
@@ -285,47 +287,6 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
         crate::schedule::parse(s).map_err(|m| ("schedule", m))?;
     }
     Ok(())
-}
-
-/// Syntax of an argv pattern; what it matches is the policy module's business.
-fn check_pattern(p: &str) -> Result<(), String> {
-    let words: Vec<&str> = p.split_whitespace().collect();
-    let Some(first) = words.first() else {
-        return Err("empty pattern".into());
-    };
-    if first.starts_with('[') || is_placeholder(first) {
-        return Err("must start with a literal program name".into());
-    }
-    if let Some(w) = words
-        .iter()
-        .find(|w| w.split('|').any(str::is_empty) && w.contains('|'))
-    {
-        return Err(format!("empty alternative in `{w}`"));
-    }
-    let mut depth = 0i32;
-    for c in p.chars() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth -= 1,
-            _ => {}
-        }
-        if !(0..=1).contains(&depth) {
-            return Err("optional parts `[ ]` must be balanced and not nested".into());
-        }
-    }
-    if depth != 0 {
-        return Err("unclosed `[`".into());
-    }
-    Ok(())
-}
-
-/// `UNIT`, `NUM`, `PATH`, `JOB`, `NAME`…: an upper-case word (digits and `_` allowed, optional
-/// trailing `...`) stands for an argument; the same rule as the policy module's.
-fn is_placeholder(w: &str) -> bool {
-    let w = w.trim_end_matches("...");
-    w.starts_with(|c: char| c.is_ascii_uppercase())
-        && w.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 pub struct RenderInput<'a> {
