@@ -264,15 +264,38 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// CPU time (user + system) a process used so far, from `/proc/PID/stat`.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state; utime and stime
+    // are the 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
 #[derive(Default)]
 struct Side {
     rates: Vec<f64>,
     latencies: Vec<Duration>,
     lost: usize,
     sent: usize,
+    /// Server and load-generator CPU per alert, one per round.
+    server_cpu: Vec<f64>,
+    client_cpu: Vec<f64>,
 }
 
 impl Side {
+    fn add_cpu(&mut self, server: Duration, client: Duration, n: usize) {
+        self.server_cpu.push(server.as_secs_f64() * 1e6 / n as f64);
+        self.client_cpu.push(client.as_secs_f64() * 1e6 / n as f64);
+    }
+
     fn add(&mut self, l: Load, n: usize) {
         self.rates.push(n as f64 / l.elapsed.as_secs_f64());
         self.latencies.extend(l.latencies);
@@ -379,13 +402,15 @@ fn main() {
                 [false, true]
             };
             for is_bare in order {
-                let url = if is_bare { &bare.url } else { &steward.url };
-                let l = load(&client, url, bodies.clone(), o.concurrency).await;
-                if is_bare {
-                    b.add(l, per_round)
-                } else {
-                    s.add(l, per_round)
-                }
+                let server = if is_bare { &bare } else { &steward };
+                let pid = server.child.id().to_string();
+                let (server_before, client_before) = (cpu_time(&pid), cpu_time("self"));
+                let l = load(&client, &server.url, bodies.clone(), o.concurrency).await;
+                let server_cpu = cpu_time(&pid).saturating_sub(server_before);
+                let client_cpu = cpu_time("self").saturating_sub(client_before);
+                let side = if is_bare { &mut b } else { &mut s };
+                side.add(l, per_round);
+                side.add_cpu(server_cpu, client_cpu, per_round);
             }
         }
         let metrics = client
@@ -412,10 +437,15 @@ fn main() {
             pct(&side.latencies, 0.99),
             side.lost,
             side.sent,
+            format!(
+                "{:.1} µs | {:.1} µs",
+                median(&mut side.server_cpu),
+                median(&mut side.client_cpu)
+            ),
         )
     };
-    let (b_rate, b50, b99, b_lost, _) = summary(bare_side);
-    let (s_rate, s50, s99, s_lost, s_sent) = summary(steward_side);
+    let (b_rate, b50, b99, b_lost, _, b_cpu) = summary(bare_side);
+    let (s_rate, s50, s99, s_lost, s_sent, s_cpu) = summary(steward_side);
     let unrouted = s_sent.saturating_sub(events.min(metric_total as usize));
     let s_lost_total =
         s_lost + unrouted + (events.max(metric_total as usize)).saturating_sub(s_sent);
@@ -426,15 +456,17 @@ fn main() {
         o.rounds, o.fingerprints, o.concurrency
     );
     println!();
-    println!("| case | alerts/s (median of rounds) | p50 | p99 | ratio to bare | lost |");
-    println!("|---|---|---|---|---|---|");
     println!(
-        "| bare axum handler | {b_rate:.0} | {} | {} | 1.00 | {b_lost} |",
+        "| case | alerts/s (median of rounds) | p50 | p99 | ratio to bare | lost | server CPU per alert | load generator CPU per alert |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| bare axum handler | {b_rate:.0} | {} | {} | 1.00 | {b_lost} | {b_cpu} |",
         ms(b50),
         ms(b99)
     );
     println!(
-        "| steward serve (paused) | {s_rate:.0} | {} | {} | {ratio:.2} | {s_lost_total} |",
+        "| steward serve (paused) | {s_rate:.0} | {} | {} | {ratio:.2} | {s_lost_total} | {s_cpu} |",
         ms(s50),
         ms(s99)
     );

@@ -123,6 +123,82 @@ pub struct Event {
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Events written by [`Ledger::write_events`], durable once [`Unsynced::sync`] returns.
+#[derive(Debug, Default)]
+pub struct Unsynced {
+    files: Vec<(PathBuf, File)>,
+}
+
+impl Unsynced {
+    /// Both sets, one handle per file: an fsync through any handle flushes the whole file.
+    pub fn merge(mut self, other: Unsynced) -> Unsynced {
+        for (path, file) in other.files {
+            if !self.files.iter().any(|(p, _)| *p == path) {
+                self.files.push((path, file));
+            }
+        }
+        self
+    }
+
+    pub fn sync(self) -> Result<(), LedgerError> {
+        for (path, f) in self.files {
+            f.sync_data()
+                .map_err(|source| LedgerError::Write { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Events serialized and waiting for [`Ledger::append`], by day file.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    by_day: std::collections::BTreeMap<String, String>,
+}
+
+impl EventBatch {
+    /// Adds an event stamped now (UTC); `data`, a struct or map, is flattened into it.
+    pub fn add<D: Serialize + ?Sized>(
+        &mut self,
+        kind: &str,
+        run: Option<&str>,
+        data: &D,
+    ) -> Result<(), LedgerError> {
+        #[derive(Serialize)]
+        struct Line<'a, D: ?Sized> {
+            #[serde(with = "time::serde::rfc3339")]
+            time: OffsetDateTime,
+            kind: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            run: Option<&'a str>,
+            #[serde(flatten)]
+            data: &'a D,
+        }
+        let time = OffsetDateTime::now_utc();
+        let line = serde_json::to_string(&Line {
+            time,
+            kind,
+            run,
+            data,
+        })
+        .map_err(|source| LedgerError::Encode {
+            what: format!("the {kind} event"),
+            source,
+        })?;
+        let name = format!(
+            "{:04}-{:02}-{:02}.jsonl",
+            time.year(),
+            u8::from(time.month()),
+            time.day()
+        );
+        let text = self.by_day.entry(name).or_default();
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        Ok(())
+    }
+}
+
 impl Ledger {
     pub fn open(root: &Path) -> Result<Ledger, LedgerError> {
         for sub in ["runs", "events", "tmp"] {
@@ -229,7 +305,6 @@ impl Ledger {
         run: Option<&str>,
         data: serde_json::Value,
     ) -> Result<(), LedgerError> {
-        let now = OffsetDateTime::now_utc();
         let data = match data {
             serde_json::Value::Object(map) => map,
             serde_json::Value::Null => serde_json::Map::new(),
@@ -239,19 +314,40 @@ impl Ledger {
                 m
             }
         };
-        let event = Event {
-            time: now,
-            kind: kind.to_string(),
-            run: run.map(str::to_string),
-            data,
-        };
-        let file = self.root.join("events").join(format!(
-            "{:04}-{:02}-{:02}.jsonl",
-            now.year(),
-            u8::from(now.month()),
-            now.day()
-        ));
-        append_json_line(&file, &event)
+        let mut batch = EventBatch::default();
+        batch.add(kind, run, &data)?;
+        self.append(batch)
+    }
+
+    /// Appends a batch of events with one `write` and one fsync per day file: a batch costs what
+    /// one event costs, so the daemon can record every routing decision before it answers.
+    pub fn append(&self, batch: EventBatch) -> Result<(), LedgerError> {
+        self.write_events(batch)?.sync()
+    }
+
+    /// The first half of [`Ledger::append`]: the events written (one `write` per day file, so
+    /// in the kernel and safe from a crash of steward) but not yet fsynced.
+    pub fn write_events(&self, batch: EventBatch) -> Result<Unsynced, LedgerError> {
+        let mut files = Vec::with_capacity(batch.by_day.len());
+        for (name, mut text) in batch.by_day {
+            let path = self.root.join("events").join(name);
+            text.push('\n');
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| LedgerError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            f.write_all(text.as_bytes())
+                .map_err(|source| LedgerError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            files.push((path, f));
+        }
+        Ok(Unsynced { files })
     }
 
     /// Takes the host-wide action lock, waiting up to `wait`. Dropping the guard releases it.

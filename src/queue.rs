@@ -7,16 +7,21 @@
 //! - `queue/archive/<seq>-<id>.json`: jobs that ended (`done`, `failed`, `cancelled`), kept for
 //!   the record but out of the way of every scan;
 //! - `queue/bad/`: job files that could not be read, moved aside (never silently dropped);
-//! - `queue/next_seq`: the next sequence number;
-//! - `queue/.lock`: an `flock` held for the few milliseconds of each read-modify-write. It is
-//!   not the host lock: the worker holds that for a whole run, and the router must still be able
-//!   to queue and merge meanwhile. Because every state change (claim included) happens under
-//!   it, two processes can never claim the same job.
+//! - `queue/.lock`: an `flock` held for each read-modify-write, and the generation number every
+//!   change bumps. It is not the host lock: the worker holds that for a whole run, and the
+//!   router must still be able to queue and merge meanwhile. Because every state change (claim
+//!   included) happens under it, two processes can never claim the same job.
+//!
+//! A job's file is written (and fsynced) when it is queued and at each change of state. The
+//! process keeps the active jobs in memory between changes and re-reads the directory only when
+//! another process changed it, so routing a signal does not parse every job file. The next
+//! sequence number is one past the highest in any file name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -42,8 +47,6 @@ pub enum QueueError {
         moved_to: PathBuf,
         message: String,
     },
-    #[error("{path} does not hold a sequence number: {text:?}")]
-    Seq { path: PathBuf, text: String },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("no job `{0}` in the queue")]
@@ -118,16 +121,298 @@ pub struct JobOutcome {
     pub cost_usd: f64,
 }
 
-/// The queue directory. Cheap to clone: all state is on disk.
+/// The queue directory and this process's copy of its active jobs (shared by clones).
 #[derive(Debug, Clone)]
 pub struct Queue {
     dir: PathBuf,
     ledger: Ledger,
+    cache: Arc<Mutex<Cache>>,
 }
 
-/// Holds the queue lock until dropped.
-struct QueueLock {
-    _flock: nix::fcntl::Flock<File>,
+/// The active jobs as this process last read or wrote them. Valid while the generation in the
+/// lock file and the directory's mtime are the ones it was taken at: every change a queue makes
+/// bumps the generation under the lock, so another process's change forces a re-read, and a
+/// file added or removed by hand changes the mtime. Without it every routing decision re-read
+/// and re-parsed every job file.
+#[derive(Debug, Default)]
+struct Cache {
+    seen: Option<(u64, SystemTime)>,
+    /// Active jobs in arrival order.
+    jobs: Vec<Job>,
+    next_seq: u64,
+    /// Merges per job id not yet in the job's file. A merge is recorded durably by its routing
+    /// event; the job's `merged` count follows with the job's next write (claim, finish,
+    /// requeue, cancel, [`Queue::write_back`]), so a storm of repeats costs no file rewrites.
+    unsaved_merges: BTreeMap<String, u32>,
+    /// `queue/.lock`, open between sessions.
+    lock_file: Option<File>,
+    /// The first active job per fingerprint, as an index into `jobs`; rebuilt after a change.
+    by_fingerprint: Option<HashMap<String, usize>>,
+}
+
+impl Cache {
+    fn find_fingerprint(&mut self, fingerprint: &str) -> Option<usize> {
+        let jobs = &self.jobs;
+        self.by_fingerprint
+            .get_or_insert_with(|| {
+                let mut index = HashMap::with_capacity(jobs.len());
+                for (i, j) in jobs.iter().enumerate() {
+                    index.entry(j.signal.fingerprint.clone()).or_insert(i);
+                }
+                index
+            })
+            .get(fingerprint)
+            .copied()
+    }
+}
+
+/// The queue held: the lock (an `flock` on `queue/.lock`, which also holds the generation) and
+/// this process's cache, both released when dropped. The router holds one for a whole batch of
+/// decisions, so the batch checks for other processes' changes once.
+pub struct Session<'a> {
+    queue: &'a Queue,
+    cache: MutexGuard<'a, Cache>,
+    /// Always `Some` until dropped, when the unlocked file goes back to the cache.
+    flock: Option<nix::fcntl::Flock<File>>,
+    /// The cache was checked (or written) under this lock and is current.
+    fresh: bool,
+}
+
+/// The job a signal merged into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    pub id: String,
+    pub state: JobState,
+    /// Signals merged into the job so far, this one included.
+    pub merged: u32,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        // Unlocked but kept open: the next session locks it again without a path lookup.
+        if let Some(flock) = self.flock.take()
+            && let Ok(file) = flock.unlock()
+        {
+            self.cache.lock_file = Some(file);
+        }
+    }
+}
+
+impl Session<'_> {
+    fn lock_file(&self) -> Result<&File, QueueError> {
+        self.flock
+            .as_deref()
+            .ok_or_else(|| self.lock_err(std::io::Error::other("the queue lock was released")))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.queue.dir.join(".lock")
+    }
+
+    fn lock_err(&self, source: std::io::Error) -> QueueError {
+        QueueError::Lock {
+            path: self.lock_path(),
+            source,
+        }
+    }
+
+    /// The generation stored in the lock file; an empty or foreign file counts as 0.
+    fn generation(&self) -> Result<u64, QueueError> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = self
+            .lock_file()?
+            .read_at(&mut buf, 0)
+            .map_err(|e| self.lock_err(e))?;
+        Ok(std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn stamp(&self) -> Result<(u64, SystemTime), QueueError> {
+        let mtime = std::fs::metadata(&self.queue.dir)
+            .and_then(|m| m.modified())
+            .map_err(|source| LedgerError::Read {
+                path: self.queue.dir.clone(),
+                source,
+            })?;
+        Ok((self.generation()?, mtime))
+    }
+
+    /// Re-reads the directory unless the cache is current.
+    fn refresh(&mut self) -> Result<(), QueueError> {
+        if self.fresh {
+            return Ok(());
+        }
+        let stamp = self.stamp()?;
+        if self.cache.seen == Some(stamp) {
+            self.fresh = true;
+            return Ok(());
+        }
+        self.cache.seen = None;
+        let (mut jobs, next_seq) = self.queue.scan()?;
+        for job in &mut jobs {
+            if let Some(n) = self.cache.unsaved_merges.get(&job.id) {
+                job.merged += n;
+            }
+        }
+        let active: BTreeSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        // Merges into a job another process ended stay in the routing events only.
+        let unsaved = std::mem::take(&mut self.cache.unsaved_merges)
+            .into_iter()
+            .filter(|(id, _)| active.contains(id.as_str()))
+            .collect();
+        self.cache.unsaved_merges = unsaved;
+        self.cache.jobs = jobs;
+        self.cache.by_fingerprint = None;
+        self.cache.next_seq = next_seq;
+        self.cache.seen = Some(stamp);
+        self.fresh = true;
+        Ok(())
+    }
+
+    fn jobs(&mut self) -> Result<&[Job], QueueError> {
+        self.refresh()?;
+        Ok(&self.cache.jobs)
+    }
+
+    fn current(&mut self, id: &str) -> Result<Job, QueueError> {
+        self.jobs()?
+            .iter()
+            .find(|j| j.id == id)
+            .cloned()
+            .ok_or_else(|| QueueError::UnknownJob(id.to_string()))
+    }
+
+    /// Writes a job (current cache assumed), updates the cache, and bumps the generation.
+    fn save(&mut self, job: &Job) -> Result<(), QueueError> {
+        self.refresh()?;
+        // Until the write and the new generation are both done, the cache is not trusted.
+        self.cache.seen = None;
+        self.fresh = false;
+        self.queue.write(job)?;
+        self.cache.unsaved_merges.remove(&job.id);
+        self.cache.by_fingerprint = None;
+        self.cache.jobs.retain(|j| j.id != job.id);
+        if job.state.is_active() {
+            let at = self
+                .cache
+                .jobs
+                .partition_point(|j| (j.seq, &j.id) < (job.seq, &job.id));
+            self.cache.jobs.insert(at, job.clone());
+        }
+        use std::os::unix::fs::FileExt;
+        let generation = self.generation()?.wrapping_add(1);
+        self.lock_file()?
+            .write_all_at(format!("{generation:020}\n").as_bytes(), 0)
+            .map_err(|e| self.lock_err(e))?;
+        self.cache.seen = Some(self.stamp()?);
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// Queues a new job and returns it.
+    pub fn push(
+        &mut self,
+        signal: Signal,
+        goal: &str,
+        vars: BTreeMap<String, String>,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        self.refresh()?;
+        let seq = self.cache.next_seq;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let job = Job {
+            seq,
+            id,
+            goal: goal.to_string(),
+            vars,
+            signal,
+            state: JobState::Queued,
+            merged: 0,
+            enqueued: now,
+            updated: now,
+            started: None,
+            finished: None,
+            claimed_by: None,
+            attempts: 0,
+            run_id: None,
+            outcome: None,
+            reason: None,
+            cost_usd: 0.0,
+        };
+        self.save(&job)?;
+        self.cache.next_seq = seq + 1;
+        Ok(job)
+    }
+
+    /// Merges a signal into the active (queued or running) job with this fingerprint, if any.
+    /// The count reaches the job's file with its next write.
+    pub fn merge(
+        &mut self,
+        fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Merge>, QueueError> {
+        self.refresh()?;
+        let cache = &mut *self.cache;
+        let Some(job) = cache
+            .find_fingerprint(fingerprint)
+            .and_then(|i| cache.jobs.get_mut(i))
+        else {
+            return Ok(None);
+        };
+        job.merged += 1;
+        job.updated = now;
+        *cache.unsaved_merges.entry(job.id.clone()).or_default() += 1;
+        Ok(Some(Merge {
+            id: job.id.clone(),
+            state: job.state,
+            merged: job.merged,
+        }))
+    }
+
+    /// Cancels every queued (not yet running) job with this fingerprint; returns them as
+    /// cancelled. A running job is left alone: its run is already acting and has its own record.
+    pub fn cancel_fingerprint(
+        &mut self,
+        fingerprint: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Job>, QueueError> {
+        let matching: Vec<Job> = self
+            .jobs()?
+            .iter()
+            .filter(|j| j.signal.fingerprint == fingerprint && j.state == JobState::Queued)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for job in matching {
+            out.push(self.cancel_job(job, reason, now)?);
+        }
+        Ok(out)
+    }
+
+    fn cancel_job(
+        &mut self,
+        mut job: Job,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Job, QueueError> {
+        job.state = JobState::Cancelled;
+        job.updated = now;
+        job.finished = Some(now);
+        job.claimed_by = None;
+        job.reason = Some(reason.to_string());
+        self.save(&job)?;
+        self.queue.ledger.event(
+            "job_cancelled",
+            None,
+            serde_json::json!({"job": job.id, "goal": job.goal,
+                "fingerprint": job.signal.fingerprint, "reason": reason}),
+        )?;
+        Ok(job)
+    }
 }
 
 impl Queue {
@@ -141,7 +426,11 @@ impl Queue {
                 source,
             })?;
         }
-        Ok(Queue { dir, ledger })
+        Ok(Queue {
+            dir,
+            ledger,
+            cache: Arc::default(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -152,68 +441,87 @@ impl Queue {
         &self.ledger
     }
 
-    fn lock(&self) -> Result<QueueLock, QueueError> {
+    fn lock(&self) -> Result<Session<'_>, QueueError> {
+        // This process first (the cache), then other processes (the flock), always in that order.
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| {
+            let mut c = poisoned.into_inner();
+            c.seen = None;
+            c
+        });
         let path = self.dir.join(".lock");
         let err = |source| QueueError::Lock {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(err)?;
+        let file = match cache.lock_file.take() {
+            Some(file) => file,
+            None => OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(err)?,
+        };
         let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| err(std::io::Error::from(e)))?;
-        Ok(QueueLock { _flock: flock })
+        Ok(Session {
+            queue: self,
+            cache,
+            flock: Some(flock),
+            fresh: false,
+        })
     }
 
-    fn next_seq(&self) -> Result<u64, QueueError> {
-        let path = self.dir.join("next_seq");
-        let seq = match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| QueueError::Seq {
-                path: path.clone(),
-                text: text.clone(),
-            })?,
-            // First use: nothing was ever queued here.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(source) => return Err(LedgerError::Read { path, source }.into()),
-        };
-        ledger::write_atomic(&path, format!("{}\n", seq + 1).as_bytes())?;
-        Ok(seq)
-    }
-
-    /// Active job files in order. A file that cannot be read is moved to `bad/`, recorded, and
+    /// Active jobs in order and the next sequence number (one past the highest in use, archive
+    /// and quarantine included). A file that cannot be read is moved to `bad/`, recorded, and
     /// returned as an error naming it: the caller sees it, and the next scan goes on without it.
-    fn scan(&self) -> Result<Vec<(PathBuf, Job)>, QueueError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| LedgerError::Read {
-            path: self.dir.clone(),
-            source,
-        })?;
+    fn scan(&self) -> Result<(Vec<Job>, u64), QueueError> {
+        let mut max_seq = 0;
         let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| LedgerError::Read {
-                path: self.dir.clone(),
+        for dir in [
+            self.dir.clone(),
+            self.dir.join("archive"),
+            self.dir.join("bad"),
+        ] {
+            let entries = std::fs::read_dir(&dir).map_err(|source| LedgerError::Read {
+                path: dir.clone(),
                 source,
             })?;
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) == Some("json") && path.is_file() {
-                paths.push(path);
+            for entry in entries {
+                let entry = entry.map_err(|source| LedgerError::Read {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let Some(stem) = name.strip_suffix(".json") else {
+                    continue;
+                };
+                // `bad/` names carry a timestamp first: `<time>-<seq>-<id>.json`.
+                let seq = stem.split('-').rev().nth(1).and_then(|s| s.parse().ok());
+                max_seq = max_seq.max(seq.unwrap_or(0));
+                if dir == self.dir && entry.file_type().is_ok_and(|t| t.is_file()) {
+                    paths.push(entry.path());
+                }
             }
         }
         paths.sort();
         let mut jobs = Vec::with_capacity(paths.len());
         for path in paths {
             match ledger::read_json::<Job>(&path) {
-                Ok(job) => jobs.push((path, job)),
+                Ok(job) => {
+                    max_seq = max_seq.max(job.seq);
+                    jobs.push(job);
+                }
                 Err(LedgerError::Corrupt { message, .. }) => {
                     return Err(self.move_aside(&path, message)?);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(jobs)
+        jobs.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        Ok((jobs, max_seq + 1))
     }
 
     fn move_aside(&self, path: &Path, message: String) -> Result<QueueError, QueueError> {
@@ -262,6 +570,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Holds the queue (see [`Session`]).
+    pub fn session(&self) -> Result<Session<'_>, QueueError> {
+        self.lock()
+    }
+
     /// Queues a new job and returns it.
     pub fn push(
         &self,
@@ -270,91 +583,46 @@ impl Queue {
         vars: BTreeMap<String, String>,
         now: OffsetDateTime,
     ) -> Result<Job, QueueError> {
-        let _lock = self.lock()?;
-        let seq = self.next_seq()?;
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let job = Job {
-            seq,
-            id,
-            goal: goal.to_string(),
-            vars,
-            signal,
-            state: JobState::Queued,
-            merged: 0,
-            enqueued: now,
-            updated: now,
-            started: None,
-            finished: None,
-            claimed_by: None,
-            attempts: 0,
-            run_id: None,
-            outcome: None,
-            reason: None,
-            cost_usd: 0.0,
-        };
-        self.write(&job)?;
-        Ok(job)
+        self.lock()?.push(signal, goal, vars, now)
     }
 
-    /// Merges a signal into the active (queued or running) job with this fingerprint, if any,
-    /// and returns that job.
-    pub fn merge(&self, fingerprint: &str, now: OffsetDateTime) -> Result<Option<Job>, QueueError> {
-        let _lock = self.lock()?;
-        for (_, mut job) in self.scan()? {
-            if job.signal.fingerprint == fingerprint {
-                job.merged += 1;
-                job.updated = now;
-                self.write(&job)?;
-                return Ok(Some(job));
-            }
-        }
-        Ok(None)
+    /// See [`Session::merge`].
+    pub fn merge(
+        &self,
+        fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Merge>, QueueError> {
+        self.lock()?.merge(fingerprint, now)
     }
 
-    /// Cancels every queued (not yet running) job with this fingerprint; returns them as
-    /// cancelled. A running job is left alone: its run is already acting and has its own record.
+    /// See [`Session::cancel_fingerprint`].
     pub fn cancel_fingerprint(
         &self,
         fingerprint: &str,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Job>, QueueError> {
-        let _lock = self.lock()?;
-        let mut out = Vec::new();
-        for (_, job) in self.scan()? {
-            if job.signal.fingerprint == fingerprint && job.state == JobState::Queued {
-                out.push(self.cancel_locked(job, reason, now)?);
-            }
-        }
-        Ok(out)
+        self.lock()?.cancel_fingerprint(fingerprint, reason, now)
     }
 
-    fn cancel_locked(
-        &self,
-        mut job: Job,
-        reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<Job, QueueError> {
-        job.state = JobState::Cancelled;
-        job.updated = now;
-        job.finished = Some(now);
-        job.claimed_by = None;
-        job.reason = Some(reason.to_string());
-        self.write(&job)?;
-        self.ledger.event(
-            "job_cancelled",
-            None,
-            serde_json::json!({"job": job.id, "goal": job.goal,
-                "fingerprint": job.signal.fingerprint, "reason": reason}),
-        )?;
-        Ok(job)
+    /// Writes the merge counts not yet in their job files (at shutdown, and before a reload
+    /// replaces the router).
+    pub fn write_back(&self) -> Result<(), QueueError> {
+        let mut q = self.lock()?;
+        q.refresh()?;
+        let ids: Vec<String> = q.cache.unsaved_merges.keys().cloned().collect();
+        for id in ids {
+            let job = q.current(&id)?;
+            q.save(&job)?;
+        }
+        Ok(())
     }
 
     /// Cancels one active job (queued, or claimed but not started by the worker).
     pub fn cancel(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<Job, QueueError> {
-        let _lock = self.lock()?;
-        let current = self.current(&job.id)?;
-        self.cancel_locked(current, reason, now)
+        let mut q = self.lock()?;
+        let current = q.current(&job.id)?;
+        q.cancel_job(current, reason, now)
     }
 
     /// Marks the oldest queued job running and returns it.
@@ -368,30 +636,33 @@ impl Queue {
         now: OffsetDateTime,
         eligible: impl Fn(&Job) -> bool,
     ) -> Result<Option<Job>, QueueError> {
-        let _lock = self.lock()?;
-        for (_, mut job) in self.scan()? {
-            if job.state == JobState::Queued && eligible(&job) {
-                job.state = JobState::Running;
-                job.started = Some(now);
-                job.updated = now;
-                job.claimed_by = Some(std::process::id());
-                job.attempts += 1;
-                self.write(&job)?;
-                return Ok(Some(job));
-            }
-        }
-        Ok(None)
+        let mut q = self.lock()?;
+        let Some(mut job) = q
+            .jobs()?
+            .iter()
+            .find(|j| j.state == JobState::Queued && eligible(j))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        job.state = JobState::Running;
+        job.started = Some(now);
+        job.updated = now;
+        job.claimed_by = Some(std::process::id());
+        job.attempts += 1;
+        q.save(&job)?;
+        Ok(Some(job))
     }
 
     /// Puts a claimed job back in the queue (the host lock was busy for too long).
     pub fn requeue(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<(), QueueError> {
-        let _lock = self.lock()?;
-        let mut current = self.current(&job.id)?;
+        let mut q = self.lock()?;
+        let mut current = q.current(&job.id)?;
         current.state = JobState::Queued;
         current.claimed_by = None;
         current.updated = now;
         current.reason = Some(reason.to_string());
-        self.write(&current)?;
+        q.save(&current)?;
         self.ledger.event(
             "job_requeued",
             None,
@@ -407,9 +678,9 @@ impl Queue {
         outcome: JobOutcome,
         now: OffsetDateTime,
     ) -> Result<Job, QueueError> {
-        let _lock = self.lock()?;
-        // Re-read: signals may have merged into it while it ran.
-        let mut current = self.current(&job.id)?;
+        let mut q = self.lock()?;
+        // The current copy: signals may have merged into it while it ran.
+        let mut current = q.current(&job.id)?;
         current.state = outcome.state;
         current.finished = Some(now);
         current.updated = now;
@@ -417,7 +688,7 @@ impl Queue {
         current.outcome = outcome.outcome;
         current.reason = Some(outcome.reason);
         current.cost_usd = outcome.cost_usd;
-        self.write(&current)?;
+        q.save(&current)?;
         self.ledger.event(
             "job_finished",
             current.run_id.as_deref(),
@@ -431,18 +702,14 @@ impl Queue {
         Ok(current)
     }
 
-    fn current(&self, id: &str) -> Result<Job, QueueError> {
-        self.scan()?
-            .into_iter()
-            .map(|(_, j)| j)
-            .find(|j| j.id == id)
-            .ok_or_else(|| QueueError::UnknownJob(id.to_string()))
-    }
-
     /// Active jobs (queued and running), oldest first.
     pub fn list(&self) -> Result<Vec<Job>, QueueError> {
-        let _lock = self.lock()?;
-        Ok(self.scan()?.into_iter().map(|(_, j)| j).collect())
+        Ok(self.lock()?.jobs()?.to_vec())
+    }
+
+    /// How many jobs are active (queued and running).
+    pub fn depth(&self) -> Result<usize, QueueError> {
+        Ok(self.lock()?.jobs()?.len())
     }
 
     /// Ended jobs from the archive, oldest first.
@@ -466,10 +733,10 @@ impl Queue {
     /// At daemon start: a job left `running` by a process that is gone (a crash, a kill) goes
     /// back to `queued`, with an event. Call before any worker of this process starts.
     pub fn recover(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
-        let _lock = self.lock()?;
+        let mut q = self.lock()?;
         let me = std::process::id();
         let mut ids = Vec::new();
-        for (_, mut job) in self.scan()? {
+        for mut job in q.jobs()?.to_vec() {
             if job.state != JobState::Running {
                 continue;
             }
@@ -486,7 +753,7 @@ impl Queue {
                 job.claimed_by.map_or("?".into(), |p| p.to_string())
             ));
             let pid = job.claimed_by.take();
-            self.write(&job)?;
+            q.save(&job)?;
             self.ledger.event(
                 "job_recovered",
                 None,
@@ -707,6 +974,8 @@ mod tests {
         // Pretend another live process (pid 1 always exists) holds it.
         job.claimed_by = Some(1);
         ledger::write_json(&q.dir().join(job.file_name()), &job).unwrap();
+        // Recovery happens at daemon start: a new process reading the directory.
+        let q = Queue::open(dir.path()).unwrap();
         assert!(q.recover(T0).unwrap().is_empty());
     }
 
@@ -767,6 +1036,8 @@ mod tests {
         let good = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
         let bad = q.dir().join("0000000000-broken.json");
         std::fs::write(&bad, "{\"seq\": 1, trunc").unwrap();
+        // Found by the next process to read the directory.
+        let q = Queue::open(dir.path()).unwrap();
         let err = q.list().unwrap_err();
         let text = err.to_string();
         assert!(text.contains("0000000000-broken.json"), "{text}");
@@ -780,15 +1051,66 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_sequence_file_is_an_error_naming_it() {
+    fn sequence_numbers_continue_past_archived_and_quarantined_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
-        std::fs::write(q.dir().join("next_seq"), "many").unwrap();
-        let err = q
-            .push(sig("a"), "incident", BTreeMap::new(), T0)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("next_seq"), "{err}");
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let b = q.push(sig("b"), "incident", BTreeMap::new(), T0).unwrap();
+        let job = q.claim_next(T0).unwrap().unwrap();
+        q.finish(&job, done(), T0).unwrap();
+        q.cancel(&b, "test", T0).unwrap();
+        assert!(q.list().unwrap().is_empty());
+        // A new process sees only the archive, and still does not reuse a number.
+        let q = Queue::open(dir.path()).unwrap();
+        let c = q.push(sig("c"), "incident", BTreeMap::new(), T0).unwrap();
+        assert_eq!(c.seq, b.seq + 1);
+        std::fs::write(q.dir().join("0000000009-broken.json"), "{").unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        assert!(q.list().is_err());
+        let d = q.push(sig("d"), "incident", BTreeMap::new(), T0).unwrap();
+        assert_eq!(d.seq, 10);
+    }
+
+    #[test]
+    fn merges_reach_the_job_file_with_its_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let a = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        for _ in 0..3 {
+            q.merge("a", T0).unwrap().unwrap();
+        }
+        let on_disk =
+            |q: &Queue| -> Job { ledger::read_json(&q.dir().join(a.file_name())).unwrap() };
+        assert_eq!(on_disk(&q).merged, 0);
+        assert_eq!(q.list().unwrap()[0].merged, 3);
+        // Another process changes the queue: the unsaved merges survive its re-read.
+        let other = Queue::open(dir.path()).unwrap();
+        other
+            .push(sig("b"), "incident", BTreeMap::new(), T0)
+            .unwrap();
+        assert_eq!(q.merge("a", T0).unwrap().unwrap().merged, 4);
+        let claimed = q.claim_next(T0).unwrap().unwrap();
+        assert_eq!((claimed.id.as_str(), claimed.merged), (a.id.as_str(), 4));
+        assert_eq!(on_disk(&q).merged, 4);
+        q.merge("a", T0).unwrap().unwrap();
+        q.write_back().unwrap();
+        assert_eq!(on_disk(&q).merged, 5);
+        assert_eq!(
+            Queue::open(dir.path()).unwrap().list().unwrap()[0].merged,
+            5
+        );
+    }
+
+    #[test]
+    fn a_change_by_another_process_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let other = Queue::open(dir.path()).unwrap();
+        let a = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        assert_eq!(other.list().unwrap().len(), 1);
+        other.cancel(&a, "by the other", T0).unwrap();
+        assert!(q.list().unwrap().is_empty());
+        assert!(q.merge("a", T0).unwrap().is_none());
     }
 
     #[tokio::test]

@@ -23,15 +23,15 @@
 //! it, never a silent reset.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::{Config, ConfigError, MaintenanceWindow, RouterConfig};
-use crate::ledger::{self, Ledger, LedgerError};
-use crate::queue::{Queue, QueueError};
+use crate::ledger::{self, EventBatch, Ledger, LedgerError};
+use crate::queue::{Queue, QueueError, Session};
 use crate::signal::{Severity, Signal, Source};
 
 /// The bundled routing table: a fresh install routes every trigger somewhere sensible.
@@ -560,6 +560,13 @@ pub struct Routed {
     pub route: Option<String>,
 }
 
+/// A batch's decisions, and the events that record them (see [`Router::decide_all`]).
+#[derive(Debug)]
+pub struct Decided {
+    pub decisions: Vec<Result<Routed, RouterError>>,
+    pub events: EventBatch,
+}
+
 /// Whether a signal says its alert resolved: the per-alert `status` of an Alertmanager payload.
 pub fn is_resolved(s: &Signal) -> bool {
     s.payload.get("status").and_then(|v| v.as_str()) == Some("resolved")
@@ -603,6 +610,10 @@ pub struct Router {
     ledger: Ledger,
     state_path: PathBuf,
     state: RouterState,
+    /// `state` differs from `router.json`.
+    state_changed: bool,
+    /// The second `state` was last pruned at: windows are whole seconds, so once is enough.
+    pruned_at: Option<i64>,
     spend: Spend,
 }
 
@@ -614,19 +625,18 @@ fn day_of(now: OffsetDateTime) -> String {
 }
 
 impl Router {
-    /// The router for a configuration: its routes, its queue, its state.
-    pub fn open(cfg: &Config) -> Result<Router, RouterError> {
-        Router::new(&cfg.state_dir, cfg.router.clone(), Routes::load(cfg)?)
+    /// The router for a configuration (its routes, its state) over the process's queue.
+    pub fn open(cfg: &Config, queue: Queue) -> Result<Router, RouterError> {
+        Router::new(queue, cfg.router.clone(), Routes::load(cfg)?)
     }
 
     pub fn new(
-        state_dir: &Path,
+        queue: Queue,
         settings: RouterConfig,
         routes: Routes,
     ) -> Result<Router, RouterError> {
-        let queue = Queue::open(state_dir)?;
-        let ledger = Ledger::open(state_dir)?;
-        let state_path = state_dir.join("router.json");
+        let ledger = queue.ledger().clone();
+        let state_path = ledger.root().join("router.json");
         // Missing means fresh; anything else unreadable is an error that names the file.
         let state = if state_path.exists() {
             ledger::read_json(&state_path)?
@@ -641,6 +651,8 @@ impl Router {
             ledger,
             state_path,
             state,
+            state_changed: false,
+            pruned_at: None,
             spend: Spend::default(),
         })
     }
@@ -655,62 +667,66 @@ impl Router {
 
     /// Decides what to do with one signal, acts on it (queue, merge, cancel, escalate), and
     /// records the decision with its reason as a `routing` event.
+    #[cfg(test)]
     pub fn route(&mut self, signal: &Signal, now: OffsetDateTime) -> Result<Routed, RouterError> {
-        let before = serde_json::to_string(&self.state).unwrap_or_default();
-        let routed = self.decide(signal, now)?;
-        if serde_json::to_string(&self.state).unwrap_or_default() != before {
-            ledger::write_json(&self.state_path, &self.state)?;
-        }
-        // The decision's own fields go under `detail`: flattened, a field such as the flapping
-        // `kind` would collide with the event's own keys.
-        let data = serde_json::json!({
-            "source": signal.source.as_str(),
-            "subject": signal.subject,
-            "fingerprint": signal.fingerprint,
-            "severity": signal.severity,
-            "at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "decision": routed.decision.name(),
-            "reason": routed.reason,
-            "route": routed.route,
-            "detail": routed.decision,
-        });
-        self.ledger.event("routing", None, data)?;
-        match &routed.decision {
-            RoutingDecision::Flapping {
-                escalate: true,
-                kind,
-                count,
-            } => {
-                self.ledger.event(
-                    "escalation",
-                    None,
-                    serde_json::json!({
-                        "cause": "flapping", "flapping": kind, "count": count,
-                        "subject": signal.subject, "fingerprint": signal.fingerprint,
-                        "source": signal.source.as_str(), "reason": routed.reason,
-                    }),
-                )?;
-            }
-            RoutingDecision::OverBudget {
-                notify: true,
-                spent,
-                budget,
-            } => {
-                self.ledger.event(
-                    "operator_notice",
-                    None,
-                    serde_json::json!({
-                        "cause": "daily_budget", "spent_usd": spent, "budget_usd": budget,
-                        "reason": routed.reason,
-                    }),
-                )?;
-            }
-            _ => {}
-        }
-        Ok(routed)
+        let mut all = self.route_all(std::slice::from_ref(signal), now)?;
+        all.pop().expect("one decision per signal")
     }
 
-    fn decide(&mut self, s: &Signal, now: OffsetDateTime) -> Result<Routed, RouterError> {
+    /// Routes signals in order and records the decisions: [`Router::decide_all`], then its
+    /// events appended. The outer error means the record could not be written, so no decision
+    /// of the batch may be reported as taken.
+    pub fn route_all(
+        &mut self,
+        signals: &[Signal],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
+        let decided = self.decide_all(signals, now)?;
+        self.ledger.append(decided.events)?;
+        Ok(decided.decisions)
+    }
+
+    /// Decides signals in order, one decision each (a failure for one does not stop the
+    /// others), and acts on them: jobs queued and cancelled are on disk, and `router.json` is
+    /// written once for the batch. The decisions' events are returned, not yet appended: a
+    /// decision may be reported only once they are (the daemon appends many batches with one
+    /// fsync while it decides the next).
+    pub fn decide_all(
+        &mut self,
+        signals: &[Signal],
+        now: OffsetDateTime,
+    ) -> Result<Decided, RouterError> {
+        let t = now.unix_timestamp();
+        if self.pruned_at != Some(t) {
+            self.prune(t);
+            self.pruned_at = Some(t);
+        }
+        let mut events = EventBatch::default();
+        let decisions = {
+            // Held for the batch, so other processes' changes are looked for once.
+            let queue = self.queue.clone();
+            let mut session = queue.session()?;
+            signals
+                .iter()
+                .map(|signal| {
+                    let routed = self.decide(&mut session, signal, now)?;
+                    record(&mut events, signal, &routed, now)?;
+                    Ok(routed)
+                })
+                .collect()
+        };
+        if std::mem::take(&mut self.state_changed) {
+            ledger::write_json(&self.state_path, &self.state)?;
+        }
+        Ok(Decided { decisions, events })
+    }
+
+    fn decide(
+        &mut self,
+        queue: &mut Session<'_>,
+        s: &Signal,
+        now: OffsetDateTime,
+    ) -> Result<Routed, RouterError> {
         let t = now.unix_timestamp();
         let done = |decision, reason: String, route: Option<&str>| {
             Ok(Routed {
@@ -719,10 +735,9 @@ impl Router {
                 route: route.map(str::to_string),
             })
         };
-        self.prune(t);
 
         if is_resolved(s) {
-            let jobs = self.queue.cancel_fingerprint(
+            let jobs = queue.cancel_fingerprint(
                 &s.fingerprint,
                 &format!("alert resolved ({})", s.subject),
                 now,
@@ -741,6 +756,7 @@ impl Router {
                     v.remove(i);
                 }
             }
+            self.state_changed |= !jobs.is_empty();
             let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
             let reason = format!(
                 "alert resolved: {} queued job(s) with fingerprint {} cancelled",
@@ -766,7 +782,7 @@ impl Router {
         };
         let route = Some(m.route.as_str());
 
-        if let Some(job) = self.queue.merge(&s.fingerprint, now)? {
+        if let Some(job) = queue.merge(&s.fingerprint, now)? {
             let reason = format!(
                 "fingerprint {} is already {} as job {} ({} merged)",
                 s.fingerprint,
@@ -782,6 +798,7 @@ impl Router {
         }
 
         // Flapping: this signal is a new occurrence for its subject.
+        self.state_changed = true;
         let times = self.state.signals.entry(s.subject.clone()).or_default();
         times.push(t);
         let count_in = |w: u64| {
@@ -905,7 +922,7 @@ impl Router {
             );
         }
 
-        let job = self.queue.push(s.clone(), &m.goal, m.vars.clone(), now)?;
+        let job = queue.push(s.clone(), &m.goal, m.vars.clone(), now)?;
         self.state
             .enqueued
             .entry(source.to_string())
@@ -949,6 +966,13 @@ impl Router {
             .max()
             .unwrap_or(0);
         let max_cooldown = i64::try_from(max_cooldown).unwrap_or(i64::MAX);
+        let size = |s: &RouterState| {
+            s.signals.values().map(Vec::len).sum::<usize>()
+                + s.enqueued.values().map(Vec::len).sum::<usize>()
+                + s.last_run.values().map(BTreeMap::len).sum::<usize>()
+                + s.escalated.len()
+        };
+        let before = size(&self.state);
         let keep = |v: &mut Vec<i64>, w: i64| v.retain(|&x| x > t.saturating_sub(w));
         for v in self.state.signals.values_mut() {
             keep(v, flap_window);
@@ -965,6 +989,7 @@ impl Router {
         self.state
             .escalated
             .retain(|_, &mut x| x > t.saturating_sub(flap_window));
+        self.state_changed |= size(&self.state) != before;
     }
 
     /// USD spent by runs started on `now`'s UTC day (see [`spent_on_day`]); finished runs are
@@ -979,6 +1004,74 @@ impl Router {
         }
         add_costs(&self.ledger, now, &mut self.spend.costs)?;
         Ok(self.spend.costs.values().sum())
+    }
+}
+
+/// The events of one decision: `routing` always, plus the escalation or operator notice it
+/// filed.
+fn record(
+    events: &mut EventBatch,
+    signal: &Signal,
+    routed: &Routed,
+    now: OffsetDateTime,
+) -> Result<(), LedgerError> {
+    // The decision's own fields go under `detail`: flattened, a field such as the flapping
+    // `kind` would collide with the event's own keys.
+    #[derive(Serialize)]
+    struct Routing<'a> {
+        source: &'a str,
+        subject: &'a str,
+        fingerprint: &'a str,
+        severity: Severity,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        decision: &'a str,
+        reason: &'a str,
+        route: Option<&'a str>,
+        detail: &'a RoutingDecision,
+    }
+    events.add(
+        "routing",
+        None,
+        &Routing {
+            source: signal.source.as_str(),
+            subject: &signal.subject,
+            fingerprint: &signal.fingerprint,
+            severity: signal.severity,
+            at: now,
+            decision: routed.decision.name(),
+            reason: &routed.reason,
+            route: routed.route.as_deref(),
+            detail: &routed.decision,
+        },
+    )?;
+    match &routed.decision {
+        RoutingDecision::Flapping {
+            escalate: true,
+            kind,
+            count,
+        } => events.add(
+            "escalation",
+            None,
+            &serde_json::json!({
+                "cause": "flapping", "flapping": kind, "count": count,
+                "subject": signal.subject, "fingerprint": signal.fingerprint,
+                "source": signal.source.as_str(), "reason": routed.reason,
+            }),
+        ),
+        RoutingDecision::OverBudget {
+            notify: true,
+            spent,
+            budget,
+        } => events.add(
+            "operator_notice",
+            None,
+            &serde_json::json!({
+                "cause": "daily_budget", "spent_usd": spent, "budget_usd": budget,
+                "reason": routed.reason,
+            }),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -1022,6 +1115,7 @@ mod tests {
     use super::*;
     use crate::config::FlapWindow;
     use crate::queue::{JobOutcome, JobState};
+    use std::path::Path;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
@@ -1069,7 +1163,12 @@ mod tests {
     }
 
     fn router_with(dir: &Path, settings: RouterConfig) -> Router {
-        Router::new(dir, settings, Routes::bundled().unwrap()).unwrap()
+        Router::new(
+            Queue::open(dir).unwrap(),
+            settings,
+            Routes::bundled().unwrap(),
+        )
+        .unwrap()
     }
 
     fn router(dir: &Path) -> Router {
@@ -1588,7 +1687,7 @@ subject_exact = "a.service"
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("router.json"), "{not json").unwrap();
         let err = Router::new(
-            dir.path(),
+            Queue::open(dir.path()).unwrap(),
             RouterConfig::default(),
             Routes::bundled().unwrap(),
         )
@@ -1613,5 +1712,38 @@ subject_exact = "a.service"
         assert_eq!(counts.values().sum::<usize>(), 500);
         assert_eq!(r.queue().list().unwrap().len(), counts["enqueue"]);
         assert_eq!(events(dir.path(), "routing").len(), 500);
+    }
+
+    #[test]
+    fn a_batch_decides_like_one_signal_at_a_time() {
+        let signals: Vec<Signal> = (0..60)
+            .map(|i| alert(&format!("Alert{}", i % 4), &format!("fp-{}", i % 7)))
+            .chain([resolved("Alert1", "fp-1")])
+            .collect();
+        let one_by_one = {
+            let dir = tempfile::tempdir().unwrap();
+            let mut r = router(dir.path());
+            let names: Vec<&str> = signals
+                .iter()
+                .map(|s| r.route(s, at(0)).unwrap().decision.name())
+                .collect();
+            (names, events(dir.path(), "routing").len())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let batch: Vec<&str> = r
+            .route_all(&signals, at(0))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.unwrap().decision.name())
+            .collect();
+        assert_eq!(batch, one_by_one.0);
+        assert_eq!(events(dir.path(), "routing").len(), one_by_one.1);
+        assert_eq!(one_by_one.1, signals.len());
+        // The state the batch left is on disk: a new router carries on from it.
+        let again = router(dir.path())
+            .route(&alert("Alert0", "fp-0"), at(1))
+            .unwrap();
+        assert_eq!(again.decision.name(), "merged");
     }
 }
