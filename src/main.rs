@@ -5,11 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use steward::cli::{self, Cli};
 
-// The daemon's request path allocates a little per alert on several threads; glibc's malloc
-// showed up as a fifth of its CPU in `bench/webhook.sh`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The policy hook runs once per tool call: no logging setup, no async runtime.
