@@ -24,7 +24,7 @@ let
 
   # Directories given as options become the config's keys; `settings` wins over them.
   settings = lib.recursiveUpdate
-    ({ state_dir = "/var/lib/steward"; }
+    ({ state_dir = "/var/lib/steward"; serve.scheduler = cfg.scheduler; }
       // lib.optionalAttrs (cfg.goalsDir != null) { goals_dir = toString cfg.goalsDir; }
       // lib.optionalAttrs (cfg.contextDir != null) { context_dir = toString cfg.contextDir; }
       // lib.optionalAttrs (cfg.knowledgeDir != null) { knowledge_dir = toString cfg.knowledgeDir; })
@@ -126,6 +126,17 @@ in
       example = { health-check = "hourly"; proactive = "Mon *-*-* 07:00:00"; };
       description = "Goals to run on a schedule: goal name to systemd OnCalendar= expression.";
     };
+    scheduler = mkOption {
+      type = types.bool;
+      default = cfg.timers == { };
+      defaultText = lib.literalExpression "config.services.steward.timers == { }";
+      description = ''
+        Whether the daemon fires goals on the `schedule` in their front matter (`serve.scheduler`).
+        Off by default when `timers` schedules goals with systemd timers, so no goal runs twice.
+        Its random delay per fire is `settings.serve.scheduler_random_delay_secs`.
+      '';
+    };
+
     randomizedDelaySec = mkOption {
       type = types.str;
       default = "10min";

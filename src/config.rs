@@ -82,6 +82,9 @@ pub struct ServeConfig {
     /// Whether the daemon fires goals on their `schedule` (cron, UTC). Off where systemd timers
     /// (or another scheduler) already trigger them, so that no goal runs twice.
     pub scheduler: bool,
+    /// Each scheduled fire first waits a random 0..=N seconds (systemd's `RandomizedDelaySec=`),
+    /// so hosts that share a schedule do not all call the model at the same moment.
+    pub scheduler_random_delay_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +199,7 @@ impl Default for ServeConfig {
             poll_secs: 5,
             paused: false,
             scheduler: true,
+            scheduler_random_delay_secs: 0,
         }
     }
 }

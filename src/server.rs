@@ -981,6 +981,13 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .into_iter()
             .map(|e| (e.goal.clone(), e.expr.clone()))
             .collect();
+        let delay = random_delay(shared.config().serve.scheduler_random_delay_secs);
+        if !delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => continue,
+            }
+        }
         let signals = due.iter().map(|(goal, _)| Signal::timer(goal)).collect();
         let decisions = shared.submit(signals).await.unwrap_or_default();
         for ((goal, expr), decision) in due.iter().zip(decisions) {
@@ -989,10 +996,18 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 "scheduled",
                 serde_json::json!({"goal": goal, "schedule": expr,
                     "at": at.format(&time::format_description::well_known::Rfc3339).ok(),
+                    "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "decision": decision.decision()}),
             );
         }
     }
+}
+
+/// A uniformly random delay of 0..=`max_secs` seconds, in whole milliseconds.
+fn random_delay(max_secs: u64) -> Duration {
+    let span = u128::from(max_secs) * 1000 + 1;
+    let ms = uuid::Uuid::new_v4().as_u128() % span;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1270,6 +1285,22 @@ mod tests {
         assert_eq!(severity_of(l("info").as_ref()), Severity::Info);
         assert_eq!(severity_of(l("warning").as_ref()), Severity::Warning);
         assert_eq!(severity_of(None), Severity::Warning);
+    }
+
+    #[test]
+    fn scheduled_fires_spread_over_the_random_delay() {
+        assert_eq!(random_delay(0), Duration::ZERO);
+        let delays: Vec<Duration> = (0..200).map(|_| random_delay(2)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
+        let early = delays
+            .iter()
+            .filter(|d| **d < Duration::from_secs(1))
+            .count();
+        // 200 fair draws: both halves of the window are used.
+        assert!(
+            (40..=160).contains(&early),
+            "{early} of 200 in the first second"
+        );
     }
 
     #[test]

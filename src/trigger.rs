@@ -1305,7 +1305,10 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
     }
 
     fn http_answer(status: &str, body: &str) -> String {
-        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
     }
 
     #[tokio::test]
@@ -1340,7 +1343,10 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
         let e = hand_to_daemon(dir.path(), &Signal::timer("health-check"))
             .await
             .unwrap_err();
-        assert!(matches!(e, TriggerError::Unanswered { attempts: 3, .. }), "{e}");
+        assert!(
+            matches!(e, TriggerError::Unanswered { attempts: 3, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("not running inline"), "{e}");
         assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
@@ -1349,7 +1355,10 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
     async fn a_daemon_that_refuses_lets_the_trigger_run_inline() {
         let dir = tempfile::tempdir().unwrap();
         let tries = fake_daemon(dir.path(), |_| {
-            Some(http_answer("503 Service Unavailable", r#"{"error":"stopping"}"#))
+            Some(http_answer(
+                "503 Service Unavailable",
+                r#"{"error":"stopping"}"#,
+            ))
         });
         let h = hand_to_daemon(dir.path(), &Signal::timer("health-check"))
             .await

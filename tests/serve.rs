@@ -435,7 +435,10 @@ fn a_storm_is_bounded_and_queued_work_survives_reload_and_restart() {
     // decision is in the event log.
     let merged: u64 = queued.iter().map(|j| j["merged"].as_u64().unwrap()).sum();
     assert_eq!(merged, 297 + concurrent);
-    assert_eq!(events(&env.state(), "routing").len(), 300 + concurrent as usize);
+    assert_eq!(
+        events(&env.state(), "routing").len(),
+        300 + concurrent as usize
+    );
 
     // Restarted unpaused: every job runs, against the scripted model.
     set_paused(&env, false);
