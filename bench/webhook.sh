@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Webhook ingest on loopback: `steward serve` (paused, fresh state dir, router limits high) vs a
 # bare axum handler (bearer check, JSON parse, 200) on the same machine, alternating round by
-# round. Prints alerts/s (median of rounds), latency p50/p99, the ratio to the bare handler and
+# round. Prints alerts/s (median of rounds), latency p50/p99, the ratio to the bare handler,
 # alerts lost (non-200, or steward's routing events / steward_signals_total not summing to the
-# alerts sent); exits 1 if a target is missed (≥ 5000 alerts/s, p99 < 20 ms, ratio ≥ 0.5, 0 lost).
+# alerts sent) and the CPU each server and the load generator used per alert; exits 1 if a
+# target is missed (≥ 5000 alerts/s, p99 < 20 ms, ratio ≥ 0.5, 0 lost).
 #
-#   STEWARD_BIN=target/release/steward bench/webhook.sh     # default binary
-#   REQUESTS=3000 bench/webhook.sh                         # the README numbers (~1 min)
-#   REQUESTS=30000 CONCURRENCY=64 ROUNDS=5 bench/webhook.sh
-# At the measured ~100 alerts/s the default 20,000 requests take ~4 min on the steward side.
+#   STEWARD_BIN=target/release/steward bench/webhook.sh     # the README numbers (a few seconds)
+#   REQUESTS=60000 CONCURRENCY=64 ROUNDS=5 bench/webhook.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${STEWARD_BIN:-target/release/steward}"
