@@ -96,13 +96,21 @@ pub fn append_line(path: &Path, text: &str) -> Result<(), LedgerError> {
     let mut line = Vec::with_capacity(text.len() + 1);
     line.extend_from_slice(text.as_bytes());
     line.push(b'\n');
-    let mut f = OpenOptions::new()
+    let mut f = open_append(path)?;
+    f.write_all(&line).map_err(err)?;
+    f.sync_data().map_err(err)
+}
+
+/// Opens (creating) a file whose every `write` lands whole at its end (`O_APPEND`).
+fn open_append(path: &Path) -> Result<File, LedgerError> {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(err)?;
-    f.write_all(&line).map_err(err)?;
-    f.sync_data().map_err(err)
+        .map_err(|source| LedgerError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The state directory.
@@ -332,14 +340,7 @@ impl Ledger {
         for (name, mut text) in batch.by_day {
             let path = self.root.join("events").join(name);
             text.push('\n');
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|source| LedgerError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+            let mut f = open_append(&path)?;
             f.write_all(text.as_bytes())
                 .map_err(|source| LedgerError::Write {
                     path: path.clone(),
@@ -444,14 +445,7 @@ impl RunDir {
     /// An append-only line file inside the run (transcript, audit).
     pub fn appender(&self, name: &str) -> Result<LineAppender, LedgerError> {
         let path = self.file(name);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| LedgerError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_append(&path)?;
         Ok(LineAppender { path, file })
     }
 }
