@@ -806,3 +806,81 @@ fn the_scheduler_routes_timer_signals_and_a_reload_stops_it() {
     assert!(reason.contains("tick.md:3:"), "{reason}");
     d.stop();
 }
+
+/// Flapping and the daily budget, as the daemon sees them: Alertmanager v4 deliveries posted
+/// directly, since a real Alertmanager dedups repeats of one alert for `repeat_interval` and
+/// would take minutes to flap. firing → resolved → firing → resolved → firing is the third
+/// occurrence within ten minutes: escalated once, no third job. Then a spent budget: alerts are
+/// recorded, no job is queued, and the operator is told once.
+#[test]
+fn flapping_escalates_once_and_an_exhausted_budget_queues_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        &format!("{PAUSED}[router]\ndaily_budget_usd = 0.5\n"),
+    );
+    let token = write_token(tmp.path());
+    let d = Daemon::start(&env, Some(&token));
+    let am = format!("{}/hooks/alertmanager", d.url);
+    let deliver = |status: &str, instance: &str, fp: &str| -> Value {
+        let (code, body) = post_json(&am, &am_payload(vec![alert("Flap", instance, fp, status)]));
+        assert_eq!(code, 200, "{body}");
+        body["decisions"][0].clone()
+    };
+
+    let mut seen = Vec::new();
+    for status in [
+        "firing", "resolved", "firing", "resolved", "firing", "firing",
+    ] {
+        seen.push(deliver(status, "h1", "flap-1")["decision"].clone());
+    }
+    assert_eq!(
+        seen,
+        [
+            "enqueue", "resolved", "enqueue", "resolved", "flapping", "flapping"
+        ]
+    );
+    let escalations = events(&env.state(), "escalation");
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0]["subject"], "Flap/h1");
+    assert_eq!(escalations[0]["flapping"], "acute");
+    assert!(
+        jobs(&env.state(), false).is_empty(),
+        "no job for a flapping subject"
+    );
+
+    // Today's runs cost $0.75 against a $0.50 budget.
+    let today = time::OffsetDateTime::now_utc().date();
+    let run = env.state().join(format!(
+        "runs/{:04}{:02}{:02}T000000Z-incident-abcdef",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    ));
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("result.json"), r#"{"cost_usd": 0.75}"#).unwrap();
+    let first = deliver("firing", "h2", "budget-2");
+    let second = deliver("firing", "h3", "budget-3");
+    assert_eq!(
+        (&first["decision"], &first["notify"]),
+        (&json!("over_budget"), &json!(true)),
+        "{first}"
+    );
+    assert_eq!(
+        (&second["decision"], &second["notify"]),
+        (&json!("over_budget"), &json!(false)),
+        "{second}"
+    );
+    assert!(jobs(&env.state(), false).is_empty());
+    assert_eq!(events(&env.state(), "operator_notice").len(), 1);
+    let (_, metrics) = http("GET", &format!("{}/metrics", d.url), &[], None);
+    for line in [
+        r#"steward_signals_total{source="alertmanager",decision="flapping"} 2"#,
+        r#"steward_signals_total{source="alertmanager",decision="over_budget"} 2"#,
+        r#"steward_signals_total{source="alertmanager",decision="resolved"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    d.stop();
+}
