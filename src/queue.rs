@@ -134,11 +134,16 @@ pub struct Queue {
 /// bumps the generation under the lock, so another process's change forces a re-read, and a
 /// file added or removed by hand changes the mtime. Without it every routing decision re-read
 /// and re-parsed every job file.
+/// Orders jobs by arrival: the sequence number, then the id.
+type JobKey = (u64, String);
+
 #[derive(Debug, Default)]
 struct Cache {
     seen: Option<(u64, SystemTime)>,
-    /// Active jobs in arrival order.
-    jobs: Vec<Job>,
+    /// Active jobs in arrival order, and where to find them by id and by fingerprint.
+    jobs: BTreeMap<JobKey, Job>,
+    by_id: HashMap<String, JobKey>,
+    by_fingerprint: HashMap<String, BTreeSet<JobKey>>,
     next_seq: u64,
     /// Merges per job id not yet in the job's file. A merge is recorded durably by its routing
     /// event; the job's `merged` count follows with the job's next write (claim, finish,
@@ -146,23 +151,53 @@ struct Cache {
     unsaved_merges: BTreeMap<String, u32>,
     /// `queue/.lock`, open between sessions.
     lock_file: Option<File>,
-    /// The first active job per fingerprint, as an index into `jobs`; rebuilt after a change.
-    by_fingerprint: Option<HashMap<String, usize>>,
 }
 
 impl Cache {
-    fn find_fingerprint(&mut self, fingerprint: &str) -> Option<usize> {
-        let jobs = &self.jobs;
+    fn replace_all(&mut self, jobs: Vec<Job>) {
+        self.jobs.clear();
+        self.by_id.clear();
+        self.by_fingerprint.clear();
+        for job in jobs {
+            self.insert(job);
+        }
+    }
+
+    /// Adds (or replaces) an active job.
+    fn insert(&mut self, job: Job) {
+        self.remove(&job.id);
+        let key = (job.seq, job.id.clone());
+        self.by_id.insert(job.id.clone(), key.clone());
         self.by_fingerprint
-            .get_or_insert_with(|| {
-                let mut index = HashMap::with_capacity(jobs.len());
-                for (i, j) in jobs.iter().enumerate() {
-                    index.entry(j.signal.fingerprint.clone()).or_insert(i);
-                }
-                index
-            })
+            .entry(job.signal.fingerprint.clone())
+            .or_default()
+            .insert(key.clone());
+        self.jobs.insert(key, job);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Job> {
+        let key = self.by_id.remove(id)?;
+        let job = self.jobs.remove(&key)?;
+        if let Some(keys) = self.by_fingerprint.get_mut(&job.signal.fingerprint) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.by_fingerprint.remove(&job.signal.fingerprint);
+            }
+        }
+        Some(job)
+    }
+
+    fn get(&self, id: &str) -> Option<&Job> {
+        self.jobs.get(self.by_id.get(id)?)
+    }
+
+    /// The active jobs with this fingerprint, oldest first.
+    fn with_fingerprint(&self, fingerprint: &str) -> impl Iterator<Item = &Job> {
+        self.by_fingerprint
             .get(fingerprint)
-            .copied()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.jobs.get(k))
     }
 }
 
@@ -264,23 +299,23 @@ impl Session<'_> {
             .filter(|(id, _)| active.contains(id.as_str()))
             .collect();
         self.cache.unsaved_merges = unsaved;
-        self.cache.jobs = jobs;
-        self.cache.by_fingerprint = None;
+        self.cache.replace_all(jobs);
         self.cache.next_seq = next_seq;
         self.cache.seen = Some(stamp);
         self.fresh = true;
         Ok(())
     }
 
-    fn jobs(&mut self) -> Result<&[Job], QueueError> {
+    /// The active jobs in arrival order.
+    fn jobs(&mut self) -> Result<impl Iterator<Item = &Job>, QueueError> {
         self.refresh()?;
-        Ok(&self.cache.jobs)
+        Ok(self.cache.jobs.values())
     }
 
     fn current(&mut self, id: &str) -> Result<Job, QueueError> {
-        self.jobs()?
-            .iter()
-            .find(|j| j.id == id)
+        self.refresh()?;
+        self.cache
+            .get(id)
             .cloned()
             .ok_or_else(|| QueueError::UnknownJob(id.to_string()))
     }
@@ -293,14 +328,10 @@ impl Session<'_> {
         self.fresh = false;
         self.queue.write(job)?;
         self.cache.unsaved_merges.remove(&job.id);
-        self.cache.by_fingerprint = None;
-        self.cache.jobs.retain(|j| j.id != job.id);
         if job.state.is_active() {
-            let at = self
-                .cache
-                .jobs
-                .partition_point(|j| (j.seq, &j.id) < (job.seq, &job.id));
-            self.cache.jobs.insert(at, job.clone());
+            self.cache.insert(job.clone());
+        } else {
+            self.cache.remove(&job.id);
         }
         use std::os::unix::fs::FileExt;
         let generation = self.generation()?.wrapping_add(1);
@@ -356,10 +387,14 @@ impl Session<'_> {
     ) -> Result<Option<Merge>, QueueError> {
         self.refresh()?;
         let cache = &mut *self.cache;
-        let Some(job) = cache
-            .find_fingerprint(fingerprint)
-            .and_then(|i| cache.jobs.get_mut(i))
+        let Some(key) = cache
+            .by_fingerprint
+            .get(fingerprint)
+            .and_then(|keys| keys.first())
         else {
+            return Ok(None);
+        };
+        let Some(job) = cache.jobs.get_mut(key) else {
             return Ok(None);
         };
         job.merged += 1;
@@ -380,10 +415,11 @@ impl Session<'_> {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Job>, QueueError> {
+        self.refresh()?;
         let matching: Vec<Job> = self
-            .jobs()?
-            .iter()
-            .filter(|j| j.signal.fingerprint == fingerprint && j.state == JobState::Queued)
+            .cache
+            .with_fingerprint(fingerprint)
+            .filter(|j| j.state == JobState::Queued)
             .cloned()
             .collect();
         let mut out = Vec::new();
@@ -639,7 +675,6 @@ impl Queue {
         let mut q = self.lock()?;
         let Some(mut job) = q
             .jobs()?
-            .iter()
             .find(|j| j.state == JobState::Queued && eligible(j))
             .cloned()
         else {
@@ -704,12 +739,14 @@ impl Queue {
 
     /// Active jobs (queued and running), oldest first.
     pub fn list(&self) -> Result<Vec<Job>, QueueError> {
-        Ok(self.lock()?.jobs()?.to_vec())
+        Ok(self.lock()?.jobs()?.cloned().collect())
     }
 
     /// How many jobs are active (queued and running).
     pub fn depth(&self) -> Result<usize, QueueError> {
-        Ok(self.lock()?.jobs()?.len())
+        let mut q = self.lock()?;
+        q.refresh()?;
+        Ok(q.cache.jobs.len())
     }
 
     /// Ended jobs from the archive, oldest first.
@@ -736,7 +773,8 @@ impl Queue {
         let mut q = self.lock()?;
         let me = std::process::id();
         let mut ids = Vec::new();
-        for mut job in q.jobs()?.to_vec() {
+        let jobs: Vec<Job> = q.jobs()?.cloned().collect();
+        for mut job in jobs {
             if job.state != JobState::Running {
                 continue;
             }

@@ -23,7 +23,7 @@
 //! it, never a silent reset.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -682,15 +682,50 @@ impl Router {
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
         let decided = self.decide_all(signals, now)?;
+        self.save_state()?;
         self.ledger.append(decided.events)?;
         Ok(decided.decisions)
     }
 
+    /// Writes `router.json` if a decision changed the state since it was last written.
+    pub fn save_state(&mut self) -> Result<(), RouterError> {
+        if let Some(bytes) = self.state_snapshot()? {
+            ledger::write_atomic(&self.state_path, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The state as `router.json` bytes if it changed since the last snapshot, which it now
+    /// counts as saved: the caller writes it to [`Router::state_path`] (the daemon does so
+    /// outside the router's lock) and calls [`Router::state_unsaved`] if that fails.
+    pub fn state_snapshot(&mut self) -> Result<Option<Vec<u8>>, RouterError> {
+        if !self.state_changed {
+            return Ok(None);
+        }
+        let mut bytes = serde_json::to_vec(&self.state).map_err(|source| LedgerError::Encode {
+            what: self.state_path.display().to_string(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        self.state_changed = false;
+        Ok(Some(bytes))
+    }
+
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+
+    /// A snapshot could not be written: the next one must be taken.
+    pub fn state_unsaved(&mut self) {
+        self.state_changed = true;
+    }
+
     /// Decides signals in order, one decision each (a failure for one does not stop the
-    /// others), and acts on them: jobs queued and cancelled are on disk, and `router.json` is
-    /// written once for the batch. The decisions' events are returned, not yet appended: a
-    /// decision may be reported only once they are (the daemon appends many batches with one
-    /// fsync while it decides the next).
+    /// others), and acts on them: jobs queued and cancelled are on disk before this returns.
+    /// What the decisions changed in the router's own state (cooldowns, rate and flapping
+    /// windows) is written by [`Router::save_state`]; the decisions' events are returned, not
+    /// appended. A decision may be reported once its events are written: the daemon appends a
+    /// batch's events before answering and fsyncs them, and saves the state, shortly after.
     pub fn decide_all(
         &mut self,
         signals: &[Signal],
@@ -715,9 +750,6 @@ impl Router {
                 })
                 .collect()
         };
-        if std::mem::take(&mut self.state_changed) {
-            ledger::write_json(&self.state_path, &self.state)?;
-        }
         Ok(Decided { decisions, events })
     }
 

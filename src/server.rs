@@ -272,7 +272,9 @@ impl Answer {
 const MAX_BATCH_SIGNALS: usize = 512;
 
 /// How often, at most, the event log is fsynced while signals keep coming.
-const EVENTS_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// How often, at most, the router's state is written when decisions changed it.
+const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Takes the first value and then whatever else is already waiting, up to `max` by `size`.
 fn drain<T>(rx: &std_mpsc::Receiver<T>, size: impl Fn(&T) -> usize, max: usize) -> Option<Vec<T>> {
@@ -290,12 +292,15 @@ fn drain<T>(rx: &std_mpsc::Receiver<T>, size: impl Fn(&T) -> usize, max: usize) 
 /// Starts the two routing threads; both end once `Shared::routing` is closed.
 ///
 /// The committer takes every request waiting and decides their signals as one batch
-/// ([`Router::decide_all`]: queued jobs and the router state are fsynced there), appends the
-/// batch's routing events to the event log, and only then answers. The flusher fsyncs the event
-/// log behind it, at most every [`EVENTS_FLUSH_INTERVAL`]: an fsync costs this VM about 70 µs of
-/// CPU, and one per batch halved the ingest rate in `bench/webhook.sh`. So an answered alert's
-/// record is in the kernel (it survives steward crashing or being killed) and on disk within
-/// about 10 ms; queued work is on disk before the answer.
+/// ([`Router::decide_all`]: a queued job is fsynced there), appends the batch's routing events
+/// to the event log, and only then answers. The flusher follows it: it fsyncs the event log at
+/// most every [`FLUSH_INTERVAL`], and writes the router's state (cooldowns, rate and flapping
+/// windows) at most every [`STATE_SAVE_INTERVAL`] when it changed. An fsync costs this VM about
+/// 70 µs of CPU, and one per batch halved the ingest rate in `bench/webhook.sh`; the state is
+/// one JSON file that grows with the subjects seen in a day, and rewriting it per batch made a
+/// storm of distinct alerts quadratic. So an answered alert's record is in the kernel (it
+/// survives steward crashing or being killed) and on disk within about 10 ms; queued work is on
+/// disk before the answer; a crash loses at most the last second of window entries.
 fn start_routing(
     shared: &Arc<Shared>,
     requests: std_mpsc::Receiver<RouteRequest>,
@@ -307,9 +312,8 @@ fn start_routing(
             .name("steward-route".into())
             .spawn(move || {
                 while let Some(batch) = drain(&requests, |r| r.signals.len(), MAX_BATCH_SIGNALS) {
-                    if let Some(unsynced) = shared.route_batch(batch) {
-                        let _ = to_flush.send(unsynced);
-                    }
+                    let unsynced = shared.route_batch(batch).unwrap_or_default();
+                    let _ = to_flush.send(unsynced);
                 }
             })?
     };
@@ -318,14 +322,31 @@ fn start_routing(
         std::thread::Builder::new()
             .name("steward-flush".into())
             .spawn(move || {
-                while let Some(all) = drain(&written, |_| 1, usize::MAX) {
+                let mut state_saved = std::time::Instant::now();
+                loop {
+                    // Woken by written events, or once a second for the router's state.
+                    let first = match written.recv_timeout(STATE_SAVE_INTERVAL) {
+                        Ok(unsynced) => Some(unsynced),
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                    };
                     let started = std::time::Instant::now();
-                    let pending = all.into_iter().fold(Unsynced::default(), Unsynced::merge);
-                    if let Err(e) = pending.sync() {
+                    let had_events = first.is_some();
+                    let events = first
+                        .into_iter()
+                        .chain(written.try_iter())
+                        .fold(Unsynced::default(), Unsynced::merge);
+                    if let Err(e) = events.sync() {
                         tracing::error!("cannot fsync the event log: {e}");
                         shared.metrics.flush_errors.inc();
                     }
-                    std::thread::sleep(EVENTS_FLUSH_INTERVAL.saturating_sub(started.elapsed()));
+                    if state_saved.elapsed() >= STATE_SAVE_INTERVAL {
+                        shared.save_router_state();
+                        state_saved = std::time::Instant::now();
+                    }
+                    if had_events {
+                        std::thread::sleep(FLUSH_INTERVAL.saturating_sub(started.elapsed()));
+                    }
                 }
             })?
     };
@@ -399,6 +420,33 @@ impl Shared {
         answer.await.ok()
     }
 
+    /// Writes the router's state if decisions changed it: serialised under the router's lock,
+    /// written outside it, so routing waits for a copy, not for the disk.
+    fn save_router_state(&self) {
+        let (snapshot, path) = {
+            let mut router = self
+                .router
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (router.state_snapshot(), router.state_path().to_path_buf())
+        };
+        let written = match snapshot {
+            Ok(None) => return,
+            Ok(Some(bytes)) => {
+                crate::ledger::write_atomic(&path, &bytes).map_err(RouterError::from)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::error!("cannot save the router's state: {e}");
+            self.metrics.flush_errors.inc();
+            self.router
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .state_unsaved();
+        }
+    }
+
     /// Decides a batch of requests' signals in arrival order, appends their routing events,
     /// and answers each request; returns the events still to fsync.
     fn route_batch(&self, batch: Vec<RouteRequest>) -> Option<Unsynced> {
@@ -469,6 +517,12 @@ impl Shared {
     /// SIGHUP: a new configuration, routes and token, or none of them.
     fn reload(&self) {
         type Loaded = (Config, Router, Option<TokenDigest>, Vec<schedule::Entry>);
+        // Held until the new router is in place: it starts from `router.json`, so the current
+        // state is written first and no decision may come in between.
+        let mut current_router = self
+            .router
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = (|| -> Result<Loaded, ServeError> {
             let cfg = Config::load(&self.opts.config_args)?.config;
             // The worker's queue, the socket and the pid file live in the old one.
@@ -479,6 +533,7 @@ impl Shared {
                     to: cfg.state_dir,
                 });
             }
+            current_router.save_state()?;
             let router = Router::open(&cfg, self.queue.clone())?;
             let token = token_path(&self.opts, &cfg)
                 .map(|p| load_token(&p))
@@ -491,9 +546,8 @@ impl Shared {
             Ok((cfg, router, token, entries)) => {
                 let scheduled = entries.len();
                 let routes = router.routes().routes().len();
-                if let Ok(mut r) = self.router.lock() {
-                    *r = router;
-                }
+                *current_router = router;
+                drop(current_router);
                 if let Ok(mut t) = self.token.write() {
                     *t = token;
                 }
@@ -1207,6 +1261,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
     })
     .await;
+    shared.save_router_state();
     if let Err(e) = shared.queue.write_back() {
         tracing::error!("cannot write the merge counts back to the job files: {e}");
     }

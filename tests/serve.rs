@@ -883,4 +883,10 @@ fn flapping_escalates_once_and_an_exhausted_budget_queues_nothing() {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
     d.stop();
+    // The router's windows are on disk for the next start: the escalation and the notice.
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.state().join("router.json")).unwrap())
+            .unwrap();
+    assert!(state["escalated"]["Flap/h1"].is_i64(), "{state}");
+    assert!(state["budget_told"].is_string(), "{state}");
 }
