@@ -8,6 +8,8 @@
 #
 #   STEWARD_BIN=target/release/steward bench/webhook.sh     # the README numbers (a few seconds)
 #   REQUESTS=60000 CONCURRENCY=64 ROUNDS=5 bench/webhook.sh
+#   FINGERPRINTS=20000 ROUNDS=1 bench/webhook.sh          # every alert new: one queued job each
+#   ROUTER_LIMITS=default FINGERPRINTS=20000 ROUNDS=1 bench/webhook.sh   # steward's own limits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${STEWARD_BIN:-target/release/steward}"
