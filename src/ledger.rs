@@ -171,6 +171,7 @@ impl EventBatch {
         run: Option<&str>,
         data: &D,
     ) -> Result<(), LedgerError> {
+        // [`Event`]'s shape, borrowed: no map is built per event.
         #[derive(Serialize)]
         struct Line<'a, D: ?Sized> {
             #[serde(with = "time::serde::rfc3339")]

@@ -129,14 +129,14 @@ pub struct Queue {
     cache: Arc<Mutex<Cache>>,
 }
 
+/// Orders jobs by arrival: the sequence number, then the id.
+type JobKey = (u64, String);
+
 /// The active jobs as this process last read or wrote them. Valid while the generation in the
 /// lock file and the directory's mtime are the ones it was taken at: every change a queue makes
 /// bumps the generation under the lock, so another process's change forces a re-read, and a
 /// file added or removed by hand changes the mtime. Without it every routing decision re-read
 /// and re-parsed every job file.
-/// Orders jobs by arrival: the sequence number, then the id.
-type JobKey = (u64, String);
-
 #[derive(Debug, Default)]
 struct Cache {
     seen: Option<(u64, SystemTime)>,
@@ -477,7 +477,8 @@ impl Queue {
         &self.ledger
     }
 
-    fn lock(&self) -> Result<Session<'_>, QueueError> {
+    /// Holds the queue (see [`Session`]).
+    pub fn session(&self) -> Result<Session<'_>, QueueError> {
         // This process first (the cache), then other processes (the flock), always in that order.
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| {
             let mut c = poisoned.into_inner();
@@ -509,7 +510,7 @@ impl Queue {
         })
     }
 
-    /// Active jobs in order and the next sequence number (one past the highest in use, archive
+    /// Active jobs and the next sequence number (one past the highest in use, archive
     /// and quarantine included). A file that cannot be read is moved to `bad/`, recorded, and
     /// returned as an error naming it: the caller sees it, and the next scan goes on without it.
     fn scan(&self) -> Result<(Vec<Job>, u64), QueueError> {
@@ -556,7 +557,6 @@ impl Queue {
                 Err(e) => return Err(e.into()),
             }
         }
-        jobs.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
         Ok((jobs, max_seq + 1))
     }
 
@@ -606,11 +606,6 @@ impl Queue {
         Ok(())
     }
 
-    /// Holds the queue (see [`Session`]).
-    pub fn session(&self) -> Result<Session<'_>, QueueError> {
-        self.lock()
-    }
-
     /// Queues a new job and returns it.
     pub fn push(
         &self,
@@ -619,7 +614,7 @@ impl Queue {
         vars: BTreeMap<String, String>,
         now: OffsetDateTime,
     ) -> Result<Job, QueueError> {
-        self.lock()?.push(signal, goal, vars, now)
+        self.session()?.push(signal, goal, vars, now)
     }
 
     /// See [`Session::merge`].
@@ -628,7 +623,7 @@ impl Queue {
         fingerprint: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Merge>, QueueError> {
-        self.lock()?.merge(fingerprint, now)
+        self.session()?.merge(fingerprint, now)
     }
 
     /// See [`Session::cancel_fingerprint`].
@@ -638,13 +633,12 @@ impl Queue {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Job>, QueueError> {
-        self.lock()?.cancel_fingerprint(fingerprint, reason, now)
+        self.session()?.cancel_fingerprint(fingerprint, reason, now)
     }
 
-    /// Writes the merge counts not yet in their job files (at shutdown, and before a reload
-    /// replaces the router).
+    /// Writes the merge counts not yet in their job files (the daemon does at shutdown).
     pub fn write_back(&self) -> Result<(), QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         q.refresh()?;
         let ids: Vec<String> = q.cache.unsaved_merges.keys().cloned().collect();
         for id in ids {
@@ -656,7 +650,7 @@ impl Queue {
 
     /// Cancels one active job (queued, or claimed but not started by the worker).
     pub fn cancel(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<Job, QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         let current = q.current(&job.id)?;
         q.cancel_job(current, reason, now)
     }
@@ -672,7 +666,7 @@ impl Queue {
         now: OffsetDateTime,
         eligible: impl Fn(&Job) -> bool,
     ) -> Result<Option<Job>, QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         let Some(mut job) = q
             .jobs()?
             .find(|j| j.state == JobState::Queued && eligible(j))
@@ -691,7 +685,7 @@ impl Queue {
 
     /// Puts a claimed job back in the queue (the host lock was busy for too long).
     pub fn requeue(&self, job: &Job, reason: &str, now: OffsetDateTime) -> Result<(), QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         let mut current = q.current(&job.id)?;
         current.state = JobState::Queued;
         current.claimed_by = None;
@@ -713,7 +707,7 @@ impl Queue {
         outcome: JobOutcome,
         now: OffsetDateTime,
     ) -> Result<Job, QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         // The current copy: signals may have merged into it while it ran.
         let mut current = q.current(&job.id)?;
         current.state = outcome.state;
@@ -739,12 +733,12 @@ impl Queue {
 
     /// Active jobs (queued and running), oldest first.
     pub fn list(&self) -> Result<Vec<Job>, QueueError> {
-        Ok(self.lock()?.jobs()?.cloned().collect())
+        Ok(self.session()?.jobs()?.cloned().collect())
     }
 
     /// How many jobs are active (queued and running).
     pub fn depth(&self) -> Result<usize, QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         q.refresh()?;
         Ok(q.cache.jobs.len())
     }
@@ -770,7 +764,7 @@ impl Queue {
     /// At daemon start: a job left `running` by a process that is gone (a crash, a kill) goes
     /// back to `queued`, with an event. Call before any worker of this process starts.
     pub fn recover(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
-        let mut q = self.lock()?;
+        let mut q = self.session()?;
         let me = std::process::id();
         let mut ids = Vec::new();
         let jobs: Vec<Job> = q.jobs()?.cloned().collect();

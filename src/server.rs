@@ -170,8 +170,8 @@ impl Metrics {
             denials.clone(),
         );
         registry.register(
-            "steward_event_log_fsync_errors",
-            "Failed fsyncs of the event log (records written but perhaps not on disk)",
+            "steward_flush_errors",
+            "Failed background writes: event log fsyncs (records written but perhaps not on disk) and router state saves",
             flush_errors.clone(),
         );
         Metrics {
@@ -312,8 +312,8 @@ fn start_routing(
             .name("steward-route".into())
             .spawn(move || {
                 while let Some(batch) = drain(&requests, |r| r.signals.len(), MAX_BATCH_SIGNALS) {
-                    let unsynced = shared.route_batch(batch).unwrap_or_default();
-                    let _ = to_flush.send(unsynced);
+                    // Sent even when empty: the flusher also saves the router's state.
+                    let _ = to_flush.send(shared.route_batch(batch));
                 }
             })?
     };
@@ -449,7 +449,7 @@ impl Shared {
 
     /// Decides a batch of requests' signals in arrival order, appends their routing events,
     /// and answers each request; returns the events still to fsync.
-    fn route_batch(&self, batch: Vec<RouteRequest>) -> Option<Unsynced> {
+    fn route_batch(&self, batch: Vec<RouteRequest>) -> Unsynced {
         let mut replies = Vec::with_capacity(batch.len());
         let mut signals = Vec::new();
         for r in batch {
@@ -464,13 +464,13 @@ impl Shared {
         // No decision is reported as taken unless its record was written.
         let (decisions, unsynced) = match decided {
             Ok(d) => match self.ledger.write_events(d.events) {
-                Ok(unsynced) => (Ok(d.decisions), Some(unsynced)),
+                Ok(unsynced) => (Ok(d.decisions), unsynced),
                 Err(e) => (
                     Err(format!("the routing record could not be written: {e}")),
-                    None,
+                    Unsynced::default(),
                 ),
             },
-            Err(e) => (Err(format!("routing failed: {e}")), None),
+            Err(e) => (Err(format!("routing failed: {e}")), Unsynced::default()),
         };
         let decisions: Vec<Result<Routed, String>> = match decisions {
             Ok(all) => all
