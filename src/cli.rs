@@ -20,6 +20,8 @@ use crate::run::{self, Definitions, RunReport, RunRequest};
 use crate::scripted;
 use crate::signal::Signal;
 
+pub mod output;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "steward",
@@ -395,7 +397,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 print_json(&results)?;
             } else {
                 for r in &results {
-                    println!(
+                    crate::outln!(
                         "== {} [{}] {} ms{}",
                         r.name,
                         serde_json::to_value(r.status)
@@ -404,9 +406,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                             .unwrap_or_default(),
                         r.duration_ms,
                         if r.truncated { " (truncated)" } else { "" }
-                    );
+                    )?;
                     if let Some(d) = &r.detail {
-                        println!("   {d}");
+                        crate::outln!("   {d}")?;
                     }
                     let text = match &r.output {
                         serde_json::Value::String(s) => s.clone(),
@@ -414,7 +416,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                         other => serde_json::to_string_pretty(other).unwrap_or_default(),
                     };
                     for line in text.lines() {
-                        println!("   {line}");
+                        crate::outln!("   {line}")?;
                     }
                 }
             }
@@ -435,7 +437,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                         .as_deref()
                         .map(|c| format!("  [schedule {c} UTC]"))
                         .unwrap_or_default();
-                    println!("{:width$}  {}  ({}){when}", g.name, g.description, g.origin);
+                    crate::outln!("{:width$}  {}  ({}){when}", g.name, g.description, g.origin)?;
                 }
             }
             Ok(ExitKind::Ok)
@@ -456,7 +458,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 if cli.json {
                     print_json(&serde_json::json!({"goal": plan.goal, "prompt": plan.prompt}))?;
                 } else {
-                    println!("{}", plan.prompt);
+                    crate::outln!("{}", plan.prompt)?;
                 }
             }
             Ok(ExitKind::Ok)
@@ -467,11 +469,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 print_json(&loaded)?;
             } else {
                 match &loaded.source {
-                    Some(p) => println!("# from {}", p.display()),
-                    None => println!("# no config file found: built-in defaults"),
+                    Some(p) => crate::outln!("# from {}", p.display())?,
+                    None => crate::outln!("# no config file found: built-in defaults")?,
                 }
                 let text = toml::to_string_pretty(&loaded.config).map_err(internal)?;
-                print!("{text}");
+                crate::out!("{text}")?;
             }
             Ok(ExitKind::Ok)
         }
@@ -483,19 +485,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             if cli.json {
                 print_json(&runs)?;
             } else if runs.is_empty() {
-                println!("no runs recorded in {}", loaded.config.state_dir.display());
+                crate::outln!("no runs recorded in {}", loaded.config.state_dir.display())?;
             } else {
                 for r in &runs {
                     match &r.error {
-                        Some(e) => println!("{}  UNREADABLE  {e}", r.id),
-                        None => println!(
+                        Some(e) => crate::outln!("{}  UNREADABLE  {e}", r.id)?,
+                        None => crate::outln!(
                             "{}  {:<10} ${:.4}  {:>6.1}s  {}",
                             r.id,
                             r.outcome,
                             r.cost_usd,
                             r.duration_ms as f64 / 1000.0,
                             r.reason
-                        ),
+                        )?,
                     }
                 }
             }
@@ -515,7 +517,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             if cli.json {
                 print_json(&detail)?;
             } else {
-                print_run_detail(&detail);
+                print_run_detail(&detail)?;
             }
             Ok(ExitKind::Ok)
         }
@@ -543,7 +545,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 print_json(&report)?;
             } else {
                 for line in report.lines() {
-                    println!("{line}");
+                    crate::outln!("{line}")?;
                 }
             }
             Ok(report.exit_kind())
@@ -575,11 +577,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default();
-                        println!("{verdict}");
+                        crate::outln!("{verdict}")?;
                         if let Some(rule) = &d.rule {
-                            println!("rule: {rule}");
+                            crate::outln!("rule: {rule}")?;
                         }
-                        println!("reason: {}", d.reason);
+                        crate::outln!("reason: {}", d.reason)?;
                     }
                 }
                 PolicyCommand::Explain { .. } => {
@@ -626,12 +628,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 print_json(&report)?;
             } else {
                 for c in &report.checks {
-                    println!(
+                    crate::outln!(
                         "[{}] {:<14} {}",
                         if c.ok { " ok " } else { "FAIL" },
                         c.name,
                         c.detail
-                    );
+                    )?;
                 }
             }
             Ok(if report.ok {
@@ -644,7 +646,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             let scenario = scripted::Scenario::load(scenario).map_err(usage)?;
             let server = scripted::start(scenario, *addr).await.map_err(internal)?;
             // Tests read the address from the first line of stdout.
-            println!("listening on http://{}", server.addr);
+            crate::outln!("listening on http://{}", server.addr)?;
             let _ = std::io::stdout().flush();
             tokio::signal::ctrl_c().await.map_err(internal)?;
             Ok(ExitKind::Ok)
@@ -697,7 +699,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
             if cli.json {
                 print_json(&list)?;
             } else if list.is_empty() {
-                println!("no actions");
+                crate::outln!("no actions")?;
             } else {
                 for a in &list {
                     // Operators should see that a run is blocked on this one.
@@ -710,14 +712,14 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                         }
                         _ => String::new(),
                     };
-                    println!(
+                    crate::outln!(
                         "{}  {:<8}  {}  [{}]  {}{waiting}",
                         a.id,
                         a.state,
                         a.argv.join(" "),
                         a.subject,
                         a.rationale
-                    );
+                    )?;
                 }
             }
             Ok(ExitKind::Ok)
@@ -734,7 +736,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
             if cli.json {
                 print_json(&a)?;
             } else {
-                println!("{} rejected", a.id);
+                crate::outln!("{} rejected", a.id)?;
             }
             Ok(ExitKind::Ok)
         }
@@ -760,12 +762,12 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 if cli.json {
                     print_json(&outcome)?;
                 } else {
-                    println!(
+                    crate::outln!(
                         "{} approved: the waiting run {} runs `{}` itself",
                         outcome.id,
                         outcome.run_id.as_deref().unwrap_or("?"),
                         outcome.argv.join(" ")
-                    );
+                    )?;
                 }
                 return Ok(ExitKind::Ok);
             }
@@ -773,7 +775,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 print_json(&outcome)?;
             } else {
                 let exec = outcome.execution.as_ref();
-                println!(
+                crate::outln!(
                     "{} {}: `{}` exit {} — checks {}",
                     outcome.id,
                     outcome.state,
@@ -785,7 +787,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                     } else {
                         "failed"
                     }
-                );
+                )?;
             }
             Ok(if outcome.state == crate::approval::ActionState::Done {
                 ExitKind::Ok
@@ -822,18 +824,18 @@ async fn run_goal(
     } else {
         match &report {
             RunReport::Planned(plan) => {
-                println!(
+                crate::outln!(
                     "# goal {} (dry run: nothing started, nothing recorded)",
                     plan.goal
-                );
-                println!("# claude argv:");
+                )?;
+                crate::outln!("# claude argv:")?;
                 let argv = serde_json::to_string_pretty(&plan.argv).map_err(internal)?;
-                println!("{argv}");
-                println!("# prompt:");
-                println!("{}", plan.prompt);
+                crate::outln!("{argv}")?;
+                crate::outln!("# prompt:")?;
+                crate::outln!("{}", plan.prompt)?;
             }
             RunReport::Done(r) => {
-                println!(
+                crate::outln!(
                     "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s, {} denied",
                     r.id,
                     r.outcome,
@@ -842,7 +844,7 @@ async fn run_goal(
                     r.num_turns,
                     r.duration_ms as f64 / 1000.0,
                     r.permission_denials.len()
-                );
+                )?;
             }
         }
     }
@@ -908,7 +910,7 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
                     .as_deref()
                     .map(|j| format!(" (job {j})"))
                     .unwrap_or_default();
-                println!("handed to the daemon: {decision}{job}: {reason}");
+                crate::outln!("handed to the daemon: {decision}{job}: {reason}")?;
             }
             return Ok(ExitKind::Ok);
         }
@@ -932,7 +934,7 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!(
+        crate::outln!(
             "signal {} {} [{}] {}",
             req.signal.source.as_str(),
             req.signal.subject,
@@ -941,16 +943,16 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             labels.join(" ")
-        );
+        )?;
         match &report {
             RunReport::Planned(plan) => {
-                println!(
+                crate::outln!(
                     "# goal {} (dry run: nothing started, nothing recorded)",
                     plan.goal
-                );
-                println!("{}", plan.prompt);
+                )?;
+                crate::outln!("{}", plan.prompt)?;
             }
-            RunReport::Done(r) => println!(
+            RunReport::Done(r) => crate::outln!(
                 "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s",
                 r.id,
                 r.outcome,
@@ -958,7 +960,7 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
                 r.cost_usd,
                 r.num_turns,
                 r.duration_ms as f64 / 1000.0
-            ),
+            )?,
         }
     }
     Ok(report.exit())
@@ -985,14 +987,14 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
             if cli.json {
                 print_json(&serde_json::json!({"change": change, "plan": plan}))?;
             } else {
-                println!(
+                crate::outln!(
                     "# {} {}..{}: {} changed files (dry run: nothing started, nothing recorded)",
                     req.signal.subject,
                     change.base,
                     change.head,
                     change.files.len()
-                );
-                println!("{}", plan.prompt);
+                )?;
+                crate::outln!("{}", plan.prompt)?;
             }
             return Ok(ExitKind::Ok);
         }
@@ -1013,63 +1015,63 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
             "run": result,
         }))?;
     } else {
-        println!(
+        crate::outln!(
             "{}: {} ({} changed files, classification {})",
             req.signal.subject,
             decision.decision.as_str(),
             change.files.len(),
             decision.classification.map_or("none", |c| c.as_str())
-        );
-        println!("reason: {}", decision.reason);
-        println!(
+        )?;
+        crate::outln!("reason: {}", decision.reason)?;
+        crate::outln!(
             "run {}: {} — ${:.4}, {} turns, {:.1}s",
             result.id,
             result.outcome,
             result.cost_usd,
             result.num_turns,
             result.duration_ms as f64 / 1000.0
-        );
+        )?;
     }
     Ok(decision.exit)
 }
 
-fn print_run_detail(d: &run::RunDetail) {
-    println!("run {}  ({})", d.id, d.dir);
+fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
+    crate::outln!("run {}  ({})", d.id, d.dir)?;
     if let Some(m) = &d.meta {
-        println!("goal: {}  stage: {}  pid: {}", m.goal, m.stage, m.pid);
+        crate::outln!("goal: {}  stage: {}  pid: {}", m.goal, m.stage, m.pid)?;
     }
     if let Some(r) = &d.result {
-        println!(
+        crate::outln!(
             "outcome: {}  exit: {} ({})",
             r.outcome,
             r.exit_code,
             r.exit.as_str()
-        );
-        println!("reason: {}", r.reason);
-        println!(
+        )?;
+        crate::outln!("reason: {}", r.reason)?;
+        crate::outln!(
             "cost: ${:.4}  turns: {}  duration: {:.1}s  session: {}",
             r.cost_usd,
             r.num_turns,
             r.duration_ms as f64 / 1000.0,
             r.session_id
-        );
+        )?;
         if let Some(v) = &r.verdict {
-            println!("verdict: {:?} — {}", v.status, v.summary);
+            crate::outln!("verdict: {:?} — {}", v.status, v.summary)?;
             for f in &v.findings {
-                println!("  finding: {f}");
+                crate::outln!("  finding: {f}")?;
             }
             for a in &v.proposed_actions {
-                println!("  proposed: {a}");
+                crate::outln!("  proposed: {a}")?;
             }
         }
         for dnl in &r.permission_denials {
-            println!("  denied {}: {}", dnl.tool_name, dnl.tool_input);
+            crate::outln!("  denied {}: {}", dnl.tool_name, dnl.tool_input)?;
         }
     } else {
-        println!("no result recorded (the run did not finish)");
+        crate::outln!("no result recorded (the run did not finish)")?;
     }
     for a in &d.audit {
-        println!(
+        crate::outln!(
             "  policy {:<7} {} {} — {}{}",
             a.decision,
             a.tool,
@@ -1082,15 +1084,19 @@ fn print_run_detail(d: &run::RunDetail) {
                 .as_ref()
                 .map(|r| format!(" [rule: {r}]"))
                 .unwrap_or_default()
-        );
+        )?;
     }
-    println!("files: {}", d.files.join(", "));
+    crate::outln!("files: {}", d.files.join(", "))
 }
 
 fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(internal)?;
-    println!("{text}");
-    Ok(())
+    crate::outln!("{text}")
+}
+
+/// Output that could not be written (a closed pipe is not an error: see [`output`]).
+pub fn output_error(e: std::io::Error) -> CliError {
+    internal(anyhow::Error::new(e).context("cannot write to stdout"))
 }
 
 /// Prints an error the way the output mode asks, and returns its exit code.
@@ -1101,9 +1107,10 @@ pub fn report_error(json: bool, e: &CliError) -> u8 {
             "exit": e.kind.as_str(),
             "exit_code": e.kind.code(),
         });
-        println!("{v}");
+        // The error is already being reported; a second failure has nowhere to go.
+        let _ = crate::outln!("{v}");
     } else {
-        eprintln!("steward: {:#}", e.source);
+        output::stderr(&format!("steward: {:#}\n", e.source));
     }
     e.kind.code()
 }

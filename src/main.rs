@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(cli::output::stderr_colour())
         .init();
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("steward: cannot start the async runtime: {e}");
+            cli::output::stderr(&format!("steward: cannot start the async runtime: {e}\n"));
             return ExitCode::from(1);
         }
     };

@@ -1216,7 +1216,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone()));
     let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
     // The first line on stdout says where the daemon listens (tests read it; port 0 works).
-    println!("steward serve listening on http://{bound}");
+    // Not println!: a closed stdout must not panic the daemon.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stdout(),
+        format_args!("steward serve listening on http://{bound}\n"),
+    );
     tracing::info!(%bound, "listening");
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|d| {

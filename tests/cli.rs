@@ -182,3 +182,66 @@ fn the_readme_config_example_loads() {
         "02:00-04:00"
     );
 }
+
+/// `steward config show | head -1`: the reader went away before steward wrote. Rust ignores
+/// SIGPIPE, so an unhandled EPIPE was a panic (exit 101); now the output ends quietly and the
+/// command keeps its own exit code.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["config", "show"][..],
+        &["runs", "list"],
+        &["goals", "list"],
+    ] {
+        let (read, write) = std::io::pipe().unwrap();
+        drop(read);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("steward"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("STEWARD_CONFIG")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("xdg-state"))
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Log lines carry no ANSI escapes when stderr is not a terminal (journald shows them raw).
+#[test]
+fn no_colour_escapes_off_a_terminal() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("steward"))
+        .args(["-v", "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("STEWARD_CONFIG")
+        .env_remove("NO_COLOR")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("xdg-state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("listening"),
+        "expected the info log line: {stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "ANSI escape in: {stderr:?}");
+}
