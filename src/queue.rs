@@ -865,6 +865,7 @@ pub async fn work_one(
         signal: job.signal.clone(),
         dry_run: false,
         force_model: false,
+        no_model: None,
         lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
     };
     match run::execute(cfg, &req, observer).await {

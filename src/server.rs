@@ -485,6 +485,11 @@ impl Shared {
             let verdict = match decision {
                 Ok(routed) => {
                     enqueued |= matches!(routed.decision, RoutingDecision::Enqueue { .. });
+                    // As often as the `operator_notice` it wrote: once per window, not per alert.
+                    if routed.decision.told_operator() {
+                        tracing::warn!(subject = %s.subject, source = s.source.as_str(),
+                            decision = routed.decision.name(), "signal not run: {}", routed.reason);
+                    }
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
