@@ -1113,6 +1113,18 @@ impl Router {
         .unwrap_or(i64::MAX)
     }
 
+    /// The worker cancelled a queued job because the day's budget is spent: whether the
+    /// operator must be told now (once per UTC day, the same notice as the routing decisions').
+    pub fn tell_budget(&mut self, now: OffsetDateTime) -> bool {
+        let today = day_of(now);
+        if self.state.budget_told.as_deref() == Some(today.as_str()) {
+            return false;
+        }
+        self.state.budget_told = Some(today);
+        self.state_changed = true;
+        true
+    }
+
     /// Whether a rate limit of `scope` must be told now: once per scope per hour.
     fn tell_rate_limit(&mut self, scope: &str, t: i64) -> bool {
         let notify = self

@@ -5,10 +5,13 @@
 //!
 //! Bounded: only runs whose id (it starts with the run's start stamp, `YYYYMMDDTHHMMSSZ`) falls
 //! in today (UTC) or within the horizon (the longest flapping window, plus an hour for runs that
-//! started before it and ended inside it) are read, each result once; the run directory is
-//! listed at most once per second of the router's clock.
+//! started before it and ended inside it) are read, each result once. The run directory is
+//! listed again only when it changed (its mtime: a run was created) or a second of the router's
+//! clock passed; runs still going are looked at on every refresh (a stat each, and there is one
+//! worker), so a result is counted by the next decision after it is written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -40,8 +43,10 @@ struct Facts {
 pub struct RunIndex {
     /// Finished runs by id.
     runs: BTreeMap<String, Facts>,
-    /// The second of the last refresh.
-    refreshed_at: Option<i64>,
+    /// Runs in the horizon without a result yet.
+    pending: BTreeSet<String>,
+    /// The second of the last listing, and the run directory's mtime then.
+    listed_at: Option<(i64, Option<SystemTime>)>,
     /// Finish times of counted failures per subject, rebuilt when `runs` changes.
     failures: BTreeMap<String, Vec<i64>>,
 }
@@ -61,8 +66,8 @@ fn stamp(t: OffsetDateTime) -> String {
 }
 
 impl RunIndex {
-    /// Reads the results of runs that finished since the last refresh (once per second of
-    /// `now`). `horizon_secs`: how far back failures may be asked for.
+    /// Reads the results of runs that finished since the last refresh. `horizon_secs`: how far
+    /// back failures may be asked for.
     pub fn refresh(
         &mut self,
         ledger: &Ledger,
@@ -70,34 +75,46 @@ impl RunIndex {
         horizon_secs: i64,
     ) -> Result<(), LedgerError> {
         let t = now.unix_timestamp();
-        if self.refreshed_at == Some(t) {
-            return Ok(());
-        }
         let today = now
             .to_offset(time::UtcOffset::UTC)
             .replace_time(time::Time::MIDNIGHT);
         let back = now - time::Duration::seconds(horizon_secs.saturating_add(3600));
         let oldest = stamp(today.min(back));
-        let before = self.runs.len();
-        self.runs.retain(|id, _| id.as_str() >= oldest.as_str());
-        let mut changed = self.runs.len() != before;
-        for id in ledger.run_ids()? {
-            if id.as_str() < oldest.as_str() || self.runs.contains_key(&id) {
-                continue;
+        let mtime = std::fs::metadata(ledger.runs_dir())
+            .and_then(|m| m.modified())
+            .ok();
+        let mut changed = false;
+        if self.listed_at != Some((t, mtime)) {
+            let before = self.runs.len();
+            self.runs.retain(|id, _| id.as_str() >= oldest.as_str());
+            self.pending.clear();
+            changed |= self.runs.len() != before;
+            for id in ledger.run_ids()? {
+                if id.as_str() >= oldest.as_str() && !self.runs.contains_key(&id) {
+                    self.pending.insert(id);
+                }
             }
-            let run = ledger.run(&id)?;
+            self.listed_at = Some((t, mtime));
+        }
+        let pending: Vec<String> = self.pending.iter().cloned().collect();
+        for id in pending {
+            // Removed since it was listed (retention): nothing to count.
+            let Ok(run) = ledger.run(&id) else {
+                self.pending.remove(&id);
+                continue;
+            };
             // A run still going has no result yet: it is looked at again next time.
             if !run.exists("result.json") {
                 continue;
             }
             let facts: Facts = run.read_json("result.json")?;
+            self.pending.remove(&id);
             self.runs.insert(id, facts);
             changed = true;
         }
         if changed {
             self.rebuild_failures();
         }
-        self.refreshed_at = Some(t);
         Ok(())
     }
 

@@ -582,6 +582,28 @@ impl Shared {
         }
     }
 
+    /// A queued job was not started because the day's budget is spent: the operator is told
+    /// once a day (shared with the router's `over_budget` decisions).
+    fn budget_spent(&self, job: &str, spent: f64, budget: f64) {
+        let tell = self
+            .router
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tell_budget(OffsetDateTime::now_utc());
+        if tell {
+            let reason = format!(
+                "today's runs cost ${spent:.4}, the daily budget is ${budget:.2}: queued job {job} \
+                 was not started"
+            );
+            tracing::warn!(%job, "{reason}");
+            self.event(
+                "operator_notice",
+                serde_json::json!({"cause": "daily_budget", "spent_usd": spent,
+                    "budget_usd": budget, "job": job, "reason": reason}),
+            );
+        }
+    }
+
     fn event(&self, kind: &str, data: serde_json::Value) {
         if let Err(e) = self.ledger.event(kind, None, data) {
             tracing::error!("cannot record the {kind} event: {e}");
@@ -969,6 +991,9 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
             match queue::work_one(&cfg, &queue, &mut observer).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
+                    if let Some((spent, budget)) = w.over_budget {
+                        shared.budget_spent(&w.job.id, spent, budget);
+                    }
                     tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
                         error = ?w.error, "job ended");
                     // A requeued job met a busy host lock: wait before trying again.

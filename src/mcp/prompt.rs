@@ -49,7 +49,7 @@ pub fn approved_and_ran(reason: &str) -> bool {
 pub fn unapproved_action(reason: &str) -> Option<(String, Unapproved)> {
     let id_after = |marker: &str| {
         reason.split_once(marker).map(|(_, rest)| {
-            rest.split(|c: char| c == ':' || c == ' ' || c == ',')
+            rest.split([':', ' ', ','])
                 .next()
                 .unwrap_or_default()
                 .to_string()
