@@ -448,6 +448,49 @@ fn green_checks_skip_the_model_and_a_failing_invariant_calls_it() {
     assert_eq!(code, Some(6));
 }
 
+/// Messages match records: unavailable checks are not counted as green, and actions the model
+/// only proposes in its verdict are not said to await approval (nothing was filed).
+#[test]
+fn reasons_say_what_the_records_say() {
+    let Some(claude) = claude_bin() else { return };
+    let s = Setup::new(&claude);
+    let present = s.scratch().join("present");
+    std::fs::write(&present, "x").unwrap();
+    s.file_check("is-present", &present, "exists = true");
+    for name in ["no-tool-a", "no-tool-b", "no-tool-c"] {
+        s.checks(&format!(
+            "[[check]]\nname = \"{name}\"\ndescription = \"{name}\"\nkind = \"command\"\nargv = [\"steward-test-no-such-tool-{name}\"]\n"
+        ));
+    }
+    s.goal(
+        "mostly-unavailable",
+        "tools = [\"Bash\"]\n[checks]\nmodel = \"on_attention\"\ninvariants = [\"is-present\", \"no-tool-a\", \"no-tool-b\", \"no-tool-c\"]",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), &verdict("ok"));
+    let (code, report) = s.run(&model, &["mostly-unavailable"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "no_action");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no action: 1 check(s) passed, 3 unavailable here (no-tool-a, no-tool-b, no-tool-c), none failed"),
+        "{reason}"
+    );
+
+    s.goal("proposes", "tools = [\"Bash\"]");
+    let proposing = "[[turn]]\nverdict = { status = \"needs_attention\", summary = \"restart it\", findings = [], actions_taken = [], proposed_actions = [{ command = [\"systemctl\", \"restart\", \"nginx.service\"], rationale = \"stuck\", risk = \"low\" }], knowledge = [] }\n";
+    let model = ScriptedModel::start(tmp.path(), proposing);
+    let (code, report) = s.run(&model, &["proposes"]);
+    assert_eq!(code, Some(6), "{report:#}");
+    assert_eq!(report["actions_filed"], serde_json::json!([]));
+    let reason = report["reason"].as_str().unwrap();
+    assert!(!reason.contains("await approval"), "{reason}");
+    assert!(
+        reason.contains("proposes 1 action(s) in its verdict, none filed for approval"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn the_third_identical_ineffective_run_escalates_without_the_model() {
     let Some(claude) = claude_bin() else { return };
