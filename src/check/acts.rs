@@ -56,6 +56,8 @@ impl Acts {
     /// Sorts a run's audit entries (see the module docs for what counts as a change).
     pub fn from_audit(entries: &[AuditEntry]) -> Acts {
         let mut acts = Acts::default();
+        // A call both the hook and the prompt tool allowed is one call.
+        let mut counted: Vec<&str> = Vec::new();
         for e in entries {
             if boundary::is_intermediate(e) {
                 continue;
@@ -67,6 +69,12 @@ impl Acts {
                     }
                 }
                 "allow" => {
+                    if let Some(id) = e.tool_use_id.as_deref() {
+                        if counted.contains(&id) {
+                            continue;
+                        }
+                        counted.push(id);
+                    }
                     if let Some(what) = change(e) {
                         acts.changed.push(what);
                     }
@@ -320,6 +328,15 @@ mod tests {
             ["Bash `touch /ws/m` (approved by an operator)"]
         );
         assert!(acts.queued.is_empty(), "{acts:?}");
+    }
+
+    #[test]
+    fn one_call_allowed_twice_is_one_change() {
+        let mut write = entry("Write", json!({"file_path": "/ws/a"}), "allow", "hook");
+        write.tool_use_id = Some("toolu_1".into());
+        let mut again = write.clone();
+        again.reason = "approval prompt: allowed".into();
+        assert_eq!(Acts::from_audit(&[write, again]).changed.len(), 1);
     }
 
     #[test]
