@@ -272,7 +272,7 @@ impl RollbackRecord {
             format!("`{}`", self.argv.join(" "))
         };
         match self.decision {
-            RollbackDecision::Skipped => format!("skipped {cmd} — {}", self.reason),
+            RollbackDecision::Skipped => format!("skipped {cmd}: {}", self.reason),
             RollbackDecision::Ran => {
                 let result = match (&self.error, self.timed_out, self.exit_code) {
                     (Some(e), _, _) => format!("could not run: {e}"),
@@ -284,7 +284,7 @@ impl RollbackRecord {
                 if self.reason.is_empty() {
                     format!("ran {cmd}: {result}")
                 } else {
-                    format!("ran {cmd}: {result} — {}", self.reason)
+                    format!("ran {cmd}: {result}; because {}", self.reason)
                 }
             }
         }

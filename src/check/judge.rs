@@ -216,10 +216,10 @@ impl Evidence<'_> {
                 .chain(failing(self.invariants_after))
                 .collect();
             let why = if failing_now.is_empty() {
-                "not needed: no post-action check or invariant fails".to_string()
+                "no post-action check or invariant fails".to_string()
             } else {
                 format!(
-                    "skipped: {} already failed before the run, so nothing the run did broke it",
+                    "{} already failed before the run, so nothing the run did broke it",
                     names(&failing_now)
                 )
             };
@@ -234,8 +234,8 @@ impl Evidence<'_> {
             return (
                 false,
                 format!(
-                    "skipped: {} regressed, but the agent ran no state-changing call{held}; a \
-                     rollback would undo what nobody did",
+                    "{} regressed, but the agent ran no state-changing call{held}; a rollback \
+                     would undo what nobody did",
                     names(&regressed),
                 ),
             );
@@ -243,7 +243,7 @@ impl Evidence<'_> {
         (
             true,
             format!(
-                "{} passed before the run and fail after it, and the agent changed state: {}",
+                "{} passed before the run and failed after it, and the agent changed state: {}",
                 names(&regressed),
                 self.acts.changed.join("; ")
             ),

@@ -392,7 +392,7 @@ fn rollback_only_when_the_agent_changed_state_and_a_check_regressed() {
             &pass,
             &changed,
             true,
-            "passed before the run and fail after it",
+            "passed before the run and failed after it",
         ),
         (
             &pass,
@@ -415,7 +415,7 @@ fn rollback_only_when_the_agent_changed_state_and_a_check_regressed() {
         assert_eq!(j.rollback, rollback, "{before:?} {acts:?}: {j:?}");
         assert!(j.rollback_reason.contains(says), "{}", j.rollback_reason);
     }
-    // Nothing fails: not needed.
+    // Nothing fails: nothing to roll back.
     let e = Evidence {
         post_before: &pass,
         post: &pass,
@@ -426,7 +426,8 @@ fn rollback_only_when_the_agent_changed_state_and_a_check_regressed() {
     check(&j, Outcome::Fixed, ExitKind::Ok);
     assert!(!j.rollback);
     assert!(
-        j.rollback_reason.starts_with("not needed"),
+        j.rollback_reason
+            .starts_with("no post-action check or invariant fails"),
         "{}",
         j.rollback_reason
     );
