@@ -607,13 +607,7 @@ pub async fn execute(
         return rec.finish(&j, None, None, &[]);
     }
     if let Some(reason) = &req.no_model {
-        let j = Judgement {
-            outcome: Outcome::NoAction,
-            exit: ExitKind::Ok,
-            reason: reason.clone(),
-            ..Judgement::escalated(String::new())
-        };
-        return rec.finish(&j, None, None, &[]);
+        return rec.finish(&Judgement::no_action(reason.clone()), None, None, &[]);
     }
 
     // The same goal on the same subject that failed twice recently goes to a human instead.

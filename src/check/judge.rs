@@ -99,9 +99,18 @@ pub struct Judgement {
 impl Judgement {
     /// A human must decide, for a reason outside the checks (e.g. repeated failures).
     pub fn escalated(reason: String) -> Judgement {
+        Judgement::outside_the_checks(Outcome::Escalated, ExitKind::NeedsHuman, reason)
+    }
+
+    /// Nothing for the model to do, decided before the run (e.g. a push that changes no file).
+    pub fn no_action(reason: String) -> Judgement {
+        Judgement::outside_the_checks(Outcome::NoAction, ExitKind::Ok, reason)
+    }
+
+    fn outside_the_checks(outcome: Outcome, exit: ExitKind, reason: String) -> Judgement {
         Judgement {
-            outcome: Outcome::Escalated,
-            exit: ExitKind::NeedsHuman,
+            outcome,
+            exit,
             reason,
             rollback: false,
             rollback_reason: String::new(),
