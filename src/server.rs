@@ -37,6 +37,8 @@ use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
 
+mod upkeep;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -964,8 +966,7 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
             match queue::work_one(&cfg, &queue, &mut observer).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
-                    tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
-                        error = ?w.error, "job ended");
+                    upkeep::log_job(&w);
                     // A requeued job met a busy host lock: wait before trying again.
                     idle = w.job.state == JobState::Queued;
                 }
@@ -1215,6 +1216,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone()));
     let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx.clone()));
     // The first line on stdout says where the daemon listens (tests read it; port 0 works).
     // Not println!: a closed stdout must not panic the daemon.
     let _ = std::io::Write::write_fmt(
@@ -1255,6 +1257,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let _ = http.await;
     let _ = local.await;
     let _ = timer.await;
+    let _ = retention.await;
     // Every request is answered by now: close the routing and let its threads finish.
     if let Ok(mut routing) = shared.routing.lock() {
         routing.take();
