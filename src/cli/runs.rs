@@ -129,8 +129,8 @@ fn print_table(runs: &[crate::run::RunSummary]) -> Result<(), CliError> {
         .iter()
         .map(|r| r.outcome.len())
         .max()
-        .unwrap_or(7)
-        .max(7);
+        .unwrap_or(10)
+        .max(10);
     crate::outln!(
         "{:w_id$}  {:19}  {:w_goal$}  {:w_out$}  {:>8}  {:>7}  REASON",
         "ID",
@@ -141,16 +141,17 @@ fn print_table(runs: &[crate::run::RunSummary]) -> Result<(), CliError> {
         "TIME"
     )?;
     for r in runs {
-        let reason = match &r.error {
-            Some(e) => e.clone(),
-            None => r.reason.clone(),
+        // Loud on purpose: a record steward cannot read is its own failure.
+        let (outcome, reason) = match &r.error {
+            Some(e) => ("UNREADABLE".to_string(), e.clone()),
+            None => (r.outcome.clone(), r.reason.clone()),
         };
         crate::outln!(
             "{:w_id$}  {:19}  {:w_goal$}  {:w_out$}  {:>8}  {:>7}  {}",
             r.id,
             time_of(r.started),
             r.goal,
-            r.outcome,
+            outcome,
             format!("${:.4}", r.cost_usd),
             format!("{:.1}s", r.duration_ms as f64 / 1000.0),
             clip(&reason, 100)
@@ -209,26 +210,27 @@ fn print_header(d: &RunDetail) -> Result<(), CliError> {
         .map(|r| r.goal.clone())
         .or_else(|| d.meta.as_ref().map(|m| m.goal.clone()))
         .unwrap_or_else(|| "?".into());
+    crate::outln!("  goal:    {goal}")?;
     match &d.result {
         Some(r) => {
             crate::outln!(
-                "  goal {goal}: {} (exit {} {})",
+                "  outcome: {} (exit {} {})",
                 d.outcome,
                 r.exit_code,
                 r.exit.as_str()
             )?;
-            crate::outln!("  reason: {}", r.reason)?;
+            crate::outln!("  reason:  {}", r.reason)?;
             crate::outln!(
-                "  started {} UTC, took {:.1} s",
+                "  started: {} UTC, took {:.1} s",
                 time_of(Some(r.started)),
                 r.duration_ms as f64 / 1000.0
             )?;
         }
         None => {
-            crate::outln!("  goal {goal}: {} (no result recorded)", d.outcome)?;
+            crate::outln!("  outcome: {} (no result recorded)", d.outcome)?;
             if let Some(m) = &d.meta {
                 crate::outln!(
-                    "  started {} UTC; last stage `{}`, pid {}",
+                    "  started: {} UTC; last stage `{}`, pid {}",
                     time_of(Some(m.started)),
                     m.stage,
                     m.pid
@@ -326,7 +328,14 @@ fn call_input(c: &ToolCall) -> String {
     clip(&text, 200)
 }
 
+/// The tool claude reports its verdict with: shown under Verdict, not as a call.
+const VERDICT_TOOL: &str = "StructuredOutput";
+
 fn print_tool_calls(calls: &[ToolCall]) -> Result<(), CliError> {
+    let calls: Vec<&ToolCall> = calls
+        .iter()
+        .filter(|c| !(c.tool == VERDICT_TOOL && c.decision == "allow"))
+        .collect();
     crate::outln!()?;
     crate::outln!("Tool calls ({})", calls.len())?;
     for (n, c) in calls.iter().enumerate() {
@@ -469,8 +478,8 @@ fn print_cost(d: &RunDetail) -> Result<(), CliError> {
     crate::outln!("Cost")?;
     match &d.result {
         Some(r) if r.agent_started => crate::outln!(
-            "  ${:.4}, {} turns, {:.1} s; {} call(s) refused by claude, {} denied or queued by \
-             steward's policy; session {}",
+            "  ${:.4}, {} turns, {:.1} s; claude reported {} permission denial(s), steward's \
+             policy denied or queued {} call(s); session {}",
             r.cost_usd,
             r.num_turns,
             r.duration_ms as f64 / 1000.0,
