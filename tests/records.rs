@@ -465,26 +465,17 @@ fn approve_asks_on_a_terminal_and_needs_yes_off_one() {
     let tmp = tempfile::tempdir().unwrap();
     let env = Env::new(Path::new("/nonexistent/claude"), "http://127.0.0.1:9", "");
     let marker = tmp.path().join("ran");
-    let store = steward::approval::Store::open(&env.state()).unwrap();
-    let id = store
-        .file(steward::approval::Proposal {
-            subject: "nginx.service".into(),
-            signal_fingerprint: None,
-            argv: vec!["touch".into(), marker.display().to_string()],
-            rationale: "it is down".into(),
-            checks: vec![],
-            // The goal is gone, so approval compares against no checks at all.
-            state_fingerprint: steward::approval::state_fingerprint(&[]),
-            goal: "gone".into(),
-            run_id: None,
-            rule: "touch FILE".into(),
-            ttl: Duration::from_secs(3600),
-            executor: steward::approval::Executor::Steward,
-        })
-        .unwrap()
-        .action
-        .id;
-
+    // The goal is gone, so approval compares against no checks at all.
+    let id = "act-00000000000000aa";
+    write_action(
+        &env.state(),
+        id,
+        &["touch", &marker.display().to_string()],
+        None,
+        "gone",
+        &steward::approval::state_fingerprint(&[]),
+    );
+    let action = |id: &str| steward_json(&env, &["actions", "show", id]);
     // Off a terminal, without --yes: refused, nothing ran.
     let out = env
         .steward()
@@ -529,14 +520,14 @@ fn approve_asks_on_a_terminal_and_needs_yes_off_one() {
     assert!(said.contains("[y/N]"), "{said}");
     assert!(said.contains("not approved"), "{said}");
     assert!(!marker.exists());
-    assert_eq!(store.get(&id).unwrap().state.as_str(), "pending");
+    assert_eq!(action(id)["state"], "pending");
 
     let out = on_tty("y\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(marker.exists(), "approved on the terminal but not run");
-    let a = store.get(&id).unwrap();
-    assert_eq!(a.state.as_str(), "done");
-    assert_eq!(a.decision.unwrap().by, "tty-tester");
+    let a = action(id);
+    assert_eq!(a["state"], "done");
+    assert_eq!(a["decision"]["by"], "tty-tester");
 }
 
 /// Writes a finished run record as steward does, started `days` ago.
@@ -564,23 +555,44 @@ fn old_run(state: &Path, id: &str, days: i64) {
     .unwrap();
 }
 
+/// A pending action record as `steward` files it (written directly: these tests are about
+/// what reads it).
+fn write_action(
+    state: &Path,
+    id: &str,
+    argv: &[&str],
+    run: Option<&str>,
+    goal: &str,
+    state_fingerprint: &str,
+) {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let dir = state.join("actions/pending");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        json!({"id": id, "state": "pending", "subject": "nginx.service", "argv": argv,
+               "rationale": "it is down", "checks": [], "state_fingerprint": state_fingerprint,
+               "goal": goal, "run_id": run, "rule": "touch FILE", "created": rfc(now),
+               "expires": rfc(now + time::Duration::HOUR), "proposals": 1, "decision": null,
+               "execution": null, "executor": "steward"})
+        .to_string(),
+    )
+    .unwrap();
+}
+
 fn pending_action_for(state: &Path, run: &str) {
-    steward::approval::Store::open(state)
-        .unwrap()
-        .file(steward::approval::Proposal {
-            subject: "s".into(),
-            signal_fingerprint: None,
-            argv: vec!["true".into()],
-            rationale: "r".into(),
-            checks: vec![],
-            state_fingerprint: "f".into(),
-            goal: "g".into(),
-            run_id: Some(run.into()),
-            rule: "true".into(),
-            ttl: Duration::from_secs(3600),
-            executor: steward::approval::Executor::Steward,
-        })
-        .unwrap();
+    write_action(
+        state,
+        "act-00000000000000bb",
+        &["true"],
+        Some(run),
+        "g",
+        "f",
+    );
 }
 
 /// Issue 9 item 17: `runs prune` removes old runs but never one a pending action points at.
