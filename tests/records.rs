@@ -124,7 +124,7 @@ fn steward_json(env: &Env, args: &[&str]) -> Value {
 
 /// Finished runs in the ledger (any order).
 fn finished_runs(env: &Env) -> Vec<Value> {
-    steward_json(env, &["runs", "list", "--limit", "0"])
+    steward_json(env, &["runs", "list"])
         .as_array()
         .unwrap()
         .iter()
@@ -239,6 +239,19 @@ fn one_command_for_three_subjects_is_one_action_and_resolved_alerts_withdraw_it(
     }
     assert!(!marker(&env).exists(), "the approval-required command ran");
 
+    // Item 16: one info line per job with its run, outcome and the actions it filed.
+    let log = daemon.log();
+    for r in &runs {
+        let run = r["id"].as_str().unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("job ended: run {run} escalated")))
+            .unwrap_or_else(|| panic!("no job line for {run}:\n{log}"));
+        assert!(line.contains("INFO"), "{line}");
+        let filed = r["actions_filed"][0].as_str().unwrap_or("?");
+        assert!(line.contains(&format!("actions filed: {filed}")), "{line}");
+    }
+
     // One action, three subjects.
     let list = steward_json(&env, &["actions", "list"]);
     let list = list.as_array().unwrap();
@@ -273,18 +286,6 @@ fn one_command_for_three_subjects_is_one_action_and_resolved_alerts_withdraw_it(
     let shown = text(&shown);
     for s in ["A/h1", "B/h1", "C/h1", "proposed 3 time(s)", "touch "] {
         assert!(shown.contains(s), "`actions show` lacks {s}:\n{shown}");
-    }
-
-    // Item 16: one info line per job with its run, outcome and the actions it filed.
-    let log = daemon.log();
-    for r in &runs {
-        let run = r["id"].as_str().unwrap();
-        let line = log
-            .lines()
-            .find(|l| l.contains(&format!("job ended: run {run} escalated")))
-            .unwrap_or_else(|| panic!("no job line for {run}:\n{log}"));
-        assert!(line.contains("INFO"), "{line}");
-        assert!(line.contains(&format!("actions filed: {id}")), "{line}");
     }
 
     // A resolves: its proposal is withdrawn, B and C still need the action.
