@@ -971,8 +971,8 @@ mod tests {
         let waiting = s.file(waiting).unwrap().action;
 
         let r = s.resolve("fa", "A/h1", "alert A/h1 resolved").unwrap();
-        assert_eq!(r.expired, [only_a.id.clone()]);
-        assert_eq!(r.narrowed, [id.clone()]);
+        assert_eq!(r.expired, [only_a.id.as_str()]);
+        assert_eq!(r.narrowed, [id.as_str()]);
         let narrowed = s.get(&id).unwrap();
         assert_eq!(narrowed.state, ActionState::Pending);
         assert_eq!(narrowed.subjects(), ["B/h1"]);
@@ -989,7 +989,7 @@ mod tests {
         assert_eq!(s.get(&waiting.id).unwrap().state, ActionState::Pending);
 
         let r = s.resolve("fb", "B/h1", "alert B/h1 resolved").unwrap();
-        assert_eq!(r.expired, [id.clone()]);
+        assert_eq!(r.expired, [id.as_str()]);
         assert_eq!(s.get(&id).unwrap().state, ActionState::Expired);
         // Nothing left to withdraw.
         assert_eq!(

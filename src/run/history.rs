@@ -126,8 +126,26 @@ pub fn summarize(run: &RunDir) -> RunSummary {
                 actions_filed: Vec::new(),
             }
         }
+        Err(_) if being_created(run) => RunSummary {
+            outcome: Outcome::Running.to_string(),
+            reason: "starting: no record written yet".into(),
+            error: None,
+            ..unreadable(run.id.clone(), LedgerError::UnknownRun(run.id.clone()))
+        },
         Err(e) => unreadable(run.id.clone(), e),
     }
+}
+
+/// A run directory is created empty and gets its `run.json` a moment later: in that moment it
+/// is a run starting, not an unreadable record. An empty directory older than a minute is one.
+fn being_created(run: &RunDir) -> bool {
+    const STARTING: std::time::Duration = std::time::Duration::from_secs(60);
+    !run.exists("run.json")
+        && std::fs::metadata(&run.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < STARTING)
 }
 
 fn unreadable(id: String, e: LedgerError) -> RunSummary {
@@ -332,6 +350,16 @@ mod tests {
             .check()
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_run_being_created_is_running_not_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let run = ledger.create_run("g").unwrap();
+        let s = summarize(&run);
+        assert_eq!(s.outcome, "running");
+        assert!(s.error.is_none());
     }
 
     #[test]

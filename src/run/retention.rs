@@ -279,7 +279,7 @@ mod tests {
 
         let p = prune(&ledger, &queue, time::Duration::days(30), now, false).unwrap();
         assert_eq!(p.removed, ["old-done"]);
-        assert_eq!(p.event_days_removed, [old_events.clone()]);
+        assert_eq!(p.event_days_removed, [old_events.as_str()]);
         let kept: Vec<(&str, &str)> = p
             .kept
             .iter()
