@@ -310,8 +310,14 @@ impl Store {
         for s in ActionState::ALL {
             let p = self.path(s, id);
             if p.exists() {
-                let a: Action = ledger::read_json(&p)?;
-                found = Some(a.normalized());
+                match ledger::read_json::<Action>(&p) {
+                    Ok(a) => found = Some(a.normalized()),
+                    // Moved on to a later state between the look and the read (readers do not
+                    // take the lock): the later state's file is read next.
+                    Err(LedgerError::Read { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         found.ok_or_else(|| ApprovalError::Unknown(id.to_string()))
@@ -572,6 +578,13 @@ impl Store {
             }
         }
         Ok(ids)
+    }
+
+    /// The action if it can still be approved: pending and not past its expiry (an expired one
+    /// is moved to `expired` and reported as such).
+    pub fn approvable(&self, id: &str) -> Result<Action, ApprovalError> {
+        let _lock = self.lock()?;
+        self.pending(id)
     }
 
     fn pending(&self, id: &str) -> Result<Action, ApprovalError> {

@@ -68,13 +68,8 @@ pub(super) async fn run(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, Cli
             note,
             timeout,
         } => {
-            let a = store.get(id).map_err(kind)?;
-            if a.state != ActionState::Pending {
-                return Err(kind(ApprovalError::NotPending {
-                    id: a.id,
-                    state: a.state,
-                }));
-            }
+            // What cannot be approved is said before anyone is asked.
+            let a = store.approvable(id).map_err(kind)?;
             if !cli.json {
                 print_plan(&a)?;
             }
