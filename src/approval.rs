@@ -47,6 +47,14 @@ pub enum ApprovalError {
     EmptyArgv,
     #[error("action `{0}` belongs to a waiting run: its agent runs it, not steward's executor")]
     RunByAgent(String),
+    #[error(
+        "the same command is already open as action {id} for {} to run",
+        match executor {
+            Executor::Steward => "steward's executor",
+            Executor::Agent => "another waiting run",
+        }
+    )]
+    OtherExecutor { id: String, executor: Executor },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,6 +428,14 @@ impl Store {
         let now = OffsetDateTime::now_utc();
         let ttl = time::Duration::try_from(p.ttl).unwrap_or(time::Duration::HOUR);
         if let Some(existing) = self.open_with_argv(&p.argv)? {
+            // A command steward's executor will run must not also be run by a waiting agent (or
+            // the reverse): refused, and not joined.
+            if existing.executor != p.executor {
+                return Err(ApprovalError::OtherExecutor {
+                    id: existing.id,
+                    executor: existing.executor,
+                });
+            }
             let state = existing.state;
             let joined = contribution::join(existing, &p, now, ttl);
             return Ok(Filed {
@@ -1009,6 +1025,24 @@ mod tests {
             s.resolve("fb", "B/h1", "again").unwrap(),
             Resolution::default()
         );
+    }
+
+    #[test]
+    fn a_command_for_another_executor_is_refused_not_joined() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let queued = s
+            .file(for_subject(&["true"], "A", "fa", "r1"))
+            .unwrap()
+            .action;
+        let mut waiting = for_subject(&["true"], "B", "fb", "r2");
+        waiting.executor = Executor::Agent;
+        let err = s.file(waiting).unwrap_err();
+        assert!(
+            err.to_string().contains("for steward's executor to run"),
+            "{err}"
+        );
+        assert_eq!(s.get(&queued.id).unwrap().contributions.len(), 1);
     }
 
     #[test]

@@ -234,18 +234,6 @@ pub fn file_action(
             executor,
         })
         .map_err(|e| e.to_string())?;
-    // An open action for the same command that steward's executor will run must not also be
-    // run by the agent (or the reverse).
-    if filed.action.executor != executor {
-        return Err(format!(
-            "the same command is already open as action {} for {} to run",
-            filed.action.id,
-            match filed.action.executor {
-                Executor::Steward => "steward's executor",
-                Executor::Agent => "another waiting run",
-            }
-        ));
-    }
     Ok(filed)
 }
 
