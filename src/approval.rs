@@ -38,6 +38,15 @@ pub enum ApprovalError {
     EmptyArgv,
     #[error("action `{0}` belongs to a waiting run: its agent runs it, not steward's executor")]
     RunByAgent(String),
+    #[error(
+        "action `{id}` was waiting in run {run}, which is {state}: nothing would run it, so it \
+         expired; ask for a fresh proposal"
+    )]
+    RunEnded {
+        id: String,
+        run: String,
+        state: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +415,22 @@ impl Store {
             });
         }
         self.move_to(a, ActionState::Expired)
+    }
+
+    /// The run that waits on its wait-mode actions ended (cancelled, crashed): the ones still
+    /// open (pending, or approved but not yet taken over) can no longer be run by it, so they
+    /// expire. Returns their ids.
+    pub fn expire_for_run(&self, run_id: &str) -> Result<Vec<String>, ApprovalError> {
+        let mut ids = Vec::new();
+        for a in self.list()? {
+            if a.executor == Executor::Agent
+                && a.state.is_open()
+                && a.run_id.as_deref() == Some(run_id)
+            {
+                ids.push(self.move_to(a, ActionState::Expired)?.id);
+            }
+        }
+        Ok(ids)
     }
 
     fn pending(&self, id: &str) -> Result<Action, ApprovalError> {

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::agent;
+use crate::cancel::Cancel;
 use crate::check;
 use crate::config::{Config, ConfigArgs, Loaded};
 use crate::doctor;
@@ -818,7 +819,8 @@ async fn run_goal(
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     if cli.json {
         print_json(&report)?;
     } else {
@@ -849,6 +851,28 @@ async fn run_goal(
         }
     }
     Ok(report.exit())
+}
+
+/// SIGINT and SIGTERM stop the run (claude interrupted, then killed; the run recorded
+/// `cancelled`; exit 130/143) instead of killing steward and leaving claude behind. A dry run
+/// starts nothing that needs stopping: the signals keep their default effect there. The handler
+/// lives as long as the returned guard.
+fn stoppable(dry_run: bool) -> Result<(Cancel, Option<SignalGuard>), CliError> {
+    if dry_run {
+        return Ok((Cancel::never(), None));
+    }
+    let (canceller, cancel) = crate::cancel::pair();
+    let task = crate::cancel::on_signals(canceller).map_err(internal)?;
+    Ok((cancel, Some(SignalGuard(task))))
+}
+
+/// Ends the signal listener when the run is over.
+struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `steward trigger …`: build the signal, offer it to the daemon, else run inline under the lock.
@@ -924,7 +948,8 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     if cli.json {
         print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
     } else {
@@ -981,7 +1006,8 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {
@@ -1067,6 +1093,8 @@ fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
         for dnl in &r.permission_denials {
             crate::outln!("  denied {}: {}", dnl.tool_name, dnl.tool_input)?;
         }
+    } else if let (Some(life), Some(why)) = (&d.life, &d.life_reason) {
+        crate::outln!("outcome: {} (no result recorded): {why}", life.as_str())?;
     } else {
         crate::outln!("no result recorded (the run did not finish)")?;
     }
