@@ -675,6 +675,34 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_run_that_ended_expires_only_its_own_open_wait_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let file = |argv: &[&str], run: &str, executor: Executor| {
+            let mut p = proposal(argv);
+            p.run_id = Some(run.into());
+            p.executor = executor;
+            let fp = p.state_fingerprint.clone();
+            (s.file(p).unwrap().action, fp)
+        };
+        let (waiting, _) = file(&["touch", "/tmp/a"], "r1", Executor::Agent);
+        let (approved, fp) = file(&["touch", "/tmp/b"], "r1", Executor::Agent);
+        s.approve(&approved.id, "alice", None, &fp).unwrap();
+        let (queued, _) = file(&["touch", "/tmp/c"], "r1", Executor::Steward);
+        let (other, _) = file(&["touch", "/tmp/d"], "r2", Executor::Agent);
+        let mut expired = s.expire_for_run("r1").unwrap();
+        expired.sort();
+        let mut want = vec![waiting.id.clone(), approved.id.clone()];
+        want.sort();
+        assert_eq!(expired, want);
+        assert_eq!(s.get(&approved.id).unwrap().state, ActionState::Expired);
+        // A queue-mode action outlives its run by design; another run's action is not touched.
+        assert_eq!(s.get(&queued.id).unwrap().state, ActionState::Pending);
+        assert_eq!(s.get(&other.id).unwrap().state, ActionState::Pending);
+        assert!(s.expire_for_run("r1").unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn executor_times_out_and_fails() {
         let dir = tempfile::tempdir().unwrap();

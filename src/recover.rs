@@ -230,3 +230,95 @@ fn last_sign_of_life(dir: &Path) -> Option<OffsetDateTime> {
         .max()?;
     Some(OffsetDateTime::from(newest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory as a steward that died during `stage` would leave it.
+    fn dead_run(ledger: &Ledger, stage: &str, transcript: Option<&str>) -> RunDir {
+        let run = ledger.create_run("g").unwrap();
+        let meta = RunMeta {
+            id: run.id.clone(),
+            goal: "g".into(),
+            stage: stage.into(),
+            started: OffsetDateTime::now_utc() - time::Duration::seconds(5),
+            pid: std::process::id(),
+            agent: None,
+        };
+        run.write_json("run.json", &meta).unwrap();
+        // Its steward held the lock and is gone: the lock file exists, nobody holds it.
+        drop(crate::liveness::hold(&run).unwrap());
+        run.write_json(
+            "agent-spec.json",
+            &serde_json::json!({"budget_usd": 0.4, "session_id": "s-1"}),
+        )
+        .unwrap();
+        run.write_text("claude-argv.json", "[]").unwrap();
+        if let Some(t) = transcript {
+            run.write_text("transcript.jsonl", t).unwrap();
+        }
+        run
+    }
+
+    #[test]
+    fn a_dead_run_is_recorded_crashed_once_with_what_it_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let reported = dead_run(
+            &ledger,
+            "validation",
+            Some(
+                "{\"type\":\"system\"}\n{\"type\":\"result\",\"total_cost_usd\":0.031,\"num_turns\":3}\n",
+            ),
+        );
+        let unreported = dead_run(&ledger, "agent", Some("{\"type\":\"system\"}\n"));
+        let early = dead_run(&ledger, "checks", None);
+        let live = dead_run(&ledger, "agent", None);
+        let _held = crate::liveness::hold(&live).unwrap();
+
+        let done = recover_crashed(&ledger).unwrap();
+        assert_eq!(done.len(), 3, "{done:?}");
+        let result = |run: &RunDir| run.read_json::<RunResult>("result.json").unwrap();
+        let r = result(&reported);
+        assert_eq!((r.outcome, r.exit), (Outcome::Crashed, ExitKind::Error));
+        assert_eq!(
+            (r.cost_usd, r.cost_source),
+            (0.031, Some(CostSource::Reported))
+        );
+        assert_eq!(r.num_turns, 3);
+        assert!(
+            r.reason.contains("during stage `validation`"),
+            "{}",
+            r.reason
+        );
+        assert_eq!(r.session_id, "s-1");
+        let r = result(&unreported);
+        assert_eq!(
+            (r.cost_usd, r.cost_source),
+            (0.4, Some(CostSource::BudgetCap))
+        );
+        assert!(r.reason.contains("budget cap ($0.40)"), "{}", r.reason);
+        let r = result(&early);
+        assert_eq!(
+            (r.cost_usd, r.cost_source),
+            (0.0, Some(CostSource::NotStarted))
+        );
+        assert!(!r.agent_started);
+        assert!(!live.exists("result.json"), "a live run was closed");
+        // Recorded once: a second pass finds nothing, and there is one event per run.
+        assert!(recover_crashed(&ledger).unwrap().is_empty());
+        let events = std::fs::read_dir(dir.path().join("events"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<String>();
+        assert_eq!(
+            events.matches("\"outcome\":\"crashed\"").count(),
+            3,
+            "{events}"
+        );
+        // The daily budget sees the spend.
+        let spent = crate::router::spent_on_day(&ledger, OffsetDateTime::now_utc()).unwrap();
+        assert!((spent - 0.431).abs() < 1e-9, "{spent}");
+    }
+}

@@ -578,3 +578,53 @@ fn kill_9_of_steward_serve_mid_run_ends_the_agent_and_the_restart_records_it() {
     assert!(at("run_finished") < at("job_recovered"));
     drop(again);
 }
+
+#[test]
+fn a_second_sigterm_stops_the_daemon_at_once_with_a_complete_record() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = marker();
+    let (_model, env) = sleeper_env(&claude, tmp.path(), &marker, "");
+    // The run would get a minute to finish.
+    let mut daemon = Daemon::start(
+        &env,
+        &["-c", "serve.poll_secs=1", "-c", "serve.grace_secs=60"],
+    );
+    let out = env
+        .steward()
+        .args(["trigger", "timer", "sleeper"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("handed to the daemon"));
+    wait_for_tool(&marker, &mut daemon.child);
+    let run_dir = only_run(&env);
+    kill(daemon.child.id(), nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the first SIGTERM gives the run its grace"
+    );
+    let asked = Instant::now();
+    kill(daemon.child.id(), nix::sys::signal::Signal::SIGTERM);
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let result = assert_cancelled_record(&env, &run_dir, "SIGTERM", 143);
+    assert_eq!(result["failure"]["killed"], true, "{result:#}");
+    let stopped = events(&env.state(), "daemon_stopped");
+    assert!(
+        stopped[0]["worker"]
+            .as_str()
+            .unwrap()
+            .contains("second signal"),
+        "{stopped:?}"
+    );
+    let requeued = events(&env.state(), "job_requeued");
+    assert_eq!(requeued.len(), 1, "{requeued:?}");
+    let left = left_after(3, &marker, &run_dir);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -254,6 +254,79 @@ mod tests {
         assert!(resolve_bin(Path::new("/bin/sh"), "").is_ok());
     }
 
+    fn sleeper(home: &Path) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .env("HOME", home)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn dead(child: &mut std::process::Child) -> bool {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().unwrap().is_some()
+    }
+
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn end_tree_kills_the_recorded_group_and_the_run_s_home_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("claude-home-a");
+        let mut leader = sleeper(&home);
+        let stat = procfs::stat(leader.id()).unwrap();
+        // A tool shell in a group of its own, carrying the run's HOME.
+        let mut tool = sleeper(&home);
+        // Another run's process: same shape, another HOME.
+        let mut stranger = sleeper(&dir.path().join("claude-home-b"));
+        let tree = Tree {
+            pid: leader.id(),
+            pgid: leader.id(),
+            start_ticks: stat.start_ticks,
+            boot_id: procfs::boot_id().unwrap(),
+            pid_namespace: false,
+            home: home.clone(),
+        };
+        let mut killed = end_tree(&tree);
+        killed.sort();
+        let mut want = vec![leader.id(), tool.id()];
+        want.sort();
+        assert_eq!(killed, want);
+        assert!(dead(&mut leader) && dead(&mut tool));
+        assert!(!dead(&mut stranger), "another run's process was killed");
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+    }
+
+    #[test]
+    fn end_tree_never_kills_a_reused_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = sleeper(&dir.path().join("someone-else"));
+        let stat = procfs::stat(other.id()).unwrap();
+        // The record names this pid, but a process that started at another time.
+        let tree = Tree {
+            pid: other.id(),
+            pgid: other.id(),
+            start_ticks: stat.start_ticks - 1,
+            boot_id: procfs::boot_id().unwrap(),
+            pid_namespace: false,
+            home: dir.path().join("claude-home-gone"),
+        };
+        assert!(end_tree(&tree).is_empty());
+        // Nor anything after a reboot.
+        let tree = Tree {
+            start_ticks: stat.start_ticks,
+            boot_id: "another-boot".into(),
+            ..tree
+        };
+        assert!(end_tree(&tree).is_empty());
+        assert!(!dead(&mut other));
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+
     #[test]
     fn finds_own_descendants() {
         use std::os::unix::process::CommandExt;
