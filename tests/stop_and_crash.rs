@@ -628,3 +628,24 @@ fn a_second_sigterm_stops_the_daemon_at_once_with_a_complete_record() {
     let left = left_after(3, &marker, &run_dir);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn sigterm_on_an_inline_trigger_cancels_its_run() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = marker();
+    let (_model, env) = sleeper_env(&claude, tmp.path(), &marker, "");
+    // No daemon: the trigger runs the goal itself.
+    let mut run = spawn(&env, &["--json", "trigger", "timer", "sleeper"]);
+    wait_for_tool(&marker, &mut run);
+    let run_dir = only_run(&env);
+    kill(run.id(), nix::sys::signal::Signal::SIGTERM);
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["report"]["outcome"], "cancelled", "{said:#}");
+    assert_cancelled_record(&env, &run_dir, "SIGTERM", 143);
+    let left = left_after(3, &marker, &run_dir);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
