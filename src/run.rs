@@ -188,6 +188,9 @@ pub struct RunResult {
     /// Pending actions filed during the run.
     #[serde(default)]
     pub actions_filed: Vec<String>,
+    /// Calls steward's hook failed to decide (each was blocked); see the audit log.
+    #[serde(default)]
+    pub hook_errors: usize,
     pub failure: Option<AgentFailure>,
     pub verdict: Option<Verdict>,
     #[serde(default)]
@@ -625,6 +628,7 @@ pub async fn execute(
         };
     }
     let audit = boundary::read_audit(&rec.run.path)?;
+    judgement = escalate_hook_errors(judgement, count_hook_errors(&audit));
     let queued = queued_actions(&audit).len();
     // The fix waits for a human, so its post-action checks cannot pass yet: that is an
     // escalation, not a failure to roll back. A broken invariant still fails the run.
@@ -661,6 +665,28 @@ pub async fn execute(
         rollback,
         &audit,
     )
+}
+
+/// Every call the hook failed on was blocked, so the boundary held; but a run steward could not
+/// fully police is for a human to look at, not `ok` or `fixed`.
+fn escalate_hook_errors(judgement: Judgement, hook_errors: usize) -> Judgement {
+    if hook_errors == 0 || !matches!(judgement.outcome, Outcome::Ok | Outcome::Fixed) {
+        return judgement;
+    }
+    Judgement::escalated(format!(
+        "steward's policy hook failed on {hook_errors} call(s) (each was blocked; see the audit \
+         log); the agent reported: {}",
+        judgement.reason
+    ))
+}
+
+/// Calls steward's hook could not decide (it blocked them): a crash, a timeout, an unreadable
+/// policy, or a hook that died and left Claude's own rules to refuse the call.
+fn count_hook_errors(audit: &[crate::policy::AuditEntry]) -> usize {
+    audit
+        .iter()
+        .filter(|e| e.decision == "error" && e.reason != boundary::RAN_WITHOUT_HOOK)
+        .count()
 }
 
 /// The pending actions a run's calls were queued as, each once: the same proposal made twice
@@ -783,6 +809,7 @@ impl<'a> Recorder<'a> {
                 .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
                 .count(),
             actions_filed,
+            hook_errors: count_hook_errors(audit),
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),
             failed_checks: judgement.failed_checks.clone(),
@@ -1042,4 +1069,55 @@ pub async fn approve_and_execute(
         serde_json::json!({"action": id, "state": done.state, "argv": done.argv}),
     )?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(outcome: Outcome) -> Judgement {
+        Judgement {
+            outcome,
+            ..Judgement::escalated("the agent's reason".to_string())
+        }
+    }
+
+    #[test]
+    fn a_failed_hook_keeps_a_run_from_ok_or_fixed() {
+        for outcome in [Outcome::Ok, Outcome::Fixed] {
+            let j = escalate_hook_errors(judged(outcome), 2);
+            assert_eq!(j.outcome, Outcome::Escalated);
+            assert_eq!(j.exit, ExitKind::NeedsHuman);
+            assert!(j.reason.contains("failed on 2 call(s)"), "{}", j.reason);
+        }
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Ok), 0).outcome,
+            Outcome::Ok
+        );
+        // A worse outcome stands as it is.
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Failed), 1).outcome,
+            Outcome::Failed
+        );
+    }
+
+    #[test]
+    fn hook_errors_exclude_breaches() {
+        let entry = |decision: &str, reason: &str| crate::policy::AuditEntry {
+            time: String::new(),
+            session_id: None,
+            tool_use_id: None,
+            tool: "Bash".into(),
+            input: serde_json::Value::Null,
+            decision: decision.into(),
+            rule: None,
+            reason: reason.into(),
+        };
+        let audit = [
+            entry("error", "steward policy hook could not decide"),
+            entry("error", boundary::RAN_WITHOUT_HOOK),
+            entry("deny", "no rule"),
+        ];
+        assert_eq!(count_hook_errors(&audit), 1);
+    }
 }
