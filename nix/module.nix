@@ -171,10 +171,30 @@ in
         default = "127.0.0.1:8787";
         description = "Address the webhook listener binds; Alertmanager posts to /hooks/alertmanager.";
       };
+      alertmanagerTokenFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = ''
+          File holding the bearer token Alertmanager must carry on /hooks/alertmanager (via
+          LoadCredential= as `webhook-token-alertmanager`). It opens that endpoint only.
+        '';
+      };
+      genericTokenFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = ''
+          File holding the bearer token for /hooks/generic (via LoadCredential= as
+          `webhook-token-generic`): a different secret from Alertmanager's, so that the tool
+          holding it cannot post as Alertmanager. Unset: that endpoint answers 503.
+        '';
+      };
       tokenFile = mkOption {
         type = types.nullOr types.str;
         default = null;
-        description = "File holding the bearer token webhooks must carry (via LoadCredential=).";
+        description = ''
+          A token shared by both endpoints, for those without their own (the daemon warns: one
+          leaked token then opens both). Prefer alertmanagerTokenFile and genericTokenFile.
+        '';
       };
     };
   };
@@ -186,8 +206,9 @@ in
         message = "services.steward.onFailureUnits takes names as in systemd.services (\"nginx\", not \"nginx.service\").";
       }
       {
-        assertion = cfg.webhook.enable -> cfg.webhook.tokenFile != null;
-        message = "services.steward.webhook.tokenFile must be set: the listener accepts only authenticated webhooks.";
+        assertion = cfg.webhook.enable -> lib.any (f: f != null)
+          [ cfg.webhook.alertmanagerTokenFile cfg.webhook.genericTokenFile cfg.webhook.tokenFile ];
+        message = "services.steward.webhook.alertmanagerTokenFile (or genericTokenFile) must be set: the listener accepts only authenticated webhooks.";
       }
     ];
 
@@ -226,7 +247,8 @@ in
           wants = [ "network-online.target" ];
           serviceConfig = hardening // {
             Type = "notify";
-            ExecStart = "${steward} serve --listen ${cfg.webhook.listen} --webhook-token-file %d/webhook-token${keyArgs}";
+            # The daemon finds each token in its credentials directory by name.
+            ExecStart = "${steward} serve --listen ${cfg.webhook.listen}${keyArgs}";
             ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             WatchdogSec = "60s";
             Restart = "on-failure";
@@ -235,6 +257,10 @@ in
             KillMode = "control-group";
             TimeoutStopSec = "90s";
             LoadCredential = hardening.LoadCredential
+              ++ lib.optional (cfg.webhook.alertmanagerTokenFile != null)
+                "webhook-token-alertmanager:${cfg.webhook.alertmanagerTokenFile}"
+              ++ lib.optional (cfg.webhook.genericTokenFile != null)
+                "webhook-token-generic:${cfg.webhook.genericTokenFile}"
               ++ lib.optional (cfg.webhook.tokenFile != null) "webhook-token:${cfg.webhook.tokenFile}";
           };
         };

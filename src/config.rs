@@ -78,9 +78,24 @@ pub struct RetentionConfig {
 pub struct ServeConfig {
     /// Address the HTTP listener binds (`--listen` overrides it).
     pub listen: String,
-    /// File holding the webhook token (`--webhook-token-file` overrides it; else
-    /// `$STEWARD_WEBHOOK_TOKEN_FILE`, else the systemd credential `webhook-token`).
+    /// File holding the webhook token shared by both webhooks (`--webhook-token-file` overrides
+    /// it; else `$STEWARD_WEBHOOK_TOKEN_FILE`, else the systemd credential `webhook-token`): the
+    /// fallback for an endpoint without a token of its own.
     pub webhook_token_file: Option<PathBuf>,
+    /// `POST /hooks/alertmanager`'s own token (else the credential `webhook-token-alertmanager`,
+    /// else the shared one): only this one authorises that endpoint when set.
+    pub alertmanager_token_file: Option<PathBuf>,
+    /// `POST /hooks/generic`'s own token (else the credential `webhook-token-generic`, else the
+    /// shared one).
+    pub generic_token_file: Option<PathBuf>,
+    /// A connection must send a request's headers within this many seconds of being accepted
+    /// or of its previous answer (so it is also the idle timeout of a kept-alive connection).
+    pub header_read_timeout_secs: u64,
+    /// A webhook's body must arrive within this many seconds of its headers (else 408).
+    pub body_timeout_secs: u64,
+    /// Open connections to the HTTP listener at most; lowered at start to what the open-file
+    /// limit leaves after steward's own reserve and `daemon.sock`'s connections.
+    pub max_connections: usize,
     /// Largest request body a webhook may send.
     pub max_body_bytes: usize,
     /// On SIGTERM, how long the current run may take to finish before it is cancelled.
@@ -208,6 +223,11 @@ impl Default for ServeConfig {
         Self {
             listen: "127.0.0.1:8787".to_string(),
             webhook_token_file: None,
+            alertmanager_token_file: None,
+            generic_token_file: None,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 512,
             max_body_bytes: 1024 * 1024,
             grace_secs: 60,
             poll_secs: 5,
@@ -393,6 +413,8 @@ impl Config {
             .chain(self.claude.api_key_file.iter_mut())
             .chain(self.claude.oauth_token_file.iter_mut())
             .chain(self.serve.webhook_token_file.iter_mut())
+            .chain(self.serve.alertmanager_token_file.iter_mut())
+            .chain(self.serve.generic_token_file.iter_mut())
         {
             *f = normalize(&abs(f));
         }
@@ -447,6 +469,15 @@ impl Config {
         }
         if self.serve.max_body_bytes < 1024 {
             return bad("serve.max_body_bytes", "must be at least 1024");
+        }
+        if !(1..=10).contains(&self.serve.header_read_timeout_secs) {
+            return bad("serve.header_read_timeout_secs", "must be between 1 and 10");
+        }
+        if !(1..=600).contains(&self.serve.body_timeout_secs) {
+            return bad("serve.body_timeout_secs", "must be between 1 and 600");
+        }
+        if self.serve.max_connections == 0 {
+            return bad("serve.max_connections", "must be at least 1");
         }
         if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("serve.listen", "must be an address such as 127.0.0.1:8787");

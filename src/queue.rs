@@ -31,7 +31,7 @@ use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::ledger::{self, Ledger, LedgerError};
 use crate::run::{self, RunReport, RunRequest};
-use crate::signal::Signal;
+use crate::signal::{Signal, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -408,11 +408,14 @@ impl Session<'_> {
         }))
     }
 
-    /// Cancels every queued (not yet running) job with this fingerprint; returns them as
-    /// cancelled. A running job is left alone: its run is already acting and has its own record.
+    /// Cancels every queued (not yet running) job with this fingerprint whose signal came from
+    /// `source`; returns them as cancelled. A source resolves only its own work: a webhook never
+    /// cancels an Alertmanager alert's job. A running job is left alone: its run is already
+    /// acting and has its own record.
     pub fn cancel_fingerprint(
         &mut self,
         fingerprint: &str,
+        source: Source,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Job>, QueueError> {
@@ -420,7 +423,7 @@ impl Session<'_> {
         let matching: Vec<Job> = self
             .cache
             .with_fingerprint(fingerprint)
-            .filter(|j| j.state == JobState::Queued)
+            .filter(|j| j.state == JobState::Queued && j.signal.source == source)
             .cloned()
             .collect();
         let mut out = Vec::new();
@@ -631,10 +634,12 @@ impl Queue {
     pub fn cancel_fingerprint(
         &self,
         fingerprint: &str,
+        source: Source,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Job>, QueueError> {
-        self.session()?.cancel_fingerprint(fingerprint, reason, now)
+        self.session()?
+            .cancel_fingerprint(fingerprint, source, reason, now)
     }
 
     /// Writes the merge counts not yet in their job files (the daemon does at shutdown).

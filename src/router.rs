@@ -100,6 +100,8 @@ struct RawRoute {
     #[serde(default, rename = "match")]
     matcher: RawMatch,
     goal: String,
+    /// The goals a templated `goal` may render to; another one does not match.
+    goals: Option<Vec<String>>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
     #[serde(default)]
@@ -142,6 +144,7 @@ pub struct Route {
     severity: Option<Severity>,
     labels: Vec<(String, Regex)>,
     goal: String,
+    goals: Option<Vec<String>>,
     vars: BTreeMap<String, String>,
     vars_from: Vec<VarsFrom>,
 }
@@ -214,6 +217,7 @@ impl Routes {
                 return Err(fail("`goal` must not be empty".into()));
             }
             check_template(&raw.goal).map_err(|m| fail(format!("goal: {m}")))?;
+            check_goal_choice(&raw).map_err(fail)?;
             for (k, v) in &raw.vars {
                 check_template(v).map_err(|m| fail(format!("vars.{k}: {m}")))?;
             }
@@ -243,6 +247,7 @@ impl Routes {
                 severity: raw.matcher.severity,
                 labels,
                 goal: raw.goal,
+                goals: raw.goals,
                 vars: raw.vars,
                 vars_from: raw.vars_from,
             });
@@ -288,6 +293,14 @@ impl Route {
         let goal = render(&self.goal, s)
             .ok()
             .filter(|g| !g.trim().is_empty())?;
+        // A rendered goal outside the route's list is the sender's choice, not the route's.
+        if self
+            .goals
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&goal))
+        {
+            return None;
+        }
         let mut vars = BTreeMap::new();
         for from in &self.vars_from {
             let map = match from {
@@ -309,6 +322,39 @@ impl Route {
             cooldown_secs: self.cooldown_secs,
         })
     }
+}
+
+/// Sources whose signals come from outside the host's own units, timers and operators: whoever
+/// holds a webhook token can send any labels and subject.
+fn from_outside(source: Option<Source>) -> bool {
+    matches!(source, None | Some(Source::Alertmanager | Source::Webhook))
+}
+
+/// A route that can match a signal from outside and renders its goal from the signal would let
+/// the sender pick the goal (an operator's `intent`, say): it must list the goals it may reach.
+fn check_goal_choice(raw: &RawRoute) -> Result<(), String> {
+    if let Some(goals) = &raw.goals {
+        if goals.is_empty() || goals.iter().any(|g| g.trim().is_empty()) {
+            return Err("`goals` must list goal names".into());
+        }
+        if !raw.goal.contains("${") {
+            return Err("`goals` is only for a templated `goal` (one with ${...})".into());
+        }
+        return Ok(());
+    }
+    if raw.goal.contains("${") && from_outside(raw.matcher.source) {
+        let whose = raw
+            .matcher
+            .source
+            .map_or("any source, webhooks included", Source::as_str);
+        return Err(format!(
+            "goal `{}` is rendered from the signal, and the route matches {whose}: the sender \
+             would pick the goal. List the goals it may reach (`goals = [\"...\"]`), or match a \
+             local source (timer, on_failure, manual, ci)",
+            raw.goal
+        ));
+    }
+    Ok(())
 }
 
 fn anchored(re: &str) -> Result<Regex, regex::Error> {
@@ -852,6 +898,7 @@ impl Router {
         if is_resolved(s) {
             let jobs = queue.cancel_fingerprint(
                 &s.fingerprint,
+                s.source,
                 &format!("alert resolved ({})", s.subject),
                 now,
             )?;
@@ -1503,6 +1550,61 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_never_picks_its_own_goal() {
+        // A templated goal on a route that webhooks can reach must list what it may reach.
+        for matcher in [
+            "",
+            "[route.match]\nsource = \"webhook\"\n",
+            "[route.match]\nsource = \"alertmanager\"\n",
+        ] {
+            let text =
+                format!("[[route]]\nname = \"pick\"\ngoal = \"${{labels.goal}}\"\n{matcher}");
+            let err = Routes::parse("r.toml", &text).unwrap_err().to_string();
+            assert!(err.contains("the sender would pick the goal"), "{err}");
+        }
+        // For a local source it stays the route's template (the operator's own labels).
+        let text = "[[route]]\nname = \"t\"\ngoal = \"${labels.goal}\"\n[route.match]\nsource = \"timer\"\n";
+        Routes::parse("r.toml", text).unwrap();
+        let text = "[[route]]\nname = \"g\"\ngoal = \"incident\"\ngoals = [\"incident\"]\n";
+        let err = Routes::parse("r.toml", text).unwrap_err().to_string();
+        assert!(err.contains("only for a templated"), "{err}");
+
+        let text = r#"
+[[route]]
+name = "monitor"
+goal = "${labels.check}"
+goals = ["health-check", "on-failure"]
+vars_from = ["labels"]
+[route.match]
+source = "webhook"
+"#;
+        let routes = Routes::parse("r.toml", text).unwrap();
+        let m = routes
+            .find(&signal(
+                Source::Webhook,
+                "backup",
+                &[("check", "health-check")],
+            ))
+            .unwrap();
+        assert_eq!(m.goal, "health-check");
+        for goal in ["intent", "incident"] {
+            assert!(
+                routes
+                    .find(&signal(Source::Webhook, "backup", &[("check", goal)]))
+                    .is_none(),
+                "{goal}"
+            );
+        }
+        // The bundled table has no route for webhooks at all.
+        let bundled = Routes::bundled().unwrap();
+        assert!(
+            bundled
+                .find(&signal(Source::Webhook, "x", &[("goal", "intent")]))
+                .is_none()
+        );
+    }
+
+    #[test]
     fn matching_by_priority_labels_severity_and_subject() {
         let text = r#"
 [[route]]
@@ -2103,6 +2205,33 @@ subject_exact = "a.service"
         assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
         // The cancelled job never ran, so it holds no cooldown: the alert firing again runs.
         job_id(&r.route(&alert("Disk", "fa"), at(5)).unwrap());
+    }
+
+    #[test]
+    fn a_resolve_cancels_only_the_work_of_its_own_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let a = job_id(&r.route(&alert("Disk", "fa"), at(0)).unwrap());
+        // Another source's resolve naming the alert's fingerprint cancels nothing.
+        let mut forged = resolved("Disk", "fa");
+        forged.source = Source::Webhook;
+        let d = r.route(&forged, at(1)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![],
+                expired_actions: vec![],
+                narrowed_actions: vec![]
+            }
+        );
+        assert_eq!(r.queue().list().unwrap()[0].id, a);
+        assert!(events(dir.path(), "job_cancelled").is_empty());
+        // Alertmanager's own resolve does.
+        let d = r.route(&resolved("Disk", "fa"), at(2)).unwrap();
+        assert!(
+            matches!(&d.decision, RoutingDecision::Resolved { cancelled, .. } if *cancelled == [a.clone()]),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
 use std::time::Duration;
@@ -22,8 +22,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -38,7 +36,11 @@ use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
 
+mod auth;
+mod conn;
 mod upkeep;
+
+use auth::{Endpoint, Tokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -52,6 +54,8 @@ pub enum ServeError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Conn(#[from] conn::ConnError),
     #[error("`{0}` is not a listen address (e.g. 127.0.0.1:8787)")]
     BadListen(String),
     #[error("cannot bind {addr}: {source}")]
@@ -76,44 +80,6 @@ pub struct ServeOptions {
     pub config_args: ConfigArgs,
     pub listen: Option<String>,
     pub webhook_token_file: Option<PathBuf>,
-}
-
-/// The token file, in order: the flag, `serve.webhook_token_file`,
-/// `$STEWARD_WEBHOOK_TOKEN_FILE`, the systemd credential `webhook-token`.
-fn token_path(opts: &ServeOptions, cfg: &Config) -> Option<PathBuf> {
-    if let Some(p) = &opts.webhook_token_file {
-        return Some(p.clone());
-    }
-    if let Some(p) = &cfg.serve.webhook_token_file {
-        return Some(p.clone());
-    }
-    if let Some(p) = std::env::var_os("STEWARD_WEBHOOK_TOKEN_FILE").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let cred = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?).join("webhook-token");
-    cred.is_file().then_some(cred)
-}
-
-/// The token's digest: comparing digests in constant time hides the token's length as well.
-type TokenDigest = [u8; 32];
-
-fn digest(bytes: &[u8]) -> TokenDigest {
-    Sha256::digest(bytes).into()
-}
-
-fn load_token(path: &Path) -> Result<TokenDigest, ServeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ServeError::Token {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let token = text.trim();
-    if token.len() < 16 {
-        return Err(ServeError::Token {
-            path: path.to_path_buf(),
-            message: "the token must be at least 16 characters".into(),
-        });
-    }
-    Ok(digest(token.as_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,8 +331,8 @@ struct Shared {
     queue: Queue,
     /// Signals to route, to the routing thread; `None` once the daemon stops routing.
     routing: Mutex<Option<std_mpsc::Sender<RouteRequest>>>,
-    /// `None`: no token configured, and the webhooks refuse everything (never open).
-    token: RwLock<Option<TokenDigest>>,
+    /// Each webhook's token; an endpoint without one refuses everything (never open).
+    tokens: RwLock<Tokens>,
     ledger: Ledger,
     wake: Notify,
     metrics: Metrics,
@@ -399,10 +365,10 @@ impl Shared {
         }
     }
 
-    fn token(&self) -> Option<TokenDigest> {
-        match self.token.read() {
-            Ok(t) => *t,
-            Err(poisoned) => *poisoned.into_inner(),
+    fn token(&self, endpoint: Endpoint) -> Option<auth::TokenDigest> {
+        match self.tokens.read() {
+            Ok(t) => t.get(endpoint),
+            Err(poisoned) => poisoned.into_inner().get(endpoint),
         }
     }
 
@@ -524,7 +490,7 @@ impl Shared {
 
     /// SIGHUP: a new configuration, routes and token, or none of them.
     fn reload(&self) {
-        type Loaded = (Config, Router, Option<TokenDigest>, Vec<schedule::Entry>);
+        type Loaded = (Config, Router, Tokens, Vec<schedule::Entry>);
         // Held until the new router is in place: it starts from `router.json`, so the current
         // state is written first and no decision may come in between.
         let mut current_router = self
@@ -543,21 +509,22 @@ impl Shared {
             }
             current_router.save_state()?;
             let router = Router::open(&cfg, self.queue.clone())?;
-            let token = token_path(&self.opts, &cfg)
-                .map(|p| load_token(&p))
-                .transpose()?;
+            let tokens = Tokens::load(&self.opts, &cfg)?;
             // A goal with a bad schedule refuses the whole reload, like a bad route.
             let entries = scheduled(&cfg)?;
-            Ok((cfg, router, token, entries))
+            Ok((cfg, router, tokens, entries))
         })();
         match result {
-            Ok((cfg, router, token, entries)) => {
+            Ok((cfg, router, tokens, entries)) => {
                 let scheduled = entries.len();
                 let routes = router.routes().routes().len();
                 *current_router = router;
                 drop(current_router);
-                if let Ok(mut t) = self.token.write() {
-                    *t = token;
+                for w in &tokens.warnings {
+                    tracing::warn!("{w}");
+                }
+                if let Ok(mut t) = self.tokens.write() {
+                    *t = tokens;
                 }
                 let paused = cfg.serve.paused;
                 if let Ok(mut c) = self.config.write() {
@@ -626,75 +593,30 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     answer(status, serde_json::json!({"error": reason.into()}))
 }
 
-/// Bearer token, or basic auth whose password is the token.
-fn authorized(headers: &HeaderMap, want: &TokenDigest) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let given = if let Some(t) = strip_scheme(value, "bearer") {
-        t.trim().as_bytes().to_vec()
-    } else if let Some(b) = strip_scheme(value, "basic") {
-        let Some(decoded) = base64_decode(b.trim()) else {
-            return false;
-        };
-        match decoded.iter().position(|&c| c == b':') {
-            Some(i) => decoded[i + 1..].to_vec(),
-            None => return false,
-        }
-    } else {
-        return false;
-    };
-    bool::from(digest(&given).ct_eq(want))
-}
-
-fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
-    let (s, rest) = value.split_once(' ')?;
-    s.eq_ignore_ascii_case(scheme).then_some(rest)
-}
-
-/// Standard base64 (padding optional); `None` for anything else. Small enough not to need a crate.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 /// Auth, content type and size: everything a webhook checks before it parses anything.
-async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
-    let Some(token) = shared.token() else {
+async fn admit(
+    shared: &Shared,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, Response> {
+    let Some(token) = shared.token(endpoint) else {
         return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no webhook token is configured: webhooks are refused",
+            "no webhook token is configured for this endpoint: it refuses every request",
         ));
     };
-    if !authorized(headers, &token) {
+    let bad_request = |e: auth::Repeated| refuse(StatusCode::BAD_REQUEST, e.to_string());
+    let credentials =
+        auth::single(headers, &header::AUTHORIZATION, "Authorization").map_err(bad_request)?;
+    if !auth::authorized(credentials, &token) {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "missing or wrong credentials (Authorization: Bearer TOKEN)",
         ));
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
+    let json = auth::single(headers, &header::CONTENT_TYPE, "Content-Type")
+        .map_err(bad_request)?
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
@@ -704,7 +626,8 @@ async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u
             "Content-Type must be application/json",
         ));
     }
-    let limit = shared.config().serve.max_body_bytes;
+    let serve = shared.config().serve.clone();
+    let limit = serve.max_body_bytes;
     let too_big = || {
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -718,10 +641,19 @@ async fn admit(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u
     if declared.is_some_and(|n| n > limit) {
         return Err(too_big());
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b.to_vec()),
+    // A body trickled in a byte at a time would hold its connection (and descriptor) for ever.
+    let deadline = Duration::from_secs(serve.body_timeout_secs);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => Ok(b.to_vec()),
         // Past the limit, or the client went away; either way nothing is routed.
-        Err(_) => Err(too_big()),
+        Ok(Err(_)) => Err(too_big()),
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s (serve.body_timeout_secs)",
+                deadline.as_secs()
+            ),
+        )),
     }
 }
 
@@ -802,12 +734,15 @@ pub fn alertmanager_signals(body: &[u8]) -> Result<Vec<Signal>, String> {
         .collect()
 }
 
-/// `POST /hooks/generic`: one signal from anything that can send JSON.
+/// `POST /hooks/generic`: one signal from anything that can send JSON (another monitoring
+/// system, a script). Its sender holds a token, not the operator's seat: the signal is always of
+/// source `webhook`, and whether it starts a goal, and which, is the routes' decision on its
+/// subject, severity and labels, never a field the sender sets.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GenericHook {
-    #[serde(default = "webhook_source")]
-    source: Source,
+    /// Only `"webhook"`, the one source this endpoint speaks for.
+    source: Option<String>,
     subject: String,
     fingerprint: Option<String>,
     severity: Option<Severity>,
@@ -815,44 +750,79 @@ struct GenericHook {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    goal: Option<String>,
-    #[serde(default)]
-    vars: BTreeMap<String, String>,
-    /// `"resolved"` cancels queued work for the fingerprint (the router reads `payload.status`).
-    #[serde(default)]
-    #[allow(dead_code)]
+    /// `"firing"` (the default) or `"resolved"`: a resolve cancels this webhook's queued work for
+    /// the fingerprint (the router reads `payload.status`).
     status: Option<String>,
 }
 
-fn webhook_source() -> Source {
-    Source::Webhook
-}
+/// Every fingerprint of a generic webhook signal starts with this: it can never name the work
+/// of another source (an Alertmanager alert's, an operator's), to merge into or to resolve.
+const WEBHOOK_FINGERPRINT_PREFIX: &str = "webhook:";
+
+/// Fields a generic webhook may not set, with the reason it is told.
+const NOT_THE_CALLERS: [(&str, &str); 2] = [
+    (
+        "goal",
+        "`goal` is not accepted: which goal a webhook signal starts is the routes' decision \
+         (a route with `source = \"webhook\"` matching the signal's subject, severity or labels)",
+    ),
+    (
+        "vars",
+        "`vars` is not accepted: a route sets a goal's variables (from the signal's labels or \
+         annotations, with `vars` or `vars_from`)",
+    ),
+];
 
 pub fn generic_signal(body: &[u8]) -> Result<Signal, String> {
     let raw: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    if let Some(obj) = raw.as_object() {
+        for (field, why) in NOT_THE_CALLERS {
+            if obj.contains_key(field) {
+                return Err(why.to_string());
+            }
+        }
+    }
     let h: GenericHook = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    if let Some(source) = h
+        .source
+        .as_deref()
+        .filter(|s| *s != Source::Webhook.as_str())
+    {
+        return Err(format!(
+            "`source` is `{source}`: a signal through /hooks/generic is always of source \
+             `webhook` (it cannot speak for an operator, a timer, CI, systemd or Alertmanager); \
+             leave `source` out"
+        ));
+    }
+    if let Some(status) = h
+        .status
+        .as_deref()
+        .filter(|s| !matches!(*s, "firing" | "resolved"))
+    {
+        return Err(format!(
+            "`status` is `{status}`: it is `firing` (the default) or `resolved`"
+        ));
+    }
     if h.subject.trim().is_empty() {
         return Err("`subject` is empty".into());
     }
-    let mut labels = h.labels;
-    // Like a manual signal: the goal is a label routes can pick (`goal = "${labels.goal}"`), the
-    // vars travel as annotations (`vars_from = ["annotations"]`).
-    if let Some(goal) = h.goal {
-        labels.insert("goal".into(), goal);
-    }
-    let mut annotations = h.annotations;
-    annotations.extend(h.vars);
-    let fp = h
-        .fingerprint
-        .unwrap_or_else(|| fingerprint(&[h.source.as_str(), &h.subject]));
+    let fp = match h.fingerprint {
+        // Idempotent: a fingerprint read back from an answer names the same work.
+        Some(given) if given.starts_with(WEBHOOK_FINGERPRINT_PREFIX) => given,
+        Some(given) => format!("{WEBHOOK_FINGERPRINT_PREFIX}{given}"),
+        None => format!(
+            "{WEBHOOK_FINGERPRINT_PREFIX}{}",
+            fingerprint(&[Source::Webhook.as_str(), &h.subject])
+        ),
+    };
     Ok(Signal {
-        source: h.source,
+        source: Source::Webhook,
         subject: h.subject,
         fingerprint: fp,
         severity: h.severity.unwrap_or(Severity::Warning),
-        labels,
-        annotations,
+        labels: h.labels,
+        annotations: h.annotations,
         payload: raw,
         received: OffsetDateTime::now_utc(),
     })
@@ -891,7 +861,7 @@ async fn hook_alertmanager(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match admit(&shared, &headers, body).await {
+    let bytes = match admit(&shared, Endpoint::Alertmanager, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -906,7 +876,7 @@ async fn hook_generic(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match admit(&shared, &headers, body).await {
+    let bytes = match admit(&shared, Endpoint::Generic, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -1123,6 +1093,30 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
     }
 }
 
+/// The listeners' connection caps for this process's open-file limit, logged.
+fn connection_caps(cfg: &Config) -> Result<conn::Caps, ServeError> {
+    let caps = conn::Caps::for_this_process(&cfg.serve)?;
+    if caps.lowered {
+        tracing::warn!(
+            "serve.max_connections = {} lowered to {}: the open-file limit is {}, of which {} \
+             are kept for steward's own files and {} for daemon.sock (raise LimitNOFILE= for more)",
+            cfg.serve.max_connections,
+            caps.tcp,
+            caps.nofile,
+            caps.reserve,
+            caps.local
+        );
+    }
+    tracing::info!(
+        tcp = caps.tcp,
+        local = caps.local,
+        nofile = caps.nofile,
+        reserve = caps.reserve,
+        "connection caps"
+    );
+    Ok(caps)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Returns after the worker stopped and the daemon's
 /// traces (pid file, socket) are gone.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
@@ -1136,13 +1130,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let listen: SocketAddr = listen_text
         .parse()
         .map_err(|_| ServeError::BadListen(listen_text.clone()))?;
-    let token = match token_path(&opts, &cfg) {
-        Some(p) => Some(load_token(&p)?),
-        None => {
-            tracing::warn!("no webhook token configured: /hooks/* answer 503 until one is");
-            None
-        }
-    };
+    let tokens = Tokens::load(&opts, &cfg)?;
+    for w in &tokens.warnings {
+        tracing::warn!("{w}");
+    }
+    let caps = connection_caps(&cfg)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ServeError::Io {
         what: format!("cannot create {}", cfg.state_dir.display()),
         source,
@@ -1214,7 +1206,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         router: Mutex::new(router),
         queue: queue.clone(),
         routing: Mutex::new(Some(routing)),
-        token: RwLock::new(token),
+        tokens: RwLock::new(tokens),
         ledger,
         wake: Notify::new(),
         metrics: Metrics::new(),
@@ -1224,7 +1216,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     shared.event(
         "daemon_started",
         serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
-            "recovered": recovered, "crashed_runs": crashed,
+            "recovered": recovered, "crashed_runs": crashed, "connections": caps,
             "scheduled": shared.schedule().iter()
                 .map(|e| serde_json::json!({"goal": e.goal, "schedule": e.expr}))
                 .collect::<Vec<_>>()}),
@@ -1235,26 +1227,25 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         what: "cannot start the routing threads".into(),
         source,
     })?;
-    let http = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(
-            axum::serve(tcp, app(shared.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .into_future(),
-        )
-    };
-    let local = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(
-            axum::serve(unix, local_app(shared.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .into_future(),
-        )
-    };
+    let header_read_timeout = Duration::from_secs(shared.config().serve.header_read_timeout_secs);
+    let http = tokio::spawn(conn::serve(
+        tcp,
+        app(shared.clone()),
+        conn::Bounds {
+            header_read_timeout,
+            max_connections: caps.tcp,
+        },
+        stop_rx.clone(),
+    ));
+    let local = tokio::spawn(conn::serve(
+        unix,
+        local_app(shared.clone()),
+        conn::Bounds {
+            header_read_timeout,
+            max_connections: caps.local,
+        },
+        stop_rx.clone(),
+    ));
     let (canceller, cancel) = crate::cancel::pair();
     let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone(), cancel));
     let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
@@ -1488,34 +1479,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_known_values() {
-        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ=").unwrap(), b"user:secret");
-        assert_eq!(base64_decode("YQ").unwrap(), b"a");
-        assert!(base64_decode("not base64!").is_none());
-    }
-
-    #[test]
-    fn bearer_and_basic_auth() {
-        let want = digest(b"0123456789abcdef");
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            "Bearer 0123456789abcdef".parse().unwrap(),
-        );
-        assert!(authorized(&h, &want));
-        // base64("am:0123456789abcdef")
-        h.insert(
-            header::AUTHORIZATION,
-            "Basic YW06MDEyMzQ1Njc4OWFiY2RlZg==".parse().unwrap(),
-        );
-        assert!(authorized(&h, &want));
-        h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert!(!authorized(&h, &want));
-        h.remove(header::AUTHORIZATION);
-        assert!(!authorized(&h, &want));
-    }
-
-    #[test]
     fn alertmanager_payload_becomes_one_signal_per_alert() {
         let body = serde_json::json!({
             "version": "4", "status": "firing", "receiver": "steward",
@@ -1542,15 +1505,47 @@ mod tests {
     }
 
     #[test]
-    fn generic_hook_defaults_to_webhook_and_carries_goal_and_vars() {
+    fn a_generic_hook_is_always_a_webhook_signal_and_cannot_pick_its_goal() {
         let s = generic_signal(
-            br#"{"subject": "backup", "goal": "health-check", "vars": {"host": "a"}}"#,
+            br#"{"subject": "backup", "labels": {"job": "nightly"}, "annotations": {"n": "a"}}"#,
         )
         .unwrap();
         assert_eq!(s.source, Source::Webhook);
-        assert_eq!(s.labels["goal"], "health-check");
-        assert_eq!(s.annotations["host"], "a");
-        assert!(generic_signal(br#"{"fingerprint": "x"}"#).is_err());
-        assert!(generic_signal(br#"{"subject": "x", "nope": 1}"#).is_err());
+        assert_eq!(s.labels["job"], "nightly");
+        assert_eq!(s.annotations["n"], "a");
+        assert!(s.fingerprint.starts_with("webhook:"), "{}", s.fingerprint);
+        // The caller's fingerprint is in the webhook's own namespace, and reading it back from
+        // an answer names the same work.
+        let s = generic_signal(br#"{"subject": "x", "fingerprint": "abc"}"#).unwrap();
+        assert_eq!(s.fingerprint, "webhook:abc");
+        let s = generic_signal(br#"{"subject": "x", "fingerprint": "webhook:abc"}"#).unwrap();
+        assert_eq!(s.fingerprint, "webhook:abc");
+        let s = generic_signal(br#"{"subject": "x", "source": "webhook"}"#).unwrap();
+        assert_eq!(s.source, Source::Webhook);
+        for (body, says) in [
+            (
+                r#"{"subject": "x", "source": "manual"}"#,
+                "always of source `webhook`",
+            ),
+            (
+                r#"{"subject": "x", "source": "ci"}"#,
+                "always of source `webhook`",
+            ),
+            (r#"{"subject": "x", "goal": "intent"}"#, "routes' decision"),
+            (
+                r#"{"subject": "x", "vars": {"intent": "rm"}}"#,
+                "a route sets",
+            ),
+            (
+                r#"{"subject": "x", "status": "gone"}"#,
+                "`firing` (the default) or `resolved`",
+            ),
+            (r#"{"subject": " "}"#, "`subject` is empty"),
+            (r#"{"fingerprint": "x"}"#, "subject"),
+            (r#"{"subject": "x", "nope": 1}"#, "nope"),
+        ] {
+            let e = generic_signal(body.as_bytes()).unwrap_err();
+            assert!(e.contains(says), "{body}: {e}");
+        }
     }
 }

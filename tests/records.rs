@@ -166,7 +166,18 @@ fn restart_env(claude: &Path) -> Env {
          read = [\"{workspace}\"]\n+++\nRestart what is down.\n",
     )
     .unwrap();
-    env.set_top_level(&format!("goals_dir = \"{}\"", goals.display()));
+    // The alerts come through the generic webhook: the routes, not the sender, pick the goal.
+    let routes = env.dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        "[[route]]\nname = \"down\"\ngoal = \"restart\"\n[route.match]\nsource = \"webhook\"\n",
+    )
+    .unwrap();
+    env.set_top_level(&format!(
+        "goals_dir = \"{}\"\nroutes_file = \"{}\"",
+        goals.display(),
+        routes.display()
+    ));
     env
 }
 
@@ -206,12 +217,11 @@ verdict = {{ status = "needs_attention", summary = "a restart waits for approval
 }
 
 fn fire(subject: &str, fp: &str) -> Value {
-    json!({"subject": subject, "source": "manual", "goal": "restart", "fingerprint": fp})
+    json!({"subject": subject, "fingerprint": fp})
 }
 
 fn resolve(subject: &str, fp: &str) -> Value {
-    json!({"subject": subject, "source": "manual", "goal": "restart", "fingerprint": fp,
-           "status": "resolved"})
+    json!({"subject": subject, "fingerprint": fp, "status": "resolved"})
 }
 
 /// Issue 9 items 14 and 16: the same command proposed for three subjects is one action;
