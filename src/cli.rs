@@ -110,8 +110,10 @@ pub enum Command {
         /// Address to listen on (default: `serve.listen`, 127.0.0.1:8787).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// File holding the webhook token (else `serve.webhook_token_file`,
-        /// `$STEWARD_WEBHOOK_TOKEN_FILE`, `$CREDENTIALS_DIRECTORY/webhook-token`).
+        /// File holding the token shared by both webhooks, for an endpoint without its own
+        /// (`serve.alertmanager_token_file`, `serve.generic_token_file`); else
+        /// `serve.webhook_token_file`, `$STEWARD_WEBHOOK_TOKEN_FILE`,
+        /// `$CREDENTIALS_DIRECTORY/webhook-token`.
         #[arg(long, value_name = "FILE")]
         webhook_token_file: Option<PathBuf>,
     },

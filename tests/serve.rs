@@ -1156,8 +1156,10 @@ fn half_sent_requests_are_closed_and_never_starve_the_daemon() {
 
     let flood_start = Instant::now();
     let mut flood: Vec<std::net::TcpStream> = (0..FLOOD)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        .map(|i| {
+            let to = addr.parse().unwrap();
+            let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("the daemon took no connection {i} of {FLOOD}: {e}"));
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: steward\r\n")
                 .unwrap();
             s
