@@ -141,7 +141,7 @@ fn check_load_errors(cfg: &Config) -> Result<String, String> {
     let warned = if warnings.is_empty() {
         String::new()
     } else {
-        format!("; {} warning(s):{}", warnings.len(), lines(&warnings))
+        format!("\n{} warning(s):{}", warnings.len(), lines(&warnings))
     };
     if defs.errors.is_empty() {
         return Ok(format!("every goal, probe, check and note loaded{warned}"));

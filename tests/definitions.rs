@@ -97,6 +97,13 @@ fn a_broken_context_file_does_not_stop_health_check_or_on_failure() {
         "{recorded:#}"
     );
 
+    // `validate` without a goal cannot claim every check ran.
+    let out = s.steward(&["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&located), "{}", stderr(&out));
+    let out = s.steward(&["validate", "--goal", "health-check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
     // The OnFailure= handler still works.
     let dir = s.env.dir.path();
     std::fs::write(
