@@ -18,6 +18,9 @@ use crate::knowledge::Note;
 use crate::probe::ProbeResult;
 use crate::signal::Signal;
 
+mod positions;
+pub use positions::Positions;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GoalError {
     /// Every definition error reads `FILE:LINE:COL: message`.
@@ -87,59 +90,6 @@ pub struct Goal {
     /// Where the goal names its probes and checks, for errors found when they are resolved.
     #[serde(skip)]
     pub positions: Positions,
-}
-
-/// File positions (line, column) of the names a goal refers to.
-#[derive(Debug, Clone, Default)]
-pub struct Positions {
-    /// Each entry of `probes`, in order.
-    pub probes: Vec<(usize, usize)>,
-    /// Each check name of `[checks]`, by phase, in order.
-    pub checks: BTreeMap<crate::check::Phase, Vec<(usize, usize)>>,
-    /// The `probes` key and the `[checks]` table, for anything else.
-    pub probes_key: (usize, usize),
-    pub checks_key: (usize, usize),
-}
-
-impl Positions {
-    pub fn probe(&self, index: usize) -> (usize, usize) {
-        self.probes.get(index).copied().unwrap_or(self.probes_key)
-    }
-
-    pub fn check(&self, phase: crate::check::Phase, index: usize) -> (usize, usize) {
-        self.checks
-            .get(&phase)
-            .and_then(|v| v.get(index))
-            .copied()
-            .unwrap_or(self.checks_key)
-    }
-}
-
-/// The parts of the front matter whose positions errors and warnings point at. Other keys are
-/// ignored here: [`Front`] checks them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Spans {
-    probes: Vec<toml::Spanned<String>>,
-    checks: CheckSpans,
-    policy: PolicySpans,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CheckSpans {
-    #[serde(rename = "static")]
-    static_: Vec<toml::Spanned<String>>,
-    preflight: Vec<toml::Spanned<String>>,
-    post: Vec<toml::Spanned<String>>,
-    invariants: Vec<toml::Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PolicySpans {
-    allow: Vec<toml::Spanned<String>>,
-    approve: Vec<toml::Spanned<String>>,
 }
 
 /// The front matter as written.
@@ -220,39 +170,8 @@ pub fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         ));
     }
     validate(&front).map_err(|(key, m)| def(frontmatter::key_pos(&split, key), m))?;
-    // Parsed already, so this cannot fail; positions are only for messages.
-    let spans: Spans = toml::from_str(split.front).unwrap_or_default();
-    let pos = |s: &toml::Spanned<String>| frontmatter::offset_pos(&split, s.span().start);
-    let warnings = crate::policy::shadowed(&front.policy)
-        .map_err(|e| def((1, 1), e.to_string()))?
-        .iter()
-        .map(|w| {
-            let list = if w.list == "allow" {
-                &spans.policy.allow
-            } else {
-                &spans.policy.approve
-            };
-            let (line, column) = list
-                .get(w.index)
-                .map(pos)
-                .unwrap_or_else(|| frontmatter::key_pos(&split, w.list));
-            format!("{}:{line}:{column}: {}", file.origin, w.message())
-        })
-        .collect();
-    let positions = Positions {
-        probes: spans.probes.iter().map(pos).collect(),
-        checks: [
-            (crate::check::Phase::Static, &spans.checks.static_),
-            (crate::check::Phase::Preflight, &spans.checks.preflight),
-            (crate::check::Phase::Post, &spans.checks.post),
-            (crate::check::Phase::Invariant, &spans.checks.invariants),
-        ]
-        .into_iter()
-        .map(|(phase, list)| (phase, list.iter().map(pos).collect()))
-        .collect(),
-        probes_key: frontmatter::key_pos(&split, "probes"),
-        checks_key: frontmatter::key_pos(&split, "checks"),
-    };
+    let (positions, warnings) =
+        positions::locate(&split, &file.origin, &front.policy).map_err(|m| def((1, 1), m))?;
     let goal = Goal {
         name: file.stem.clone(),
         origin: file.origin.clone(),
@@ -332,6 +251,10 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
                     key,
                     format!("policy.{key}: `{r}` must be absolute or start with {{workspace}}"),
                 ));
+            }
+            // Found here, with its line, rather than when the run builds the policy.
+            if r.split('/').any(|c| c == "..") {
+                return Err((key, format!("policy.{key}: `{r}` must not contain `..`")));
             }
         }
     }
@@ -987,6 +910,11 @@ mod tests {
                 "description = \"d\"\n[policy]\nread = [\"relative\"]",
                 4,
                 "absolute",
+            ),
+            (
+                "description = \"d\"\n[policy]\nwrite = [\"{workspace}/../x\"]",
+                4,
+                "`..`",
             ),
             (
                 "description = \"d\"\napproval_timeout_secs = 5",

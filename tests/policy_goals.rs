@@ -94,7 +94,20 @@ const CASES: &[(&[&str], Verdict, &str)] = &[
     (
         &["intent", "proactive"],
         A,
-        "nix path-info --closure-size /nix/store/abc-hello",
+        "nix path-info --closure-size /nix/var/nix/profiles/system",
+    ),
+    (
+        &["intent", "proactive"],
+        A,
+        "nix path-info -Sh --extra-experimental-features nix-command /run/booted-system",
+    ),
+    // A path outside the store would be read as a flake and evaluated.
+    (&["intent", "proactive"], D, "nix path-info -S /tmp/x"),
+    (&["intent", "proactive"], D, "nix path-info -S /srv/infra"),
+    (
+        &["intent", "proactive"],
+        D,
+        "nix path-info -S --extra-experimental-features 'nix-command flakes' /run/current-system",
     ),
     (
         &["intent", "proactive"],

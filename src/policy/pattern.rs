@@ -67,9 +67,10 @@ impl Shape {
     }
 }
 
-/// Programs that print (or copy, or hash) what is inside the files they are given. `FSPATH`
-/// would let them read any file outside the read roots, so a pattern may not combine them: this
-/// catches the obvious mistake; it is not the boundary (the operator's rules are).
+/// Programs that print (or copy, hash or evaluate) what is inside the files they are given.
+/// `FSPATH` would let them read any file outside the read roots, so a pattern may not combine
+/// them: this catches the obvious mistakes; it is not the boundary (the operator's rules are).
+/// `nix` is here because a path outside the store is read as a flake and evaluated.
 const CONTENT_READERS: &[&str] = &[
     "cat",
     "tac",
@@ -136,6 +137,12 @@ const CONTENT_READERS: &[&str] = &[
     "file",
     "git",
     "source",
+    "nix",
+    "nix-build",
+    "nix-instantiate",
+    "nix-shell",
+    "nix-env",
+    "nix-store",
 ];
 
 /// A positional element of a pattern.
@@ -298,7 +305,8 @@ impl Pattern {
         {
             return Err(format!(
                 "`FSPATH` is for programs that measure or list paths (df, du, ls, findmnt); \
-                 `{c}` reads file contents: use `PATH` or `FILE` (inside the read roots)"
+                 `{c}` reads or evaluates file contents: use `PATH` or `FILE` (inside the read \
+                 roots)"
             ));
         }
         Ok(pattern)
@@ -822,9 +830,10 @@ mod tests {
             "x|tail FSPATH",
         ] {
             let e = Pattern::compile(bad).unwrap_err();
-            assert!(e.contains("reads file contents"), "{bad}: {e}");
+            assert!(e.contains("file contents"), "{bad}: {e}");
         }
         assert!(Pattern::compile("openssl x509 -in FSPATH").is_err());
+        assert!(Pattern::compile("nix path-info -S FSPATH").is_err());
         assert!(Pattern::compile("cat FILE").is_ok());
     }
 
