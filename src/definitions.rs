@@ -328,23 +328,31 @@ fn resolve(
         column,
         message,
     };
-    let broken_for = |what: &str, sel: &str| broken.iter().find(|b| b.may_define(what, sel));
+    // A name that loaded may still be defined again in a broken file (which one was meant is
+    // unknown); a file that could not be read is only suspected of names that did not load, or
+    // it would break every goal.
+    let broken_for = |what: &str, sel: &str, loaded: bool| {
+        broken
+            .iter()
+            .find(|b| !(loaded && b.text.is_none()) && b.may_define(what, sel))
+    };
     for (i, sel) in goal.probes.iter().enumerate() {
         let sel = sel.trim();
         // Probes by pattern only observe: a broken file's probes are left out, not fatal.
         if sel == "*" || sel.starts_with("tag:") {
             continue;
         }
-        if let Some(b) = broken_for("probe", sel) {
+        let loaded = catalog.probes.iter().any(|p| p.name == sel);
+        if let Some(b) = broken_for("probe", sel, loaded) {
             return Err(at(
                 goal.positions.probe(i),
                 format!(
-                    "probe `{sel}` is not loaded: a context file that names it failed to load: {}",
+                    "probe `{sel}` is not usable: a context file that names it failed to load: {}",
                     b.describe()
                 ),
             ));
         }
-        if !catalog.probes.iter().any(|p| p.name == sel) {
+        if !loaded {
             return Err(at(
                 goal.positions.probe(i),
                 format!(
@@ -363,18 +371,19 @@ fn resolve(
         for (i, sel) in goal.checks.names(phase).iter().enumerate() {
             let sel = sel.trim();
             let by_pattern = sel == "*" || sel.starts_with("tag:");
-            if let Some(b) = broken_for("check", sel) {
+            let loaded = !by_pattern && checks.get(sel).is_some();
+            if let Some(b) = broken_for("check", sel, loaded) {
                 let what = if by_pattern {
                     format!("checks selected by `{sel}` may include ones from a context file")
                 } else {
-                    format!("check `{sel}` is not loaded: a context file that names it")
+                    format!("check `{sel}` is not usable: a context file that names it")
                 };
                 return Err(at(
                     goal.positions.check(phase, i),
                     format!("{what} that failed to load: {}", b.describe()),
                 ));
             }
-            if !by_pattern && checks.get(sel).is_none() {
+            if !by_pattern && !loaded {
                 return Err(at(
                     goal.positions.check(phase, i),
                     format!(
@@ -391,4 +400,190 @@ fn resolve(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bundled::{Collected, Unreadable};
+
+    const DEFAULTS: ProbeDefaults = ProbeDefaults {
+        timeout: Duration::from_secs(5),
+        max_bytes: 4096,
+    };
+
+    fn file(origin: &str, text: &str) -> SourceFile {
+        SourceFile {
+            origin: origin.into(),
+            stem: origin
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.split('.').next())
+                .unwrap_or_default()
+                .into(),
+            text: text.into(),
+        }
+    }
+
+    fn check(name: &str, tags: &str) -> String {
+        format!(
+            "[[check]]\nname = \"{name}\"\ndescription = \"d\"\nkind = \"file\"\npath = \"/\"\ntags = [{tags}]\n"
+        )
+    }
+
+    fn goal(name: &str, checks: &str) -> SourceFile {
+        file(
+            &format!("g/{name}.md"),
+            &format!("+++\ndescription = \"d\"\n[checks]\n{checks}\n+++\nbody\n"),
+        )
+    }
+
+    fn unreadable(origin: &str) -> Unreadable {
+        Unreadable {
+            origin: origin.into(),
+            stem: "x".into(),
+            error: ReadError {
+                path: origin.into(),
+                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+        }
+    }
+
+    fn load(goals: Vec<SourceFile>, context: Collected, notes: Vec<SourceFile>) -> Definitions {
+        Definitions::from_files(
+            Collected {
+                files: goals,
+                unreadable: vec![],
+            },
+            context,
+            Collected {
+                files: notes,
+                unreadable: vec![],
+            },
+            DEFAULTS,
+        )
+    }
+
+    fn err(d: &Definitions, goal: &str) -> String {
+        d.goal(goal).map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_name_defined_twice_breaks_the_later_file_and_its_users() {
+        let a = file(
+            "c/a.toml",
+            &format!("{}{}", check("x", "\"inv\""), check("y", "")),
+        );
+        let b = file("c/b.toml", &check("x", ""));
+        let d = load(
+            vec![
+                goal("uses-x", "post = [\"x\"]"),
+                goal("uses-y", "post = [\"y\"]"),
+            ],
+            Collected {
+                files: vec![a, b],
+                unreadable: vec![],
+            },
+            vec![],
+        );
+        assert_eq!(d.errors[0].file, "c/b.toml");
+        assert!(
+            d.errors[0]
+                .error
+                .starts_with("c/b.toml:1:1: check `x` is already defined at c/a.toml:1:1"),
+            "{:?}",
+            d.errors
+        );
+        let e = err(&d, "uses-x");
+        assert!(
+            e.starts_with("g/uses-x.md:4:9: check `x` is not usable"),
+            "{e}"
+        );
+        assert!(e.contains("c/b.toml:1:1:"), "{e}");
+        assert!(d.goal("uses-y").is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_file_fails_only_names_that_did_not_load_and_patterns() {
+        let d = load(
+            vec![
+                goal("known", "post = [\"x\"]"),
+                goal("missing", "post = [\"z\"]"),
+                goal("by-tag", "invariants = [\"tag:inv\"]"),
+            ],
+            Collected {
+                files: vec![file("c/a.toml", &check("x", "\"inv\""))],
+                unreadable: vec![unreadable("c/secret.toml")],
+            },
+            vec![],
+        );
+        assert!(d.goal("known").is_ok());
+        let e = err(&d, "missing");
+        assert!(
+            e.contains("check `z` is not usable") && e.contains("c/secret.toml:1:1: cannot read"),
+            "{e}"
+        );
+        let e = err(&d, "by-tag");
+        assert!(e.contains("checks selected by `tag:inv`"), "{e}");
+        assert_eq!(d.context_errors().len(), 1);
+    }
+
+    #[test]
+    fn broken_notes_and_goals_are_listed_and_left_out() {
+        let d = load(
+            vec![
+                goal("fine", "post = []"),
+                file("g/bad.md", "+++\ndescription = 1\n+++\n"),
+            ],
+            Collected::default(),
+            vec![
+                file("k/ok.md", "+++\ntitle = \"t\"\ntags = [\"a\"]\n+++\nbody"),
+                file("k/bad.md", "+++\ntitle = \"t\"\n+++\nbody"),
+            ],
+        );
+        assert_eq!(d.notes.len(), 1);
+        let kinds: Vec<(&str, &str)> = d.errors.iter().map(|e| (e.kind, e.file.as_str())).collect();
+        assert_eq!(kinds, [("knowledge", "k/bad.md"), ("goal", "g/bad.md")]);
+        assert!(
+            d.errors[1].error.starts_with("g/bad.md:2:15:"),
+            "{:?}",
+            d.errors
+        );
+        assert_eq!(d.goals().len(), 1);
+        assert!(matches!(d.goal("nope"), Err(GoalError::Unknown { .. })));
+    }
+
+    #[test]
+    fn probes_by_pattern_survive_a_broken_file_but_named_ones_do_not() {
+        let broken = file(
+            "c/web.toml",
+            "[[probe]]\nname = \"web\"\nkind = \"comand\"\ntags = [\"host\"]\n",
+        );
+        let d = load(
+            vec![
+                file(
+                    "g/all.md",
+                    "+++\ndescription = \"d\"\nprobes = [\"*\", \"tag:host\"]\n+++\n",
+                ),
+                file(
+                    "g/web.md",
+                    "+++\ndescription = \"d\"\nprobes = [\"web\"]\n+++\n",
+                ),
+            ],
+            Collected {
+                files: vec![broken],
+                unreadable: vec![],
+            },
+            vec![],
+        );
+        assert!(d.goal("all").is_ok());
+        let e = err(&d, "web");
+        assert!(
+            e.starts_with("g/web.md:3:11: probe `web` is not usable"),
+            "{e}"
+        );
+        assert!(e.contains("c/web.toml:3:8:"), "{e}");
+    }
 }
