@@ -37,6 +37,9 @@ pub fn filed_action(entry: &AuditEntry) -> Option<String> {
     })
 }
 
+/// The audit reason of a tool call found in the transcript that ran without a hook decision.
+pub const RAN_WITHOUT_HOOK: &str = "the call ran without a decision of steward's hook";
+
 /// The run directory's files the hook reads and writes.
 pub const POLICY_FILE: &str = "policy.json";
 pub const HOOK_CONTEXT_FILE: &str = "hook-context.json";
@@ -348,10 +351,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
                 ),
             )
         } else {
-            (
-                "error",
-                "the call ran without a decision of steward's hook".to_string(),
-            )
+            ("error", RAN_WITHOUT_HOOK.to_string())
         };
         let entry = AuditEntry {
             time: time::OffsetDateTime::now_utc()

@@ -448,6 +448,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 vars,
                 dry_run: true,
                 force_model: false,
+                no_model: None,
                 lock_wait: Duration::ZERO,
             };
             let report = run::execute(&loaded.config, &req, &mut agent::QuietObserver).await?;
@@ -822,6 +823,7 @@ async fn run_goal(
         vars,
         dry_run: opts.dry_run,
         force_model: opts.force_model,
+        no_model: None,
         lock_wait: Duration::from_secs(opts.wait),
     };
     let mut terminal = agent::TerminalObserver::new();
@@ -902,66 +904,97 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             (goal.as_str(), Signal::timer(goal), BTreeMap::new(), opts)
         }
     };
-    if !opts.dry_run {
-        let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
-            .await
-            .map_err(classify)?;
-        if let Handoff::Daemon {
-            decision,
-            reason,
-            job,
-        } = &handoff
-        {
-            if cli.json {
-                print_json(&serde_json::json!({"daemon": handoff, "signal": signal}))?;
-            } else {
-                let job = job
-                    .as_deref()
-                    .map(|j| format!(" (job {j})"))
-                    .unwrap_or_default();
-                crate::outln!("handed to the daemon: {decision}{job}: {reason}")?;
-            }
-            return Ok(ExitKind::Ok);
-        }
-    }
-    let inline = InlineOpts {
-        lock_wait: Duration::from_secs(opts.wait),
-        dry_run: opts.dry_run,
-        force_model: opts.force_model,
-    };
-    let req = trigger::inline_request(goal, signal, vars, &inline);
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
-    if cli.json {
-        print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
-    } else {
-        let labels: Vec<String> = req
-            .signal
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        crate::outln!(
-            "signal {} {} [{}] {}",
-            req.signal.source.as_str(),
-            req.signal.subject,
-            serde_json::to_value(req.signal.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            labels.join(" ")
-        )?;
-        match &report {
-            RunReport::Planned(plan) => {
+    if opts.dry_run {
+        // Nothing is routed or recorded: the plan of the goal the trigger names.
+        let inline = InlineOpts {
+            lock_wait: Duration::from_secs(opts.wait),
+            dry_run: true,
+            force_model: opts.force_model,
+        };
+        let req = trigger::inline_request(goal, signal, vars, &inline);
+        let report = run::execute(cfg, &req, observer).await?;
+        if cli.json {
+            print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
+        } else {
+            print_signal(&req.signal)?;
+            if let RunReport::Planned(plan) = &report {
                 crate::outln!(
                     "# goal {} (dry run: nothing started, nothing recorded)",
                     plan.goal
                 )?;
                 crate::outln!("{}", plan.prompt)?;
             }
-            RunReport::Done(r) => crate::outln!(
+        }
+        return Ok(report.exit());
+    }
+    let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
+        .await
+        .map_err(classify)?;
+    if let Handoff::Daemon {
+        decision,
+        reason,
+        job,
+    } = &handoff
+    {
+        let exit = crate::router::exit_for(decision);
+        if cli.json {
+            print_json(&serde_json::json!({"daemon": handoff, "signal": signal,
+                "exit": exit.as_str(), "exit_code": exit.code()}))?;
+        } else {
+            crate::outln!(
+                "handed to the daemon: {}",
+                describe_routing(decision, job.as_deref(), reason)
+            )?;
+        }
+        return Ok(exit);
+    }
+    // No daemon: the same router decides here, and a job it gives is run now.
+    let run_opts = crate::inline::RunOptions {
+        lock_wait: Duration::from_secs(opts.wait),
+        force_model: opts.force_model,
+    };
+    let done = crate::inline::route_and_run(cfg, &signal, run_opts, observer)
+        .await
+        .map_err(|e| match e {
+            crate::inline::InlineError::Run(e) => CliError::from(e),
+            crate::inline::InlineError::Router(
+                e @ (crate::router::RouterError::Routes(_) | crate::router::RouterError::Config(_)),
+            ) => usage(e),
+            other => internal(other),
+        })?;
+    let (routed, report) = match done {
+        crate::inline::Inline::NotRun(routed) => {
+            let exit = routed.decision.exit();
+            if routed.decision.told_operator() {
+                tracing::warn!(subject = %signal.subject, "not run: {}", routed.reason);
+            }
+            if cli.json {
+                print_json(&serde_json::json!({"signal": signal, "routing": routed,
+                    "exit": exit.as_str(), "exit_code": exit.code()}))?;
+            } else {
+                print_signal(&signal)?;
+                let job = match &routed.decision {
+                    crate::router::RoutingDecision::Merged { into } => Some(into.as_str()),
+                    _ => None,
+                };
+                crate::outln!(
+                    "{}",
+                    describe_routing(routed.decision.name(), job, &routed.reason)
+                )?;
+            }
+            return Ok(exit);
+        }
+        crate::inline::Inline::Ran { routed, report, .. } => (routed, report),
+    };
+    if cli.json {
+        print_json(&serde_json::json!({"signal": signal, "routing": routed, "report": report}))?;
+    } else {
+        print_signal(&signal)?;
+        if let RunReport::Done(r) = &report {
+            crate::outln!(
                 "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s",
                 r.id,
                 r.outcome,
@@ -969,10 +1002,49 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
                 r.cost_usd,
                 r.num_turns,
                 r.duration_ms as f64 / 1000.0
-            )?,
+            )?;
         }
     }
     Ok(report.exit())
+}
+
+/// A routing decision for an operator: what happened to the signal, and why.
+fn describe_routing(decision: &str, job: Option<&str>, reason: &str) -> String {
+    let job = job.unwrap_or("?");
+    match decision {
+        "enqueue" => format!("queued as job {job}: {reason}"),
+        "merged" => format!("joined job {job}: {reason}"),
+        other => {
+            let exit = crate::router::exit_for(other);
+            if exit == ExitKind::Ok {
+                format!("not run ({other}): {reason}")
+            } else {
+                format!(
+                    "NOT RUN ({other}; exit {} {}): {reason}",
+                    exit.code(),
+                    exit.as_str()
+                )
+            }
+        }
+    }
+}
+
+fn print_signal(signal: &Signal) -> Result<(), CliError> {
+    let labels: Vec<String> = signal
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    crate::outln!(
+        "signal {} {} [{}] {}",
+        signal.source.as_str(),
+        signal.subject,
+        serde_json::to_value(signal.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        labels.join(" ")
+    )
 }
 
 /// `steward ci`: resolve the push, run `deploy-review` inline, print the decision.
@@ -1009,7 +1081,7 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
         }
         RunReport::Done(result) => result,
     };
-    let decision = ci::decide(&result);
+    let decision = ci::decide_change(&change, &result);
     if cli.json {
         print_json(&serde_json::json!({
             "decision": decision.decision,
@@ -1057,6 +1129,9 @@ fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
             r.exit.as_str()
         )?;
         crate::outln!("reason: {}", r.reason)?;
+        if let Some(rb) = &r.rollback {
+            crate::outln!("rollback: {}", rb.describe())?;
+        }
         crate::outln!(
             "cost: ${:.4}  turns: {}  duration: {:.1}s  session: {}",
             r.cost_usd,

@@ -61,6 +61,9 @@ pub enum ExitKind {
     ValidationFailed,
     /// 6: a human must decide.
     NeedsHuman,
+    /// 7: a trigger's signal was not run because of steward's own limits (a rate limit, the
+    /// daily budget); nothing was checked or changed, and a later signal may run.
+    Limited,
 }
 
 impl ExitKind {
@@ -73,6 +76,7 @@ impl ExitKind {
             ExitKind::AgentFailed => 4,
             ExitKind::ValidationFailed => 5,
             ExitKind::NeedsHuman => 6,
+            ExitKind::Limited => 7,
         }
     }
 
@@ -85,6 +89,7 @@ impl ExitKind {
             4 => ExitKind::AgentFailed,
             5 => ExitKind::ValidationFailed,
             6 => ExitKind::NeedsHuman,
+            7 => ExitKind::Limited,
             _ => ExitKind::Error,
         }
     }
@@ -98,6 +103,7 @@ impl ExitKind {
             ExitKind::AgentFailed => "agent_failed",
             ExitKind::ValidationFailed => "validation_failed",
             ExitKind::NeedsHuman => "needs_human",
+            ExitKind::Limited => "limited",
         }
     }
 }

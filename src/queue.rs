@@ -816,6 +816,9 @@ pub struct Worked {
     pub report: Option<RunReport>,
     /// Why there is no report (steward could not carry the job out, or the host stayed busy).
     pub error: Option<String>,
+    /// `(spent, budget)` when the job was cancelled because the daily budget is spent: the
+    /// daemon tells the operator (once a day).
+    pub over_budget: Option<(f64, f64)>,
 }
 
 /// Claims the next job (skipping subjects in a maintenance window), runs it, records it. Over
@@ -851,6 +854,7 @@ pub async fn work_one(
             job,
             report: None,
             error: Some(reason),
+            over_budget: Some((spent, cfg.router.daily_budget_usd)),
         }));
     }
     queue.ledger().event(
@@ -865,6 +869,7 @@ pub async fn work_one(
         signal: job.signal.clone(),
         dry_run: false,
         force_model: false,
+        no_model: None,
         lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
     };
     match run::execute(cfg, &req, observer).await {
@@ -890,6 +895,7 @@ pub async fn work_one(
                 job,
                 report: Some(report),
                 error: None,
+                over_budget: None,
             }))
         }
         Err(run::RunError::Ledger(e @ LedgerError::Busy { .. })) => {
@@ -899,6 +905,7 @@ pub async fn work_one(
                 job,
                 report: None,
                 error: Some(reason),
+                over_budget: None,
             }))
         }
         Err(e) => {
@@ -918,6 +925,7 @@ pub async fn work_one(
                 job,
                 report: None,
                 error: Some(reason),
+                over_budget: None,
             }))
         }
     }

@@ -16,8 +16,8 @@ use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled;
 use crate::check::{
-    self, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, Evidence, Judgement, Memory,
-    MemoryError, Phase,
+    self, Acts, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, Evidence, Judgement, Memory,
+    MemoryError, NO_ACTS, Phase,
 };
 use crate::config::Config;
 use crate::goal::{self, Goal, GoalError, RenderInput};
@@ -112,6 +112,10 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// Call the model even when the goal is deterministic-first and every check is green.
     pub force_model: bool,
+    /// Decided before the run that the model has nothing to look at (e.g. a CI push that
+    /// changes no file): the checks still run, and if they let the run go on it ends
+    /// `no_action` with this reason, without a model call.
+    pub no_model: Option<String>,
     /// How long to wait for another run to finish before giving up.
     pub lock_wait: Duration,
 }
@@ -152,20 +156,97 @@ pub struct RunResult {
     pub failed_checks: Vec<String>,
     #[serde(default)]
     pub regressions: Vec<String>,
+    /// The calls of the agent that could change state (see `check::acts`): what a `fixed` and a
+    /// rollback rest on.
+    #[serde(default)]
+    pub state_changes: Vec<String>,
+    /// Whether the goal's rollback ran, and why (absent: the goal has none, or the agent never
+    /// ran).
     #[serde(default)]
     pub rollback: Option<RollbackRecord>,
     pub session_id: String,
     pub claude_exit_code: Option<i32>,
 }
 
-/// What the rollback command did, when a run needed one.
+/// The rollback decision of a run, and what the command did when it ran. Records written before
+/// the decision was recorded only exist for rollbacks that ran, hence the defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackRecord {
+    #[serde(default = "RollbackDecision::ran")]
+    pub decision: RollbackDecision,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
     pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackDecision {
+    Ran,
+    Skipped,
+}
+
+impl RollbackDecision {
+    fn ran() -> RollbackDecision {
+        RollbackDecision::Ran
+    }
+}
+
+impl RollbackRecord {
+    fn skipped(argv: &[String], reason: String) -> RollbackRecord {
+        RollbackRecord {
+            decision: RollbackDecision::Skipped,
+            reason,
+            argv: argv.to_vec(),
+            exit_code: None,
+            timed_out: false,
+            output: String::new(),
+            error: None,
+        }
+    }
+
+    /// A rollback that ran and exited 0 in time.
+    pub fn succeeded(&self) -> bool {
+        self.decision == RollbackDecision::Ran
+            && self.exit_code == Some(0)
+            && !self.timed_out
+            && self.error.is_none()
+    }
+
+    /// One line for an operator: ran or skipped, the command, its result, why.
+    pub fn describe(&self) -> String {
+        let cmd = if self.argv.is_empty() {
+            "(none)".to_string()
+        } else {
+            format!("`{}`", self.argv.join(" "))
+        };
+        match self.decision {
+            RollbackDecision::Skipped => format!("skipped {cmd}: {}", self.reason),
+            RollbackDecision::Ran => {
+                let result = match (&self.error, self.timed_out, self.exit_code) {
+                    (Some(e), _, _) => format!("could not run: {e}"),
+                    (None, true, _) => "timed out".to_string(),
+                    (None, false, Some(0)) => "exit 0, succeeded".to_string(),
+                    (None, false, Some(c)) => format!("exit {c}, failed"),
+                    (None, false, None) => "killed by a signal, failed".to_string(),
+                };
+                if self.reason.is_empty() {
+                    format!("ran {cmd}: {result}")
+                } else {
+                    format!("ran {cmd}: {result}; because {}", self.reason)
+                }
+            }
+        }
+    }
 }
 
 /// `run.json`: written at the start and after each stage.
@@ -472,18 +553,23 @@ pub async fn execute(
     rec.run.write_json("checks-before.json", &before)?;
     let model = goal.checks.model;
     let attention = needs_attention(req, &context, &before);
-    let evidence = |agent| Evidence {
+    let evidence = |agent, acts| Evidence {
         static_: &before.static_,
         preflight: &before.preflight,
         invariants_before: &before.invariants,
         invariants_after: &before.invariants,
+        post_before: &before.post,
         post: &before.post,
         agent,
+        acts,
         model,
         attention,
     };
-    if let Some(j) = check::gate(&evidence(AgentRun::NotStarted)) {
-        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+    if let Some(j) = check::gate(&evidence(AgentRun::NotStarted, &NO_ACTS)) {
+        return rec.finish(&j, None, None, &[]);
+    }
+    if let Some(reason) = &req.no_model {
+        return rec.finish(&Judgement::no_action(reason.clone()), None, None, &[]);
     }
 
     // The same goal on the same subject that failed twice recently goes to a human instead.
@@ -497,7 +583,7 @@ pub async fn execute(
             req.signal.subject,
             ESCALATION_WINDOW.as_secs() / 3600
         ));
-        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+        return rec.finish(&j, None, None, &[]);
     }
 
     rec.stage("prompt")?;
@@ -567,12 +653,15 @@ pub async fn execute(
         (None, Some(v)) => AgentRun::Verdict(v),
         (None, None) => AgentRun::Failed(&NO_VERDICT),
     };
+    // Calls claude refused before the hook join the audit first: they count as denied.
+    let unhooked = boundary::audit_unhooked_calls(&rec.run.path)?;
+    let audit = boundary::read_audit(&rec.run.path)?;
+    let acts = Acts::from_audit(&audit);
     let mut judgement = check::judge(&Evidence {
         invariants_after: &invariants_after,
         post: &post,
-        ..evidence(agent_run)
+        ..evidence(agent_run, &acts)
     });
-    let unhooked = boundary::audit_unhooked_calls(&rec.run.path)?;
     if unhooked.ran > 0 {
         // A tool ran without steward's hook deciding: whatever the checks say, this run was not
         // inside the boundary, and nothing it reports can be trusted.
@@ -586,26 +675,35 @@ pub async fn execute(
             ..judgement
         };
     }
-    let audit = boundary::read_audit(&rec.run.path)?;
-    let queued = queued_actions(&audit).len();
-    // The fix waits for a human, so its post-action checks cannot pass yet: that is an
-    // escalation, not a failure to roll back. A broken invariant still fails the run.
-    if queued > 0
-        && judgement.outcome == Outcome::Failed
-        && judgement.regressions.is_empty()
-        && agent_outcome.failure.is_none()
-    {
-        judgement = Judgement::escalated(format!(
-            "{queued} action(s) wait for approval (`steward actions list`); post-action checks \
-             still failing: {}",
-            judgement.failed_checks.join(", ")
-        ));
-    }
-    let rollback = match (&goal.checks.rollback, judgement.rollback) {
-        (Some(argv), true) if !argv.is_empty() => {
+    let rollback = match goal.checks.rollback.as_deref() {
+        Some(argv) if !argv.is_empty() && judgement.rollback => {
             rec.stage("rollback")?;
-            Some(run_rollback(argv, cfg, &redactor).await)
+            let mut record = run_rollback(argv, cfg, &redactor).await;
+            record.reason = judgement.rollback_reason.clone();
+            // A rollback is never success, and one that failed leaves the host in doubt.
+            judgement.reason = format!(
+                "{}; rollback {}",
+                judgement.reason,
+                if record.succeeded() {
+                    "ran and succeeded"
+                } else {
+                    "ran and FAILED (see `steward runs show`)"
+                }
+            );
+            Some(record)
         }
+        Some(argv) if !argv.is_empty() => Some(RollbackRecord::skipped(
+            argv,
+            judgement.rollback_reason.clone(),
+        )),
+        // No rollback command: worth recording only when one would have run.
+        _ if judgement.rollback => Some(RollbackRecord::skipped(
+            &[],
+            format!(
+                "the goal has no `rollback` command; one would have run: {}",
+                judgement.rollback_reason
+            ),
+        )),
         _ => None,
     };
     // Only what the agent did and the checks judged counts as an attempt (not an API outage).
@@ -614,15 +712,8 @@ pub async fn execute(
     {
         tracing::warn!("could not record the outcome in effectiveness memory: {e}");
     }
-    rec.finish(
-        judgement.outcome,
-        judgement.exit,
-        judgement.reason.clone(),
-        &judgement,
-        Some(agent_outcome),
-        rollback,
-        &audit,
-    )
+    rec.state_changes = acts.changed;
+    rec.finish(&judgement, Some(agent_outcome), rollback, &audit)
 }
 
 /// The pending actions a run's calls were queued as, each once: the same proposal made twice
@@ -645,6 +736,8 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
     let out = crate::approval::run_argv(argv, Duration::from_secs(300), &cfg.claude.path).await;
     match out {
         Ok(o) => RollbackRecord {
+            decision: RollbackDecision::Ran,
+            reason: String::new(),
             argv: argv.to_vec(),
             exit_code: o.exit_code(),
             timed_out: o.timed_out(),
@@ -652,6 +745,8 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
             error: None,
         },
         Err(e) => RollbackRecord {
+            decision: RollbackDecision::Ran,
+            reason: String::new(),
             argv: argv.to_vec(),
             exit_code: None,
             timed_out: false,
@@ -669,6 +764,8 @@ struct Recorder<'a> {
     req: &'a RunRequest,
     started: OffsetDateTime,
     clock: Instant,
+    /// The agent's state-changing calls, once known.
+    state_changes: Vec<String>,
 }
 
 impl<'a> Recorder<'a> {
@@ -702,6 +799,7 @@ impl<'a> Recorder<'a> {
             req,
             started,
             clock: Instant::now(),
+            state_changes: Vec::new(),
         })
     }
 
@@ -710,12 +808,8 @@ impl<'a> Recorder<'a> {
         Ok(self.run.write_json("run.json", &self.meta)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
-        outcome: Outcome,
-        exit: ExitKind,
-        reason: String,
         judgement: &Judgement,
         agent: Option<AgentOutcome>,
         rollback: Option<RollbackRecord>,
@@ -724,6 +818,7 @@ impl<'a> Recorder<'a> {
         self.stage("done")?;
         let a = agent.as_ref();
         let actions_filed = queued_actions(audit);
+        let (outcome, exit) = (judgement.outcome, judgement.exit);
         let result = RunResult {
             id: self.run.id.clone(),
             goal: self.req.goal.clone(),
@@ -732,7 +827,7 @@ impl<'a> Recorder<'a> {
             outcome,
             exit,
             exit_code: exit.code(),
-            reason,
+            reason: judgement.reason.clone(),
             started: self.started,
             finished: OffsetDateTime::now_utc(),
             duration_ms: self.clock.elapsed().as_millis() as u64,
@@ -749,6 +844,7 @@ impl<'a> Recorder<'a> {
             verdict: a.and_then(|a| a.verdict.clone()),
             failed_checks: judgement.failed_checks.clone(),
             regressions: judgement.regressions.clone(),
+            state_changes: std::mem::take(&mut self.state_changes),
             rollback,
             session_id: a.map(|a| a.session_id.clone()).unwrap_or_default(),
             claude_exit_code: a.and_then(|a| a.exit_code),

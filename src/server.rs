@@ -485,6 +485,11 @@ impl Shared {
             let verdict = match decision {
                 Ok(routed) => {
                     enqueued |= matches!(routed.decision, RoutingDecision::Enqueue { .. });
+                    // As often as the `operator_notice` it wrote: once per window, not per alert.
+                    if routed.decision.told_operator() {
+                        tracing::warn!(subject = %s.subject, source = s.source.as_str(),
+                            decision = routed.decision.name(), "signal not run: {}", routed.reason);
+                    }
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
@@ -574,6 +579,28 @@ impl Shared {
                     serde_json::json!({"reason": e.to_string()}),
                 );
             }
+        }
+    }
+
+    /// A queued job was not started because the day's budget is spent: the operator is told
+    /// once a day (shared with the router's `over_budget` decisions).
+    fn budget_spent(&self, job: &str, spent: f64, budget: f64) {
+        let tell = self
+            .router
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tell_budget(OffsetDateTime::now_utc());
+        if tell {
+            let reason = format!(
+                "today's runs cost ${spent:.4}, the daily budget is ${budget:.2}: queued job {job} \
+                 was not started"
+            );
+            tracing::warn!(%job, "{reason}");
+            self.event(
+                "operator_notice",
+                serde_json::json!({"cause": "daily_budget", "spent_usd": spent,
+                    "budget_usd": budget, "job": job, "reason": reason}),
+            );
         }
     }
 
@@ -964,6 +991,9 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
             match queue::work_one(&cfg, &queue, &mut observer).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
+                    if let Some((spent, budget)) = w.over_budget {
+                        shared.budget_spent(&w.job.id, spent, budget);
+                    }
                     tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
                         error = ?w.error, "job ended");
                     // A requeued job met a busy host lock: wait before trying again.
