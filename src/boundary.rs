@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::approval::{ApprovalMode, Executor, Proposal, Store};
+use crate::approval::{ApprovalMode, Executor, Filed, Proposal, Store};
 use crate::ledger;
 use crate::policy::{AuditEntry, HookAnswer, Verdict};
 
@@ -86,6 +86,9 @@ pub struct HookContext {
     pub run_id: String,
     pub goal: String,
     pub subject: String,
+    /// The fingerprint of the run's signal: an alert resolving withdraws what the run proposed.
+    #[serde(default)]
+    pub signal_fingerprint: Option<String>,
     /// Fingerprint of the state the run saw (check statuses), carried into each proposal.
     pub state_fingerprint: String,
     /// The goal's post-action checks, run by the executor after an approved action.
@@ -136,12 +139,14 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
                 );
             }
             Ok(ctx) => match file_action(&ctx, &decision, &answer.audit.input, Executor::Steward) {
-                Ok(id) => {
+                Ok(filed) => {
+                    let id = &filed.action.id;
                     let reason = format!(
                         "steward policy: {}. It was not run: it is queued for a human as action \
-                         {id} (`steward actions approve {id}`). Do not retry it; list it under \
+                         {id} (`steward actions approve {id}`){}. Do not retry it; list it under \
                          proposed actions in your report.",
-                        decision.reason
+                        decision.reason,
+                        shared_with(&filed, &ctx.subject)
                     );
                     answer.stdout = deny_output(&reason);
                     answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
@@ -160,14 +165,34 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
     answer
 }
 
-/// Files an approval-required call as a pending action and returns its id. `executor` says who
-/// runs it once approved; an action the agent will run lives only as long as the run waits.
+/// What the model is told when its proposal joined an action other subjects need too: one
+/// approval runs the command once, for all of them.
+pub fn shared_with(filed: &Filed, subject: &str) -> String {
+    let others: Vec<&str> = filed
+        .action
+        .subjects()
+        .into_iter()
+        .filter(|s| *s != subject)
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the same command is already proposed for {} too: one approval runs it once for all",
+            others.join(", ")
+        )
+    }
+}
+
+/// Files an approval-required call as a pending action (or joins the open action for the same
+/// command). `executor` says who runs it once approved; an action the agent will run lives only
+/// as long as the run waits.
 pub fn file_action(
     ctx: &HookContext,
     decision: &crate::policy::Decision,
     input: &serde_json::Value,
     executor: Executor,
-) -> Result<String, String> {
+) -> Result<Filed, String> {
     let argv = decision
         .argv
         .clone()
@@ -200,6 +225,7 @@ pub fn file_action(
     let filed = store
         .file(Proposal {
             subject: ctx.subject.clone(),
+            signal_fingerprint: ctx.signal_fingerprint.clone(),
             argv,
             rationale,
             checks: ctx.checks.clone(),
@@ -211,19 +237,7 @@ pub fn file_action(
             executor,
         })
         .map_err(|e| e.to_string())?;
-    // An open action for the same command that steward's executor will run must not also be
-    // run by the agent (or the reverse).
-    if filed.action.executor != executor {
-        return Err(format!(
-            "the same command is already open as action {} for {} to run",
-            filed.action.id,
-            match filed.action.executor {
-                Executor::Steward => "steward's executor",
-                Executor::Agent => "another waiting run",
-            }
-        ));
-    }
-    Ok(filed.action.id)
+    Ok(filed)
 }
 
 fn ask_output(reason: &str) -> String {
@@ -435,6 +449,7 @@ mod tests {
             run_id: "r1".into(),
             goal: "g".into(),
             subject: "host".into(),
+            signal_fingerprint: None,
             state_fingerprint: "fp".into(),
             checks: vec![],
             action_ttl_secs: 3600,

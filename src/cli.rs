@@ -13,14 +13,15 @@ use crate::agent;
 use crate::check;
 use crate::config::{Config, ConfigArgs, Loaded};
 use crate::doctor;
-use crate::ledger::Ledger;
 use crate::outcome::ExitKind;
 use crate::probe;
 use crate::run::{self, Definitions, RunReport, RunRequest};
 use crate::scripted;
 use crate::signal::Signal;
 
+mod actions;
 pub mod output;
+mod runs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,10 +181,37 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// List recorded runs, oldest first.
-    List,
-    /// Show one run's record.
+    /// Recorded runs, newest first.
+    List(RunsListArgs),
+    /// One run's record as an incident report: `last` is the newest run, and a unique prefix of
+    /// an id will do.
     Show { id: String },
+    /// Remove runs older than an age, except those an open action or an active job points at and
+    /// runs in progress; event log days that ended before it go too.
+    Prune {
+        /// The age, e.g. `30d`, `12h`, `2w`.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Show at most this many runs, the newest (0: all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Only runs of this goal.
+    #[arg(long)]
+    pub goal: Option<String>,
+    /// Only runs with this outcome (ok, fixed, no_action, aborted, failed, escalated, running, …).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only runs started since: an age (`2h`, `7d`) or an RFC 3339 time.
+    #[arg(long, value_name = "AGE|TIME")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,12 +238,16 @@ pub enum PolicyCommand {
 pub enum ActionsCommand {
     /// Every action, pending first.
     List,
-    /// One action with its rationale, checks, decision and execution.
+    /// One action: the command, every subject and rationale, checks, decision and execution.
     Show { id: String },
     /// Approve a pending action; steward runs it (no shell) and then its checks. An action a run
-    /// is waiting on is only approved: the waiting agent runs it.
+    /// is waiting on is only approved: the waiting agent runs it. Shows what will run and asks
+    /// on a terminal; off a terminal (scripts) `--yes` is required.
     Approve {
         id: String,
+        /// Approve without asking (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Who approves (default: $SUDO_USER, $USER).
         #[arg(long)]
         by: Option<String>,
@@ -475,50 +507,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             }
             Ok(ExitKind::Ok)
         }
-        Command::Runs(RunsCommand::List) => {
-            let loaded = cli.config()?;
-            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
-            let runs = run::list_runs(&ledger)?;
-            let broken = runs.iter().any(|r| r.error.is_some());
-            if cli.json {
-                print_json(&runs)?;
-            } else if runs.is_empty() {
-                crate::outln!("no runs recorded in {}", loaded.config.state_dir.display())?;
-            } else {
-                for r in &runs {
-                    match &r.error {
-                        Some(e) => crate::outln!("{}  UNREADABLE  {e}", r.id)?,
-                        None => crate::outln!(
-                            "{}  {:<10} ${:.4}  {:>6.1}s  {}",
-                            r.id,
-                            r.outcome,
-                            r.cost_usd,
-                            r.duration_ms as f64 / 1000.0,
-                            r.reason
-                        )?,
-                    }
-                }
-            }
-            Ok(if broken {
-                ExitKind::Error
-            } else {
-                ExitKind::Ok
-            })
-        }
-        Command::Runs(RunsCommand::Show { id }) => {
-            let loaded = cli.config()?;
-            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
-            let detail = run::show_run(&ledger, id).map_err(|e| match e {
-                run::RunError::Ledger(crate::ledger::LedgerError::UnknownRun(_)) => usage(e),
-                other => internal(other),
-            })?;
-            if cli.json {
-                print_json(&detail)?;
-            } else {
-                print_run_detail(&detail)?;
-            }
-            Ok(ExitKind::Ok)
-        }
+        Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Validate { phase, goal } => {
             let loaded = cli.config()?;
             let cfg = &loaded.config;
@@ -601,7 +590,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             }
             Ok(ExitKind::Ok)
         }
-        Command::Actions(cmd) => actions(&cli, cmd).await,
+        Command::Actions(cmd) => actions::run(&cli, cmd).await,
         Command::Trigger(cmd) => trigger(&cli, cmd).await,
         Command::Ci(args) => ci(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
@@ -684,128 +673,6 @@ pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
     }
     let _ = std::io::stderr().write_all(answer.stderr.as_bytes());
     u8::try_from(answer.exit_code).unwrap_or(2)
-}
-
-fn operator_name(by: &Option<String>) -> String {
-    by.clone()
-        .or_else(|| std::env::var("SUDO_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
-}
-
-async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> {
-    use crate::approval::{ApprovalError, Store};
-    let loaded = cli.config()?;
-    let cfg = &loaded.config;
-    let store = Store::open(&cfg.state_dir).map_err(internal)?;
-    let kind = |e: ApprovalError| match e {
-        ApprovalError::Ledger(_) => internal(e),
-        other => usage(other),
-    };
-    match cmd {
-        ActionsCommand::List => {
-            let list = store.list().map_err(kind)?;
-            if cli.json {
-                print_json(&list)?;
-            } else if list.is_empty() {
-                crate::outln!("no actions")?;
-            } else {
-                for a in &list {
-                    // Operators should see that a run is blocked on this one.
-                    let waiting = match (a.executor, a.state) {
-                        (
-                            crate::approval::Executor::Agent,
-                            crate::approval::ActionState::Pending,
-                        ) => {
-                            format!("  (run {} is waiting)", a.run_id.as_deref().unwrap_or("?"))
-                        }
-                        _ => String::new(),
-                    };
-                    crate::outln!(
-                        "{}  {:<8}  {}  [{}]  {}{waiting}",
-                        a.id,
-                        a.state,
-                        a.argv.join(" "),
-                        a.subject,
-                        a.rationale
-                    )?;
-                }
-            }
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Show { id } => {
-            let a = store.get(id).map_err(kind)?;
-            print_json(&a)?;
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Reject { id, by, note } => {
-            let a = store
-                .reject(id, &operator_name(by), note.clone())
-                .map_err(kind)?;
-            if cli.json {
-                print_json(&a)?;
-            } else {
-                crate::outln!("{} rejected", a.id)?;
-            }
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Approve {
-            id,
-            by,
-            note,
-            timeout,
-        } => {
-            let outcome = run::approve_and_execute(
-                cfg,
-                id,
-                &operator_name(by),
-                note.clone(),
-                Duration::from_secs(*timeout),
-            )
-            .await
-            .map_err(|e| match e {
-                run::RunError::Approval(a) => kind(a),
-                other => CliError::from(other),
-            })?;
-            if outcome.executor == crate::approval::Executor::Agent {
-                if cli.json {
-                    print_json(&outcome)?;
-                } else {
-                    crate::outln!(
-                        "{} approved: the waiting run {} runs `{}` itself",
-                        outcome.id,
-                        outcome.run_id.as_deref().unwrap_or("?"),
-                        outcome.argv.join(" ")
-                    )?;
-                }
-                return Ok(ExitKind::Ok);
-            }
-            if cli.json {
-                print_json(&outcome)?;
-            } else {
-                let exec = outcome.execution.as_ref();
-                crate::outln!(
-                    "{} {}: `{}` exit {} — checks {}",
-                    outcome.id,
-                    outcome.state,
-                    outcome.argv.join(" "),
-                    exec.and_then(|e| e.exit_code)
-                        .map_or("-".to_string(), |c| c.to_string()),
-                    if exec.is_some_and(|e| e.checks_passed) {
-                        "passed"
-                    } else {
-                        "failed"
-                    }
-                )?;
-            }
-            Ok(if outcome.state == crate::approval::ActionState::Done {
-                ExitKind::Ok
-            } else {
-                ExitKind::ValidationFailed
-            })
-        }
-    }
 }
 
 async fn run_goal(
@@ -1114,63 +981,6 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
         )?;
     }
     Ok(decision.exit)
-}
-
-fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
-    crate::outln!("run {}  ({})", d.id, d.dir)?;
-    if let Some(m) = &d.meta {
-        crate::outln!("goal: {}  stage: {}  pid: {}", m.goal, m.stage, m.pid)?;
-    }
-    if let Some(r) = &d.result {
-        crate::outln!(
-            "outcome: {}  exit: {} ({})",
-            r.outcome,
-            r.exit_code,
-            r.exit.as_str()
-        )?;
-        crate::outln!("reason: {}", r.reason)?;
-        if let Some(rb) = &r.rollback {
-            crate::outln!("rollback: {}", rb.describe())?;
-        }
-        crate::outln!(
-            "cost: ${:.4}  turns: {}  duration: {:.1}s  session: {}",
-            r.cost_usd,
-            r.num_turns,
-            r.duration_ms as f64 / 1000.0,
-            r.session_id
-        )?;
-        if let Some(v) = &r.verdict {
-            crate::outln!("verdict: {:?} — {}", v.status, v.summary)?;
-            for f in &v.findings {
-                crate::outln!("  finding: {f}")?;
-            }
-            for a in &v.proposed_actions {
-                crate::outln!("  proposed: {a}")?;
-            }
-        }
-        for dnl in &r.permission_denials {
-            crate::outln!("  denied {}: {}", dnl.tool_name, dnl.tool_input)?;
-        }
-    } else {
-        crate::outln!("no result recorded (the run did not finish)")?;
-    }
-    for a in &d.audit {
-        crate::outln!(
-            "  policy {:<7} {} {} — {}{}",
-            a.decision,
-            a.tool,
-            a.input
-                .get("command")
-                .or_else(|| a.input.get("file_path"))
-                .unwrap_or(&a.input),
-            a.reason,
-            a.rule
-                .as_ref()
-                .map(|r| format!(" [rule: {r}]"))
-                .unwrap_or_default()
-        )?;
-    }
-    crate::outln!("files: {}", d.files.join(", "))
 }
 
 /// `steward goals list`: every goal, with its warnings; a goal that does not load is listed with

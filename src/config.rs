@@ -59,6 +59,17 @@ pub struct Config {
     pub routes_file: Option<PathBuf>,
     pub router: RouterConfig,
     pub serve: ServeConfig,
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: how long the record of runs is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// The daemon removes runs (and event log days) older than this many days, at start and
+    /// once a day, as `steward runs prune --older-than Nd` would. 0, the default, keeps
+    /// everything: deleting records is the operator's call.
+    pub runs_days: u32,
 }
 
 /// `[serve]`: the daemon (`steward serve`).
@@ -247,6 +258,7 @@ impl Default for Config {
             routes_file: None,
             router: RouterConfig::default(),
             serve: ServeConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

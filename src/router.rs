@@ -79,6 +79,8 @@ pub enum RouterError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,6 +551,12 @@ pub enum RoutingDecision {
     },
     Resolved {
         cancelled: Vec<String>,
+        /// Pending actions that expired: only runs acting on this alert had proposed them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expired_actions: Vec<String>,
+        /// Pending actions still-firing subjects need: only this alert's proposal was withdrawn.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        narrowed_actions: Vec<String>,
     },
     NoRoute,
 }
@@ -613,6 +621,26 @@ pub struct Routed {
 pub struct Decided {
     pub decisions: Vec<Result<Routed, RouterError>>,
     pub events: EventBatch,
+}
+
+/// A resolved alert withdraws what runs acting on it proposed: pending actions only they
+/// proposed expire, actions other subjects still need lose only this alert's contribution.
+/// Approved actions are untouched (see `approval::contribution`).
+fn withdraw_actions(
+    ledger: &Ledger,
+    s: &Signal,
+) -> Result<crate::approval::Resolution, RouterError> {
+    let reason = format!(
+        "alert {} resolved (fingerprint {}) before anyone approved it",
+        s.subject, s.fingerprint
+    );
+    Ok(
+        crate::approval::Store::open(ledger.root())?.resolve(
+            &s.fingerprint,
+            &s.subject,
+            &reason,
+        )?,
+    )
 }
 
 /// Whether a signal says its alert resolved: the per-alert `status` of an Alertmanager payload.
@@ -845,12 +873,21 @@ impl Router {
             let was_firing = self.state.firing.remove(&s.fingerprint).is_some();
             self.state_changed |= !jobs.is_empty() || was_firing;
             let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
+            let actions = withdraw_actions(&self.ledger, s)?;
             let reason = format!(
-                "alert resolved: {} queued job(s) with fingerprint {} cancelled",
+                "alert resolved: {} queued job(s) with fingerprint {} cancelled; {} pending \
+                 action(s) expired, {} still needed by other subjects",
                 cancelled.len(),
-                s.fingerprint
+                s.fingerprint,
+                actions.expired.len(),
+                actions.narrowed.len()
             );
-            return done(RoutingDecision::Resolved { cancelled }, reason, None);
+            let decision = RoutingDecision::Resolved {
+                cancelled,
+                expired_actions: actions.expired,
+                narrowed_actions: actions.narrowed,
+            };
+            return done(decision, reason, None);
         }
 
         if let Some(window) = self.maintenance.active(&s.subject, now) {
@@ -2036,7 +2073,9 @@ subject_exact = "a.service"
         assert_eq!(
             d.decision,
             RoutingDecision::Resolved {
-                cancelled: vec![a.clone()]
+                cancelled: vec![a.clone()],
+                expired_actions: vec![],
+                narrowed_actions: vec![]
             }
         );
         let left: Vec<String> = r
@@ -2053,7 +2092,14 @@ subject_exact = "a.service"
         // A running job is not cancelled: it is already acting.
         r.queue().claim_next(at(3)).unwrap().unwrap();
         let d = r.route(&resolved("Cpu", "fb"), at(4)).unwrap();
-        assert_eq!(d.decision, RoutingDecision::Resolved { cancelled: vec![] });
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![],
+                expired_actions: vec![],
+                narrowed_actions: vec![]
+            }
+        );
         assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
         // The cancelled job never ran, so it holds no cooldown: the alert firing again runs.
         job_id(&r.route(&alert("Disk", "fa"), at(5)).unwrap());
@@ -2139,5 +2185,56 @@ subject_exact = "a.service"
             .route(&alert("Alert0", "fp-0"), at(1))
             .unwrap();
         assert_eq!(again.decision.name(), "merged");
+    }
+
+    #[test]
+    fn a_resolved_alert_expires_the_pending_actions_its_runs_filed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let store = crate::approval::Store::open(dir.path()).unwrap();
+        let file = |subject: &str, fp: &str, unit: &str| {
+            store
+                .file(crate::approval::Proposal {
+                    subject: subject.into(),
+                    signal_fingerprint: Some(fp.into()),
+                    argv: vec!["systemctl".into(), "restart".into(), unit.into()],
+                    rationale: "down".into(),
+                    checks: vec![],
+                    state_fingerprint: "sf".into(),
+                    goal: "incident".into(),
+                    run_id: Some(format!("run-{subject}")),
+                    rule: "systemctl restart UNIT".into(),
+                    ttl: std::time::Duration::from_secs(3600),
+                    executor: crate::approval::Executor::Steward,
+                })
+                .unwrap()
+                .action
+                .id
+        };
+        let only_disk = file("Disk", "fa", "a.service");
+        let shared = file("Disk", "fa", "nginx.service");
+        assert_eq!(file("Cpu", "fb", "nginx.service"), shared);
+        let d = r.route(&resolved("Disk", "fa"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![],
+                expired_actions: vec![only_disk.clone()],
+                narrowed_actions: vec![shared.clone()]
+            }
+        );
+        assert!(
+            d.reason
+                .contains("1 pending action(s) expired, 1 still needed"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(
+            store.get(&only_disk).unwrap().state,
+            crate::approval::ActionState::Expired
+        );
+        assert_eq!(store.get(&shared).unwrap().subjects(), ["Cpu"]);
+        let routing = events(dir.path(), "routing");
+        assert_eq!(routing[0]["detail"]["expired_actions"][0], only_disk);
     }
 }

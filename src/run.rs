@@ -29,6 +29,13 @@ use crate::probe::{self, ProbeDefaults, ProbeError, ProbeResult};
 use crate::redact::Redactor;
 use crate::signal::{Signal, Source};
 
+pub mod history;
+pub mod report;
+pub mod retention;
+
+pub use history::{RunSummary, list_runs};
+pub use report::{RunDetail, show_run};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -258,6 +265,9 @@ pub struct RunMeta {
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
     pub pid: u32,
+    /// The variables the goal was rendered with (redacted).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// What a dry run shows.
@@ -610,6 +620,7 @@ pub async fn execute(
             run_id: rec.run.id.clone(),
             goal: goal.name.clone(),
             subject: req.signal.subject.clone(),
+            signal_fingerprint: Some(req.signal.fingerprint.clone()),
             state_fingerprint: before.fingerprint(),
             checks: goal.checks.post.clone(),
             action_ttl_secs: ACTION_TTL.as_secs(),
@@ -782,6 +793,11 @@ impl<'a> Recorder<'a> {
             stage: "started".into(),
             started,
             pid: std::process::id(),
+            vars: req
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), redactor.redact(v)))
+                .collect(),
         };
         run.write_json("run.json", &meta)?;
         let mut signal = req.signal.clone();
@@ -910,126 +926,6 @@ fn redact_signal(redactor: &Redactor, signal: &mut Signal) {
     }
 }
 
-/// One line per run for `steward runs list`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: String,
-    pub goal: String,
-    pub outcome: String,
-    pub cost_usd: f64,
-    pub duration_ms: u64,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-pub fn list_runs(ledger: &Ledger) -> Result<Vec<RunSummary>, RunError> {
-    let mut out = Vec::new();
-    for id in ledger.run_ids()? {
-        let run = ledger.run(&id)?;
-        if run.exists("result.json") {
-            match run.read_json::<RunResult>("result.json") {
-                Ok(r) => out.push(RunSummary {
-                    id,
-                    goal: r.goal,
-                    outcome: r.outcome.to_string(),
-                    cost_usd: r.cost_usd,
-                    duration_ms: r.duration_ms,
-                    reason: r.reason,
-                    error: None,
-                }),
-                Err(e) => out.push(unreadable(id, e)),
-            }
-        } else {
-            match run.read_json::<RunMeta>("run.json") {
-                Ok(m) => out.push(RunSummary {
-                    id,
-                    goal: m.goal,
-                    outcome: Outcome::Running.to_string(),
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    reason: format!("no result yet; last stage `{}` (pid {})", m.stage, m.pid),
-                    error: None,
-                }),
-                Err(e) => out.push(unreadable(id, e)),
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn unreadable(id: String, e: LedgerError) -> RunSummary {
-    RunSummary {
-        id,
-        goal: "?".into(),
-        outcome: "unreadable".into(),
-        cost_usd: 0.0,
-        duration_ms: 0,
-        reason: String::new(),
-        error: Some(e.to_string()),
-    }
-}
-
-/// Everything recorded about one run, for `steward runs show`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunDetail {
-    pub id: String,
-    pub dir: String,
-    pub meta: Option<RunMeta>,
-    pub result: Option<RunResult>,
-    pub signal: Option<serde_json::Value>,
-    pub argv: Option<Vec<String>>,
-    /// Every decision of steward's policy hook in this run.
-    pub audit: Vec<crate::policy::AuditEntry>,
-    pub files: Vec<String>,
-}
-
-pub fn show_run(ledger: &Ledger, id: &str) -> Result<RunDetail, RunError> {
-    let run = ledger.run(id)?;
-    let opt = |name: &str| -> Result<bool, RunError> { Ok(run.exists(name)) };
-    let meta = if opt("run.json")? {
-        Some(run.read_json("run.json")?)
-    } else {
-        None
-    };
-    let result = if opt("result.json")? {
-        Some(run.read_json("result.json")?)
-    } else {
-        None
-    };
-    let signal = if opt("signal.json")? {
-        Some(run.read_json("signal.json")?)
-    } else {
-        None
-    };
-    let argv = if opt("claude-argv.json")? {
-        Some(run.read_json("claude-argv.json")?)
-    } else {
-        None
-    };
-    let mut files: Vec<String> = std::fs::read_dir(&run.path)
-        .map_err(|source| LedgerError::Read {
-            path: run.path.clone(),
-            source,
-        })?
-        .filter_map(|e| {
-            e.ok()
-                .and_then(|e| e.file_name().to_str().map(str::to_string))
-        })
-        .collect();
-    files.sort();
-    Ok(RunDetail {
-        id: run.id.clone(),
-        dir: run.path.display().to_string(),
-        meta,
-        result,
-        signal,
-        argv,
-        audit: boundary::read_audit(&run.path)?,
-        files,
-    })
-}
-
 /// `steward actions approve`: the state must still be what the proposal saw, then steward's
 /// executor runs the argv (no shell) under the host lock, runs the action's checks, and records
 /// the outcome, in the action and in effectiveness memory. An action a run is waiting on is only
@@ -1092,8 +988,11 @@ pub async fn approve_and_execute(
     } else {
         Outcome::Failed
     };
+    // Every subject it was proposed for is remembered as attempted (one run, one outcome).
     let memory = Memory::open(&cfg.state_dir);
-    memory.record_now(&done.subject, &done.argv.join(" "), outcome)?;
+    for subject in done.subjects() {
+        memory.record_now(subject, &done.argv.join(" "), outcome)?;
+    }
     ledger.event(
         "action_executed",
         done.run_id.as_deref(),

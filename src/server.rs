@@ -37,6 +37,8 @@ use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
 
+mod upkeep;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -994,8 +996,7 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
                     if let Some((spent, budget)) = w.over_budget {
                         shared.budget_spent(&w.job.id, spent, budget);
                     }
-                    tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
-                        error = ?w.error, "job ended");
+                    upkeep::log_job(&w);
                     // A requeued job met a busy host lock: wait before trying again.
                     idle = w.job.state == JobState::Queued;
                 }
@@ -1245,6 +1246,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone()));
     let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx.clone()));
     // The first line on stdout says where the daemon listens (tests read it; port 0 works).
     // Not println!: a closed stdout must not panic the daemon.
     let _ = std::io::Write::write_fmt(
@@ -1285,6 +1287,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let _ = http.await;
     let _ = local.await;
     let _ = timer.await;
+    let _ = retention.await;
     // Every request is answered by now: close the routing and let its threads finish.
     if let Ok(mut routing) = shared.routing.lock() {
         routing.take();

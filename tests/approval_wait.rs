@@ -186,7 +186,7 @@ fn an_approved_call_runs_inside_the_waiting_run() {
 
     let approve = env
         .steward()
-        .args(["actions", "approve", &id, "--by", "alice"])
+        .args(["actions", "approve", &id, "--yes", "--by", "alice"])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&approve.stdout);

@@ -181,7 +181,8 @@ async fn wait_for_operator(
     poll: Duration,
 ) -> Result<(PromptAnswer, AuditEntry), String> {
     let ctx = HookContext::read(run_dir).map_err(|e| e.to_string())?;
-    let id = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
+    let filed = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
+    let id = filed.action.id.clone();
     let rule = decision.rule.clone();
     // Recorded before the wait, so the audit log shows what the run is blocked on.
     append(
@@ -191,8 +192,10 @@ async fn wait_for_operator(
             "approve",
             rule.clone(),
             &prefixed(&format!(
-                "{}; waiting up to {} s for an operator (waiting as {id})",
-                decision.reason, ctx.approval_timeout_secs
+                "{}; waiting up to {} s for an operator{} (waiting as {id})",
+                decision.reason,
+                ctx.approval_timeout_secs,
+                boundary::shared_with(&filed, &ctx.subject)
             )),
         ),
     )?;
@@ -210,7 +213,11 @@ async fn wait_for_operator(
     }
     // Expire it so that a late approval cannot be mistaken for one that ran. If a decision
     // landed in between, the expiry fails and that decision stands.
-    match store.expire(&id) {
+    let gave_up = format!(
+        "no decision within the {} s the waiting run allowed",
+        ctx.approval_timeout_secs
+    );
+    match store.expire(&id, &gave_up) {
         Ok(_) => {
             let message = format!(
                 "steward: {NO_DECISION}{id} (waited {} s); `{}` was not run. \
@@ -342,6 +349,7 @@ mod tests {
                 run_id: "r1".into(),
                 goal: "g".into(),
                 subject: "host".into(),
+                signal_fingerprint: None,
                 state_fingerprint: "fp".into(),
                 checks: vec![],
                 action_ttl_secs: 3600,
@@ -468,6 +476,7 @@ mod tests {
         store
             .file(crate::approval::Proposal {
                 subject: "host".into(),
+                signal_fingerprint: None,
                 argv: vec!["touch".into(), format!("{}/m", dir.path().display())],
                 rationale: "queued earlier".into(),
                 checks: vec![],
