@@ -55,6 +55,15 @@ pub enum ApprovalError {
         }
     )]
     OtherExecutor { id: String, executor: Executor },
+    #[error(
+        "action `{id}` was waiting in run {run}, which is {state}: nothing would run it, so it \
+         expired; ask for a fresh proposal"
+    )]
+    RunEnded {
+        id: String,
+        run: String,
+        state: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -596,6 +605,23 @@ impl Store {
         Ok(ids)
     }
 
+    /// The run that waits on its wait-mode actions ended (cancelled, crashed): the ones still
+    /// open (pending, or approved but not yet taken over) can no longer be run by it, so they
+    /// expire. Returns their ids.
+    pub fn expire_for_run(&self, run_id: &str) -> Result<Vec<String>, ApprovalError> {
+        let _lock = self.lock()?;
+        let mut ids = Vec::new();
+        for a in self.list()? {
+            if a.executor == Executor::Agent
+                && a.state.is_open()
+                && a.run_id.as_deref() == Some(run_id)
+            {
+                ids.push(self.move_to(a, ActionState::Expired)?.id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// The action if it can still be approved: pending and not past its expiry (an expired one
     /// is moved to `expired` and reported as such).
     pub fn approvable(&self, id: &str) -> Result<Action, ApprovalError> {
@@ -847,6 +873,34 @@ mod tests {
             s.expire(&b.id, "again").unwrap_err(),
             ApprovalError::NotPending { .. }
         ));
+    }
+
+    #[test]
+    fn a_run_that_ended_expires_only_its_own_open_wait_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let file = |argv: &[&str], run: &str, executor: Executor| {
+            let mut p = proposal(argv);
+            p.run_id = Some(run.into());
+            p.executor = executor;
+            let fp = p.state_fingerprint.clone();
+            (s.file(p).unwrap().action, fp)
+        };
+        let (waiting, _) = file(&["touch", "/tmp/a"], "r1", Executor::Agent);
+        let (approved, fp) = file(&["touch", "/tmp/b"], "r1", Executor::Agent);
+        s.approve(&approved.id, "alice", None, &fp).unwrap();
+        let (queued, _) = file(&["touch", "/tmp/c"], "r1", Executor::Steward);
+        let (other, _) = file(&["touch", "/tmp/d"], "r2", Executor::Agent);
+        let mut expired = s.expire_for_run("r1").unwrap();
+        expired.sort();
+        let mut want = vec![waiting.id.clone(), approved.id.clone()];
+        want.sort();
+        assert_eq!(expired, want);
+        assert_eq!(s.get(&approved.id).unwrap().state, ActionState::Expired);
+        // A queue-mode action outlives its run by design; another run's action is not touched.
+        assert_eq!(s.get(&queued.id).unwrap().state, ActionState::Pending);
+        assert_eq!(s.get(&other.id).unwrap().state, ActionState::Pending);
+        assert!(s.expire_for_run("r1").unwrap().is_empty());
     }
 
     #[tokio::test]

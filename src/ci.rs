@@ -490,7 +490,13 @@ pub fn decide(result: &RunResult) -> Verdict {
             };
             return failed(exit, format!("the review failed: {}", result.reason));
         }
-        Outcome::Running => {
+        Outcome::Cancelled => {
+            return failed(
+                result.exit,
+                format!("the review was cancelled: {}", result.reason),
+            );
+        }
+        Outcome::Running | Outcome::Crashed => {
             return failed(ExitKind::Error, "the run did not finish".into());
         }
         Outcome::Ok | Outcome::Fixed | Outcome::NoAction | Outcome::Escalated => {}

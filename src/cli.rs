@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::agent;
+use crate::cancel::Cancel;
 use crate::check;
 use crate::config::{Config, ConfigArgs, Loaded};
 use crate::doctor;
@@ -658,8 +659,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
 pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
     use std::io::Read;
     let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        eprintln!("steward policy hook could not read its input, so the call is blocked: {e}");
+    let limit = crate::boundary::MAX_HOOK_READ as u64;
+    if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut input) {
+        output::stderr(&format!(
+            "steward policy hook could not read its input, so the call is blocked: {e}\n"
+        ));
         return 2;
     }
     let answer = crate::boundary::pre_tool_use(run_dir, &input);
@@ -696,7 +700,8 @@ async fn run_goal(
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     if cli.json {
         print_json(&report)?;
     } else {
@@ -727,6 +732,28 @@ async fn run_goal(
         }
     }
     Ok(report.exit())
+}
+
+/// SIGINT and SIGTERM stop the run (claude interrupted, then killed; the run recorded
+/// `cancelled`; exit 130/143) instead of killing steward and leaving claude behind. A dry run
+/// starts nothing that needs stopping: the signals keep their default effect there. The handler
+/// lives as long as the returned guard.
+fn stoppable(dry_run: bool) -> Result<(Cancel, Option<SignalGuard>), CliError> {
+    if dry_run {
+        return Ok((Cancel::never(), None));
+    }
+    let (canceller, cancel) = crate::cancel::pair();
+    let task = crate::cancel::on_signals(canceller).map_err(internal)?;
+    Ok((cancel, Some(SignalGuard(task))))
+}
+
+/// Ends the signal listener when the run is over.
+struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `steward trigger …`: build the signal, offer it to the daemon, else run inline under the lock.
@@ -823,7 +850,8 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         lock_wait: Duration::from_secs(opts.wait),
         force_model: opts.force_model,
     };
-    let done = crate::inline::route_and_run(cfg, &signal, run_opts, observer)
+    let (cancel, _signals) = stoppable(false)?;
+    let done = crate::inline::route_and_run(cfg, &signal, run_opts, observer, cancel)
         .await
         .map_err(|e| match e {
             crate::inline::InlineError::Run(e) => CliError::from(e),
@@ -929,7 +957,8 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {

@@ -115,6 +115,9 @@ pub struct ClaudeConfig {
     pub path: String,
     /// Seconds between SIGINT and SIGKILL of the process group when a run is cancelled.
     pub kill_grace_secs: u64,
+    /// Run claude in its own PID namespace (`unshare`) where the host allows it; false: never,
+    /// only its process group.
+    pub pid_namespace: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +230,7 @@ impl Default for ClaudeConfig {
             path: "/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                 .to_string(),
             kill_grace_secs: 5,
+            pid_namespace: true,
         }
     }
 }

@@ -65,6 +65,7 @@ pub async fn route_and_run(
     signal: &Signal,
     opts: RunOptions,
     observer: &mut dyn Observer,
+    cancel: crate::cancel::Cancel,
 ) -> Result<Inline, InlineError> {
     let queue = Queue::open(&cfg.state_dir)?;
     let routed = route(cfg, &queue, signal)?;
@@ -94,7 +95,7 @@ pub async fn route_and_run(
         no_model: None,
         lock_wait: opts.lock_wait,
     };
-    match run::execute(cfg, &req, observer).await {
+    match run::execute_until(cfg, &req, observer, cancel).await {
         Ok(report) => {
             let outcome = match &report {
                 RunReport::Done(r) => JobOutcome {

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::agent::Observer;
+use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::ledger::{self, Ledger, LedgerError};
 use crate::run::{self, RunReport, RunRequest};
@@ -834,6 +835,18 @@ pub async fn work_one(
     queue: &Queue,
     observer: &mut dyn Observer,
 ) -> Result<Option<Worked>, QueueError> {
+    work_one_until(cfg, queue, observer, Cancel::never()).await
+}
+
+/// [`work_one`], stoppable: a run stopped by `cancel` (the daemon is stopping) is recorded
+/// `cancelled` by `run::execute_until`, and its job goes back to the queue, since the daemon
+/// stopping is not the job failing.
+pub async fn work_one_until(
+    cfg: &Config,
+    queue: &Queue,
+    observer: &mut dyn Observer,
+    cancel: Cancel,
+) -> Result<Option<Worked>, QueueError> {
     let maintenance = crate::router::Maintenance::compile(&cfg.router.maintenance)?;
     let now = OffsetDateTime::now_utc();
     let Some(job) = queue.claim_next_where(now, |j| {
@@ -872,7 +885,36 @@ pub async fn work_one(
         no_model: None,
         lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
     };
-    match run::execute(cfg, &req, observer).await {
+    match run::execute_until(cfg, &req, observer, cancel).await {
+        Ok(RunReport::Done(r)) if r.outcome == crate::outcome::Outcome::Cancelled => {
+            let reason = format!(
+                "the daemon stopped during run {} (recorded `cancelled`); back in the queue",
+                r.id
+            );
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job: Job {
+                    state: JobState::Queued,
+                    ..job
+                },
+                report: Some(RunReport::Done(r)),
+                error: Some(reason),
+                over_budget: None,
+            }))
+        }
+        Err(e @ run::RunError::Cancelled { .. }) => {
+            let reason = format!("{e}; back in the queue");
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job: Job {
+                    state: JobState::Queued,
+                    ..job
+                },
+                report: None,
+                error: Some(reason),
+                over_budget: None,
+            }))
+        }
         Ok(report) => {
             let outcome = match &report {
                 RunReport::Done(r) => JobOutcome {

@@ -15,6 +15,7 @@ use crate::agent::{
 use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled;
+use crate::cancel::Cancel;
 use crate::check::{
     self, Acts, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, Evidence, Judgement, Memory,
     MemoryError, NO_ACTS, Phase,
@@ -69,6 +70,10 @@ pub enum RunError {
     ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
+    #[error(
+        "stopped by {signal} while waiting for the host lock: the run never started, nothing was recorded"
+    )]
+    Cancelled { signal: crate::cancel::StopSignal },
 }
 
 impl RunError {
@@ -83,6 +88,7 @@ impl RunError {
             | RunError::Config(_)
             | RunError::Workspace { .. }
             | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
+            RunError::Cancelled { signal } => signal.exit_kind(),
             _ => ExitKind::Error,
         }
     }
@@ -148,7 +154,11 @@ pub struct RunResult {
     pub duration_ms: u64,
     /// Whether claude was started at all (deterministic-first and aborted runs skip it).
     pub agent_started: bool,
+    /// What the run is charged against the daily budget; `cost_source` says where it came from.
     pub cost_usd: f64,
+    /// Absent in records written before it existed (those are claude's report, or 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<CostSource>,
     pub num_turns: u32,
     pub permission_denials: Vec<Denial>,
     /// Calls steward's own policy hook denied or queued (from the audit log).
@@ -157,6 +167,13 @@ pub struct RunResult {
     /// Pending actions filed during the run.
     #[serde(default)]
     pub actions_filed: Vec<String>,
+    /// Wait-mode actions the run was waiting on when it was cancelled or crashed: expired, since
+    /// nothing will run them now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions_expired: Vec<String>,
+    /// Calls steward's hook failed to decide (each was blocked); see the audit log.
+    #[serde(default)]
+    pub hook_errors: usize,
     pub failure: Option<AgentFailure>,
     pub verdict: Option<Verdict>,
     #[serde(default)]
@@ -173,6 +190,37 @@ pub struct RunResult {
     pub rollback: Option<RollbackRecord>,
     pub session_id: String,
     pub claude_exit_code: Option<i32>,
+}
+
+/// Where a run's `cost_usd` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// claude's result line (`total_cost_usd`, the CLI's own estimate).
+    Reported,
+    /// claude was never started: nothing was spent.
+    NotStarted,
+    /// claude ran but ended without a result line (killed at a timeout, interrupted while
+    /// waiting for the API): what it spent is not known, and 0 is recorded.
+    Unreported,
+    /// The run crashed before claude reported its cost: charged at the run's budget cap
+    /// (`--max-budget-usd`), an upper bound, so that a crash loop cannot spend past the daily
+    /// budget unseen.
+    BudgetCap,
+}
+
+impl CostSource {
+    pub fn of(agent: Option<&AgentOutcome>) -> CostSource {
+        match agent {
+            None => CostSource::NotStarted,
+            Some(a) if a.cost_reported => CostSource::Reported,
+            // Stopped before spawning (a bad spec): nothing ran.
+            Some(a) if matches!(a.failure, Some(AgentFailure::Spawn { .. })) => {
+                CostSource::NotStarted
+            }
+            Some(_) => CostSource::Unreported,
+        }
+    }
 }
 
 /// The rollback decision of a run, and what the command did when it ran. Records written before
@@ -264,10 +312,15 @@ pub struct RunMeta {
     pub stage: String,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
+    /// The steward process running it. Whether it is alive is proven by the run's lock
+    /// (`run.lock`, see [`crate::liveness`]), not by this pid.
     pub pid: u32,
     /// The variables the goal was rendered with (redacted).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// claude's process tree once started: what a later steward ends if this one dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::process::Tree>,
 }
 
 /// What a dry run shows.
@@ -493,6 +546,7 @@ fn prepare(
         max_retries: cfg.claude.max_retries,
         timeout: Duration::from_secs(timeout_secs),
         kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
+        pid_namespace: cfg.claude.pid_namespace,
     };
     Ok(Prepared {
         prompt,
@@ -507,6 +561,20 @@ pub async fn execute(
     cfg: &Config,
     req: &RunRequest,
     observer: &mut dyn Observer,
+) -> Result<RunReport, RunError> {
+    execute_until(cfg, req, observer, Cancel::never()).await
+}
+
+/// [`execute`], stoppable by `cancel`: the stage the run is in is interrupted (claude gets SIGINT
+/// and its grace, then SIGKILL; a probe or check is killed), nothing after it runs, and the run is
+/// recorded `cancelled` with the signal's exit code. A rollback already running goes on unless
+/// the stop is urgent. Stopped before its record began (waiting for the host lock), it records
+/// nothing and returns [`RunError::Cancelled`].
+pub async fn execute_until(
+    cfg: &Config,
+    req: &RunRequest,
+    observer: &mut dyn Observer,
+    cancel: Cancel,
 ) -> Result<RunReport, RunError> {
     let defs = Definitions::load(cfg)?;
     let redactor = redactor(cfg);
@@ -545,7 +613,10 @@ pub async fn execute(
     }
 
     let ledger = Ledger::open(&cfg.state_dir)?;
-    let _lock = ledger.lock(&format!("goal {}", req.goal), req.lock_wait)?;
+    let _lock = lock_unless_stopped(&ledger, req, &cancel).await?;
+    // Holding the host lock, no other run is live: whatever a dead steward left is ended and
+    // recorded before this run starts acting.
+    crate::recover::recover_logged(&ledger);
     let mut rec = Recorder::start(&ledger, req, &redactor)?;
     // This goal loaded; what else did not is part of the record (and was logged at warn).
     if !defs.errors.is_empty() {
@@ -554,10 +625,18 @@ pub async fn execute(
 
     // Before anything may change: checks and context, concurrently.
     rec.stage("checks")?;
-    let (context, before) = tokio::join!(
-        probe::gather(&probes, &redactor, &cfg.claude.path),
-        checks_before(&defs, &goal, &env, &redactor)
-    );
+    let gathered = cancel
+        .or_stop(async {
+            tokio::join!(
+                probe::gather(&probes, &redactor, &cfg.claude.path),
+                checks_before(&defs, &goal, &env, &redactor)
+            )
+        })
+        .await;
+    let (context, before) = match gathered {
+        Ok(v) => v,
+        Err(stop) => return rec.cancelled(stop, None),
+    };
     let before = before?;
     rec.run.write_json("context.json", &context)?;
     rec.run.write_json("checks-before.json", &before)?;
@@ -641,19 +720,50 @@ pub async fn execute(
             .line(&redactor.redact(line))
             .map_err(|e| std::io::Error::other(e.to_string()))
     };
-    let agent_outcome = agent::run(&prepared.spec, &mut write_line, observer).await?;
+    let mut meta = rec.meta.clone();
+    let run_dir = rec.run.clone();
+    // Recorded before claude's output is read: if steward dies now, the next start knows what
+    // to end.
+    let mut record_tree = |tree: &agent::process::Tree| -> std::io::Result<()> {
+        meta.agent = Some(tree.clone());
+        run_dir
+            .write_json("run.json", &meta)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let control = agent::Control {
+        cancel: cancel.clone(),
+        spawned: &mut record_tree,
+    };
+    let agent_outcome =
+        agent::run_controlled(&prepared.spec, &mut write_line, observer, control).await?;
+    rec.meta.agent = meta.agent;
     transcript.sync()?;
     drop(home);
+    if let Some(AgentFailure::Cancelled { signal, killed }) = agent_outcome.failure {
+        let stop = crate::cancel::Request {
+            signal,
+            urgent: killed,
+        };
+        return rec.cancelled(stop, Some(agent_outcome));
+    }
     if let Some(v) = &agent_outcome.verdict {
         rec.run.write_json("verdict.json", v)?;
     }
 
     // After the agent: steward's own checks decide, not the model's claim.
     rec.stage("validation")?;
-    let (invariants_after, post) = tokio::join!(
-        phase_results(&defs, &goal, Phase::Invariant, &env, &redactor),
-        phase_results(&defs, &goal, Phase::Post, &env, &redactor),
-    );
+    let validated = cancel
+        .or_stop(async {
+            tokio::join!(
+                phase_results(&defs, &goal, Phase::Invariant, &env, &redactor),
+                phase_results(&defs, &goal, Phase::Post, &env, &redactor),
+            )
+        })
+        .await;
+    let (invariants_after, post) = match validated {
+        Ok(v) => v,
+        Err(stop) => return rec.cancelled(stop, Some(agent_outcome)),
+    };
     let (invariants_after, post) = (invariants_after?, post?);
     rec.run.write_json(
         "checks-after.json",
@@ -686,10 +796,15 @@ pub async fn execute(
             ..judgement
         };
     }
+    judgement = escalate_hook_errors(judgement, count_hook_errors(&audit));
     let rollback = match goal.checks.rollback.as_deref() {
         Some(argv) if !argv.is_empty() && judgement.rollback => {
             rec.stage("rollback")?;
-            let mut record = run_rollback(argv, cfg, &redactor).await;
+            let mut record = match cancel.or_urgent(run_rollback(argv, cfg, &redactor)).await {
+                Ok(r) => r,
+                // A half-done rollback is worse than a finished one: only an urgent stop ends it.
+                Err(stop) => return rec.cancelled(stop, Some(agent_outcome)),
+            };
             record.reason = judgement.rollback_reason.clone();
             // A rollback is never success, and one that failed leaves the host in doubt.
             judgement.reason = format!(
@@ -727,9 +842,31 @@ pub async fn execute(
     rec.finish(&judgement, Some(agent_outcome), rollback, &audit)
 }
 
+/// Every call the hook failed on was blocked, so the boundary held; but a run steward could not
+/// fully police is for a human to look at, not `ok` or `fixed`.
+fn escalate_hook_errors(judgement: Judgement, hook_errors: usize) -> Judgement {
+    if hook_errors == 0 || !matches!(judgement.outcome, Outcome::Ok | Outcome::Fixed) {
+        return judgement;
+    }
+    Judgement::escalated(format!(
+        "steward's policy hook failed on {hook_errors} call(s) (each was blocked; see the audit \
+         log); the agent reported: {}",
+        judgement.reason
+    ))
+}
+
+/// Calls steward's hook could not decide (it blocked them): a crash, a timeout, an unreadable
+/// policy, or a hook that died and left Claude's own rules to refuse the call.
+pub(crate) fn count_hook_errors(audit: &[crate::policy::AuditEntry]) -> usize {
+    audit
+        .iter()
+        .filter(|e| e.decision == "error" && e.reason != boundary::RAN_WITHOUT_HOOK)
+        .count()
+}
+
 /// The pending actions a run's calls were queued as, each once: the same proposal made twice
 /// is one action (filed once, its `proposals` counted up).
-fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
+pub(crate) fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for id in audit.iter().filter_map(boundary::filed_action) {
         if !ids.contains(&id) {
@@ -737,6 +874,14 @@ fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
         }
     }
     ids
+}
+
+/// Calls steward's hook denied or queued; the "waiting" line of a wait-mode call is not one.
+pub(crate) fn policy_denials(audit: &[crate::policy::AuditEntry]) -> usize {
+    audit
+        .iter()
+        .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
+        .count()
 }
 
 static NO_VERDICT: AgentFailure = AgentFailure::NoVerdict {
@@ -767,6 +912,29 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
     }
 }
 
+/// The host lock, waited for without blocking the runtime, unless a stop request comes first.
+async fn lock_unless_stopped(
+    ledger: &Ledger,
+    req: &RunRequest,
+    cancel: &Cancel,
+) -> Result<crate::ledger::LockGuard, RunError> {
+    let purpose = format!("goal {}", req.goal);
+    let deadline = Instant::now() + req.lock_wait;
+    loop {
+        match ledger.lock(&purpose, Duration::ZERO) {
+            Ok(guard) => return Ok(guard),
+            Err(LedgerError::Busy { .. }) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.into()),
+        }
+        let pause = tokio::time::sleep(Duration::from_millis(100));
+        if let Err(stop) = cancel.or_stop(pause).await {
+            return Err(RunError::Cancelled {
+                signal: stop.signal,
+            });
+        }
+    }
+}
+
 /// The run's record as it is being written: stage by stage, then the result.
 struct Recorder<'a> {
     ledger: &'a Ledger,
@@ -777,6 +945,10 @@ struct Recorder<'a> {
     clock: Instant,
     /// The agent's state-changing calls, once known.
     state_changes: Vec<String>,
+    /// Held until the result is written: the proof that this run's steward is alive.
+    _live: crate::liveness::RunLock,
+    /// Wait-mode actions expired because the run was cancelled.
+    actions_expired: Vec<String>,
 }
 
 impl<'a> Recorder<'a> {
@@ -787,6 +959,7 @@ impl<'a> Recorder<'a> {
     ) -> Result<Self, RunError> {
         let started = OffsetDateTime::now_utc();
         let run = ledger.create_run(&req.goal)?;
+        let live = crate::liveness::hold(&run)?;
         let meta = RunMeta {
             id: run.id.clone(),
             goal: req.goal.clone(),
@@ -798,6 +971,7 @@ impl<'a> Recorder<'a> {
                 .iter()
                 .map(|(k, v)| (k.clone(), redactor.redact(v)))
                 .collect(),
+            agent: None,
         };
         run.write_json("run.json", &meta)?;
         let mut signal = req.signal.clone();
@@ -816,12 +990,54 @@ impl<'a> Recorder<'a> {
             started,
             clock: Instant::now(),
             state_changes: Vec::new(),
+            _live: live,
+            actions_expired: Vec::new(),
         })
     }
 
     fn stage(&mut self, stage: &str) -> Result<(), RunError> {
         self.meta.stage = stage.to_string();
         Ok(self.run.write_json("run.json", &self.meta)?)
+    }
+
+    /// A stop request ended the run in its current stage: the record is completed as
+    /// `cancelled`, and the wait-mode actions it was blocked on expire (nothing will run them).
+    fn cancelled(
+        &mut self,
+        stop: crate::cancel::Request,
+        agent: Option<AgentOutcome>,
+    ) -> Result<RunReport, RunError> {
+        let stage = self.meta.stage.clone();
+        let mut reason = format!("cancelled by {} during stage `{stage}`", stop.signal);
+        match agent.as_ref().and_then(|a| a.failure.as_ref()) {
+            Some(AgentFailure::Cancelled { killed: false, .. }) => {
+                reason.push_str(": claude was interrupted and ended within its grace")
+            }
+            Some(AgentFailure::Cancelled { killed: true, .. }) => reason.push_str(
+                ": claude's process group was killed (no end within the grace, or a second signal)",
+            ),
+            _ if stop.urgent => reason.push_str(" (a second signal: stopped at once)"),
+            _ => {}
+        }
+        reason.push_str("; nothing after that stage ran");
+        let store = crate::approval::Store::open(self.ledger.root())?;
+        let expired = store.expire_for_run(&self.run.id)?;
+        if !expired.is_empty() {
+            reason.push_str(&format!(
+                "; wait-mode action(s) expired: {}",
+                expired.join(", ")
+            ));
+        }
+        let exit = stop.signal.exit_kind();
+        let judgement = Judgement {
+            outcome: Outcome::Cancelled,
+            exit,
+            reason: reason.clone(),
+            ..Judgement::escalated(String::new())
+        };
+        let audit = boundary::read_audit(&self.run.path)?;
+        self.actions_expired = expired;
+        self.finish(&judgement, agent, None, &audit)
     }
 
     fn finish(
@@ -849,13 +1065,13 @@ impl<'a> Recorder<'a> {
             duration_ms: self.clock.elapsed().as_millis() as u64,
             agent_started: a.is_some(),
             cost_usd: a.map_or(0.0, |a| a.cost_usd),
+            cost_source: Some(CostSource::of(a)),
             num_turns: a.map_or(0, |a| a.num_turns),
             permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
-            policy_denials: audit
-                .iter()
-                .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
-                .count(),
+            policy_denials: policy_denials(audit),
             actions_filed,
+            actions_expired: std::mem::take(&mut self.actions_expired),
+            hook_errors: count_hook_errors(audit),
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),
             failed_checks: judgement.failed_checks.clone(),
@@ -874,6 +1090,8 @@ impl<'a> Recorder<'a> {
                 "cost_usd": result.cost_usd, "duration_ms": result.duration_ms,
                 "denials": result.permission_denials.len(),
                 "agent_started": result.agent_started,
+                "cost_source": result.cost_source,
+                "actions_expired": result.actions_expired,
             }),
         )?;
         Ok(RunReport::Done(Box::new(result)))
@@ -908,6 +1126,14 @@ pub fn describe_failure(f: &AgentFailure) -> String {
         AgentFailure::NoVerdict { message } => format!("no structured verdict: {message}"),
         AgentFailure::BoundaryNotProven { message } => format!("boundary not proven: {message}"),
         AgentFailure::Execution { message } => format!("error during execution: {message}"),
+        AgentFailure::Cancelled { signal, killed } => format!(
+            "cancelled by {signal}: claude {}",
+            if *killed {
+                "was killed"
+            } else {
+                "was interrupted and ended within its grace"
+            }
+        ),
     }
 }
 
@@ -924,6 +1150,45 @@ fn redact_signal(redactor: &Redactor, signal: &mut Signal) {
     {
         signal.payload = v;
     }
+}
+
+/// A wait-mode action is only worth approving while its run waits on it. When that run's
+/// steward is gone, the action expires here, with an error that says why.
+fn waiting_run_alive(
+    ledger: &Ledger,
+    store: &crate::approval::Store,
+    action: &crate::approval::Action,
+) -> Result<(), RunError> {
+    let Some(run_id) = action.run_id.as_deref() else {
+        return Ok(());
+    };
+    let life = match ledger.run(run_id) {
+        Ok(run) => match run.read_json::<RunMeta>("run.json") {
+            Ok(meta) => crate::liveness::life(&run, meta.pid),
+            Err(_) => return Ok(()),
+        },
+        Err(_) => crate::liveness::Life::Crashed {
+            reason: "its record is gone".into(),
+        },
+    };
+    if matches!(
+        life,
+        crate::liveness::Life::Running | crate::liveness::Life::Unknown { .. }
+    ) {
+        return Ok(());
+    }
+    if action.state == crate::approval::ActionState::Pending {
+        store.expire(
+            &action.id,
+            &format!("its run {run_id} is {}", life.as_str()),
+        )?;
+    }
+    Err(crate::approval::ApprovalError::RunEnded {
+        id: action.id.clone(),
+        run: run_id.to_string(),
+        state: life.as_str().to_string(),
+    }
+    .into())
 }
 
 /// `steward actions approve`: the state must still be what the proposal saw, then steward's
@@ -951,6 +1216,8 @@ pub async fn approve_and_execute(
     };
     let ledger = Ledger::open(&cfg.state_dir)?;
     if action.executor == Executor::Agent {
+        // An approval nobody is waiting for would never run: the run ended (cancelled, crashed).
+        waiting_run_alive(&ledger, &store, &action)?;
         // A run is blocked on this decision and holds the host lock; its agent runs the command
         // inside that run, so approving only records the decision.
         let approved = store.approve(id, by, note, &current)?;
@@ -999,4 +1266,55 @@ pub async fn approve_and_execute(
         serde_json::json!({"action": id, "state": done.state, "argv": done.argv}),
     )?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(outcome: Outcome) -> Judgement {
+        Judgement {
+            outcome,
+            ..Judgement::escalated("the agent's reason".to_string())
+        }
+    }
+
+    #[test]
+    fn a_failed_hook_keeps_a_run_from_ok_or_fixed() {
+        for outcome in [Outcome::Ok, Outcome::Fixed] {
+            let j = escalate_hook_errors(judged(outcome), 2);
+            assert_eq!(j.outcome, Outcome::Escalated);
+            assert_eq!(j.exit, ExitKind::NeedsHuman);
+            assert!(j.reason.contains("failed on 2 call(s)"), "{}", j.reason);
+        }
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Ok), 0).outcome,
+            Outcome::Ok
+        );
+        // A worse outcome stands as it is.
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Failed), 1).outcome,
+            Outcome::Failed
+        );
+    }
+
+    #[test]
+    fn hook_errors_exclude_breaches() {
+        let entry = |decision: &str, reason: &str| crate::policy::AuditEntry {
+            time: String::new(),
+            session_id: None,
+            tool_use_id: None,
+            tool: "Bash".into(),
+            input: serde_json::Value::Null,
+            decision: decision.into(),
+            rule: None,
+            reason: reason.into(),
+        };
+        let audit = [
+            entry("error", "steward policy hook could not decide"),
+            entry("error", boundary::RAN_WITHOUT_HOOK),
+            entry("deny", "no rule"),
+        ];
+        assert_eq!(count_hook_errors(&audit), 1);
+    }
 }

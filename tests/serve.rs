@@ -860,6 +860,19 @@ verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], 
         stopped[0]["worker"].as_str().unwrap().contains("cancelled"),
         "{stopped:?}"
     );
+    // The cancelled run has a complete record, like a `steward run` stopped by SIGTERM.
+    let finished = events(&env.state(), "run_finished");
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["outcome"], "cancelled");
+    let run_id = finished[0]["run"].as_str().unwrap();
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.run_dir(run_id).join("result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(result["outcome"], "cancelled", "{result:#}");
+    assert_eq!(result["exit_code"], 143);
+    assert_eq!(result["failure"]["signal"], "SIGTERM");
+    assert!(queued[0]["reason"].as_str().unwrap().contains(run_id));
 }
 
 const TICK_GOAL: &str = "+++\ndescription = \"a goal the scheduler fires every second\"\nschedule = \"* * * * * *\"\n+++\nLook around.\n";

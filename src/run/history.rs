@@ -50,6 +50,7 @@ pub const OUTCOMES: &[&str] = &[
     "running",
     "crashed",
     "cancelled",
+    "unknown",
     "unreadable",
 ];
 
@@ -109,13 +110,15 @@ pub fn summarize(run: &RunDir) -> RunSummary {
     match run.read_json::<RunMeta>("run.json") {
         Ok(m) => {
             let signal = run.read_json::<crate::signal::Signal>("signal.json").ok();
+            // Running only while its steward holds the run's lock; else it crashed.
+            let (life, why) = crate::liveness::unfinished(run, &m);
             RunSummary {
                 id: run.id.clone(),
-                goal: m.goal,
-                outcome: Outcome::Running.to_string(),
+                outcome: life.as_str().to_string(),
                 cost_usd: 0.0,
                 duration_ms: 0,
-                reason: format!("no result yet; last stage `{}` (pid {})", m.stage, m.pid),
+                reason: why,
+                goal: m.goal,
                 error: None,
                 started: Some(m.started),
                 source: signal

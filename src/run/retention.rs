@@ -215,6 +215,7 @@ mod tests {
             started,
             pid,
             vars: Default::default(),
+            agent: None,
         };
         crate::ledger::write_json(&dir.join("run.json"), &meta).unwrap();
         if finished {
