@@ -520,9 +520,7 @@ impl Shared {
                 let routes = router.routes().routes().len();
                 *current_router = router;
                 drop(current_router);
-                for w in &tokens.warnings {
-                    tracing::warn!("{w}");
-                }
+                tokens.log();
                 if let Ok(mut t) = self.tokens.write() {
                     *t = tokens;
                 }
@@ -1131,9 +1129,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .parse()
         .map_err(|_| ServeError::BadListen(listen_text.clone()))?;
     let tokens = Tokens::load(&opts, &cfg)?;
-    for w in &tokens.warnings {
-        tracing::warn!("{w}");
-    }
+    tokens.log();
     let caps = connection_caps(&cfg)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ServeError::Io {
         what: format!("cannot create {}", cfg.state_dir.display()),

@@ -63,8 +63,11 @@ enum Origin {
 pub(super) struct Tokens {
     alertmanager: Option<TokenDigest>,
     generic: Option<TokenDigest>,
-    /// Why the configuration weakens the separation of the endpoints, for the log.
+    /// Why the configuration weakens the separation of the endpoints, or leaves the daemon
+    /// with no webhook at all: logged as warnings.
     pub warnings: Vec<String>,
+    /// An endpoint left closed on purpose (only the other has a token): logged at info.
+    pub notes: Vec<String>,
 }
 
 impl Tokens {
@@ -78,7 +81,7 @@ impl Tokens {
                 .map(Origin::Own)
                 .or_else(|| shared.clone().map(Origin::Shared));
             let Some(origin) = origin else {
-                tokens.warnings.push(format!(
+                tokens.notes.push(format!(
                     "no token for {}: it answers 503 until one is configured",
                     endpoint.path()
                 ));
@@ -90,6 +93,9 @@ impl Tokens {
             let d = load_token(path)?;
             *tokens.slot(endpoint) = Some(d);
             origins.push(origin);
+        }
+        if origins.is_empty() {
+            tokens.warnings.append(&mut tokens.notes);
         }
         if origins.len() == 2 {
             let same_file = origins[0] == origins[1];
@@ -104,6 +110,15 @@ impl Tokens {
             }
         }
         Ok(tokens)
+    }
+
+    pub fn log(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+        for n in &self.notes {
+            tracing::info!("{n}");
+        }
     }
 
     fn slot(&mut self, endpoint: Endpoint) -> &mut Option<TokenDigest> {
@@ -354,10 +369,13 @@ mod tests {
             t.warnings
         );
 
-        // No token for one endpoint: it stays closed.
+        // No token for one endpoint: it stays closed (a note); for neither, a warning.
         let t = Tokens::load(&opts(None), &config_with(Some(&am), None)).unwrap();
         assert_eq!(t.get(Endpoint::Generic), None);
-        assert!(t.warnings[0].contains("/hooks/generic"), "{:?}", t.warnings);
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+        assert!(t.notes[0].contains("/hooks/generic"), "{:?}", t.notes);
+        let t = Tokens::load(&opts(None), &config_with(None, None)).unwrap();
+        assert_eq!(t.warnings.len(), 2, "{:?}", t.warnings);
 
         let short = write("short", "short");
         let e = Tokens::load(&opts(None), &config_with(None, Some(&short))).unwrap_err();
