@@ -991,6 +991,7 @@ mod tests {
             annotations: BTreeMap::new(),
             payload: serde_json::Value::Null,
             received: T0,
+            truncated: Vec::new(),
         }
     }
 

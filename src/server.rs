@@ -797,7 +797,9 @@ pub fn alertmanager_signals(body: &[u8]) -> Result<Vec<Signal>, String> {
                 annotations: a.annotations,
                 payload: raw,
                 received: now,
-            })
+                truncated: Vec::new(),
+            }
+            .bounded())
         })
         .collect()
 }
@@ -855,7 +857,9 @@ pub fn generic_signal(body: &[u8]) -> Result<Signal, String> {
         annotations,
         payload: raw,
         received: OffsetDateTime::now_utc(),
-    })
+        truncated: Vec::new(),
+    }
+    .bounded())
 }
 
 async fn decisions(shared: Arc<Shared>, signals: Vec<Signal>) -> Response {
@@ -920,7 +924,7 @@ async fn hook_generic(
 /// only, in the state directory) is the authentication.
 async fn local_signal(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<Signal>(&body) {
-        Ok(signal) => decisions(shared, vec![signal]).await,
+        Ok(signal) => decisions(shared, vec![signal.bounded()]).await,
         Err(e) => refuse(StatusCode::BAD_REQUEST, format!("not a signal: {e}")),
     }
 }

@@ -443,6 +443,7 @@ impl Signal {
             annotations,
             payload: serde_json::json!({ "unit": unit, "show": failure, "class": class }),
             received: OffsetDateTime::now_utc(),
+            truncated: Vec::new(),
         }
     }
 
@@ -459,6 +460,7 @@ impl Signal {
             annotations: BTreeMap::new(),
             payload: serde_json::json!({ "goal": goal }),
             received: OffsetDateTime::now_utc(),
+            truncated: Vec::new(),
         }
     }
 
