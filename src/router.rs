@@ -33,7 +33,9 @@
 //! enqueue per (goal, subject) (cooldown), and when the operator was last told about flapping,
 //! a rate limit and the budget. Spend and run outcomes are not kept there: they are read from
 //! the runs' `result.json`, so CLI runs count too and the record stays the single source of
-//! truth. A state file that cannot be read is an error naming it, never a silent reset.
+//! truth. A state file that cannot be read is an error naming it, never a silent reset. Its
+//! size is bounded by `[router] max_subjects`, whatever the history (see [`forget`]), and every
+//! signal is bounded (see [`crate::signal::bound`]) before it is decided.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -706,6 +708,18 @@ pub struct Router {
 
 const HOUR: i64 = 3600;
 
+/// A subject flapping: the window it failed too often in, and how often.
+struct Flap {
+    kind: FlapKind,
+    window: crate::config::FlapWindow,
+    /// Failures in the window: signals and runs.
+    count: u32,
+    /// How many of them were runs that ended failed or escalated.
+    from_runs: usize,
+    /// More failures may have been forgotten (see [`failure_times`]).
+    at_least: bool,
+}
+
 /// How many failure times the router keeps per subject: the highest flapping count, so that the
 /// flapping decision is exact (see [`forget::keep_latest`]).
 fn failure_times(settings: &RouterConfig) -> usize {
@@ -962,7 +976,14 @@ impl Router {
             return done(RoutingDecision::Merged { into: job.id }, reason, route);
         }
 
-        if let Some((kind, w, count, from_runs, at_least)) = self.flapping(&s.subject, now)? {
+        if let Some(Flap {
+            kind,
+            window: w,
+            count,
+            from_runs,
+            at_least,
+        }) = self.flapping(&s.subject, now)?
+        {
             let window = i64::try_from(w.window_secs).unwrap_or(i64::MAX);
             let subject = key(&s.subject);
             let last = self.state.escalated.get(subject.as_ref()).copied();
@@ -1203,12 +1224,12 @@ impl Router {
     }
 
     /// The first flapping window (acute, then chronic) in which `subject` failed at least its
-    /// count of times: (kind, window, failures, how many of them were runs).
+    /// count of times.
     fn flapping(
         &mut self,
         subject: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<(FlapKind, crate::config::FlapWindow, u32, usize, bool)>, RouterError> {
+    ) -> Result<Option<Flap>, RouterError> {
         let t = now.unix_timestamp();
         self.runs.refresh(&self.ledger, now, self.flap_window())?;
         let signalled = self
@@ -1225,10 +1246,16 @@ impl Router {
                 let from_signals = signalled.iter().filter(|&&x| x > since).count();
                 let from_runs = self.runs.failures_since(subject, since);
                 let count = u32::try_from(from_signals + from_runs).unwrap_or(u32::MAX);
-                // Only the latest `kept` failures are remembered: there may have been more.
-                (kind, w, count, from_runs, from_signals >= kept)
+                Flap {
+                    kind,
+                    window: w,
+                    count,
+                    from_runs,
+                    // Only the latest `kept` failures are remembered: there may have been more.
+                    at_least: from_signals >= kept,
+                }
             })
-            .find(|(_, w, count, _, _)| *count >= w.count))
+            .find(|f| f.count >= f.window.count))
     }
 
     /// The longest flapping window, in seconds.
@@ -2404,7 +2431,11 @@ subject_exact = "a.service"
                 }
             }
             finish_all(&r);
-            sizes.push(std::fs::metadata(dir.path().join("router.json")).unwrap().len());
+            sizes.push(
+                std::fs::metadata(dir.path().join("router.json"))
+                    .unwrap()
+                    .len(),
+            );
         }
         let state = saved_state(dir.path());
         for w in ["failures", "firing", "last_run", "escalated"] {

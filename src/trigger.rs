@@ -21,8 +21,10 @@ use crate::signal::{Severity, Signal, Source, fingerprint};
 pub const SHOW_PROPERTIES: &str = "Id,LoadState,Result,ExecMainStatus,ExecMainCode,NRestarts,\
 ActiveState,SubState,ExecMainStartTimestamp,ExecMainExitTimestamp,InactiveEnterTimestamp";
 
-/// At most this much of the journal tail goes into the signal (it also goes into a prompt).
-const JOURNAL_MAX_BYTES: usize = 16 * 1024;
+/// At most this much of the journal tail goes into the signal (it also goes into a prompt): an
+/// annotation's bound, so the tail is cut here at a line boundary, keeping its end, rather
+/// than by the signal's bound, which keeps a value's start.
+const JOURNAL_MAX_BYTES: usize = crate::signal::bound::MAX_ANNOTATION_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {

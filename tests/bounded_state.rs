@@ -41,7 +41,10 @@ impl Daemon {
             .read_line(&mut line)
             .unwrap();
         let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://"), "unexpected first line: {line:?}");
+        assert!(
+            url.starts_with("http://"),
+            "unexpected first line: {line:?}"
+        );
         Daemon { child, url }
     }
 
@@ -69,7 +72,10 @@ impl Daemon {
                 assert!(status.success(), "serve exited with {status}");
                 return;
             }
-            assert!(Instant::now() < deadline, "serve did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -87,7 +93,12 @@ fn post(url: &str, body: &[u8]) -> (u16, Value) {
     let mut child = Command::new("curl")
         .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", url])
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
-        .args(["-H", "Content-Type: application/json", "--data-binary", "@-"])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -173,7 +184,11 @@ fn alerts_with_huge_labels_are_cut_on_the_record_and_state_stays_small() {
     let count = |name: &str| decisions.iter().filter(|d| d["decision"] == name).count();
     // The names are cut to the same prefix; the hash of the whole name keeps the subjects
     // apart, so these are rate limits, not one subject's cooldown.
-    assert_eq!((count("enqueue"), count("rate_limited")), (2, 98), "{decisions:?}");
+    assert_eq!(
+        (count("enqueue"), count("rate_limited")),
+        (2, 98),
+        "{decisions:?}"
+    );
     let subjects: std::collections::BTreeSet<&str> = decisions
         .iter()
         .map(|d| d["subject"].as_str().unwrap())
@@ -186,7 +201,10 @@ fn alerts_with_huge_labels_are_cut_on_the_record_and_state_stays_small() {
     let state = env.state();
     let router_json = std::fs::metadata(state.join("router.json")).unwrap().len();
     eprintln!("router.json: {router_json} bytes; RSS after the storm: {rss_kib} KiB");
-    assert!(router_json < 64 * 1024, "router.json is {router_json} bytes");
+    assert!(
+        router_json < 64 * 1024,
+        "router.json is {router_json} bytes"
+    );
     // Before: 100 MB. The bodies still pass through memory; nothing of them is kept.
     assert!(rss_kib < 64 * 1024, "RSS after the storm: {rss_kib} KiB");
 
@@ -216,11 +234,7 @@ fn alerts_with_huge_labels_are_cut_on_the_record_and_state_stays_small() {
 
     // Restarted with the worker on: the runs' signal.json says what was cut.
     let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        text.replace("paused = true", "paused = false"),
-    )
-    .unwrap();
+    std::fs::write(&env.config, text.replace("paused = true", "paused = false")).unwrap();
     let d = Daemon::start(&env, &token);
     let restarted_rss_kib = d.rss_kib();
     eprintln!("RSS after restart: {restarted_rss_kib} KiB");

@@ -85,7 +85,13 @@ impl Signal {
             self.fingerprint = f;
             cuts.push("fingerprint".to_string());
         }
-        bound_map(&mut self.labels, "labels", MAX_LABEL_BYTES, usize::MAX, &mut cuts);
+        bound_map(
+            &mut self.labels,
+            "labels",
+            MAX_LABEL_BYTES,
+            usize::MAX,
+            &mut cuts,
+        );
         bound_map(
             &mut self.annotations,
             "annotations",
@@ -124,7 +130,10 @@ impl Signal {
             )
             && payload_weight(&self.payload) <= MAX_PAYLOAD_BYTES
             && self.truncated.len() <= MAX_TRUNCATED
-            && self.truncated.iter().all(|t| t.len() <= MAX_TRUNCATED_ENTRY)
+            && self
+                .truncated
+                .iter()
+                .all(|t| t.len() <= MAX_TRUNCATED_ENTRY)
     }
 }
 
@@ -225,8 +234,7 @@ fn cut_payload(v: &serde_json::Value) -> serde_json::Value {
                 Value::Number(_) | Value::Bool(_) | Value::Null => true,
                 Value::Array(_) | Value::Object(_) => false,
             };
-            if short && k.len() <= MAX_NAME_BYTES && kept.len() < MAX_ENTRIES && k != "_truncated"
-            {
+            if short && k.len() <= MAX_NAME_BYTES && kept.len() < MAX_ENTRIES && k != "_truncated" {
                 kept.insert(k.clone(), field.clone());
             } else {
                 omitted_count += 1;
@@ -302,7 +310,10 @@ mod tests {
                     // A String is valid UTF-8 by construction; the prefix is a prefix.
                     let prefix = c.split('…').next().unwrap();
                     assert!(value.starts_with(prefix), "{max}: {c}");
-                    assert!(c.len() + ch.len() > max, "{max}: cut shorter than needed: {c}");
+                    assert!(
+                        c.len() + ch.len() > max,
+                        "{max}: cut shorter than needed: {c}"
+                    );
                 }
             }
         }
@@ -399,7 +410,10 @@ mod tests {
         }
         for i in 4..8 {
             let v = &b.annotations[&format!("a{i}")];
-            assert!(v.len() <= MIN_CUT && v.contains("…[16384 bytes, sha256:"), "{v}");
+            assert!(
+                v.len() <= MIN_CUT && v.contains("…[16384 bytes, sha256:"),
+                "{v}"
+            );
         }
         assert_eq!(b.truncated.len(), 4, "{:?}", b.truncated);
     }
