@@ -541,14 +541,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 &run::check_env(cfg),
             )
             .await;
+            let exit = report.exit_kind();
             if cli.json {
-                print_json(&report)?;
+                print_verdict(&report, exit)?;
             } else {
                 for line in report.lines() {
                     crate::outln!("{line}")?;
                 }
             }
-            Ok(report.exit_kind())
+            Ok(exit)
         }
         Command::Policy(cmd) => {
             let loaded = cli.config()?;
@@ -571,7 +572,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 PolicyCommand::Check { .. } => {
                     let d = crate::policy::check_command(&policy, &command, &cfg.workspace);
                     if cli.json {
-                        print_json(&d)?;
+                        print_verdict(&d, ExitKind::Ok)?;
                     } else {
                         let verdict = serde_json::to_value(d.decision)
                             .ok()
@@ -624,23 +625,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Doctor => {
             let loaded = cli.config()?;
             let report = doctor::run(&loaded).await;
-            if cli.json {
-                print_json(&report)?;
-            } else {
-                for c in &report.checks {
-                    crate::outln!(
-                        "[{}] {:<14} {}",
-                        if c.ok { " ok " } else { "FAIL" },
-                        c.name,
-                        c.detail
-                    )?;
-                }
-            }
-            Ok(if report.ok {
+            let exit = if report.ok {
                 ExitKind::Ok
             } else {
                 ExitKind::Error
-            })
+            };
+            if cli.json {
+                print_verdict(&report, exit)?;
+            } else {
+                for c in &report.checks {
+                    let mark = match c.status {
+                        doctor::Status::Ok => " ok ",
+                        doctor::Status::Warn => "warn",
+                        doctor::Status::Fail => "FAIL",
+                    };
+                    crate::outln!("[{mark}] {:<14} {}", c.name, c.detail)?;
+                }
+            }
+            Ok(exit)
         }
         Command::Dev(DevCommand::ScriptedModel { scenario, addr }) => {
             let scenario = scripted::Scenario::load(scenario).map_err(usage)?;
@@ -760,7 +762,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
             })?;
             if outcome.executor == crate::approval::Executor::Agent {
                 if cli.json {
-                    print_json(&outcome)?;
+                    print_verdict(&outcome, ExitKind::Ok)?;
                 } else {
                     crate::outln!(
                         "{} approved: the waiting run {} runs `{}` itself",
@@ -771,8 +773,13 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                 }
                 return Ok(ExitKind::Ok);
             }
+            let exit = if outcome.state == crate::approval::ActionState::Done {
+                ExitKind::Ok
+            } else {
+                ExitKind::ValidationFailed
+            };
             if cli.json {
-                print_json(&outcome)?;
+                print_verdict(&outcome, exit)?;
             } else {
                 let exec = outcome.execution.as_ref();
                 crate::outln!(
@@ -789,11 +796,7 @@ async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> 
                     }
                 )?;
             }
-            Ok(if outcome.state == crate::approval::ActionState::Done {
-                ExitKind::Ok
-            } else {
-                ExitKind::ValidationFailed
-            })
+            Ok(exit)
         }
     }
 }
@@ -820,7 +823,7 @@ async fn run_goal(
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
     let report = run::execute(cfg, &req, observer).await?;
     if cli.json {
-        print_json(&report)?;
+        print_verdict(&report, report.exit())?;
     } else {
         match &report {
             RunReport::Planned(plan) => {
@@ -904,7 +907,10 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         } = &handoff
         {
             if cli.json {
-                print_json(&serde_json::json!({"daemon": handoff, "signal": signal}))?;
+                print_verdict(
+                    &serde_json::json!({"daemon": handoff, "signal": signal}),
+                    ExitKind::Ok,
+                )?;
             } else {
                 let job = job
                     .as_deref()
@@ -926,7 +932,10 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
     let report = run::execute(cfg, &req, observer).await?;
     if cli.json {
-        print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
+        print_verdict(
+            &serde_json::json!({"signal": req.signal, "report": report}),
+            report.exit(),
+        )?;
     } else {
         let labels: Vec<String> = req
             .signal
@@ -985,7 +994,10 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {
-                print_json(&serde_json::json!({"change": change, "plan": plan}))?;
+                print_verdict(
+                    &serde_json::json!({"change": change, "plan": plan}),
+                    ExitKind::Ok,
+                )?;
             } else {
                 crate::outln!(
                     "# {} {}..{}: {} changed files (dry run: nothing started, nothing recorded)",
@@ -1087,6 +1099,20 @@ fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
         )?;
     }
     crate::outln!("files: {}", d.files.join(", "))
+}
+
+/// A verdict-like answer: the value's JSON object with `exit` and `exit_code` added (the names
+/// and codes of the README's exit code table), equal to the process's exit status.
+fn print_verdict<T: Serialize + ?Sized>(value: &T, exit: ExitKind) -> Result<(), CliError> {
+    let mut v = serde_json::to_value(value).map_err(internal)?;
+    let Some(map) = v.as_object_mut() else {
+        return Err(internal(anyhow::anyhow!(
+            "a verdict must be a JSON object to carry its exit code"
+        )));
+    };
+    map.insert("exit".to_string(), exit.as_str().into());
+    map.insert("exit_code".to_string(), exit.code().into());
+    print_json(&v)
 }
 
 fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {

@@ -12,7 +12,9 @@ use steward::scripted::{self, Scenario, Server};
 
 pub mod cli;
 
-pub const CLAUDE_VERSION: &str = "2.1.197";
+/// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
+/// `scripts/test.sh` sets it, once for each end of the tested range.
+pub const CLAUDE_VERSION: &str = steward::doctor::claude_version::OLDEST_TESTED;
 
 /// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache. Missing: a failure under
 /// `CI=true`, a skip (None) otherwise.
