@@ -199,7 +199,7 @@ pub const VERDICT_TURN: &str = r#"
 verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }], proposed_actions = [{ command = ["systemctl", "restart", "x"], rationale = "r", risk = "low" }, { command = "logrotate -f /etc/logrotate.conf", rationale = "r", risk = "medium" }], knowledge = [{ title = "t", tags = ["disk"], body = "b" }] }
 "#;
 
-/// A marker unique to this test run, usable as a `sleep` argument (`60.<digits>`).
+/// A marker unique to this test run, usable as a `sleep` argument (`<whole>.<digits>`).
 pub fn sleep_marker(whole: u32) -> String {
     format!("{whole}.{}", uuid::Uuid::new_v4().as_u128() % 100_000_000)
 }
@@ -233,7 +233,9 @@ pub async fn left_behind(marker: &str) -> Vec<(u32, String)> {
 
 /// A Bash tool outliving the timeout: `Timeout`, and nothing it started survives.
 pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
-    let marker = sleep_marker(60);
+    // Under 25 s: claude 2.1.332 refuses a Bash command that starts with `sleep N` for N >= 25
+    // ("Blocked: standalone sleep …"); 2.1.197 ran it. 20 s still outlives the timeout below.
+    let marker = sleep_marker(20);
     let srv = server(&format!(
         "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}\", description = \"wait\" }}\n{VERDICT_TURN}"
     ))
