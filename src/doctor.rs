@@ -1,6 +1,9 @@
 //! `steward doctor`: is this installation able to run, and does the boundary really hold with the
-//! installed claude? The self-test drives the operator's own claude binary against steward's
-//! scripted model on loopback, so it needs no credentials and spends nothing.
+//! installed claude? It renders every goal with representative context ([`render`]), proves the
+//! configured endpoint with one real, free request ([`endpoint`]), places the installed claude
+//! against the tested version range ([`claude_version`]), and drives the operator's own claude
+//! binary against steward's scripted model on loopback (the self-test, which needs no
+//! credentials and spends nothing).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -83,43 +83,43 @@ fn one_goal(g: &Goal, defs: &Definitions, workspace: &Path) -> Result<usize, Str
             let context = probe_results(&probes, red);
             let checks = check_results(&check_names, red);
             let history = if red { history(&signal) } else { Vec::new() };
-            render(
-                g, &signal, &context, &notes, &vars, workspace, &checks, &history,
-            )?;
+            let input = RenderInput {
+                signal: &signal,
+                context: &context,
+                knowledge: &notes,
+                vars: &vars,
+                nonce: NONCE,
+                workspace,
+                checks: &checks,
+                history: &history,
+            };
+            render(g, &input)?;
             renders += 1;
         }
     }
     let bare = Signal::manual(&g.name, &vars);
-    render(g, &bare, &[], &[], &vars, workspace, &[], &[])?;
+    let input = RenderInput {
+        signal: &bare,
+        context: &[],
+        knowledge: &[],
+        vars: &vars,
+        nonce: NONCE,
+        workspace,
+        checks: &[],
+        history: &[],
+    };
+    render(g, &input)?;
     Ok(renders + 1)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render(
-    g: &Goal,
-    signal: &Signal,
-    context: &[ProbeResult],
-    knowledge: &[&Note],
-    vars: &BTreeMap<String, String>,
-    workspace: &Path,
-    checks: &[CheckResult],
-    history: &[Attempt],
-) -> Result<(), String> {
-    goal::render(
-        g,
-        &RenderInput {
-            signal,
-            context,
-            knowledge,
-            vars,
-            nonce: NONCE,
-            workspace,
-            checks,
-            history,
-        },
-    )
-    .map(|_| ())
-    .map_err(|e| format!("{e} (rendered for a {} signal)", signal.source.as_str()))
+/// One render; the error names the goal file and line, and the signal source it was rendered for.
+fn render(g: &Goal, input: &RenderInput<'_>) -> Result<(), String> {
+    goal::render(g, input).map(|_| ()).map_err(|e| {
+        format!(
+            "{e} (rendered for a {} signal)",
+            input.signal.source.as_str()
+        )
+    })
 }
 
 /// The checks a goal names in any phase, once each; one example when it names none.
