@@ -266,7 +266,8 @@ pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
     );
     assert!(
         seen.load(Ordering::Relaxed),
-        "the sleep never ran, so the test proves nothing"
+        "the sleep never ran, so the test proves nothing; transcript:\n{}",
+        ran.transcript.join("\n")
     );
     let left = left_behind(&marker).await;
     assert!(left.is_empty(), "left behind: {left:?}");
