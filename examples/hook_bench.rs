@@ -55,6 +55,7 @@ fn main() {
             run_id: "bench".into(),
             goal: "bench".into(),
             subject: "bench".into(),
+            signal_fingerprint: None,
             state_fingerprint: String::new(),
             checks: vec![],
             action_ttl_secs: 3600,

@@ -231,6 +231,9 @@ in
             WatchdogSec = "60s";
             Restart = "on-failure";
             RestartSec = "10s";
+            # The second layer after steward's own: whatever is left in the cgroup dies with it.
+            KillMode = "control-group";
+            TimeoutStopSec = "90s";
             LoadCredential = hardening.LoadCredential
               ++ lib.optional (cfg.webhook.tokenFile != null) "webhook-token:${cfg.webhook.tokenFile}";
           };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::approval::{ApprovalMode, Executor, Proposal, Store};
+use crate::approval::{ApprovalMode, Executor, Filed, Proposal, Store};
 use crate::ledger;
 use crate::policy::{AuditEntry, HookAnswer, Verdict};
 
@@ -36,6 +36,9 @@ pub fn filed_action(entry: &AuditEntry) -> Option<String> {
             .map(|(_, id)| id.trim_end_matches(')').to_string())
     })
 }
+
+/// The audit reason of a tool call found in the transcript that ran without a hook decision.
+pub const RAN_WITHOUT_HOOK: &str = "the call ran without a decision of steward's hook";
 
 /// The run directory's files the hook reads and writes.
 pub const POLICY_FILE: &str = "policy.json";
@@ -83,6 +86,9 @@ pub struct HookContext {
     pub run_id: String,
     pub goal: String,
     pub subject: String,
+    /// The fingerprint of the run's signal: an alert resolving withdraws what the run proposed.
+    #[serde(default)]
+    pub signal_fingerprint: Option<String>,
     /// Fingerprint of the state the run saw (check statuses), carried into each proposal.
     pub state_fingerprint: String,
     /// The goal's post-action checks, run by the executor after an approved action.
@@ -133,12 +139,14 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
                 );
             }
             Ok(ctx) => match file_action(&ctx, &decision, &answer.audit.input, Executor::Steward) {
-                Ok(id) => {
+                Ok(filed) => {
+                    let id = &filed.action.id;
                     let reason = format!(
                         "steward policy: {}. It was not run: it is queued for a human as action \
-                         {id} (`steward actions approve {id}`). Do not retry it; list it under \
+                         {id} (`steward actions approve {id}`){}. Do not retry it; list it under \
                          proposed actions in your report.",
-                        decision.reason
+                        decision.reason,
+                        shared_with(&filed, &ctx.subject)
                     );
                     answer.stdout = deny_output(&reason);
                     answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
@@ -157,14 +165,34 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
     answer
 }
 
-/// Files an approval-required call as a pending action and returns its id. `executor` says who
-/// runs it once approved; an action the agent will run lives only as long as the run waits.
+/// What the model is told when its proposal joined an action other subjects need too: one
+/// approval runs the command once, for all of them.
+pub fn shared_with(filed: &Filed, subject: &str) -> String {
+    let others: Vec<&str> = filed
+        .action
+        .subjects()
+        .into_iter()
+        .filter(|s| *s != subject)
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the same command is already proposed for {} too: one approval runs it once for all",
+            others.join(", ")
+        )
+    }
+}
+
+/// Files an approval-required call as a pending action (or joins the open action for the same
+/// command). `executor` says who runs it once approved; an action the agent will run lives only
+/// as long as the run waits.
 pub fn file_action(
     ctx: &HookContext,
     decision: &crate::policy::Decision,
     input: &serde_json::Value,
     executor: Executor,
-) -> Result<String, String> {
+) -> Result<Filed, String> {
     let argv = decision
         .argv
         .clone()
@@ -197,6 +225,7 @@ pub fn file_action(
     let filed = store
         .file(Proposal {
             subject: ctx.subject.clone(),
+            signal_fingerprint: ctx.signal_fingerprint.clone(),
             argv,
             rationale,
             checks: ctx.checks.clone(),
@@ -208,19 +237,7 @@ pub fn file_action(
             executor,
         })
         .map_err(|e| e.to_string())?;
-    // An open action for the same command that steward's executor will run must not also be
-    // run by the agent (or the reverse).
-    if filed.action.executor != executor {
-        return Err(format!(
-            "the same command is already open as action {} for {} to run",
-            filed.action.id,
-            match filed.action.executor {
-                Executor::Steward => "steward's executor",
-                Executor::Agent => "another waiting run",
-            }
-        ));
-    }
-    Ok(filed.action.id)
+    Ok(filed)
 }
 
 fn ask_output(reason: &str) -> String {
@@ -348,10 +365,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
                 ),
             )
         } else {
-            (
-                "error",
-                "the call ran without a decision of steward's hook".to_string(),
-            )
+            ("error", RAN_WITHOUT_HOOK.to_string())
         };
         let entry = AuditEntry {
             time: time::OffsetDateTime::now_utc()
@@ -435,6 +449,7 @@ mod tests {
             run_id: "r1".into(),
             goal: "g".into(),
             subject: "host".into(),
+            signal_fingerprint: None,
             state_fingerprint: "fp".into(),
             checks: vec![],
             action_ttl_secs: 3600,

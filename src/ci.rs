@@ -308,10 +308,20 @@ pub fn signal(change: &Change) -> Signal {
     }
 }
 
-/// The run for a push. It always calls the model: a review nobody made must never read as
-/// "nothing to do" (deploy-review has no deterministic shortcut). It runs inline, never through
-/// the daemon, because the CI job waits for the decision.
+/// The run for a push. It calls the model whenever a file changed: a review nobody made must
+/// never read as "nothing to do" (deploy-review has no deterministic shortcut). A push that
+/// changes no file (`--base` = `--head`, or the same tree) has nothing to review: the static
+/// checks still run, then the run ends `no_action` without a model call, and
+/// [`decide_change`] deploys. It runs inline, never through the daemon, because the CI job
+/// waits for the decision.
 pub fn request(change: &Change, lock_wait: Duration, dry_run: bool) -> RunRequest {
+    let no_model = change.files.is_empty().then(|| {
+        format!(
+            "no files changed between {} and {}: nothing to review; the model was not called",
+            short(&change.base),
+            short(&change.head)
+        )
+    });
     let vars = BTreeMap::from([
         ("base".to_string(), change.base.clone()),
         ("head".to_string(), change.head.clone()),
@@ -326,8 +336,13 @@ pub fn request(change: &Change, lock_wait: Duration, dry_run: bool) -> RunReques
         signal: signal(change),
         dry_run,
         force_model: true,
+        no_model,
         lock_wait,
     }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -436,6 +451,20 @@ fn strip_classification(summary: &str) -> &str {
     if after.is_empty() { summary } else { after }
 }
 
+/// The decision for a push: a push that changes no file deploys once its run ended `no_action`
+/// (its static checks passed and there was nothing to review); everything else as [`decide`].
+pub fn decide_change(change: &Change, result: &RunResult) -> Verdict {
+    if change.files.is_empty() && result.outcome == Outcome::NoAction {
+        return Verdict {
+            decision: Decision::Deploy,
+            classification: None,
+            reason: result.reason.clone(),
+            exit: ExitKind::Ok,
+        };
+    }
+    decide(result)
+}
+
 /// Maps a finished run to the decision. Only a clean classification of a run that ended `ok`
 /// with nothing proposed deploys; anything that stopped the review fails; the rest needs a
 /// human.
@@ -461,7 +490,13 @@ pub fn decide(result: &RunResult) -> Verdict {
             };
             return failed(exit, format!("the review failed: {}", result.reason));
         }
-        Outcome::Running => {
+        Outcome::Cancelled => {
+            return failed(
+                result.exit,
+                format!("the review was cancelled: {}", result.reason),
+            );
+        }
+        Outcome::Running | Outcome::Crashed => {
             return failed(ExitKind::Error, "the run did not finish".into());
         }
         Outcome::Ok | Outcome::Fixed | Outcome::NoAction | Outcome::Escalated => {}

@@ -10,17 +10,19 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::agent;
+use crate::cancel::Cancel;
 use crate::check;
 use crate::config::{Config, ConfigArgs, Loaded};
 use crate::doctor;
-use crate::ledger::Ledger;
 use crate::outcome::ExitKind;
 use crate::probe;
 use crate::run::{self, Definitions, RunReport, RunRequest};
 use crate::scripted;
 use crate::signal::Signal;
 
+mod actions;
 pub mod output;
+mod runs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,10 +182,37 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// List recorded runs, oldest first.
-    List,
-    /// Show one run's record.
+    /// Recorded runs, newest first.
+    List(RunsListArgs),
+    /// One run's record as an incident report: `last` is the newest run, and a unique prefix of
+    /// an id will do.
     Show { id: String },
+    /// Remove runs older than an age, except those an open action or an active job points at and
+    /// runs in progress; event log days that ended before it go too.
+    Prune {
+        /// The age, e.g. `30d`, `12h`, `2w`.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Show at most this many runs, the newest (0: all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Only runs of this goal.
+    #[arg(long)]
+    pub goal: Option<String>,
+    /// Only runs with this outcome (ok, fixed, no_action, aborted, failed, escalated, running, …).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only runs started since: an age (`2h`, `7d`) or an RFC 3339 time.
+    #[arg(long, value_name = "AGE|TIME")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,12 +239,16 @@ pub enum PolicyCommand {
 pub enum ActionsCommand {
     /// Every action, pending first.
     List,
-    /// One action with its rationale, checks, decision and execution.
+    /// One action: the command, every subject and rationale, checks, decision and execution.
     Show { id: String },
     /// Approve a pending action; steward runs it (no shell) and then its checks. An action a run
-    /// is waiting on is only approved: the waiting agent runs it.
+    /// is waiting on is only approved: the waiting agent runs it. Shows what will run and asks
+    /// on a terminal; off a terminal (scripts) `--yes` is required.
     Approve {
         id: String,
+        /// Approve without asking (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Who approves (default: $SUDO_USER, $USER).
         #[arg(long)]
         by: Option<String>,
@@ -451,6 +484,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 vars,
                 dry_run: true,
                 force_model: false,
+                no_model: None,
                 lock_wait: Duration::ZERO,
             };
             let report = run::execute(&loaded.config, &req, &mut agent::QuietObserver).await?;
@@ -477,50 +511,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             }
             Ok(ExitKind::Ok)
         }
-        Command::Runs(RunsCommand::List) => {
-            let loaded = cli.config()?;
-            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
-            let runs = run::list_runs(&ledger)?;
-            let broken = runs.iter().any(|r| r.error.is_some());
-            if cli.json {
-                print_json(&runs)?;
-            } else if runs.is_empty() {
-                crate::outln!("no runs recorded in {}", loaded.config.state_dir.display())?;
-            } else {
-                for r in &runs {
-                    match &r.error {
-                        Some(e) => crate::outln!("{}  UNREADABLE  {e}", r.id)?,
-                        None => crate::outln!(
-                            "{}  {:<10} ${:.4}  {:>6.1}s  {}",
-                            r.id,
-                            r.outcome,
-                            r.cost_usd,
-                            r.duration_ms as f64 / 1000.0,
-                            r.reason
-                        )?,
-                    }
-                }
-            }
-            Ok(if broken {
-                ExitKind::Error
-            } else {
-                ExitKind::Ok
-            })
-        }
-        Command::Runs(RunsCommand::Show { id }) => {
-            let loaded = cli.config()?;
-            let ledger = Ledger::open(&loaded.config.state_dir).map_err(internal)?;
-            let detail = run::show_run(&ledger, id).map_err(|e| match e {
-                run::RunError::Ledger(crate::ledger::LedgerError::UnknownRun(_)) => usage(e),
-                other => internal(other),
-            })?;
-            if cli.json {
-                print_json(&detail)?;
-            } else {
-                print_run_detail(&detail)?;
-            }
-            Ok(ExitKind::Ok)
-        }
+        Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Validate { phase, goal } => {
             let loaded = cli.config()?;
             let cfg = &loaded.config;
@@ -592,7 +583,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             }
             Ok(ExitKind::Ok)
         }
-        Command::Actions(cmd) => actions(&cli, cmd).await,
+        Command::Actions(cmd) => actions::run(&cli, cmd).await,
         Command::Trigger(cmd) => trigger(&cli, cmd).await,
         Command::Ci(args) => ci(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
@@ -678,129 +669,6 @@ pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
     u8::try_from(answer.exit_code).unwrap_or(2)
 }
 
-fn operator_name(by: &Option<String>) -> String {
-    by.clone()
-        .or_else(|| std::env::var("SUDO_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
-}
-
-async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, CliError> {
-    use crate::approval::{ApprovalError, Store};
-    let loaded = cli.config()?;
-    let cfg = &loaded.config;
-    let store = Store::open(&cfg.state_dir).map_err(internal)?;
-    let kind = |e: ApprovalError| match e {
-        ApprovalError::Ledger(_) => internal(e),
-        other => usage(other),
-    };
-    match cmd {
-        ActionsCommand::List => {
-            let list = store.list().map_err(kind)?;
-            if cli.json {
-                print_json(&list)?;
-            } else if list.is_empty() {
-                crate::outln!("no actions")?;
-            } else {
-                for a in &list {
-                    // Operators should see that a run is blocked on this one.
-                    let waiting = match (a.executor, a.state) {
-                        (
-                            crate::approval::Executor::Agent,
-                            crate::approval::ActionState::Pending,
-                        ) => {
-                            format!("  (run {} is waiting)", a.run_id.as_deref().unwrap_or("?"))
-                        }
-                        _ => String::new(),
-                    };
-                    crate::outln!(
-                        "{}  {:<8}  {}  [{}]  {}{waiting}",
-                        a.id,
-                        a.state,
-                        a.argv.join(" "),
-                        a.subject,
-                        a.rationale
-                    )?;
-                }
-            }
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Show { id } => {
-            let a = store.get(id).map_err(kind)?;
-            print_json(&a)?;
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Reject { id, by, note } => {
-            let a = store
-                .reject(id, &operator_name(by), note.clone())
-                .map_err(kind)?;
-            if cli.json {
-                print_json(&a)?;
-            } else {
-                crate::outln!("{} rejected", a.id)?;
-            }
-            Ok(ExitKind::Ok)
-        }
-        ActionsCommand::Approve {
-            id,
-            by,
-            note,
-            timeout,
-        } => {
-            let outcome = run::approve_and_execute(
-                cfg,
-                id,
-                &operator_name(by),
-                note.clone(),
-                Duration::from_secs(*timeout),
-            )
-            .await
-            .map_err(|e| match e {
-                run::RunError::Approval(a) => kind(a),
-                other => CliError::from(other),
-            })?;
-            if outcome.executor == crate::approval::Executor::Agent {
-                if cli.json {
-                    print_verdict(&outcome, ExitKind::Ok)?;
-                } else {
-                    crate::outln!(
-                        "{} approved: the waiting run {} runs `{}` itself",
-                        outcome.id,
-                        outcome.run_id.as_deref().unwrap_or("?"),
-                        outcome.argv.join(" ")
-                    )?;
-                }
-                return Ok(ExitKind::Ok);
-            }
-            let exit = if outcome.state == crate::approval::ActionState::Done {
-                ExitKind::Ok
-            } else {
-                ExitKind::ValidationFailed
-            };
-            if cli.json {
-                print_verdict(&outcome, exit)?;
-            } else {
-                let exec = outcome.execution.as_ref();
-                crate::outln!(
-                    "{} {}: `{}` exit {} — checks {}",
-                    outcome.id,
-                    outcome.state,
-                    outcome.argv.join(" "),
-                    exec.and_then(|e| e.exit_code)
-                        .map_or("-".to_string(), |c| c.to_string()),
-                    if exec.is_some_and(|e| e.checks_passed) {
-                        "passed"
-                    } else {
-                        "failed"
-                    }
-                )?;
-            }
-            Ok(exit)
-        }
-    }
-}
-
 async fn run_goal(
     cli: &Cli,
     cfg: &Config,
@@ -816,12 +684,14 @@ async fn run_goal(
         vars,
         dry_run: opts.dry_run,
         force_model: opts.force_model,
+        no_model: None,
         lock_wait: Duration::from_secs(opts.wait),
     };
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     if cli.json {
         print_verdict(&report, report.exit())?;
     } else {
@@ -852,6 +722,28 @@ async fn run_goal(
         }
     }
     Ok(report.exit())
+}
+
+/// SIGINT and SIGTERM stop the run (claude interrupted, then killed; the run recorded
+/// `cancelled`; exit 130/143) instead of killing steward and leaving claude behind. A dry run
+/// starts nothing that needs stopping: the signals keep their default effect there. The handler
+/// lives as long as the returned guard.
+fn stoppable(dry_run: bool) -> Result<(Cancel, Option<SignalGuard>), CliError> {
+    if dry_run {
+        return Ok((Cancel::never(), None));
+    }
+    let (canceller, cancel) = crate::cancel::pair();
+    let task = crate::cancel::on_signals(canceller).map_err(internal)?;
+    Ok((cancel, Some(SignalGuard(task))))
+}
+
+/// Ends the signal listener when the run is over.
+struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `steward trigger …`: build the signal, offer it to the daemon, else run inline under the lock.
@@ -896,72 +788,104 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             (goal.as_str(), Signal::timer(goal), BTreeMap::new(), opts)
         }
     };
-    if !opts.dry_run {
-        let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
-            .await
-            .map_err(classify)?;
-        if let Handoff::Daemon {
-            decision,
-            reason,
-            job,
-        } = &handoff
-        {
-            if cli.json {
-                print_verdict(
-                    &serde_json::json!({"daemon": handoff, "signal": signal}),
-                    ExitKind::Ok,
-                )?;
-            } else {
-                let job = job
-                    .as_deref()
-                    .map(|j| format!(" (job {j})"))
-                    .unwrap_or_default();
-                crate::outln!("handed to the daemon: {decision}{job}: {reason}")?;
-            }
-            return Ok(ExitKind::Ok);
-        }
-    }
-    let inline = InlineOpts {
-        lock_wait: Duration::from_secs(opts.wait),
-        dry_run: opts.dry_run,
-        force_model: opts.force_model,
-    };
-    let req = trigger::inline_request(goal, signal, vars, &inline);
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
-    if cli.json {
-        print_verdict(
-            &serde_json::json!({"signal": req.signal, "report": report}),
-            report.exit(),
-        )?;
-    } else {
-        let labels: Vec<String> = req
-            .signal
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        crate::outln!(
-            "signal {} {} [{}] {}",
-            req.signal.source.as_str(),
-            req.signal.subject,
-            serde_json::to_value(req.signal.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            labels.join(" ")
-        )?;
-        match &report {
-            RunReport::Planned(plan) => {
+    if opts.dry_run {
+        // Nothing is routed or recorded: the plan of the goal the trigger names.
+        let inline = InlineOpts {
+            lock_wait: Duration::from_secs(opts.wait),
+            dry_run: true,
+            force_model: opts.force_model,
+        };
+        let req = trigger::inline_request(goal, signal, vars, &inline);
+        let report = run::execute(cfg, &req, observer).await?;
+        if cli.json {
+            print_verdict(
+                &serde_json::json!({"signal": req.signal, "report": report}),
+                report.exit(),
+            )?;
+        } else {
+            print_signal(&req.signal)?;
+            if let RunReport::Planned(plan) = &report {
                 crate::outln!(
                     "# goal {} (dry run: nothing started, nothing recorded)",
                     plan.goal
                 )?;
                 crate::outln!("{}", plan.prompt)?;
             }
-            RunReport::Done(r) => crate::outln!(
+        }
+        return Ok(report.exit());
+    }
+    let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
+        .await
+        .map_err(classify)?;
+    if let Handoff::Daemon {
+        decision,
+        reason,
+        job,
+    } = &handoff
+    {
+        let exit = crate::router::exit_for(decision);
+        if cli.json {
+            print_json(&serde_json::json!({"daemon": handoff, "signal": signal,
+                "exit": exit.as_str(), "exit_code": exit.code()}))?;
+        } else {
+            crate::outln!(
+                "handed to the daemon: {}",
+                describe_routing(decision, job.as_deref(), reason)
+            )?;
+        }
+        return Ok(exit);
+    }
+    // No daemon: the same router decides here, and a job it gives is run now.
+    let run_opts = crate::inline::RunOptions {
+        lock_wait: Duration::from_secs(opts.wait),
+        force_model: opts.force_model,
+    };
+    let (cancel, _signals) = stoppable(false)?;
+    let done = crate::inline::route_and_run(cfg, &signal, run_opts, observer, cancel)
+        .await
+        .map_err(|e| match e {
+            crate::inline::InlineError::Run(e) => CliError::from(e),
+            crate::inline::InlineError::Router(
+                e @ (crate::router::RouterError::Routes(_) | crate::router::RouterError::Config(_)),
+            ) => usage(e),
+            other => internal(other),
+        })?;
+    let (routed, report) = match done {
+        crate::inline::Inline::NotRun(routed) => {
+            let exit = routed.decision.exit();
+            if routed.decision.told_operator() {
+                tracing::warn!(subject = %signal.subject, "not run: {}", routed.reason);
+            }
+            if cli.json {
+                print_json(&serde_json::json!({"signal": signal, "routing": routed,
+                    "exit": exit.as_str(), "exit_code": exit.code()}))?;
+            } else {
+                print_signal(&signal)?;
+                let job = match &routed.decision {
+                    crate::router::RoutingDecision::Merged { into } => Some(into.as_str()),
+                    _ => None,
+                };
+                crate::outln!(
+                    "{}",
+                    describe_routing(routed.decision.name(), job, &routed.reason)
+                )?;
+            }
+            return Ok(exit);
+        }
+        crate::inline::Inline::Ran { routed, report, .. } => (routed, report),
+    };
+    if cli.json {
+        print_verdict(
+            &serde_json::json!({"signal": signal, "routing": routed, "report": report}),
+            report.exit(),
+        )?;
+    } else {
+        print_signal(&signal)?;
+        if let RunReport::Done(r) = &report {
+            crate::outln!(
                 "run {}: {} ({}) — ${:.4}, {} turns, {:.1}s",
                 r.id,
                 r.outcome,
@@ -969,10 +893,49 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
                 r.cost_usd,
                 r.num_turns,
                 r.duration_ms as f64 / 1000.0
-            )?,
+            )?;
         }
     }
     Ok(report.exit())
+}
+
+/// A routing decision for an operator: what happened to the signal, and why.
+fn describe_routing(decision: &str, job: Option<&str>, reason: &str) -> String {
+    let job = job.unwrap_or("?");
+    match decision {
+        "enqueue" => format!("queued as job {job}: {reason}"),
+        "merged" => format!("joined job {job}: {reason}"),
+        other => {
+            let exit = crate::router::exit_for(other);
+            if exit == ExitKind::Ok {
+                format!("not run ({other}): {reason}")
+            } else {
+                format!(
+                    "NOT RUN ({other}; exit {} {}): {reason}",
+                    exit.code(),
+                    exit.as_str()
+                )
+            }
+        }
+    }
+}
+
+fn print_signal(signal: &Signal) -> Result<(), CliError> {
+    let labels: Vec<String> = signal
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    crate::outln!(
+        "signal {} {} [{}] {}",
+        signal.source.as_str(),
+        signal.subject,
+        serde_json::to_value(signal.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        labels.join(" ")
+    )
 }
 
 /// `steward ci`: resolve the push, run `deploy-review` inline, print the decision.
@@ -990,7 +953,8 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     let mut terminal = agent::TerminalObserver::new();
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
-    let report = run::execute(cfg, &req, observer).await?;
+    let (cancel, _signals) = stoppable(req.dry_run)?;
+    let report = run::execute_until(cfg, &req, observer, cancel).await?;
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {
@@ -1012,7 +976,7 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
         }
         RunReport::Done(result) => result,
     };
-    let decision = ci::decide(&result);
+    let decision = ci::decide_change(&change, &result);
     if cli.json {
         print_json(&serde_json::json!({
             "decision": decision.decision,
@@ -1047,63 +1011,12 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     Ok(decision.exit)
 }
 
-fn print_run_detail(d: &run::RunDetail) -> Result<(), CliError> {
-    crate::outln!("run {}  ({})", d.id, d.dir)?;
-    if let Some(m) = &d.meta {
-        crate::outln!("goal: {}  stage: {}  pid: {}", m.goal, m.stage, m.pid)?;
-    }
-    if let Some(r) = &d.result {
-        crate::outln!(
-            "outcome: {}  exit: {} ({})",
-            r.outcome,
-            r.exit_code,
-            r.exit.as_str()
-        )?;
-        crate::outln!("reason: {}", r.reason)?;
-        crate::outln!(
-            "cost: ${:.4}  turns: {}  duration: {:.1}s  session: {}",
-            r.cost_usd,
-            r.num_turns,
-            r.duration_ms as f64 / 1000.0,
-            r.session_id
-        )?;
-        if let Some(v) = &r.verdict {
-            crate::outln!("verdict: {:?} — {}", v.status, v.summary)?;
-            for f in &v.findings {
-                crate::outln!("  finding: {f}")?;
-            }
-            for a in &v.proposed_actions {
-                crate::outln!("  proposed: {a}")?;
-            }
-        }
-        for dnl in &r.permission_denials {
-            crate::outln!("  denied {}: {}", dnl.tool_name, dnl.tool_input)?;
-        }
-    } else {
-        crate::outln!("no result recorded (the run did not finish)")?;
-    }
-    for a in &d.audit {
-        crate::outln!(
-            "  policy {:<7} {} {} — {}{}",
-            a.decision,
-            a.tool,
-            a.input
-                .get("command")
-                .or_else(|| a.input.get("file_path"))
-                .unwrap_or(&a.input),
-            a.reason,
-            a.rule
-                .as_ref()
-                .map(|r| format!(" [rule: {r}]"))
-                .unwrap_or_default()
-        )?;
-    }
-    crate::outln!("files: {}", d.files.join(", "))
-}
-
 /// A verdict-like answer: the value's JSON object with `exit` and `exit_code` added (the names
 /// and codes of the README's exit code table), equal to the process's exit status.
-fn print_verdict<T: Serialize + ?Sized>(value: &T, exit: ExitKind) -> Result<(), CliError> {
+pub(crate) fn print_verdict<T: Serialize + ?Sized>(
+    value: &T,
+    exit: ExitKind,
+) -> Result<(), CliError> {
     let mut v = serde_json::to_value(value).map_err(internal)?;
     let Some(map) = v.as_object_mut() else {
         return Err(internal(anyhow::anyhow!(

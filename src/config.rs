@@ -59,6 +59,17 @@ pub struct Config {
     pub routes_file: Option<PathBuf>,
     pub router: RouterConfig,
     pub serve: ServeConfig,
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: how long the record of runs is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// The daemon removes runs (and event log days) older than this many days, at start and
+    /// once a day, as `steward runs prune --older-than Nd` would. 0, the default, keeps
+    /// everything: deleting records is the operator's call.
+    pub runs_days: u32,
 }
 
 /// `[serve]`: the daemon (`steward serve`).
@@ -104,6 +115,9 @@ pub struct ClaudeConfig {
     pub path: String,
     /// Seconds between SIGINT and SIGKILL of the process group when a run is cancelled.
     pub kill_grace_secs: u64,
+    /// Run claude in its own PID namespace (`unshare`) where the host allows it; false: never,
+    /// only its process group.
+    pub pid_namespace: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +230,7 @@ impl Default for ClaudeConfig {
             path: "/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                 .to_string(),
             kill_grace_secs: 5,
+            pid_namespace: true,
         }
     }
 }
@@ -247,6 +262,7 @@ impl Default for Config {
             routes_file: None,
             router: RouterConfig::default(),
             serve: ServeConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -336,6 +336,7 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         max_retries: 0,
         timeout: Duration::from_secs(90),
         kill_grace: Duration::from_secs(2),
+        pid_namespace: cfg.claude.pid_namespace,
     };
     let mut sink = |_: &str| Ok(());
     let outcome = agent::run(&spec, &mut sink, &mut QuietObserver)

@@ -101,7 +101,8 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
     if let Some(dir) = cmd.cwd {
         command.current_dir(dir);
     }
-    let mut child = match command.spawn() {
+    // Forked by steward's spawner thread: the kernel kills it if steward dies (see `spawn`).
+    let mut child = match crate::spawn::spawn(command).await {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let why = if program.contains('/') {
@@ -125,6 +126,9 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(nix::unistd::Pid::from_raw);
+    // If this future is dropped (the run was cancelled), the whole group goes, not only the
+    // leader that `kill_on_drop` reaches.
+    let mut guard = GroupGuard(pgid);
     let out_task = child
         .stdout
         .take()
@@ -137,9 +141,7 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
     let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
     // The group id cannot be reused while a member lives, so this cannot hit an unrelated
     // process in practice.
-    if let Some(pgid) = pgid {
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-    }
+    guard.kill();
     let status = match waited {
         Ok(Ok(status)) => Some(status),
         Ok(Err(source)) => {
@@ -179,6 +181,23 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
         stdout_truncated,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// Kills the command's process group when dropped, unless that was done already.
+struct GroupGuard(Option<nix::unistd::Pid>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Reads everything, keeping the first `cap` bytes. The rest is read and dropped rather than

@@ -11,6 +11,16 @@ fn main() -> ExitCode {
     if let cli::Command::Hook(cli::HookCommand::PreToolUse { run_dir }) = &cli.command {
         return ExitCode::from(cli::hook_pre_tool_use(run_dir));
     }
+    // Started by claude: die with it. On the main thread, before the runtime's threads exist
+    // (the kernel reads the main thread's setting when the parent dies).
+    if let cli::Command::Mcp(cli::McpCommand::Serve { .. }) = &cli.command
+        && let Err(e) = steward::spawn::die_with_parent()
+    {
+        cli::output::stderr(&format!(
+            "steward: cannot tie this process to claude's life: {e}\n"
+        ));
+        return ExitCode::from(1);
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

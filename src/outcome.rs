@@ -19,8 +19,14 @@ pub enum Outcome {
     Failed,
     /// A human must decide: the agent needs attention, proposes actions, or flapping was detected.
     Escalated,
-    /// Still in progress (only in a record of a run that has not finished, or crashed).
+    /// Still in progress (only in a record of a run that has not finished).
     Running,
+    /// Stopped by a signal (SIGINT, SIGTERM) before it could finish: nothing after the stage it
+    /// was in ran.
+    Cancelled,
+    /// The steward process that ran it died (killed, OOM) before it finished; recorded by the
+    /// next steward that started.
+    Crashed,
 }
 
 impl Outcome {
@@ -33,6 +39,8 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Escalated => "escalated",
             Outcome::Running => "running",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Crashed => "crashed",
         }
     }
 }
@@ -61,6 +69,13 @@ pub enum ExitKind {
     ValidationFailed,
     /// 6: a human must decide.
     NeedsHuman,
+    /// 7: a trigger's signal was not run because of steward's own limits (a rate limit, the
+    /// daily budget); nothing was checked or changed, and a later signal may run.
+    Limited,
+    /// 130: stopped by SIGINT (128 + 2, as a shell reports it).
+    Interrupted,
+    /// 143: stopped by SIGTERM (128 + 15).
+    Terminated,
 }
 
 impl ExitKind {
@@ -73,6 +88,9 @@ impl ExitKind {
             ExitKind::AgentFailed => 4,
             ExitKind::ValidationFailed => 5,
             ExitKind::NeedsHuman => 6,
+            ExitKind::Limited => 7,
+            ExitKind::Interrupted => 130,
+            ExitKind::Terminated => 143,
         }
     }
 
@@ -85,6 +103,9 @@ impl ExitKind {
             4 => ExitKind::AgentFailed,
             5 => ExitKind::ValidationFailed,
             6 => ExitKind::NeedsHuman,
+            7 => ExitKind::Limited,
+            130 => ExitKind::Interrupted,
+            143 => ExitKind::Terminated,
             _ => ExitKind::Error,
         }
     }
@@ -98,6 +119,9 @@ impl ExitKind {
             ExitKind::AgentFailed => "agent_failed",
             ExitKind::ValidationFailed => "validation_failed",
             ExitKind::NeedsHuman => "needs_human",
+            ExitKind::Limited => "limited",
+            ExitKind::Interrupted => "interrupted",
+            ExitKind::Terminated => "terminated",
         }
     }
 }

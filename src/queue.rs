@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::agent::Observer;
+use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::ledger::{self, Ledger, LedgerError};
 use crate::run::{self, RunReport, RunRequest};
@@ -816,6 +817,9 @@ pub struct Worked {
     pub report: Option<RunReport>,
     /// Why there is no report (steward could not carry the job out, or the host stayed busy).
     pub error: Option<String>,
+    /// `(spent, budget)` when the job was cancelled because the daily budget is spent: the
+    /// daemon tells the operator (once a day).
+    pub over_budget: Option<(f64, f64)>,
 }
 
 /// Claims the next job (skipping subjects in a maintenance window), runs it, records it. Over
@@ -830,6 +834,18 @@ pub async fn work_one(
     cfg: &Config,
     queue: &Queue,
     observer: &mut dyn Observer,
+) -> Result<Option<Worked>, QueueError> {
+    work_one_until(cfg, queue, observer, Cancel::never()).await
+}
+
+/// [`work_one`], stoppable: a run stopped by `cancel` (the daemon is stopping) is recorded
+/// `cancelled` by `run::execute_until`, and its job goes back to the queue, since the daemon
+/// stopping is not the job failing.
+pub async fn work_one_until(
+    cfg: &Config,
+    queue: &Queue,
+    observer: &mut dyn Observer,
+    cancel: Cancel,
 ) -> Result<Option<Worked>, QueueError> {
     let maintenance = crate::router::Maintenance::compile(&cfg.router.maintenance)?;
     let now = OffsetDateTime::now_utc();
@@ -851,6 +867,7 @@ pub async fn work_one(
             job,
             report: None,
             error: Some(reason),
+            over_budget: Some((spent, cfg.router.daily_budget_usd)),
         }));
     }
     queue.ledger().event(
@@ -865,9 +882,39 @@ pub async fn work_one(
         signal: job.signal.clone(),
         dry_run: false,
         force_model: false,
+        no_model: None,
         lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
     };
-    match run::execute(cfg, &req, observer).await {
+    match run::execute_until(cfg, &req, observer, cancel).await {
+        Ok(RunReport::Done(r)) if r.outcome == crate::outcome::Outcome::Cancelled => {
+            let reason = format!(
+                "the daemon stopped during run {} (recorded `cancelled`); back in the queue",
+                r.id
+            );
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job: Job {
+                    state: JobState::Queued,
+                    ..job
+                },
+                report: Some(RunReport::Done(r)),
+                error: Some(reason),
+                over_budget: None,
+            }))
+        }
+        Err(e @ run::RunError::Cancelled { .. }) => {
+            let reason = format!("{e}; back in the queue");
+            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
+            Ok(Some(Worked {
+                job: Job {
+                    state: JobState::Queued,
+                    ..job
+                },
+                report: None,
+                error: Some(reason),
+                over_budget: None,
+            }))
+        }
         Ok(report) => {
             let outcome = match &report {
                 RunReport::Done(r) => JobOutcome {
@@ -890,6 +937,7 @@ pub async fn work_one(
                 job,
                 report: Some(report),
                 error: None,
+                over_budget: None,
             }))
         }
         Err(run::RunError::Ledger(e @ LedgerError::Busy { .. })) => {
@@ -899,6 +947,7 @@ pub async fn work_one(
                 job,
                 report: None,
                 error: Some(reason),
+                over_budget: None,
             }))
         }
         Err(e) => {
@@ -918,6 +967,7 @@ pub async fn work_one(
                 job,
                 report: None,
                 error: Some(reason),
+                over_budget: None,
             }))
         }
     }

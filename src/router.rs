@@ -6,21 +6,34 @@
 //!
 //! The order of the checks is deliberate:
 //! 1. a resolved alert cancels queued work for its fingerprint (nothing else applies to it);
-//! 2. a maintenance window suppresses everything, and such signals do not count as flaps;
+//! 2. a maintenance window suppresses everything, and such signals do not count as failures;
 //! 3. no matching route: nothing to do;
-//! 4. a fingerprint already queued or running absorbs the signal (repeats are not new flaps);
-//! 5. flapping (acute, then chronic) escalates to a human instead of acting again;
+//! 4. a fingerprint already queued or running absorbs the signal (a unit failing again still
+//!    counts as a failure of its subject; an alert's repeats do not);
+//! 5. flapping (acute, then chronic): the subject keeps *failing*, so a human must look instead
+//!    of another run;
 //! 6. cooldown, 7. rate limits (per source, then overall), 8. budget, and only then
 //! 9. a job is queued.
 //!
-//! State that must survive a restart lives in `STATE/router.json` (written atomically after
-//! every decision that changes it): signal times per subject (flapping), enqueue times per source
-//! (rate limits; the router commits to a run when it queues one, so that is what is counted),
-//! the last enqueue per (goal, subject) (cooldown), the last escalation per subject, and the day
-//! the operator was last told about the budget. Spend is not kept there: it is read from the
-//! `cost_usd` of `runs/*/result.json` of runs started today (UTC), so CLI runs count too and the
-//! record stays the single source of truth. A state file that cannot be read is an error naming
-//! it, never a silent reset.
+//! Flapping counts failures of a subject, never plain fires: a unit that failed (`on_failure`),
+//! an alert or webhook that starts firing (its first firing, or firing again after it resolved;
+//! Alertmanager's repeat notifications of an alert still firing are not new failures), and runs
+//! of the subject started by a timer or an operator that ended `failed` or `escalated` (read from
+//! the runs' `result.json` by [`RunIndex`]; runs of failure signals are not counted twice).
+//! A timer firing, an operator's run and CI never count, so a goal on a schedule is never
+//! flapping merely for running.
+//!
+//! A signal held back by flapping, a rate limit or the budget is told to the operator: an
+//! `operator_notice` event, at most once per window (flapping: per subject per flapping window;
+//! rate limit: per scope per hour; budget: per UTC day), so a storm does not write thousands.
+//!
+//! State that must survive a restart lives in `STATE/router.json` (written atomically): failure
+//! times per subject and the alerts seen firing (flapping), enqueue times per source (rate
+//! limits; the router commits to a run when it queues one, so that is what is counted), the last
+//! enqueue per (goal, subject) (cooldown), and when the operator was last told about flapping,
+//! a rate limit and the budget. Spend and run outcomes are not kept there: they are read from
+//! the runs' `result.json`, so CLI runs count too and the record stays the single source of
+//! truth. A state file that cannot be read is an error naming it, never a silent reset.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +44,9 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, ConfigError, MaintenanceWindow, RouterConfig};
 use crate::ledger::{self, EventBatch, Ledger, LedgerError};
+use crate::outcome::ExitKind;
 use crate::queue::{Queue, QueueError, Session};
+use crate::run_index::RunIndex;
 use crate::signal::{Severity, Signal, Source};
 
 /// The bundled routing table: a fresh install routes every trigger somewhere sensible.
@@ -64,6 +79,8 @@ pub enum RouterError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,10 +525,12 @@ pub enum RoutingDecision {
         #[serde(with = "time::serde::rfc3339")]
         until: OffsetDateTime,
     },
+    /// `notify`: the operator must be told now (once per scope per hour).
     RateLimited {
         scope: RateScope,
         count: u32,
         limit: u32,
+        notify: bool,
     },
     /// `notify`: the operator must be told now (once per UTC day).
     OverBudget {
@@ -519,8 +538,9 @@ pub enum RoutingDecision {
         budget: f64,
         notify: bool,
     },
-    /// A human must look; `escalate` is true when this signal filed the escalation (once per
-    /// window per subject, so a flapping alert does not page on every repeat).
+    /// The subject failed `count` times in the window: a human must look; `escalate` is true
+    /// when this signal filed the escalation and the operator notice (once per window per
+    /// subject, so a flapping alert does not page on every repeat).
     Flapping {
         kind: FlapKind,
         count: u32,
@@ -531,6 +551,12 @@ pub enum RoutingDecision {
     },
     Resolved {
         cancelled: Vec<String>,
+        /// Pending actions that expired: only runs acting on this alert had proposed them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expired_actions: Vec<String>,
+        /// Pending actions still-firing subjects need: only this alert's proposal was withdrawn.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        narrowed_actions: Vec<String>,
     },
     NoRoute,
 }
@@ -548,6 +574,36 @@ impl RoutingDecision {
             RoutingDecision::Resolved { .. } => "resolved",
             RoutingDecision::NoRoute => "no_route",
         }
+    }
+
+    /// The exit code of a trigger whose signal got this decision (see [`exit_for`]).
+    pub fn exit(&self) -> ExitKind {
+        exit_for(self.name())
+    }
+
+    /// Whether this decision told the operator (an `operator_notice` event).
+    pub fn told_operator(&self) -> bool {
+        matches!(
+            self,
+            RoutingDecision::Flapping { escalate: true, .. }
+                | RoutingDecision::RateLimited { notify: true, .. }
+                | RoutingDecision::OverBudget { notify: true, .. }
+        )
+    }
+}
+
+/// The exit code for a trigger whose signal was decided `decision` (a decision's name, as the
+/// daemon answers it): a signal that was not run because of flapping is `needs_human` (6); one
+/// held back by steward's own limits (rate limits, the daily budget) is `limited` (7); no route
+/// is a configuration problem (`usage`, 2); a routing error is `error` (1). Queued, merged,
+/// cooldown, maintenance and resolved are deliberate and exit 0, their reason printed.
+pub fn exit_for(decision: &str) -> ExitKind {
+    match decision {
+        "flapping" => ExitKind::NeedsHuman,
+        "rate_limited" | "over_budget" => ExitKind::Limited,
+        "no_route" => ExitKind::Usage,
+        "enqueue" | "merged" | "cooldown" | "maintenance" | "resolved" => ExitKind::Ok,
+        _ => ExitKind::Error,
     }
 }
 
@@ -567,6 +623,26 @@ pub struct Decided {
     pub events: EventBatch,
 }
 
+/// A resolved alert withdraws what runs acting on it proposed: pending actions only they
+/// proposed expire, actions other subjects still need lose only this alert's contribution.
+/// Approved actions are untouched (see `approval::contribution`).
+fn withdraw_actions(
+    ledger: &Ledger,
+    s: &Signal,
+) -> Result<crate::approval::Resolution, RouterError> {
+    let reason = format!(
+        "alert {} resolved (fingerprint {}) before anyone approved it",
+        s.subject, s.fingerprint
+    );
+    Ok(
+        crate::approval::Store::open(ledger.root())?.resolve(
+            &s.fingerprint,
+            &s.subject,
+            &reason,
+        )?,
+    )
+}
+
 /// Whether a signal says its alert resolved: the per-alert `status` of an Alertmanager payload.
 pub fn is_resolved(s: &Signal) -> bool {
     s.payload.get("status").and_then(|v| v.as_str()) == Some("resolved")
@@ -578,28 +654,32 @@ pub fn is_resolved(s: &Signal) -> bool {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouterState {
-    /// Signal times per subject that were not merged into running work (flapping).
+    /// Failure times per subject from failure signals (flapping; see the module docs).
     #[serde(default)]
-    signals: BTreeMap<String, Vec<i64>>,
+    failures: BTreeMap<String, Vec<i64>>,
+    /// Alert and webhook fingerprints firing, with when they were last counted as firing; a
+    /// resolved signal removes its fingerprint, so the next firing is a new failure.
+    #[serde(default)]
+    firing: BTreeMap<String, i64>,
     /// Enqueue times per source (rate limits).
     #[serde(default)]
     enqueued: BTreeMap<String, Vec<i64>>,
     /// Last enqueue per goal, then subject (cooldown).
     #[serde(default)]
     last_run: BTreeMap<String, BTreeMap<String, i64>>,
-    /// Last flapping escalation per subject.
+    /// Last flapping escalation (and operator notice) per subject.
     #[serde(default)]
     escalated: BTreeMap<String, i64>,
+    /// The last rate-limit notice per scope (`overall`, `source:NAME`).
+    #[serde(default)]
+    rate_told: BTreeMap<String, i64>,
     /// The UTC day (`YYYY-MM-DD`) the operator was last told the budget is spent.
     #[serde(default)]
     budget_told: Option<String>,
-}
-
-/// Costs of today's finished runs, so a day's runs are read once each.
-#[derive(Debug, Default)]
-struct Spend {
-    day: String,
-    costs: BTreeMap<String, f64>,
+    /// Older steward counted every signal per subject here; those counts included timer fires,
+    /// so they are read and dropped, never used.
+    #[serde(default, rename = "signals", skip_serializing)]
+    _legacy_signals: Option<serde::de::IgnoredAny>,
 }
 
 pub struct Router {
@@ -614,7 +694,8 @@ pub struct Router {
     state_changed: bool,
     /// The second `state` was last pruned at: windows are whole seconds, so once is enough.
     pruned_at: Option<i64>,
-    spend: Spend,
+    /// Recent finished runs: spend and the failures of timer and manual runs.
+    runs: RunIndex,
 }
 
 const HOUR: i64 = 3600;
@@ -653,7 +734,7 @@ impl Router {
             state,
             state_changed: false,
             pruned_at: None,
-            spend: Spend::default(),
+            runs: RunIndex::default(),
         })
     }
 
@@ -788,14 +869,25 @@ impl Router {
                     v.remove(i);
                 }
             }
-            self.state_changed |= !jobs.is_empty();
+            // The alert's next firing is a new failure.
+            let was_firing = self.state.firing.remove(&s.fingerprint).is_some();
+            self.state_changed |= !jobs.is_empty() || was_firing;
             let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
+            let actions = withdraw_actions(&self.ledger, s)?;
             let reason = format!(
-                "alert resolved: {} queued job(s) with fingerprint {} cancelled",
+                "alert resolved: {} queued job(s) with fingerprint {} cancelled; {} pending \
+                 action(s) expired, {} still needed by other subjects",
                 cancelled.len(),
-                s.fingerprint
+                s.fingerprint,
+                actions.expired.len(),
+                actions.narrowed.len()
             );
-            return done(RoutingDecision::Resolved { cancelled }, reason, None);
+            let decision = RoutingDecision::Resolved {
+                cancelled,
+                expired_actions: actions.expired,
+                narrowed_actions: actions.narrowed,
+            };
+            return done(decision, reason, None);
         }
 
         if let Some(window) = self.maintenance.active(&s.subject, now) {
@@ -814,6 +906,10 @@ impl Router {
         };
         let route = Some(m.route.as_str());
 
+        // Counted before the merge: a unit failing again while its run is queued is failing
+        // again (an alert's repeats are not new failures, see `note_failure`).
+        self.note_failure(s, t);
+
         if let Some(job) = queue.merge(&s.fingerprint, now)? {
             let reason = format!(
                 "fingerprint {} is already {} as job {} ({} merged)",
@@ -829,21 +925,7 @@ impl Router {
             return done(RoutingDecision::Merged { into: job.id }, reason, route);
         }
 
-        // Flapping: this signal is a new occurrence for its subject.
-        self.state_changed = true;
-        let times = self.state.signals.entry(s.subject.clone()).or_default();
-        times.push(t);
-        let count_in = |w: u64| {
-            let w = i64::try_from(w).unwrap_or(i64::MAX);
-            u32::try_from(times.iter().filter(|&&x| x > t.saturating_sub(w)).count())
-                .unwrap_or(u32::MAX)
-        };
-        let (acute, chronic) = (self.settings.flapping_acute, self.settings.flapping_chronic);
-        let flap = [(FlapKind::Acute, acute), (FlapKind::Chronic, chronic)]
-            .into_iter()
-            .map(|(k, w)| (k, w, count_in(w.window_secs)))
-            .find(|(_, w, n)| *n >= w.count);
-        if let Some((kind, w, count)) = flap {
+        if let Some((kind, w, count, from_runs)) = self.flapping(&s.subject, now)? {
             let window = i64::try_from(w.window_secs).unwrap_or(i64::MAX);
             let escalate = self
                 .state
@@ -852,15 +934,18 @@ impl Router {
                 .is_none_or(|&last| last <= t.saturating_sub(window));
             if escalate {
                 self.state.escalated.insert(s.subject.clone(), t);
+                self.state_changed = true;
             }
             let reason = format!(
-                "`{}` signalled {count} times in {} s ({kind:?} flapping, threshold {}): a human \
-                 must look instead of another run{}",
+                "`{}` failed {count} times in {} s ({} of them runs that ended failed or \
+                 escalated; {kind:?} flapping, threshold {}): a human must look instead of \
+                 another run{}",
                 s.subject,
                 w.window_secs,
+                from_runs,
                 w.count,
                 if escalate {
-                    "; escalated"
+                    "; escalated, operator told"
                 } else {
                     "; already escalated"
                 }
@@ -902,13 +987,18 @@ impl Router {
             u32::try_from(self.state.enqueued.get(source).map_or(0, Vec::len)).unwrap_or(u32::MAX);
         if per_source >= self.settings.max_runs_per_hour_per_source {
             let limit = self.settings.max_runs_per_hour_per_source;
-            let reason =
-                format!("{per_source} runs from `{source}` in the last hour (limit {limit})");
+            let notify = self.tell_rate_limit(&format!("source:{source}"), t);
+            let reason = format!(
+                "{per_source} runs from `{source}` in the last hour (limit {limit}): signal \
+                 recorded, no run{}",
+                if notify { "; operator told" } else { "" }
+            );
             return done(
                 RoutingDecision::RateLimited {
                     scope: RateScope::Source,
                     count: per_source,
                     limit,
+                    notify,
                 },
                 reason,
                 route,
@@ -918,12 +1008,17 @@ impl Router {
             .unwrap_or(u32::MAX);
         if overall >= self.settings.max_runs_per_hour {
             let limit = self.settings.max_runs_per_hour;
-            let reason = format!("{overall} runs in the last hour (limit {limit})");
+            let notify = self.tell_rate_limit("overall", t);
+            let reason = format!(
+                "{overall} runs in the last hour (limit {limit}): signal recorded, no run{}",
+                if notify { "; operator told" } else { "" }
+            );
             return done(
                 RoutingDecision::RateLimited {
                     scope: RateScope::Overall,
                     count: overall,
                     limit,
+                    notify,
                 },
                 reason,
                 route,
@@ -937,6 +1032,7 @@ impl Router {
             let notify = self.state.budget_told.as_deref() != Some(today.as_str());
             if notify {
                 self.state.budget_told = Some(today);
+                self.state_changed = true;
             }
             let reason = format!(
                 "today's runs cost ${spent:.4}, the daily budget is ${budget:.2}: signal recorded, \
@@ -955,6 +1051,7 @@ impl Router {
         }
 
         let job = queue.push(s.clone(), &m.goal, m.vars.clone(), now)?;
+        self.state_changed = true;
         self.state
             .enqueued
             .entry(source.to_string())
@@ -980,15 +1077,108 @@ impl Router {
         )
     }
 
-    /// Drops what no limit can look at any more, so the state file stays small.
-    fn prune(&mut self, t: i64) {
-        let flap_window = i64::try_from(
+    /// Records `s` as a failure of its subject when it is one (see the module docs): a unit
+    /// that failed, or an alert or webhook signal that starts firing. A fingerprint still firing
+    /// is one failure however often it is repeated; its entry is renewed at most every half
+    /// flapping window, so a storm of repeats does not rewrite the state.
+    fn note_failure(&mut self, s: &Signal, t: i64) {
+        let failure = match s.source {
+            Source::OnFailure => true,
+            Source::Alertmanager | Source::Webhook => {
+                let renew = self.flap_window() / 2;
+                match self.state.firing.get_mut(&s.fingerprint) {
+                    Some(seen) => {
+                        if *seen <= t.saturating_sub(renew) {
+                            *seen = t;
+                            self.state_changed = true;
+                        }
+                        false
+                    }
+                    None => {
+                        self.state.firing.insert(s.fingerprint.clone(), t);
+                        true
+                    }
+                }
+            }
+            Source::Timer | Source::Manual | Source::Ci => false,
+        };
+        if failure {
+            self.state
+                .failures
+                .entry(s.subject.clone())
+                .or_default()
+                .push(t);
+            self.state_changed = true;
+        }
+    }
+
+    /// The first flapping window (acute, then chronic) in which `subject` failed at least its
+    /// count of times: (kind, window, failures, how many of them were runs).
+    fn flapping(
+        &mut self,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(FlapKind, crate::config::FlapWindow, u32, usize)>, RouterError> {
+        let t = now.unix_timestamp();
+        self.runs.refresh(&self.ledger, now, self.flap_window())?;
+        let signalled = self
+            .state
+            .failures
+            .get(subject)
+            .map_or(&[][..], Vec::as_slice);
+        let (acute, chronic) = (self.settings.flapping_acute, self.settings.flapping_chronic);
+        Ok([(FlapKind::Acute, acute), (FlapKind::Chronic, chronic)]
+            .into_iter()
+            .map(|(kind, w)| {
+                let since = t.saturating_sub(i64::try_from(w.window_secs).unwrap_or(i64::MAX));
+                let from_signals = signalled.iter().filter(|&&x| x > since).count();
+                let from_runs = self.runs.failures_since(subject, since);
+                let count = u32::try_from(from_signals + from_runs).unwrap_or(u32::MAX);
+                (kind, w, count, from_runs)
+            })
+            .find(|(_, w, count, _)| *count >= w.count))
+    }
+
+    /// The longest flapping window, in seconds.
+    fn flap_window(&self) -> i64 {
+        i64::try_from(
             self.settings
                 .flapping_acute
                 .window_secs
                 .max(self.settings.flapping_chronic.window_secs),
         )
-        .unwrap_or(i64::MAX);
+        .unwrap_or(i64::MAX)
+    }
+
+    /// The worker cancelled a queued job because the day's budget is spent: whether the
+    /// operator must be told now (once per UTC day, the same notice as the routing decisions').
+    pub fn tell_budget(&mut self, now: OffsetDateTime) -> bool {
+        let today = day_of(now);
+        if self.state.budget_told.as_deref() == Some(today.as_str()) {
+            return false;
+        }
+        self.state.budget_told = Some(today);
+        self.state_changed = true;
+        true
+    }
+
+    /// Whether a rate limit of `scope` must be told now: once per scope per hour.
+    fn tell_rate_limit(&mut self, scope: &str, t: i64) -> bool {
+        let notify = self
+            .state
+            .rate_told
+            .get(scope)
+            .is_none_or(|&last| last <= t.saturating_sub(HOUR));
+        if notify {
+            self.state.rate_told.insert(scope.to_string(), t);
+            self.state_changed = true;
+        }
+        notify
+    }
+
+    /// Drops what no limit can look at any more, so the state file stays small.
+    fn prune(&mut self, t: i64) {
+        let flap_window = self.flap_window();
         let max_cooldown = self
             .routes
             .routes()
@@ -999,17 +1189,26 @@ impl Router {
             .unwrap_or(0);
         let max_cooldown = i64::try_from(max_cooldown).unwrap_or(i64::MAX);
         let size = |s: &RouterState| {
-            s.signals.values().map(Vec::len).sum::<usize>()
+            s.failures.values().map(Vec::len).sum::<usize>()
+                + s.firing.len()
                 + s.enqueued.values().map(Vec::len).sum::<usize>()
                 + s.last_run.values().map(BTreeMap::len).sum::<usize>()
                 + s.escalated.len()
+                + s.rate_told.len()
         };
         let before = size(&self.state);
         let keep = |v: &mut Vec<i64>, w: i64| v.retain(|&x| x > t.saturating_sub(w));
-        for v in self.state.signals.values_mut() {
+        for v in self.state.failures.values_mut() {
             keep(v, flap_window);
         }
-        self.state.signals.retain(|_, v| !v.is_empty());
+        self.state.failures.retain(|_, v| !v.is_empty());
+        // An alert not seen firing for a whole window counts anew when it next fires.
+        self.state
+            .firing
+            .retain(|_, &mut x| x > t.saturating_sub(flap_window));
+        self.state
+            .rate_told
+            .retain(|_, &mut x| x > t.saturating_sub(HOUR));
         for v in self.state.enqueued.values_mut() {
             keep(v, HOUR);
         }
@@ -1027,15 +1226,8 @@ impl Router {
     /// USD spent by runs started on `now`'s UTC day (see [`spent_on_day`]); finished runs are
     /// read once and remembered.
     pub fn spent_today(&mut self, now: OffsetDateTime) -> Result<f64, RouterError> {
-        let day = day_of(now);
-        if self.spend.day != day {
-            self.spend = Spend {
-                day,
-                costs: BTreeMap::new(),
-            };
-        }
-        add_costs(&self.ledger, now, &mut self.spend.costs)?;
-        Ok(self.spend.costs.values().sum())
+        self.runs.refresh(&self.ledger, now, self.flap_window())?;
+        Ok(self.runs.spent_on(now))
     }
 }
 
@@ -1082,13 +1274,27 @@ fn record(
             escalate: true,
             kind,
             count,
-        } => events.add(
-            "escalation",
-            None,
-            &serde_json::json!({
+        } => {
+            let detail = serde_json::json!({
                 "cause": "flapping", "flapping": kind, "count": count,
                 "subject": signal.subject, "fingerprint": signal.fingerprint,
                 "source": signal.source.as_str(), "reason": routed.reason,
+            });
+            events.add("escalation", None, &detail)?;
+            events.add("operator_notice", None, &detail)
+        }
+        RoutingDecision::RateLimited {
+            notify: true,
+            scope,
+            count,
+            limit,
+        } => events.add(
+            "operator_notice",
+            None,
+            &serde_json::json!({
+                "cause": "rate_limit", "scope": scope, "count": count, "limit": limit,
+                "subject": signal.subject, "source": signal.source.as_str(),
+                "reason": routed.reason,
             }),
         ),
         RoutingDecision::OverBudget {
@@ -1111,35 +1317,9 @@ fn record(
 /// begin with their start stamp (`YYYYMMDDT…`), so the day's runs are found by name. A run still
 /// going has no result yet and costs nothing so far. An unreadable result is an error naming it.
 pub fn spent_on_day(ledger: &Ledger, now: OffsetDateTime) -> Result<f64, LedgerError> {
-    let mut costs = BTreeMap::new();
-    add_costs(ledger, now, &mut costs)?;
-    Ok(costs.values().sum())
-}
-
-fn add_costs(
-    ledger: &Ledger,
-    now: OffsetDateTime,
-    costs: &mut BTreeMap<String, f64>,
-) -> Result<(), LedgerError> {
-    let prefix = day_of(now).replace('-', "");
-    for id in ledger.run_ids()? {
-        if !id.starts_with(&prefix) || costs.contains_key(&id) {
-            continue;
-        }
-        let run = ledger.run(&id)?;
-        if !run.exists("result.json") {
-            continue;
-        }
-        let result: RunCost = run.read_json("result.json")?;
-        costs.insert(id, result.cost_usd);
-    }
-    Ok(())
-}
-
-/// The one field of `result.json` the budget needs (the rest may evolve freely).
-#[derive(Deserialize)]
-struct RunCost {
-    cost_usd: f64,
+    let mut runs = RunIndex::default();
+    runs.refresh(ledger, now, 0)?;
+    Ok(runs.spent_on(now))
 }
 
 #[cfg(test)]
@@ -1435,9 +1615,16 @@ subject_exact = "a.service"
             RoutingDecision::RateLimited {
                 scope: RateScope::Source,
                 count: 2,
-                limit: 2
+                limit: 2,
+                notify: true,
             }
         );
+        // Told once per scope per hour, not per signal.
+        let d = r.route(&alert("D", "d"), at(3)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::RateLimited { notify: false, .. }
+        ));
         let timer = |g: &str| signal(Source::Timer, g, &[("goal", g)]);
         job_id(&r.route(&timer("health-check"), at(3)).unwrap());
         let d = r.route(&timer("proactive"), at(4)).unwrap();
@@ -1446,11 +1633,218 @@ subject_exact = "a.service"
             RoutingDecision::RateLimited {
                 scope: RateScope::Overall,
                 count: 3,
-                limit: 3
+                limit: 3,
+                notify: true,
             }
         );
+        assert_eq!(d.decision.exit(), ExitKind::Limited);
+        let notices = events(dir.path(), "operator_notice");
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        assert_eq!(notices[0]["cause"], "rate_limit");
+        assert_eq!(notices[0]["scope"], "source");
+        assert_eq!(notices[1]["scope"], "overall");
         // An hour later the window has moved on.
         job_id(&r.route(&alert("C", "c"), at(3601)).unwrap());
+    }
+
+    /// A goal on a schedule is never flapping merely for running: the issue's
+    /// `*/15 * * * *` goal, fired all day, and hourly timers.
+    #[test]
+    fn timer_fires_never_flap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let timer = signal(Source::Timer, "health-check", &[("goal", "health-check")]);
+        for i in 0..96 {
+            let d = r.route(&timer, at(i * 900)).unwrap();
+            job_id(&d);
+            finish_all(&r);
+        }
+        assert!(events(dir.path(), "escalation").is_empty());
+        assert!(events(dir.path(), "operator_notice").is_empty());
+        // Operators' runs and CI neither.
+        let manual = Signal::manual("intent", &BTreeMap::new());
+        for i in 0..6 {
+            let d = r.route(&manual, at(96 * 900 + i * 1000)).unwrap();
+            job_id(&d);
+            finish_all(&r);
+        }
+    }
+
+    fn write_result(dir: &Path, id: &str, source: &str, subject: &str, outcome: &str, at: i64) {
+        let run = dir.join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        let finished = (T0 + time::Duration::seconds(at))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        std::fs::write(
+            run.join("result.json"),
+            serde_json::json!({"id": id, "cost_usd": 0.0, "source": source,
+                "subject": subject, "outcome": outcome, "finished": finished})
+            .to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn timer_runs_that_keep_failing_make_the_subject_flap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let timer = signal(Source::Timer, "health-check", &[("goal", "health-check")]);
+        // Healthy runs, runs of other subjects and failed runs of failure signals (their
+        // signal counted already) do not count.
+        for i in 0..10 {
+            let id = format!("20261122T0{i}0000Z-health-check-ok{i:04}");
+            write_result(dir.path(), &id, "timer", "health-check", "no_action", -3600);
+        }
+        write_result(
+            dir.path(),
+            "20261122T011000Z-on-failure-aaaaaa",
+            "on_failure",
+            "health-check",
+            "failed",
+            -3000,
+        );
+        write_result(
+            dir.path(),
+            "20261122T012000Z-health-check-bbbbbb",
+            "timer",
+            "other",
+            "failed",
+            -3000,
+        );
+        for i in 0..4 {
+            let id = format!("20261122T02{i}000Z-health-check-fail{i:02}");
+            write_result(dir.path(), &id, "timer", "health-check", "escalated", -2000);
+        }
+        job_id(&r.route(&timer, at(0)).unwrap());
+        finish_all(&r);
+        // The fifth failed run in a day: chronic flapping, and the operator is told once.
+        write_result(
+            dir.path(),
+            "20261122T030000Z-health-check-fail05",
+            "manual",
+            "health-check",
+            "failed",
+            -1000,
+        );
+        let d = r.route(&timer, at(3600)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Chronic,
+                count: 5,
+                escalate: true
+            },
+            "{}",
+            d.reason
+        );
+        assert!(d.reason.contains("5 of them runs"), "{}", d.reason);
+        assert_eq!(d.decision.exit(), ExitKind::NeedsHuman);
+        let d = r.route(&timer, at(7200)).unwrap();
+        assert!(matches!(
+            d.decision,
+            RoutingDecision::Flapping {
+                escalate: false,
+                ..
+            }
+        ));
+        let notices = events(dir.path(), "operator_notice");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert_eq!(notices[0]["cause"], "flapping");
+        assert_eq!(notices[0]["subject"], "health-check");
+    }
+
+    #[test]
+    fn an_alert_counts_when_it_starts_firing_not_on_its_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                cooldown_secs: 0,
+                ..RouterConfig::default()
+            },
+        );
+        // Alertmanager repeats a firing alert: one failure, however often it is sent.
+        for i in 0..6 {
+            job_id(&r.route(&alert("Disk", "fp"), at(i * 60)).unwrap());
+            finish_all(&r);
+        }
+        // Resolved, then firing again: that is flapping (third onset within ten minutes).
+        r.route(&resolved("Disk", "fp"), at(400)).unwrap();
+        job_id(&r.route(&alert("Disk", "fp"), at(410)).unwrap());
+        finish_all(&r);
+        r.route(&resolved("Disk", "fp"), at(420)).unwrap();
+        let d = r.route(&alert("Disk", "fp"), at(430)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 3,
+                escalate: true
+            },
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn a_unit_failing_again_while_its_run_is_queued_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let failed = signal(Source::OnFailure, "nginx.service", &[]);
+        job_id(&r.route(&failed, at(0)).unwrap());
+        for t in [10, 20] {
+            let d = r.route(&failed, at(t)).unwrap();
+            assert_eq!(d.decision.name(), "merged");
+        }
+        finish_all(&r);
+        let d = r.route(&failed, at(30)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                count: 4,
+                escalate: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_old_state_file_counting_every_signal_is_read_and_its_counts_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = at(0).unix_timestamp();
+        std::fs::write(
+            dir.path().join("router.json"),
+            serde_json::json!({
+                "signals": {"health-check": [t - 50, t - 40, t - 30, t - 20, t - 10]},
+                "enqueued": {}, "last_run": {}, "escalated": {}, "budget_told": null
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut r = router(dir.path());
+        let timer = signal(Source::Timer, "health-check", &[("goal", "health-check")]);
+        job_id(&r.route(&timer, at(0)).unwrap());
+        r.save_state().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("router.json")).unwrap();
+        assert!(!text.contains("\"signals\""), "{text}");
+    }
+
+    #[test]
+    fn exit_codes_of_decisions() {
+        for (name, exit) in [
+            ("enqueue", ExitKind::Ok),
+            ("merged", ExitKind::Ok),
+            ("cooldown", ExitKind::Ok),
+            ("maintenance", ExitKind::Ok),
+            ("flapping", ExitKind::NeedsHuman),
+            ("rate_limited", ExitKind::Limited),
+            ("over_budget", ExitKind::Limited),
+            ("no_route", ExitKind::Usage),
+            ("error", ExitKind::Error),
+        ] {
+            assert_eq!(exit_for(name), exit, "{name}");
+        }
     }
 
     fn write_run(dir: &Path, id: &str, cost: f64) {
@@ -1497,6 +1891,7 @@ subject_exact = "a.service"
             RoutingDecision::OverBudget { notify: false, .. }
         ));
         assert_eq!(events(dir.path(), "operator_notice").len(), 1);
+        assert_eq!(d.decision.exit(), ExitKind::Limited);
         // The next day starts from zero.
         job_id(&r.route(&alert("E", "e"), at(86400)).unwrap());
     }
@@ -1541,6 +1936,10 @@ subject_exact = "a.service"
         let esc = events(dir.path(), "escalation");
         assert_eq!(esc.len(), 1);
         assert_eq!(esc[0]["subject"], "Disk");
+        // The operator is told once, with the escalation.
+        let told = events(dir.path(), "operator_notice");
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0]["cause"], "flapping");
         assert_eq!(r.queue().list().unwrap().len(), 0);
     }
 
@@ -1674,7 +2073,9 @@ subject_exact = "a.service"
         assert_eq!(
             d.decision,
             RoutingDecision::Resolved {
-                cancelled: vec![a.clone()]
+                cancelled: vec![a.clone()],
+                expired_actions: vec![],
+                narrowed_actions: vec![]
             }
         );
         let left: Vec<String> = r
@@ -1691,7 +2092,14 @@ subject_exact = "a.service"
         // A running job is not cancelled: it is already acting.
         r.queue().claim_next(at(3)).unwrap().unwrap();
         let d = r.route(&resolved("Cpu", "fb"), at(4)).unwrap();
-        assert_eq!(d.decision, RoutingDecision::Resolved { cancelled: vec![] });
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![],
+                expired_actions: vec![],
+                narrowed_actions: vec![]
+            }
+        );
         assert_eq!(events(dir.path(), "job_cancelled").len(), 1);
         // The cancelled job never ran, so it holds no cooldown: the alert firing again runs.
         job_id(&r.route(&alert("Disk", "fa"), at(5)).unwrap());
@@ -1777,5 +2185,56 @@ subject_exact = "a.service"
             .route(&alert("Alert0", "fp-0"), at(1))
             .unwrap();
         assert_eq!(again.decision.name(), "merged");
+    }
+
+    #[test]
+    fn a_resolved_alert_expires_the_pending_actions_its_runs_filed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let store = crate::approval::Store::open(dir.path()).unwrap();
+        let file = |subject: &str, fp: &str, unit: &str| {
+            store
+                .file(crate::approval::Proposal {
+                    subject: subject.into(),
+                    signal_fingerprint: Some(fp.into()),
+                    argv: vec!["systemctl".into(), "restart".into(), unit.into()],
+                    rationale: "down".into(),
+                    checks: vec![],
+                    state_fingerprint: "sf".into(),
+                    goal: "incident".into(),
+                    run_id: Some(format!("run-{subject}")),
+                    rule: "systemctl restart UNIT".into(),
+                    ttl: std::time::Duration::from_secs(3600),
+                    executor: crate::approval::Executor::Steward,
+                })
+                .unwrap()
+                .action
+                .id
+        };
+        let only_disk = file("Disk", "fa", "a.service");
+        let shared = file("Disk", "fa", "nginx.service");
+        assert_eq!(file("Cpu", "fb", "nginx.service"), shared);
+        let d = r.route(&resolved("Disk", "fa"), at(2)).unwrap();
+        assert_eq!(
+            d.decision,
+            RoutingDecision::Resolved {
+                cancelled: vec![],
+                expired_actions: vec![only_disk.clone()],
+                narrowed_actions: vec![shared.clone()]
+            }
+        );
+        assert!(
+            d.reason
+                .contains("1 pending action(s) expired, 1 still needed"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(
+            store.get(&only_disk).unwrap().state,
+            crate::approval::ActionState::Expired
+        );
+        assert_eq!(store.get(&shared).unwrap().subjects(), ["Cpu"]);
+        let routing = events(dir.path(), "routing");
+        assert_eq!(routing[0]["detail"]["expired_actions"][0], only_disk);
     }
 }

@@ -15,9 +15,10 @@ use crate::agent::{
 use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
 use crate::bundled::{self, Kind, SourceFile};
+use crate::cancel::Cancel;
 use crate::check::{
-    self, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, CheckSet, Evidence, Judgement,
-    Memory, MemoryError, Phase,
+    self, Acts, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, CheckSet, Evidence,
+    Judgement, Memory, MemoryError, NO_ACTS, Phase,
 };
 use crate::config::Config;
 use crate::goal::{self, Goal, GoalError, RenderInput};
@@ -28,6 +29,13 @@ use crate::policy::{self, ClaudeRules, Policy, PolicyError};
 use crate::probe::{self, Catalog, ProbeDefaults, ProbeError, ProbeResult};
 use crate::redact::Redactor;
 use crate::signal::{Signal, Source};
+
+pub mod history;
+pub mod report;
+pub mod retention;
+
+pub use history::{RunSummary, list_runs};
+pub use report::{RunDetail, show_run};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -62,6 +70,10 @@ pub enum RunError {
     ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
+    #[error(
+        "stopped by {signal} while waiting for the host lock: the run never started, nothing was recorded"
+    )]
+    Cancelled { signal: crate::cancel::StopSignal },
 }
 
 impl RunError {
@@ -76,6 +88,7 @@ impl RunError {
             | RunError::Config(_)
             | RunError::Workspace { .. }
             | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
+            RunError::Cancelled { signal } => signal.exit_kind(),
             _ => ExitKind::Error,
         }
     }
@@ -154,6 +167,10 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// Call the model even when the goal is deterministic-first and every check is green.
     pub force_model: bool,
+    /// Decided before the run that the model has nothing to look at (e.g. a CI push that
+    /// changes no file): the checks still run, and if they let the run go on it ends
+    /// `no_action` with this reason, without a model call.
+    pub no_model: Option<String>,
     /// How long to wait for another run to finish before giving up.
     pub lock_wait: Duration,
 }
@@ -179,7 +196,11 @@ pub struct RunResult {
     pub duration_ms: u64,
     /// Whether claude was started at all (deterministic-first and aborted runs skip it).
     pub agent_started: bool,
+    /// What the run is charged against the daily budget; `cost_source` says where it came from.
     pub cost_usd: f64,
+    /// Absent in records written before it existed (those are claude's report, or 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<CostSource>,
     pub num_turns: u32,
     pub permission_denials: Vec<Denial>,
     /// Calls steward's own policy hook denied or queued (from the audit log).
@@ -188,26 +209,138 @@ pub struct RunResult {
     /// Pending actions filed during the run.
     #[serde(default)]
     pub actions_filed: Vec<String>,
+    /// Wait-mode actions the run was waiting on when it was cancelled or crashed: expired, since
+    /// nothing will run them now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions_expired: Vec<String>,
     pub failure: Option<AgentFailure>,
     pub verdict: Option<Verdict>,
     #[serde(default)]
     pub failed_checks: Vec<String>,
     #[serde(default)]
     pub regressions: Vec<String>,
+    /// The calls of the agent that could change state (see `check::acts`): what a `fixed` and a
+    /// rollback rest on.
+    #[serde(default)]
+    pub state_changes: Vec<String>,
+    /// Whether the goal's rollback ran, and why (absent: the goal has none, or the agent never
+    /// ran).
     #[serde(default)]
     pub rollback: Option<RollbackRecord>,
     pub session_id: String,
     pub claude_exit_code: Option<i32>,
 }
 
-/// What the rollback command did, when a run needed one.
+/// Where a run's `cost_usd` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// claude's result line (`total_cost_usd`, the CLI's own estimate).
+    Reported,
+    /// claude was never started: nothing was spent.
+    NotStarted,
+    /// claude ran but ended without a result line (killed at a timeout, interrupted while
+    /// waiting for the API): what it spent is not known, and 0 is recorded.
+    Unreported,
+    /// The run crashed before claude reported its cost: charged at the run's budget cap
+    /// (`--max-budget-usd`), an upper bound, so that a crash loop cannot spend past the daily
+    /// budget unseen.
+    BudgetCap,
+}
+
+impl CostSource {
+    pub fn of(agent: Option<&AgentOutcome>) -> CostSource {
+        match agent {
+            None => CostSource::NotStarted,
+            Some(a) if a.cost_reported => CostSource::Reported,
+            // Stopped before spawning (a bad spec): nothing ran.
+            Some(a) if matches!(a.failure, Some(AgentFailure::Spawn { .. })) => {
+                CostSource::NotStarted
+            }
+            Some(_) => CostSource::Unreported,
+        }
+    }
+}
+
+/// The rollback decision of a run, and what the command did when it ran. Records written before
+/// the decision was recorded only exist for rollbacks that ran, hence the defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackRecord {
+    #[serde(default = "RollbackDecision::ran")]
+    pub decision: RollbackDecision,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
     pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackDecision {
+    Ran,
+    Skipped,
+}
+
+impl RollbackDecision {
+    fn ran() -> RollbackDecision {
+        RollbackDecision::Ran
+    }
+}
+
+impl RollbackRecord {
+    fn skipped(argv: &[String], reason: String) -> RollbackRecord {
+        RollbackRecord {
+            decision: RollbackDecision::Skipped,
+            reason,
+            argv: argv.to_vec(),
+            exit_code: None,
+            timed_out: false,
+            output: String::new(),
+            error: None,
+        }
+    }
+
+    /// A rollback that ran and exited 0 in time.
+    pub fn succeeded(&self) -> bool {
+        self.decision == RollbackDecision::Ran
+            && self.exit_code == Some(0)
+            && !self.timed_out
+            && self.error.is_none()
+    }
+
+    /// One line for an operator: ran or skipped, the command, its result, why.
+    pub fn describe(&self) -> String {
+        let cmd = if self.argv.is_empty() {
+            "(none)".to_string()
+        } else {
+            format!("`{}`", self.argv.join(" "))
+        };
+        match self.decision {
+            RollbackDecision::Skipped => format!("skipped {cmd}: {}", self.reason),
+            RollbackDecision::Ran => {
+                let result = match (&self.error, self.timed_out, self.exit_code) {
+                    (Some(e), _, _) => format!("could not run: {e}"),
+                    (None, true, _) => "timed out".to_string(),
+                    (None, false, Some(0)) => "exit 0, succeeded".to_string(),
+                    (None, false, Some(c)) => format!("exit {c}, failed"),
+                    (None, false, None) => "killed by a signal, failed".to_string(),
+                };
+                if self.reason.is_empty() {
+                    format!("ran {cmd}: {result}")
+                } else {
+                    format!("ran {cmd}: {result}; because {}", self.reason)
+                }
+            }
+        }
+    }
 }
 
 /// `run.json`: written at the start and after each stage.
@@ -218,7 +351,15 @@ pub struct RunMeta {
     pub stage: String,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
+    /// The steward process running it. Whether it is alive is proven by the run's lock
+    /// (`run.lock`, see [`crate::liveness`]), not by this pid.
     pub pid: u32,
+    /// The variables the goal was rendered with (redacted).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// claude's process tree once started: what a later steward ends if this one dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::process::Tree>,
 }
 
 /// What a dry run shows.
@@ -444,6 +585,7 @@ fn prepare(
         max_retries: cfg.claude.max_retries,
         timeout: Duration::from_secs(timeout_secs),
         kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
+        pid_namespace: cfg.claude.pid_namespace,
     };
     Ok(Prepared {
         prompt,
@@ -458,6 +600,20 @@ pub async fn execute(
     cfg: &Config,
     req: &RunRequest,
     observer: &mut dyn Observer,
+) -> Result<RunReport, RunError> {
+    execute_until(cfg, req, observer, Cancel::never()).await
+}
+
+/// [`execute`], stoppable by `cancel`: the stage the run is in is interrupted (claude gets SIGINT
+/// and its grace, then SIGKILL; a probe or check is killed), nothing after it runs, and the run is
+/// recorded `cancelled` with the signal's exit code. A rollback already running goes on unless
+/// the stop is urgent. Stopped before its record began (waiting for the host lock), it records
+/// nothing and returns [`RunError::Cancelled`].
+pub async fn execute_until(
+    cfg: &Config,
+    req: &RunRequest,
+    observer: &mut dyn Observer,
+    cancel: Cancel,
 ) -> Result<RunReport, RunError> {
     let defs = Definitions::load(cfg)?;
     let redactor = redactor(cfg);
@@ -496,32 +652,48 @@ pub async fn execute(
     }
 
     let ledger = Ledger::open(&cfg.state_dir)?;
-    let _lock = ledger.lock(&format!("goal {}", req.goal), req.lock_wait)?;
+    let _lock = lock_unless_stopped(&ledger, req, &cancel).await?;
+    // Holding the host lock, no other run is live: whatever a dead steward left is ended and
+    // recorded before this run starts acting.
+    crate::recover::recover_logged(&ledger);
     let mut rec = Recorder::start(&ledger, req, &redactor)?;
 
     // Before anything may change: checks and context, concurrently.
     rec.stage("checks")?;
-    let (context, before) = tokio::join!(
-        probe::gather(&probes, &redactor, &cfg.claude.path),
-        checks_before(&defs, &goal, &env, &redactor)
-    );
+    let gathered = cancel
+        .or_stop(async {
+            tokio::join!(
+                probe::gather(&probes, &redactor, &cfg.claude.path),
+                checks_before(&defs, &goal, &env, &redactor)
+            )
+        })
+        .await;
+    let (context, before) = match gathered {
+        Ok(v) => v,
+        Err(stop) => return rec.cancelled(stop, None),
+    };
     let before = before?;
     rec.run.write_json("context.json", &context)?;
     rec.run.write_json("checks-before.json", &before)?;
     let model = goal.checks.model;
     let attention = needs_attention(req, &context, &before);
-    let evidence = |agent| Evidence {
+    let evidence = |agent, acts| Evidence {
         static_: &before.static_,
         preflight: &before.preflight,
         invariants_before: &before.invariants,
         invariants_after: &before.invariants,
+        post_before: &before.post,
         post: &before.post,
         agent,
+        acts,
         model,
         attention,
     };
-    if let Some(j) = check::gate(&evidence(AgentRun::NotStarted)) {
-        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+    if let Some(j) = check::gate(&evidence(AgentRun::NotStarted, &NO_ACTS)) {
+        return rec.finish(&j, None, None, &[]);
+    }
+    if let Some(reason) = &req.no_model {
+        return rec.finish(&Judgement::no_action(reason.clone()), None, None, &[]);
     }
 
     // The same goal on the same subject that failed twice recently goes to a human instead.
@@ -535,7 +707,7 @@ pub async fn execute(
             req.signal.subject,
             ESCALATION_WINDOW.as_secs() / 3600
         ));
-        return rec.finish(j.outcome, j.exit, j.reason.clone(), &j, None, None, &[]);
+        return rec.finish(&j, None, None, &[]);
     }
 
     rec.stage("prompt")?;
@@ -562,6 +734,7 @@ pub async fn execute(
             run_id: rec.run.id.clone(),
             goal: goal.name.clone(),
             subject: req.signal.subject.clone(),
+            signal_fingerprint: Some(req.signal.fingerprint.clone()),
             state_fingerprint: before.fingerprint(),
             checks: goal.checks.post.clone(),
             action_ttl_secs: ACTION_TTL.as_secs(),
@@ -582,19 +755,50 @@ pub async fn execute(
             .line(&redactor.redact(line))
             .map_err(|e| std::io::Error::other(e.to_string()))
     };
-    let agent_outcome = agent::run(&prepared.spec, &mut write_line, observer).await?;
+    let mut meta = rec.meta.clone();
+    let run_dir = rec.run.clone();
+    // Recorded before claude's output is read: if steward dies now, the next start knows what
+    // to end.
+    let mut record_tree = |tree: &agent::process::Tree| -> std::io::Result<()> {
+        meta.agent = Some(tree.clone());
+        run_dir
+            .write_json("run.json", &meta)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let control = agent::Control {
+        cancel: cancel.clone(),
+        spawned: &mut record_tree,
+    };
+    let agent_outcome =
+        agent::run_controlled(&prepared.spec, &mut write_line, observer, control).await?;
+    rec.meta.agent = meta.agent;
     transcript.sync()?;
     drop(home);
+    if let Some(AgentFailure::Cancelled { signal, killed }) = agent_outcome.failure {
+        let stop = crate::cancel::Request {
+            signal,
+            urgent: killed,
+        };
+        return rec.cancelled(stop, Some(agent_outcome));
+    }
     if let Some(v) = &agent_outcome.verdict {
         rec.run.write_json("verdict.json", v)?;
     }
 
     // After the agent: steward's own checks decide, not the model's claim.
     rec.stage("validation")?;
-    let (invariants_after, post) = tokio::join!(
-        phase_results(&defs, &goal, Phase::Invariant, &env, &redactor),
-        phase_results(&defs, &goal, Phase::Post, &env, &redactor),
-    );
+    let validated = cancel
+        .or_stop(async {
+            tokio::join!(
+                phase_results(&defs, &goal, Phase::Invariant, &env, &redactor),
+                phase_results(&defs, &goal, Phase::Post, &env, &redactor),
+            )
+        })
+        .await;
+    let (invariants_after, post) = match validated {
+        Ok(v) => v,
+        Err(stop) => return rec.cancelled(stop, Some(agent_outcome)),
+    };
     let (invariants_after, post) = (invariants_after?, post?);
     rec.run.write_json(
         "checks-after.json",
@@ -605,12 +809,15 @@ pub async fn execute(
         (None, Some(v)) => AgentRun::Verdict(v),
         (None, None) => AgentRun::Failed(&NO_VERDICT),
     };
+    // Calls claude refused before the hook join the audit first: they count as denied.
+    let unhooked = boundary::audit_unhooked_calls(&rec.run.path)?;
+    let audit = boundary::read_audit(&rec.run.path)?;
+    let acts = Acts::from_audit(&audit);
     let mut judgement = check::judge(&Evidence {
         invariants_after: &invariants_after,
         post: &post,
-        ..evidence(agent_run)
+        ..evidence(agent_run, &acts)
     });
-    let unhooked = boundary::audit_unhooked_calls(&rec.run.path)?;
     if unhooked.ran > 0 {
         // A tool ran without steward's hook deciding: whatever the checks say, this run was not
         // inside the boundary, and nothing it reports can be trusted.
@@ -624,26 +831,39 @@ pub async fn execute(
             ..judgement
         };
     }
-    let audit = boundary::read_audit(&rec.run.path)?;
-    let queued = queued_actions(&audit).len();
-    // The fix waits for a human, so its post-action checks cannot pass yet: that is an
-    // escalation, not a failure to roll back. A broken invariant still fails the run.
-    if queued > 0
-        && judgement.outcome == Outcome::Failed
-        && judgement.regressions.is_empty()
-        && agent_outcome.failure.is_none()
-    {
-        judgement = Judgement::escalated(format!(
-            "{queued} action(s) wait for approval (`steward actions list`); post-action checks \
-             still failing: {}",
-            judgement.failed_checks.join(", ")
-        ));
-    }
-    let rollback = match (&goal.checks.rollback, judgement.rollback) {
-        (Some(argv), true) if !argv.is_empty() => {
+    let rollback = match goal.checks.rollback.as_deref() {
+        Some(argv) if !argv.is_empty() && judgement.rollback => {
             rec.stage("rollback")?;
-            Some(run_rollback(argv, cfg, &redactor).await)
+            let mut record = match cancel.or_urgent(run_rollback(argv, cfg, &redactor)).await {
+                Ok(r) => r,
+                // A half-done rollback is worse than a finished one: only an urgent stop ends it.
+                Err(stop) => return rec.cancelled(stop, Some(agent_outcome)),
+            };
+            record.reason = judgement.rollback_reason.clone();
+            // A rollback is never success, and one that failed leaves the host in doubt.
+            judgement.reason = format!(
+                "{}; rollback {}",
+                judgement.reason,
+                if record.succeeded() {
+                    "ran and succeeded"
+                } else {
+                    "ran and FAILED (see `steward runs show`)"
+                }
+            );
+            Some(record)
         }
+        Some(argv) if !argv.is_empty() => Some(RollbackRecord::skipped(
+            argv,
+            judgement.rollback_reason.clone(),
+        )),
+        // No rollback command: worth recording only when one would have run.
+        _ if judgement.rollback => Some(RollbackRecord::skipped(
+            &[],
+            format!(
+                "the goal has no `rollback` command; one would have run: {}",
+                judgement.rollback_reason
+            ),
+        )),
         _ => None,
     };
     // Only what the agent did and the checks judged counts as an attempt (not an API outage).
@@ -652,20 +872,13 @@ pub async fn execute(
     {
         tracing::warn!("could not record the outcome in effectiveness memory: {e}");
     }
-    rec.finish(
-        judgement.outcome,
-        judgement.exit,
-        judgement.reason.clone(),
-        &judgement,
-        Some(agent_outcome),
-        rollback,
-        &audit,
-    )
+    rec.state_changes = acts.changed;
+    rec.finish(&judgement, Some(agent_outcome), rollback, &audit)
 }
 
 /// The pending actions a run's calls were queued as, each once: the same proposal made twice
 /// is one action (filed once, its `proposals` counted up).
-fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
+pub(crate) fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for id in audit.iter().filter_map(boundary::filed_action) {
         if !ids.contains(&id) {
@@ -673,6 +886,14 @@ fn queued_actions(audit: &[crate::policy::AuditEntry]) -> Vec<String> {
         }
     }
     ids
+}
+
+/// Calls steward's hook denied or queued; the "waiting" line of a wait-mode call is not one.
+pub(crate) fn policy_denials(audit: &[crate::policy::AuditEntry]) -> usize {
+    audit
+        .iter()
+        .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
+        .count()
 }
 
 static NO_VERDICT: AgentFailure = AgentFailure::NoVerdict {
@@ -683,6 +904,8 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
     let out = crate::approval::run_argv(argv, Duration::from_secs(300), &cfg.claude.path).await;
     match out {
         Ok(o) => RollbackRecord {
+            decision: RollbackDecision::Ran,
+            reason: String::new(),
             argv: argv.to_vec(),
             exit_code: o.exit_code(),
             timed_out: o.timed_out(),
@@ -690,12 +913,37 @@ async fn run_rollback(argv: &[String], cfg: &Config, redactor: &Redactor) -> Rol
             error: None,
         },
         Err(e) => RollbackRecord {
+            decision: RollbackDecision::Ran,
+            reason: String::new(),
             argv: argv.to_vec(),
             exit_code: None,
             timed_out: false,
             output: String::new(),
             error: Some(e),
         },
+    }
+}
+
+/// The host lock, waited for without blocking the runtime, unless a stop request comes first.
+async fn lock_unless_stopped(
+    ledger: &Ledger,
+    req: &RunRequest,
+    cancel: &Cancel,
+) -> Result<crate::ledger::LockGuard, RunError> {
+    let purpose = format!("goal {}", req.goal);
+    let deadline = Instant::now() + req.lock_wait;
+    loop {
+        match ledger.lock(&purpose, Duration::ZERO) {
+            Ok(guard) => return Ok(guard),
+            Err(LedgerError::Busy { .. }) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.into()),
+        }
+        let pause = tokio::time::sleep(Duration::from_millis(100));
+        if let Err(stop) = cancel.or_stop(pause).await {
+            return Err(RunError::Cancelled {
+                signal: stop.signal,
+            });
+        }
     }
 }
 
@@ -707,6 +955,12 @@ struct Recorder<'a> {
     req: &'a RunRequest,
     started: OffsetDateTime,
     clock: Instant,
+    /// The agent's state-changing calls, once known.
+    state_changes: Vec<String>,
+    /// Held until the result is written: the proof that this run's steward is alive.
+    _live: crate::liveness::RunLock,
+    /// Wait-mode actions expired because the run was cancelled.
+    actions_expired: Vec<String>,
 }
 
 impl<'a> Recorder<'a> {
@@ -717,12 +971,19 @@ impl<'a> Recorder<'a> {
     ) -> Result<Self, RunError> {
         let started = OffsetDateTime::now_utc();
         let run = ledger.create_run(&req.goal)?;
+        let live = crate::liveness::hold(&run)?;
         let meta = RunMeta {
             id: run.id.clone(),
             goal: req.goal.clone(),
             stage: "started".into(),
             started,
             pid: std::process::id(),
+            vars: req
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), redactor.redact(v)))
+                .collect(),
+            agent: None,
         };
         run.write_json("run.json", &meta)?;
         let mut signal = req.signal.clone();
@@ -740,6 +1001,9 @@ impl<'a> Recorder<'a> {
             req,
             started,
             clock: Instant::now(),
+            state_changes: Vec::new(),
+            _live: live,
+            actions_expired: Vec::new(),
         })
     }
 
@@ -748,12 +1012,48 @@ impl<'a> Recorder<'a> {
         Ok(self.run.write_json("run.json", &self.meta)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A stop request ended the run in its current stage: the record is completed as
+    /// `cancelled`, and the wait-mode actions it was blocked on expire (nothing will run them).
+    fn cancelled(
+        &mut self,
+        stop: crate::cancel::Request,
+        agent: Option<AgentOutcome>,
+    ) -> Result<RunReport, RunError> {
+        let stage = self.meta.stage.clone();
+        let mut reason = format!("cancelled by {} during stage `{stage}`", stop.signal);
+        match agent.as_ref().and_then(|a| a.failure.as_ref()) {
+            Some(AgentFailure::Cancelled { killed: false, .. }) => {
+                reason.push_str(": claude was interrupted and ended within its grace")
+            }
+            Some(AgentFailure::Cancelled { killed: true, .. }) => reason.push_str(
+                ": claude's process group was killed (no end within the grace, or a second signal)",
+            ),
+            _ if stop.urgent => reason.push_str(" (a second signal: stopped at once)"),
+            _ => {}
+        }
+        reason.push_str("; nothing after that stage ran");
+        let store = crate::approval::Store::open(self.ledger.root())?;
+        let expired = store.expire_for_run(&self.run.id)?;
+        if !expired.is_empty() {
+            reason.push_str(&format!(
+                "; wait-mode action(s) expired: {}",
+                expired.join(", ")
+            ));
+        }
+        let exit = stop.signal.exit_kind();
+        let judgement = Judgement {
+            outcome: Outcome::Cancelled,
+            exit,
+            reason: reason.clone(),
+            ..Judgement::escalated(String::new())
+        };
+        let audit = boundary::read_audit(&self.run.path)?;
+        self.actions_expired = expired;
+        self.finish(&judgement, agent, None, &audit)
+    }
+
     fn finish(
         &mut self,
-        outcome: Outcome,
-        exit: ExitKind,
-        reason: String,
         judgement: &Judgement,
         agent: Option<AgentOutcome>,
         rollback: Option<RollbackRecord>,
@@ -762,6 +1062,7 @@ impl<'a> Recorder<'a> {
         self.stage("done")?;
         let a = agent.as_ref();
         let actions_filed = queued_actions(audit);
+        let (outcome, exit) = (judgement.outcome, judgement.exit);
         let result = RunResult {
             id: self.run.id.clone(),
             goal: self.req.goal.clone(),
@@ -770,23 +1071,23 @@ impl<'a> Recorder<'a> {
             outcome,
             exit,
             exit_code: exit.code(),
-            reason,
+            reason: judgement.reason.clone(),
             started: self.started,
             finished: OffsetDateTime::now_utc(),
             duration_ms: self.clock.elapsed().as_millis() as u64,
             agent_started: a.is_some(),
             cost_usd: a.map_or(0.0, |a| a.cost_usd),
+            cost_source: Some(CostSource::of(a)),
             num_turns: a.map_or(0, |a| a.num_turns),
             permission_denials: a.map(|a| a.denials.clone()).unwrap_or_default(),
-            policy_denials: audit
-                .iter()
-                .filter(|e| e.decision != "allow" && !boundary::is_intermediate(e))
-                .count(),
+            policy_denials: policy_denials(audit),
             actions_filed,
+            actions_expired: std::mem::take(&mut self.actions_expired),
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),
             failed_checks: judgement.failed_checks.clone(),
             regressions: judgement.regressions.clone(),
+            state_changes: std::mem::take(&mut self.state_changes),
             rollback,
             session_id: a.map(|a| a.session_id.clone()).unwrap_or_default(),
             claude_exit_code: a.and_then(|a| a.exit_code),
@@ -800,6 +1101,8 @@ impl<'a> Recorder<'a> {
                 "cost_usd": result.cost_usd, "duration_ms": result.duration_ms,
                 "denials": result.permission_denials.len(),
                 "agent_started": result.agent_started,
+                "cost_source": result.cost_source,
+                "actions_expired": result.actions_expired,
             }),
         )?;
         Ok(RunReport::Done(Box::new(result)))
@@ -834,6 +1137,14 @@ pub fn describe_failure(f: &AgentFailure) -> String {
         AgentFailure::NoVerdict { message } => format!("no structured verdict: {message}"),
         AgentFailure::BoundaryNotProven { message } => format!("boundary not proven: {message}"),
         AgentFailure::Execution { message } => format!("error during execution: {message}"),
+        AgentFailure::Cancelled { signal, killed } => format!(
+            "cancelled by {signal}: claude {}",
+            if *killed {
+                "was killed"
+            } else {
+                "was interrupted and ended within its grace"
+            }
+        ),
     }
 }
 
@@ -852,124 +1163,43 @@ fn redact_signal(redactor: &Redactor, signal: &mut Signal) {
     }
 }
 
-/// One line per run for `steward runs list`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: String,
-    pub goal: String,
-    pub outcome: String,
-    pub cost_usd: f64,
-    pub duration_ms: u64,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-pub fn list_runs(ledger: &Ledger) -> Result<Vec<RunSummary>, RunError> {
-    let mut out = Vec::new();
-    for id in ledger.run_ids()? {
-        let run = ledger.run(&id)?;
-        if run.exists("result.json") {
-            match run.read_json::<RunResult>("result.json") {
-                Ok(r) => out.push(RunSummary {
-                    id,
-                    goal: r.goal,
-                    outcome: r.outcome.to_string(),
-                    cost_usd: r.cost_usd,
-                    duration_ms: r.duration_ms,
-                    reason: r.reason,
-                    error: None,
-                }),
-                Err(e) => out.push(unreadable(id, e)),
-            }
-        } else {
-            match run.read_json::<RunMeta>("run.json") {
-                Ok(m) => out.push(RunSummary {
-                    id,
-                    goal: m.goal,
-                    outcome: Outcome::Running.to_string(),
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    reason: format!("no result yet; last stage `{}` (pid {})", m.stage, m.pid),
-                    error: None,
-                }),
-                Err(e) => out.push(unreadable(id, e)),
-            }
-        }
+/// A wait-mode action is only worth approving while its run waits on it. When that run's
+/// steward is gone, the action expires here, with an error that says why.
+fn waiting_run_alive(
+    ledger: &Ledger,
+    store: &crate::approval::Store,
+    action: &crate::approval::Action,
+) -> Result<(), RunError> {
+    let Some(run_id) = action.run_id.as_deref() else {
+        return Ok(());
+    };
+    let life = match ledger.run(run_id) {
+        Ok(run) => match run.read_json::<RunMeta>("run.json") {
+            Ok(meta) => crate::liveness::life(&run, meta.pid),
+            Err(_) => return Ok(()),
+        },
+        Err(_) => crate::liveness::Life::Crashed {
+            reason: "its record is gone".into(),
+        },
+    };
+    if matches!(
+        life,
+        crate::liveness::Life::Running | crate::liveness::Life::Unknown { .. }
+    ) {
+        return Ok(());
     }
-    Ok(out)
-}
-
-fn unreadable(id: String, e: LedgerError) -> RunSummary {
-    RunSummary {
-        id,
-        goal: "?".into(),
-        outcome: "unreadable".into(),
-        cost_usd: 0.0,
-        duration_ms: 0,
-        reason: String::new(),
-        error: Some(e.to_string()),
+    if action.state == crate::approval::ActionState::Pending {
+        store.expire(
+            &action.id,
+            &format!("its run {run_id} is {}", life.as_str()),
+        )?;
     }
-}
-
-/// Everything recorded about one run, for `steward runs show`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunDetail {
-    pub id: String,
-    pub dir: String,
-    pub meta: Option<RunMeta>,
-    pub result: Option<RunResult>,
-    pub signal: Option<serde_json::Value>,
-    pub argv: Option<Vec<String>>,
-    /// Every decision of steward's policy hook in this run.
-    pub audit: Vec<crate::policy::AuditEntry>,
-    pub files: Vec<String>,
-}
-
-pub fn show_run(ledger: &Ledger, id: &str) -> Result<RunDetail, RunError> {
-    let run = ledger.run(id)?;
-    let opt = |name: &str| -> Result<bool, RunError> { Ok(run.exists(name)) };
-    let meta = if opt("run.json")? {
-        Some(run.read_json("run.json")?)
-    } else {
-        None
-    };
-    let result = if opt("result.json")? {
-        Some(run.read_json("result.json")?)
-    } else {
-        None
-    };
-    let signal = if opt("signal.json")? {
-        Some(run.read_json("signal.json")?)
-    } else {
-        None
-    };
-    let argv = if opt("claude-argv.json")? {
-        Some(run.read_json("claude-argv.json")?)
-    } else {
-        None
-    };
-    let mut files: Vec<String> = std::fs::read_dir(&run.path)
-        .map_err(|source| LedgerError::Read {
-            path: run.path.clone(),
-            source,
-        })?
-        .filter_map(|e| {
-            e.ok()
-                .and_then(|e| e.file_name().to_str().map(str::to_string))
-        })
-        .collect();
-    files.sort();
-    Ok(RunDetail {
-        id: run.id.clone(),
-        dir: run.path.display().to_string(),
-        meta,
-        result,
-        signal,
-        argv,
-        audit: boundary::read_audit(&run.path)?,
-        files,
-    })
+    Err(crate::approval::ApprovalError::RunEnded {
+        id: action.id.clone(),
+        run: run_id.to_string(),
+        state: life.as_str().to_string(),
+    }
+    .into())
 }
 
 /// `steward actions approve`: the state must still be what the proposal saw, then steward's
@@ -997,6 +1227,8 @@ pub async fn approve_and_execute(
     };
     let ledger = Ledger::open(&cfg.state_dir)?;
     if action.executor == Executor::Agent {
+        // An approval nobody is waiting for would never run: the run ended (cancelled, crashed).
+        waiting_run_alive(&ledger, &store, &action)?;
         // A run is blocked on this decision and holds the host lock; its agent runs the command
         // inside that run, so approving only records the decision.
         let approved = store.approve(id, by, note, &current)?;
@@ -1034,8 +1266,11 @@ pub async fn approve_and_execute(
     } else {
         Outcome::Failed
     };
+    // Every subject it was proposed for is remembered as attempted (one run, one outcome).
     let memory = Memory::open(&cfg.state_dir);
-    memory.record_now(&done.subject, &done.argv.join(" "), outcome)?;
+    for subject in done.subjects() {
+        memory.record_now(subject, &done.argv.join(" "), outcome)?;
+    }
     ledger.event(
         "action_executed",
         done.run_id.as_deref(),

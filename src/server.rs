@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::agent::QuietObserver;
+use crate::cancel::{Cancel, StopSignal};
 use crate::config::{Config, ConfigArgs, ConfigError};
 use crate::ledger::{Ledger, LedgerError, Unsynced};
 use crate::queue::{self, JobState, Queue, QueueError, Worked};
@@ -36,6 +37,8 @@ use crate::run::RunReport;
 use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
+
+mod upkeep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -485,6 +488,11 @@ impl Shared {
             let verdict = match decision {
                 Ok(routed) => {
                     enqueued |= matches!(routed.decision, RoutingDecision::Enqueue { .. });
+                    // As often as the `operator_notice` it wrote: once per window, not per alert.
+                    if routed.decision.told_operator() {
+                        tracing::warn!(subject = %s.subject, source = s.source.as_str(),
+                            decision = routed.decision.name(), "signal not run: {}", routed.reason);
+                    }
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
@@ -574,6 +582,28 @@ impl Shared {
                     serde_json::json!({"reason": e.to_string()}),
                 );
             }
+        }
+    }
+
+    /// A queued job was not started because the day's budget is spent: the operator is told
+    /// once a day (shared with the router's `over_budget` decisions).
+    fn budget_spent(&self, job: &str, spent: f64, budget: f64) {
+        let tell = self
+            .router
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tell_budget(OffsetDateTime::now_utc());
+        if tell {
+            let reason = format!(
+                "today's runs cost ${spent:.4}, the daily budget is ${budget:.2}: queued job {job} \
+                 was not started"
+            );
+            tracing::warn!(%job, "{reason}");
+            self.event(
+                "operator_notice",
+                serde_json::json!({"cause": "daily_budget", "spent_usd": spent,
+                    "budget_usd": budget, "job": job, "reason": reason}),
+            );
         }
     }
 
@@ -950,8 +980,13 @@ fn local_app(shared: Arc<Shared>) -> HttpRouter {
 // The worker
 
 /// Runs queued jobs one at a time until `stop` turns true (checked between jobs only: stopping a
-/// run is the caller's decision, by dropping this future).
-async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<bool>) {
+/// run is the caller's decision, through `cancel`, or by dropping this future).
+async fn worker(
+    shared: Arc<Shared>,
+    queue: Queue,
+    mut stop: watch::Receiver<bool>,
+    cancel: Cancel,
+) {
     let mut observer = QuietObserver;
     loop {
         if *stop.borrow() {
@@ -961,11 +996,13 @@ async fn worker(shared: Arc<Shared>, queue: Queue, mut stop: watch::Receiver<boo
         let poll = Duration::from_secs(cfg.serve.poll_secs);
         let mut idle = true;
         if !cfg.serve.paused {
-            match queue::work_one(&cfg, &queue, &mut observer).await {
+            match queue::work_one_until(&cfg, &queue, &mut observer, cancel.clone()).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
-                    tracing::info!(job = %w.job.id, goal = %w.job.goal, state = ?w.job.state,
-                        error = ?w.error, "job ended");
+                    if let Some((spent, budget)) = w.over_budget {
+                        shared.budget_spent(&w.job.id, spent, budget);
+                    }
+                    upkeep::log_job(&w);
                     // A requeued job met a busy host lock: wait before trying again.
                     idle = w.job.state == JobState::Queued;
                 }
@@ -1090,7 +1127,7 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
 /// traces (pid file, socket) are gone.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // Handlers first: a SIGTERM right after READY must stop the daemon cleanly, not kill it.
-    let signals = Signals::install().map_err(|source| ServeError::Io {
+    let mut signals = Signals::install().map_err(|source| ServeError::Io {
         what: "cannot install signal handlers".into(),
         source,
     })?;
@@ -1113,6 +1150,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let ledger = Ledger::open(&cfg.state_dir)?;
     let queue = Queue::open(&cfg.state_dir)?;
     let router = Router::open(&cfg, queue.clone())?;
+    // First what a dead steward left running (its processes ended, its runs recorded
+    // `crashed`), then its jobs: a recovered job must never run beside its orphaned agent.
+    let crashed = crate::recover::recover_logged(&ledger);
     let recovered = queue.recover(OffsetDateTime::now_utc())?;
     // Before the listener: a goal with a bad schedule stops the start, with its file and line.
     let entries = scheduled(&cfg)?;
@@ -1166,6 +1206,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
 
     let grace = Duration::from_secs(cfg.serve.grace_secs);
+    let kill_grace = Duration::from_secs(cfg.claude.kill_grace_secs);
     let (routing, requests) = std_mpsc::channel();
     let shared = Arc::new(Shared {
         opts,
@@ -1183,7 +1224,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     shared.event(
         "daemon_started",
         serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
-            "recovered": recovered, "scheduled": shared.schedule().iter()
+            "recovered": recovered, "crashed_runs": crashed,
+            "scheduled": shared.schedule().iter()
                 .map(|e| serde_json::json!({"goal": e.goal, "schedule": e.expr}))
                 .collect::<Vec<_>>()}),
     );
@@ -1213,8 +1255,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 .into_future(),
         )
     };
-    let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone()));
+    let (canceller, cancel) = crate::cancel::pair();
+    let mut work = tokio::spawn(worker(shared.clone(), queue, stop_rx.clone(), cancel));
     let timer = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx.clone()));
     // The first line on stdout says where the daemon listens (tests read it; port 0 works).
     // Not println!: a closed stdout must not panic the daemon.
     let _ = std::io::Write::write_fmt(
@@ -1238,23 +1282,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!("{why}: stopping");
     let _ = stop_tx.send(true);
     shared.wake.notify_one();
-    let ended = match tokio::time::timeout(grace, &mut work).await {
-        Ok(_) => "the worker finished".to_string(),
-        Err(_) => {
-            // Dropping the run future kills claude's process group (the runner guarantees it).
-            work.abort();
-            let _ = work.await;
-            let requeued = requeue_mine(&shared);
-            format!(
-                "the current run did not finish within {} s and was cancelled; jobs requeued: {}",
-                grace.as_secs(),
-                requeued.join(", ")
-            )
-        }
+    let stopping = Stopping {
+        why,
+        grace,
+        kill_grace,
+        canceller,
     };
+    let ended = stopping.finish(&shared, &mut work, &mut signals).await;
     let _ = http.await;
     let _ = local.await;
     let _ = timer.await;
+    let _ = retention.await;
     // Every request is answered by now: close the routing and let its threads finish.
     if let Ok(mut routing) = shared.routing.lock() {
         routing.take();
@@ -1274,10 +1312,72 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     shared.event(
         "daemon_stopped",
-        serde_json::json!({"signal": why, "worker": ended}),
+        serde_json::json!({"signal": why.name(), "worker": ended}),
     );
     tracing::info!("{ended}");
     Ok(())
+}
+
+/// Once the run is cancelled, how long recording it may take on top of claude's kill grace before
+/// the worker is dropped.
+const RECORD_GRACE: Duration = Duration::from_secs(10);
+
+/// How the daemon ends the work in progress when it is told to stop.
+struct Stopping {
+    why: StopSignal,
+    grace: Duration,
+    kill_grace: Duration,
+    canceller: crate::cancel::Canceller,
+}
+
+impl Stopping {
+    /// The current run gets `grace` to finish. Past it, it is cancelled like `steward run` at
+    /// Ctrl-C: claude is interrupted, killed after its own grace, and the run is recorded
+    /// `cancelled` while its job goes back to the queue. A second SIGTERM/SIGINT cancels at once.
+    /// Only a worker that still does not end is dropped (which kills claude's group too) and its
+    /// jobs requeued here. Returns what happened, for the `daemon_stopped` event.
+    async fn finish(
+        self,
+        shared: &Shared,
+        work: &mut tokio::task::JoinHandle<()>,
+        signals: &mut Signals,
+    ) -> String {
+        let mut deadline = tokio::time::Instant::now() + self.grace;
+        let mut cancelled: Option<&'static str> = None;
+        loop {
+            tokio::select! {
+                _ = &mut *work => break,
+                () = tokio::time::sleep_until(deadline) => {
+                    if cancelled.is_some() {
+                        work.abort();
+                        let _ = (&mut *work).await;
+                        let requeued = requeue_mine(shared);
+                        return format!(
+                            "the current run was cancelled but did not end; the worker was dropped \
+                             and its jobs requeued: {}",
+                            requeued.join(", ")
+                        );
+                    }
+                    self.canceller.stop(self.why);
+                    cancelled = Some("did not finish within the grace");
+                    deadline = tokio::time::Instant::now() + self.kill_grace + RECORD_GRACE;
+                }
+                again = signals.next_stop() => {
+                    tracing::info!("{again} again: cancelling the current run at once");
+                    self.canceller.stop_now(self.why);
+                    cancelled = Some("was cancelled at once by a second signal");
+                    deadline = tokio::time::Instant::now() + RECORD_GRACE;
+                }
+            }
+        }
+        match cancelled {
+            None => "the worker finished".to_string(),
+            Some(how) => format!(
+                "the current run {how} ({} s): it was recorded `cancelled` and its job requeued",
+                self.grace.as_secs()
+            ),
+        }
+    }
 }
 
 /// Jobs this process claimed go back to the queue: the daemon is stopping, not the job failing.
@@ -1321,13 +1421,21 @@ impl Signals {
     }
 
     /// Waits for SIGTERM or SIGINT; SIGHUP reloads on the way.
-    async fn wait_for_stop(mut self, shared: &Shared) -> &'static str {
+    async fn wait_for_stop(&mut self, shared: &Shared) -> StopSignal {
         loop {
             tokio::select! {
-                _ = self.term.recv() => return "SIGTERM",
-                _ = self.int.recv() => return "SIGINT",
+                _ = self.term.recv() => return StopSignal::Terminate,
+                _ = self.int.recv() => return StopSignal::Interrupt,
                 _ = self.hup.recv() => shared.reload(),
             }
+        }
+    }
+
+    /// The next SIGTERM or SIGINT, once the daemon is stopping (SIGHUP no longer reloads).
+    async fn next_stop(&mut self) -> StopSignal {
+        tokio::select! {
+            _ = self.term.recv() => StopSignal::Terminate,
+            _ = self.int.recv() => StopSignal::Interrupt,
         }
     }
 }

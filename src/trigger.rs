@@ -923,6 +923,7 @@ pub fn inline_request(
         signal,
         dry_run: opts.dry_run,
         force_model: opts.force_model,
+        no_model: None,
         lock_wait: opts.lock_wait,
     }
 }

@@ -186,7 +186,7 @@ fn an_approved_call_runs_inside_the_waiting_run() {
 
     let approve = env
         .steward()
-        .args(["actions", "approve", &id, "--by", "alice"])
+        .args(["actions", "approve", &id, "--yes", "--by", "alice"])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&approve.stdout);
@@ -279,6 +279,41 @@ fn a_rejected_call_is_denied_with_the_operators_note() {
     let prompt = approval_entries(&audit(&env, report["id"].as_str().unwrap()));
     assert_eq!(prompt.last().unwrap().0, "deny", "{prompt:#?}");
     assert!(prompt.last().unwrap().1.contains("rejected"), "{prompt:#?}");
+}
+
+/// The agent's only change was rejected by the operator and it then reports `fixed`: nothing
+/// was fixed, and the run says so (escalated, exit 6), naming the rejected action.
+#[test]
+fn a_rejected_change_is_not_a_fix() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let env = wait_env(&claude, tmp.path(), 60);
+    let marker = marker_in(&env);
+    let scenario = touch_scenario(&marker).replace("status = \"ok\"", "status = \"fixed\"");
+    let model = start_model(&env, &scenario);
+    let mut run = start_run(&env);
+    let id = wait_for_pending(&env, &mut run)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reject = env
+        .steward()
+        .args(["actions", "reject", &id, "--by", "bob"])
+        .output()
+        .unwrap();
+    assert!(reject.status.success());
+    let (code, report) = finish(run);
+    assert!(!marker.exists());
+    assert_eq!(report["verdict"]["status"], "fixed", "{report:#}");
+    assert_eq!(code, Some(6), "{report:#}");
+    assert_eq!(report["outcome"], "escalated");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no state-changing call ran")
+            && reason.contains(&format!("1 rejected by an operator ({id})")),
+        "{reason}"
+    );
+    drop(model);
 }
 
 #[test]

@@ -223,9 +223,10 @@ fn every_bypass_attempt_is_denied_and_audited() {
     let show = env.steward().args(["runs", "show", id]).output().unwrap();
     let text = String::from_utf8_lossy(&show.stdout);
     assert_eq!(show.status.code(), Some(0), "{text}");
+    // Each tool call's decision line starts with the decision.
     let denials = text
         .lines()
-        .filter(|l| l.trim_start().starts_with("policy deny"))
+        .filter(|l| l.trim_start().starts_with("deny"))
         .count();
     assert!(
         denials >= bypasses.len() + reads.len(),
@@ -404,7 +405,7 @@ Create the marker file in {{ workspace }}.
     assert_eq!(out.status.code(), Some(0));
     let out = env
         .steward()
-        .args(["actions", "approve", &id2, "--by", "tester"])
+        .args(["actions", "approve", &id2, "--yes", "--by", "tester"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a rejected action was approved");
@@ -415,7 +416,7 @@ Create the marker file in {{ workspace }}.
     std::fs::write(&marker, "made by the test").unwrap();
     let out = env
         .steward()
-        .args(["actions", "approve", &id3, "--by", "tester"])
+        .args(["actions", "approve", &id3, "--yes", "--by", "tester"])
         .output()
         .unwrap();
     assert_eq!(
@@ -432,7 +433,7 @@ Create the marker file in {{ workspace }}.
     // Approved: steward's executor runs it, then the goal's post checks.
     let out = env
         .steward()
-        .args(["actions", "approve", &id, "--by", "tester"])
+        .args(["actions", "approve", &id, "--yes", "--by", "tester"])
         .output()
         .unwrap();
     assert_eq!(
@@ -453,7 +454,7 @@ Create the marker file in {{ workspace }}.
     // Once done, it cannot run again.
     let out = env
         .steward()
-        .args(["actions", "approve", &id, "--by", "tester"])
+        .args(["actions", "approve", &id, "--yes", "--by", "tester"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -112,6 +112,54 @@ impl Push {
     }
 }
 
+/// A push that changes nothing (`--base` = `--head`): no review to make, no model call, and the
+/// decision is `deploy` with a reason that says why; the run is recorded as `no_action`.
+#[test]
+fn a_push_that_changes_nothing_deploys_without_a_model_call() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "risky", ""));
+    let out = p.ci(&p.head);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["decision"], "deploy", "{v:#}");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["changed_files"], serde_json::json!([]));
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.starts_with("no files changed between"), "{reason}");
+    assert_eq!(v["run"]["outcome"], "no_action");
+    assert_eq!(v["run"]["agent_started"], false);
+    let calls = p.model.requests();
+    assert!(
+        !calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"] == "/v1/messages"),
+        "the model was called: {calls:#}"
+    );
+    let dir = p.env.run_dir(v["run"]["id"].as_str().unwrap());
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["outcome"], "no_action");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no files changed between"),
+        "{result:#}"
+    );
+    // Text output says the same.
+    let out = p
+        .env
+        .steward()
+        .args(["ci", "--base", &p.head, "--head", &p.head])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(": deploy (0 changed files"), "{said}");
+}
+
 #[test]
 fn a_clean_change_deploys_and_the_prompt_lists_the_files() {
     let Some(claude) = claude_bin() else { return };

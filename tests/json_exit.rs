@@ -147,6 +147,7 @@ fn file_action(env: &Env, argv: &[&str]) -> String {
     let filed = store
         .file(steward::approval::Proposal {
             subject: "json-exit".into(),
+            signal_fingerprint: None,
             argv: argv.iter().map(|s| s.to_string()).collect(),
             rationale: "test".into(),
             checks: vec![],
@@ -167,14 +168,15 @@ fn actions_approve_answers_with_the_exit_of_what_ran() {
     let ok = file_action(&env, &["true"]);
     let v = verdict(
         env.steward()
-            .args(["--json", "actions", "approve", &ok, "--by", "t"]),
+            .args(["--json", "actions", "approve", &ok, "--yes", "--by", "t"]),
         0,
     );
     assert_eq!(v["state"], "done");
     let failing = file_action(&env, &["false"]);
     let v = verdict(
-        env.steward()
-            .args(["--json", "actions", "approve", &failing, "--by", "t"]),
+        env.steward().args([
+            "--json", "actions", "approve", &failing, "--yes", "--by", "t",
+        ]),
         5,
     );
     assert_eq!(v["state"], "failed");

@@ -169,8 +169,30 @@ fn a_failing_preflight_check_aborts_before_the_model() {
     assert!(!dir.join("transcript.jsonl").exists());
 }
 
+/// A Bash call of the scenario's model.
+fn bash_turn(id: &str, command: &str) -> String {
+    format!(
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\nid = \"{id}\"\ninput = {{ command = {}, description = \"step\" }}\n",
+        quoted(command)
+    )
+}
+
+/// `steward runs show ID` as text.
+fn runs_show(s: &Setup, id: &str) -> String {
+    let out = s.env.steward().args(["runs", "show", id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The agent's only call is denied and the post check already failed before the run: the run
+/// fails, but its rollback (think `nixos-rebuild switch --rollback`) must not undo the
+/// operator's own last change. The decision is recorded and shown either way.
 #[test]
-fn a_failing_post_check_fails_the_run_and_rolls_back() {
+fn a_rollback_never_undoes_what_nobody_did() {
     let Some(claude) = claude_bin() else { return };
     let s = Setup::new(&claude);
     let scratch = s.scratch();
@@ -183,20 +205,150 @@ fn a_failing_post_check_fails_the_run_and_rolls_back() {
             quoted(&rolled.display().to_string())
         ),
     );
+    let scenario = format!(
+        "{}{}",
+        bash_turn("toolu_denied", &format!("rm -rf {}", s.ws().display())),
+        verdict("fixed")
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let model = ScriptedModel::start(tmp.path(), &verdict("ok"));
+    let model = ScriptedModel::start(tmp.path(), &scenario);
     let (code, report) = s.run(&model, &["post-fails"]);
     assert_eq!(code, Some(5), "{report:#}");
     assert_eq!(report["outcome"], "failed");
     assert!(model_calls(&model) >= 1);
-    assert!(rolled.exists(), "the rollback did not run");
+    assert!(s.ws().is_dir());
+    assert!(
+        !rolled.exists(),
+        "the rollback ran although nothing was done"
+    );
     let result = s.result(&report);
     assert_eq!(result["failed_checks"], serde_json::json!(["post-never"]));
-    assert_eq!(
-        result["rollback"]["argv"],
-        serde_json::json!(["touch", rolled.display().to_string()])
+    assert_eq!(result["state_changes"], serde_json::json!([]));
+    assert_eq!(result["rollback"]["decision"], "skipped", "{result:#}");
+    let why = result["rollback"]["reason"].as_str().unwrap();
+    assert!(why.contains("already failed before the run"), "{why}");
+    let shown = runs_show(&s, report["id"].as_str().unwrap());
+    assert!(
+        shown.contains("rollback: skipped `touch") && shown.contains("already failed before"),
+        "{shown}"
     );
-    assert_eq!(result["rollback"]["exit_code"], 0);
+}
+
+/// The agent breaks a post check that held before (an allowed Write): the run fails and the
+/// rollback runs, undoes it, and is shown with its result.
+#[test]
+fn a_post_check_the_agent_broke_is_rolled_back() {
+    let Some(claude) = claude_bin() else { return };
+    let s = Setup::new(&claude);
+    let state = s.ws().join("service.conf");
+    std::fs::write(&state, "service is healthy\n").unwrap();
+    s.file_check("conf-healthy", &state, "contains = \"healthy\"");
+    let good = s.scratch().join("service.good");
+    std::fs::copy(&state, &good).unwrap();
+    s.goal(
+        "breaks-post",
+        &format!(
+            "tools = [\"Read\", \"Write\"]\n[policy]\nread = [\"{{workspace}}\"]\nwrite = [\"{{workspace}}\"]\n[checks]\npost = [\"conf-healthy\"]\nrollback = [\"cp\", {}, {}]",
+            quoted(&good.display().to_string()),
+            quoted(&state.display().to_string())
+        ),
+    );
+    let p = quoted(&state.display().to_string());
+    // claude refuses a Write of a file it has not read, so the agent reads it first.
+    let scenario = format!(
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Read\"\nid = \"toolu_read\"\ninput = {{ file_path = {p} }}\n\n[[turn]]\n[[turn.tool_use]]\nname = \"Write\"\nid = \"toolu_write\"\ninput = {{ file_path = {p}, content = \"broken\\n\" }}\n\n{}",
+        verdict("fixed")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let (code, report) = s.run(&model, &["breaks-post"]);
+    assert_eq!(code, Some(5), "{report:#}");
+    assert_eq!(report["outcome"], "failed");
+    let result = s.result(&report);
+    assert_eq!(result["rollback"]["decision"], "ran", "{result:#}");
+    assert_eq!(result["rollback"]["exit_code"], 0, "{result:#}");
+    assert!(
+        result["rollback"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`conf-healthy` passed before the run"),
+        "{result:#}"
+    );
+    assert_eq!(read(state.clone()), "service is healthy\n", "not undone");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollback ran and succeeded"),
+        "{report:#}"
+    );
+    let shown = runs_show(&s, report["id"].as_str().unwrap());
+    assert!(
+        shown.contains("rollback: ran `cp") && shown.contains("exit 0, succeeded"),
+        "{shown}"
+    );
+    // The JSON view carries the same record.
+    let out = s
+        .env
+        .steward()
+        .args(["--json", "runs", "show", report["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["result"]["rollback"]["decision"], "ran");
+}
+
+/// The agent's only attempt to act is queued for approval, or denied, and it then says
+/// `fixed`: nothing was fixed, a human must decide (README rule 7/8), exit 6.
+#[test]
+fn fixed_is_not_believed_when_the_only_attempt_was_queued_or_denied() {
+    let Some(claude) = claude_bin() else { return };
+    let s = Setup::new(&claude);
+    s.goal(
+        "queues",
+        "tools = [\"Bash\"]\n[policy]\napprove = [\"touch FILE\"]\nallow = [\"uptime\"]\nread = [\"{workspace}\"]",
+    );
+    let marker = s.ws().join("marker");
+    let scenario = format!(
+        "{}{}{}",
+        bash_turn("toolu_look", "uptime"),
+        bash_turn("toolu_touch", &format!("touch {}", marker.display())),
+        verdict("fixed")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let (code, report) = s.run(&model, &["queues"]);
+    assert!(!marker.exists());
+    assert_eq!(code, Some(6), "{report:#}");
+    assert_eq!(report["outcome"], "escalated");
+    assert_eq!(report["actions_filed"].as_array().unwrap().len(), 1);
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("1 action(s) wait for approval"),
+        "{reason}"
+    );
+
+    // Denied: the policy allows nothing that changes anything.
+    s.goal(
+        "denies",
+        "tools = [\"Bash\"]\n[policy]\nallow = [\"uptime\"]",
+    );
+    let scenario = format!(
+        "{}{}{}",
+        bash_turn("toolu_look", "uptime"),
+        bash_turn("toolu_touch", &format!("touch {}", marker.display())),
+        verdict("fixed")
+    );
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let (code, report) = s.run(&model, &["denies"]);
+    assert!(!marker.exists());
+    assert_eq!(code, Some(6), "{report:#}");
+    assert_eq!(report["outcome"], "escalated");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("not fixed: the agent reported `fixed`, but no state-changing call ran")
+            && reason.contains("1 denied by policy"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -294,6 +446,49 @@ fn green_checks_skip_the_model_and_a_failing_invariant_calls_it() {
     // It failed before and still fails: not the run's fault, but not ok either.
     assert_eq!(report["outcome"], "escalated", "{report:#}");
     assert_eq!(code, Some(6));
+}
+
+/// Messages match records: unavailable checks are not counted as green, and actions the model
+/// only proposes in its verdict are not said to await approval (nothing was filed).
+#[test]
+fn reasons_say_what_the_records_say() {
+    let Some(claude) = claude_bin() else { return };
+    let s = Setup::new(&claude);
+    let present = s.scratch().join("present");
+    std::fs::write(&present, "x").unwrap();
+    s.file_check("is-present", &present, "exists = true");
+    for name in ["no-tool-a", "no-tool-b", "no-tool-c"] {
+        s.checks(&format!(
+            "[[check]]\nname = \"{name}\"\ndescription = \"{name}\"\nkind = \"command\"\nargv = [\"steward-test-no-such-tool-{name}\"]\n"
+        ));
+    }
+    s.goal(
+        "mostly-unavailable",
+        "tools = [\"Bash\"]\n[checks]\nmodel = \"on_attention\"\ninvariants = [\"is-present\", \"no-tool-a\", \"no-tool-b\", \"no-tool-c\"]",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), &verdict("ok"));
+    let (code, report) = s.run(&model, &["mostly-unavailable"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "no_action");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no action: 1 check(s) passed, 3 unavailable here (no-tool-a, no-tool-b, no-tool-c), none failed"),
+        "{reason}"
+    );
+
+    s.goal("proposes", "tools = [\"Bash\"]");
+    let proposing = "[[turn]]\nverdict = { status = \"needs_attention\", summary = \"restart it\", findings = [], actions_taken = [], proposed_actions = [{ command = [\"systemctl\", \"restart\", \"nginx.service\"], rationale = \"stuck\", risk = \"low\" }], knowledge = [] }\n";
+    let model = ScriptedModel::start(tmp.path(), proposing);
+    let (code, report) = s.run(&model, &["proposes"]);
+    assert_eq!(code, Some(6), "{report:#}");
+    assert_eq!(report["actions_filed"], serde_json::json!([]));
+    let reason = report["reason"].as_str().unwrap();
+    assert!(!reason.contains("await approval"), "{reason}");
+    assert!(
+        reason.contains("proposes 1 action(s) in its verdict, none filed for approval"),
+        "{reason}"
+    );
 }
 
 #[test]

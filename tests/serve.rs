@@ -515,6 +515,140 @@ fn a_trigger_hands_its_signal_to_the_daemon_and_systemd_hears_of_it() {
     assert!(told.iter().any(|m| m == "STOPPING=1"), "{told:?}");
 }
 
+/// The issue's timer: a goal fired again and again through the daemon is run every time (it
+/// never "flaps" for running), while a subject whose runs keep failing is held back with exit 6,
+/// and a spent budget with exit 7; the operator is told once each.
+#[test]
+fn timer_fires_run_every_time_and_held_back_triggers_exit_non_zero() {
+    // health-check with stand-in checks that pass: every run is `no_action`, no claude needed.
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        "#--tables--\n[serve]\npoll_secs = 1\n[router]\ncooldown_secs = 0\n",
+    );
+    let d = Daemon::start(&env, None);
+    let trigger = |goal: &str| {
+        let out = env
+            .steward()
+            .args(["--json", "trigger", "timer", goal])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    for n in 1..=5 {
+        let (code, v) = trigger("health-check");
+        assert_eq!(code, Some(0), "fire {n}: {v}");
+        assert_eq!(v["daemon"]["decision"], "enqueue", "fire {n}: {v}");
+        wait_for("the run", 20, || jobs(&env.state(), true).len() == n);
+    }
+    let archived = jobs(&env.state(), true);
+    assert!(
+        archived.iter().all(|j| j["outcome"] == "no_action"),
+        "{archived:#?}"
+    );
+    assert!(events(&env.state(), "operator_notice").is_empty());
+
+    // Three timer runs of the subject that ended escalated in the last ten minutes.
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for i in 0..3 {
+        let id = format!(
+            "{:04}{:02}{:02}T000000Z-health-check-esc00{i}",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
+        let run = env.state().join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("result.json"),
+            json!({"cost_usd": 0.0, "source": "timer", "subject": "health-check",
+                   "outcome": "escalated", "finished": stamp})
+            .to_string(),
+        )
+        .unwrap();
+    }
+    let (code, v) = trigger("health-check");
+    assert_eq!(code, Some(6), "{v}");
+    assert_eq!(v["daemon"]["decision"], "flapping", "{v}");
+    assert_eq!(v["exit"], "needs_human");
+
+    // Today's runs cost more than the budget: another goal's timer is held back, exit 7.
+    let run = env.state().join(format!(
+        "runs/{:04}{:02}{:02}T000000Z-incident-spent",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    ));
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("result.json"), r#"{"cost_usd": 99.0}"#).unwrap();
+    let out = env
+        .steward()
+        .args(["trigger", "timer", "proactive"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{said}");
+    assert!(
+        said.contains("NOT RUN (over_budget; exit 7 limited)"),
+        "{said}"
+    );
+    let causes: Vec<Value> = events(&env.state(), "operator_notice")
+        .into_iter()
+        .map(|n| n["cause"].clone())
+        .collect();
+    assert_eq!(causes, [json!("flapping"), json!("daily_budget")]);
+    d.stop();
+}
+
+/// A job queued before the budget was spent is not started by the worker, and the operator is
+/// told (once a day): a skipped run is never silent.
+#[test]
+fn a_queued_job_the_spent_budget_stops_tells_the_operator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        PAUSED,
+    );
+    let token = write_token(tmp.path());
+    let d = Daemon::start(&env, Some(&token));
+    let (code, body) = post_json(
+        &format!("{}/hooks/alertmanager", d.url),
+        &am_payload(vec![alert("Disk", "h1", "spent-1", "firing")]),
+    );
+    assert_eq!(code, 200, "{body}");
+    let job = body["decisions"][0]["job_id"].as_str().unwrap().to_string();
+    let today = time::OffsetDateTime::now_utc().date();
+    let run = env.state().join(format!(
+        "runs/{:04}{:02}{:02}T000000Z-incident-spent",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    ));
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("result.json"), r#"{"cost_usd": 99.0}"#).unwrap();
+    set_paused(&env, false);
+    d.signal("HUP");
+    wait_for("the job to be cancelled", 20, || {
+        jobs(&env.state(), true)
+            .iter()
+            .any(|j| j["id"] == job.as_str() && j["state"] == "cancelled")
+    });
+    wait_for("the notice", 5, || {
+        !events(&env.state(), "operator_notice").is_empty()
+    });
+    let notices = events(&env.state(), "operator_notice");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["cause"], "daily_budget");
+    assert_eq!(notices[0]["job"], job.as_str());
+    d.stop();
+}
+
 /// `prometheus-alertmanager`, or None (a failure under `CI=true`).
 fn alertmanager_bin() -> Option<PathBuf> {
     for p in ["/usr/bin/prometheus-alertmanager", "/usr/bin/amtool"] {
@@ -726,6 +860,19 @@ verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], 
         stopped[0]["worker"].as_str().unwrap().contains("cancelled"),
         "{stopped:?}"
     );
+    // The cancelled run has a complete record, like a `steward run` stopped by SIGTERM.
+    let finished = events(&env.state(), "run_finished");
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["outcome"], "cancelled");
+    let run_id = finished[0]["run"].as_str().unwrap();
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.run_dir(run_id).join("result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(result["outcome"], "cancelled", "{result:#}");
+    assert_eq!(result["exit_code"], 143);
+    assert_eq!(result["failure"]["signal"], "SIGTERM");
+    assert!(queued[0]["reason"].as_str().unwrap().contains(run_id));
 }
 
 const TICK_GOAL: &str = "+++\ndescription = \"a goal the scheduler fires every second\"\nschedule = \"* * * * * *\"\n+++\nLook around.\n";
@@ -873,7 +1020,12 @@ fn flapping_escalates_once_and_an_exhausted_budget_queues_nothing() {
         "{second}"
     );
     assert!(jobs(&env.state(), false).is_empty());
-    assert_eq!(events(&env.state(), "operator_notice").len(), 1);
+    // Told once about the flapping subject and once about the budget.
+    let notices: Vec<Value> = events(&env.state(), "operator_notice")
+        .into_iter()
+        .map(|n| n["cause"].clone())
+        .collect();
+    assert_eq!(notices, [json!("flapping"), json!("daily_budget")]);
     let (_, metrics) = http("GET", &format!("{}/metrics", d.url), &[], None);
     for line in [
         r#"steward_signals_total{source="alertmanager",decision="flapping"} 2"#,

@@ -179,7 +179,8 @@ fn timer_dry_run_is_a_timer_signal() {
 
 /// A real (not dry) trigger records the failure before it runs, so repeats count up, and the run
 /// it starts is recorded with the on-failure signal. claude is `/bin/false` here: what the agent
-/// does is not this test's subject, only that the run was made and recorded.
+/// does is not this test's subject, only that the run was made and recorded. Without a daemon
+/// the trigger routes the signal itself: the cooldown is lifted so that both failures run.
 #[test]
 fn repeated_failures_count_up_and_each_run_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,6 +190,7 @@ fn repeated_failures_count_up_and_each_run_is_recorded() {
         let out = steward(dir.path())
             .args(["--json", "-c", "claude.bin=\"/bin/false\""])
             .args(["-c", "claude.api_key_file=\"/dev/null\""])
+            .args(["-c", "router.cooldown_secs=0"])
             .args(["trigger", "on-failure", "myapp.service", "--wait", "5"])
             .args(["--show-output", &show, "--journal-file", &journal])
             .output()
@@ -205,5 +207,103 @@ fn repeated_failures_count_up_and_each_run_is_recorded() {
         assert_eq!(signal["source"], "on_failure");
         assert_eq!(signal["labels"]["class"], "segfault");
         assert_eq!(v["report"]["goal"], "on-failure");
+        assert_eq!(v["routing"]["decision"], "enqueue", "{v}");
     }
+}
+
+fn events(state: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let Ok(dir) = std::fs::read_dir(state.join("events")) else {
+        return Vec::new();
+    };
+    dir.flat_map(|f| {
+        std::fs::read_to_string(f.unwrap().path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    })
+    .filter(|v| v["kind"] == kind)
+    .collect()
+}
+
+/// With no daemon the trigger applies the same router as the daemon: a unit failing again
+/// within the cooldown is not run (exit 0, said so), a third failure within ten minutes is
+/// flapping (exit 6), and each such decision is a `routing` event; flapping tells the operator.
+#[test]
+fn without_a_daemon_the_router_decides_and_flapping_exits_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let show = write(dir.path(), "show.txt", SEGV);
+    let journal = write(dir.path(), "journal.txt", "myapp[42]: segfault\n");
+    let fail = |extra: &[&str]| {
+        steward(dir.path())
+            .args(["-c", "claude.bin=\"/bin/false\""])
+            .args(["-c", "claude.api_key_file=\"/dev/null\""])
+            .args(extra)
+            .args(["trigger", "on-failure", "myapp.service", "--wait", "5"])
+            .args(["--show-output", &show, "--journal-file", &journal])
+            .output()
+            .unwrap()
+    };
+    let first = fail(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(v["routing"]["decision"], "enqueue", "{v}");
+    // Within the cooldown: recorded, not run, and the output says so.
+    let second = fail(&[]);
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(second.status.code(), Some(0), "{said}");
+    assert!(said.contains("not run (cooldown)"), "{said}");
+    // The third failure in ten minutes: flapping, a human must look.
+    let third = fail(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_eq!(third.status.code(), Some(6), "{v}");
+    assert_eq!(v["routing"]["decision"], "flapping", "{v}");
+    assert_eq!(v["exit"], "needs_human");
+    assert_eq!(v["exit_code"], 6);
+    let state = dir.path().join("state");
+    let decisions: Vec<String> = events(&state, "routing")
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(decisions, ["enqueue", "cooldown", "flapping"]);
+    let notices = events(&state, "operator_notice");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["cause"], "flapping");
+    assert_eq!(notices[0]["subject"], "myapp.service");
+    // Only the first failure ran.
+    assert_eq!(std::fs::read_dir(state.join("runs")).unwrap().count(), 1);
+}
+
+/// A timer's signal held back by the daily budget exits 7 (`limited`) and tells the operator.
+#[test]
+fn without_a_daemon_a_spent_budget_exits_7() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = steward(dir.path())
+        .args(["--json", "-c", "router.daily_budget_usd=0"])
+        .args(["trigger", "timer", "health-check"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(7), "{v}");
+    assert_eq!(v["routing"]["decision"], "over_budget", "{v}");
+    assert_eq!(v["exit"], "limited");
+    let state = dir.path().join("state");
+    assert_eq!(events(&state, "operator_notice").len(), 1);
+    assert!(
+        !state.join("runs").exists() || std::fs::read_dir(state.join("runs")).unwrap().count() == 0
+    );
+    // Text: the operator reads that nothing ran, and why.
+    let out = steward(dir.path())
+        .args(["-c", "router.daily_budget_usd=0"])
+        .args(["trigger", "timer", "health-check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("NOT RUN (over_budget; exit 7 limited)"),
+        "{said}"
+    );
+    // Told once a day, not per fire.
+    assert_eq!(events(&state, "operator_notice").len(), 1);
 }

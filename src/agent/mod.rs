@@ -53,6 +53,8 @@ pub struct AgentSpec {
     pub max_retries: u8,
     pub timeout: Duration,
     pub kill_grace: Duration,
+    /// Run claude in its own PID namespace where the host allows it (`claude.pid_namespace`).
+    pub pid_namespace: bool,
 }
 
 /// claude's `--permission-mode`. Only these two: the others approve by themselves (§3.3).
@@ -157,6 +159,12 @@ pub enum AgentFailure {
     Execution {
         message: String,
     },
+    /// steward was told to stop (SIGINT, SIGTERM) and stopped claude: interrupted it, and
+    /// killed its group if it did not end within the grace (or at a second signal).
+    Cancelled {
+        signal: crate::cancel::StopSignal,
+        killed: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +182,10 @@ pub struct AgentOutcome {
     pub failure: Option<AgentFailure>,
     /// The CLI's own estimate (`total_cost_usd`), 0 without a result line.
     pub cost_usd: f64,
+    /// Whether a result line reported the cost: without one (claude killed, interrupted while
+    /// waiting for the API) the spend is not known.
+    #[serde(default)]
+    pub cost_reported: bool,
     /// As reported by the CLI (1 + tool results, not API calls).
     pub num_turns: u32,
     /// Wall clock measured by the runner, spawn to exit.
@@ -195,6 +207,18 @@ pub trait Observer: Send {
 pub enum AgentError {
     #[error("cannot write the transcript: {0}")]
     Transcript(std::io::Error),
+    #[error("cannot record claude's process tree: {0}")]
+    Record(std::io::Error),
+}
+
+/// What the caller of [`run_controlled`] can do to a running agent.
+pub struct Control<'a> {
+    /// A stop request interrupts claude, then kills its group after the grace (at once for an
+    /// urgent one); the outcome's failure is then [`AgentFailure::Cancelled`].
+    pub cancel: crate::cancel::Cancel,
+    /// Called once claude's process tree exists, before its output is read, so that the run
+    /// record can name what to end if steward dies. An error kills claude and ends the run.
+    pub spawned: &'a mut (dyn FnMut(&process::Tree) -> std::io::Result<()> + Send),
 }
 
 /// The mode steward runs claude in unless a goal waits for approvals: whatever would prompt is
@@ -432,6 +456,7 @@ fn failed_before_start(spec: &AgentSpec, failure: AgentFailure, started: Instant
         verdict: None,
         failure: Some(failure),
         cost_usd: 0.0,
+        cost_reported: false,
         num_turns: 0,
         duration_ms: elapsed_ms(started),
         denials: Vec::new(),
@@ -509,6 +534,25 @@ pub async fn run(
     transcript: &mut (dyn FnMut(&str) -> std::io::Result<()> + Send),
     observer: &mut dyn Observer,
 ) -> Result<AgentOutcome, AgentError> {
+    let mut ignore = |_: &process::Tree| Ok(());
+    let control = Control {
+        cancel: crate::cancel::Cancel::never(),
+        spawned: &mut ignore,
+    };
+    run_controlled(spec, transcript, observer, control).await
+}
+
+/// [`run`], stoppable from outside and telling the caller which processes it started.
+pub async fn run_controlled(
+    spec: &AgentSpec,
+    transcript: &mut (dyn FnMut(&str) -> std::io::Result<()> + Send),
+    observer: &mut dyn Observer,
+    control: Control<'_>,
+) -> Result<AgentOutcome, AgentError> {
+    let Control {
+        mut cancel,
+        spawned,
+    } = control;
     let started = Instant::now();
     if let Err(message) = check_spec(spec) {
         return Ok(failed_before_start(
@@ -517,10 +561,14 @@ pub async fn run(
             started,
         ));
     }
-    let unshare = process::pid_namespace().await;
+    let unshare = if spec.pid_namespace {
+        process::pid_namespace().await
+    } else {
+        None
+    };
     let namespaced = unshare.is_some();
-    let mut child = match process::spawn(spec, unshare) {
-        Ok(child) => child,
+    let (mut child, tree) = match process::spawn(spec, unshare).await {
+        Ok(spawned) => spawned,
         Err(message) => {
             return Ok(failed_before_start(
                 spec,
@@ -529,6 +577,11 @@ pub async fn run(
             ));
         }
     };
+    if let Err(e) = spawned(&tree) {
+        process::signal_group(tree.pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+        return Err(AgentError::Record(e));
+    }
     let (Some(pgid), Some(stdout), Some(mut stdin), Some(stderr)) = (
         child.id(),
         child.stdout.take(),
@@ -572,9 +625,19 @@ pub async fn run(
     let mut status: Option<ExitStatus> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let far = deadline + Duration::from_secs(365 * 24 * 3600);
+    let mut stop_seen: Option<crate::cancel::Request> = None;
 
     while stdout_open || status.is_none() {
         tokio::select! {
+            asked = cancel.beyond(stop_seen), if status.is_none() && !stop.killed => {
+                stop_seen = Some(asked);
+                ending.cancelled.get_or_insert(asked.signal);
+                if asked.urgent {
+                    stop.kill();
+                } else {
+                    stop.interrupt(spec.kill_grace);
+                }
+            }
             read = reader.read_until(b'\n', &mut buf), if stdout_open => {
                 match read {
                     Ok(0) | Err(_) => stdout_open = false,
@@ -637,6 +700,7 @@ pub async fn run(
         ending.exit_code = s.code();
         ending.signal = s.signal();
     }
+    ending.killed = stop.killed;
     ending.stderr_tail = tokio::time::timeout(Duration::from_secs(1), stderr_task)
         .await
         .ok()
@@ -681,6 +745,7 @@ mod tests {
             max_retries: 2,
             timeout: Duration::from_secs(60),
             kill_grace: Duration::from_secs(5),
+            pid_namespace: true,
         }
     }
 

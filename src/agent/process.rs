@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
 use super::{AgentSpec, argv, environment};
+use crate::procfs;
 
 static PIDNS_DISABLED: AtomicBool = AtomicBool::new(false);
 
@@ -72,9 +74,28 @@ pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// claude's process tree as recorded in `run.json`, so that a later steward can end what a dead
+/// one left: the group leader with its start time (a reused pid has another), and the HOME every
+/// process of the run inherits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    /// The process that leads claude's group: `unshare` in a PID namespace, else claude.
+    pub pid: u32,
+    pub pgid: u32,
+    /// `/proc/PID/stat` start time (clock ticks after boot) of the leader.
+    pub start_ticks: u64,
+    /// Start times only compare within one boot.
+    pub boot_id: String,
+    pub pid_namespace: bool,
+    /// claude's private HOME, inherited by every process of the run, tool shells in groups of
+    /// their own included.
+    pub home: PathBuf,
+}
+
 /// Starts claude with stdin/stdout/stderr piped, in its own process group, inside a PID
-/// namespace made by `unshare` if given.
-pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> {
+/// namespace made by `unshare` if given. The group leader dies with steward (see [`crate::spawn`]);
+/// with `unshare --kill-child` the namespace, so everything claude started, dies with it.
+pub async fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<(Child, Tree), String> {
     let claude = resolve_bin(&spec.claude_bin, &spec.path_env)?;
     let mut cmd = match unshare {
         Some(unshare) => {
@@ -93,13 +114,59 @@ pub fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<Child, String> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    cmd.spawn().map_err(|e| {
+    let child = crate::spawn::spawn(cmd).await.map_err(|e| {
         format!(
             "cannot start {} in {}: {e}",
             claude.display(),
             spec.workspace.display()
         )
-    })
+    })?;
+    let pid = child
+        .id()
+        .ok_or_else(|| "claude exited before steward could record it".to_string())?;
+    // Not reaped yet, so /proc still has it (as a zombie at worst).
+    let start_ticks = procfs::stat(pid).map_or(0, |s| s.start_ticks);
+    let tree = Tree {
+        pid,
+        pgid: pid,
+        start_ticks,
+        boot_id: procfs::boot_id().unwrap_or_default(),
+        pid_namespace: unshare.is_some(),
+        home: spec.home.clone(),
+    };
+    Ok((child, tree))
+}
+
+/// Ends what a dead steward's run left running: the recorded group, if its leader is still the
+/// process that was recorded (same boot, same start time), and every process that carries the
+/// run's HOME and started after it (tool shells leave claude's group). Returns the pids killed.
+pub fn end_tree(tree: &Tree) -> Vec<u32> {
+    if tree.start_ticks == 0 || procfs::boot_id().as_deref() != Some(tree.boot_id.as_str()) {
+        // Another boot: nothing of that run can be alive.
+        return Vec::new();
+    }
+    let mut killed = Vec::new();
+    if procfs::stat(tree.pid)
+        .is_some_and(|s| s.start_ticks == tree.start_ticks && s.pgid == tree.pgid && !s.is_zombie())
+    {
+        signal_group(tree.pgid, Signal::SIGKILL);
+        killed.push(tree.pid);
+    }
+    let home = format!("HOME={}", tree.home.display());
+    for pid in procfs::pids() {
+        if killed.contains(&pid) {
+            continue;
+        }
+        let Some(s) = procfs::stat(pid) else { continue };
+        if s.is_zombie() || s.start_ticks < tree.start_ticks || !procfs::environ_has(pid, &home) {
+            continue;
+        }
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+            killed.push(pid);
+        }
+    }
+    killed
 }
 
 /// A path is used as is; a bare name (`claude`) is looked up in the run's PATH, as the shell
@@ -144,38 +211,20 @@ pub fn kill_descendant_groups(root: u32) {
     }
 }
 
-/// (pid, ppid, pgid) from `/proc/PID/stat`; the command name may contain spaces and parentheses.
-fn stat(pid: u32) -> Option<(u32, u32, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let _state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgid = fields.next()?.parse().ok()?;
-    Some((pid, ppid, pgid))
-}
-
 fn pgid_of(pid: u32) -> Option<u32> {
-    stat(pid).map(|(_, _, g)| g)
+    procfs::stat(pid).map(|s| s.pgid)
 }
 
 pub fn descendants(root: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let all: Vec<(u32, u32, u32)> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
+    let all: Vec<procfs::Stat> = procfs::pids()
+        .into_iter()
+        .filter_map(procfs::stat)
         .collect();
     let mut found = vec![root];
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(
-            all.iter()
-                .filter(|(_, ppid, _)| *ppid == parent)
-                .map(|(pid, _, _)| *pid),
-        );
+        found.extend(all.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
         i += 1;
     }
     found.remove(0);
@@ -203,6 +252,79 @@ mod tests {
                 .contains("/nonexistent/claude")
         );
         assert!(resolve_bin(Path::new("/bin/sh"), "").is_ok());
+    }
+
+    fn sleeper(home: &Path) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .env("HOME", home)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn dead(child: &mut std::process::Child) -> bool {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().unwrap().is_some()
+    }
+
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn end_tree_kills_the_recorded_group_and_the_run_s_home_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("claude-home-a");
+        let mut leader = sleeper(&home);
+        let stat = procfs::stat(leader.id()).unwrap();
+        // A tool shell in a group of its own, carrying the run's HOME.
+        let mut tool = sleeper(&home);
+        // Another run's process: same shape, another HOME.
+        let mut stranger = sleeper(&dir.path().join("claude-home-b"));
+        let tree = Tree {
+            pid: leader.id(),
+            pgid: leader.id(),
+            start_ticks: stat.start_ticks,
+            boot_id: procfs::boot_id().unwrap(),
+            pid_namespace: false,
+            home: home.clone(),
+        };
+        let mut killed = end_tree(&tree);
+        killed.sort();
+        let mut want = vec![leader.id(), tool.id()];
+        want.sort();
+        assert_eq!(killed, want);
+        assert!(dead(&mut leader) && dead(&mut tool));
+        assert!(!dead(&mut stranger), "another run's process was killed");
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+    }
+
+    #[test]
+    fn end_tree_never_kills_a_reused_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = sleeper(&dir.path().join("someone-else"));
+        let stat = procfs::stat(other.id()).unwrap();
+        // The record names this pid, but a process that started at another time.
+        let tree = Tree {
+            pid: other.id(),
+            pgid: other.id(),
+            start_ticks: stat.start_ticks - 1,
+            boot_id: procfs::boot_id().unwrap(),
+            pid_namespace: false,
+            home: dir.path().join("claude-home-gone"),
+        };
+        assert!(end_tree(&tree).is_empty());
+        // Nor anything after a reboot.
+        let tree = Tree {
+            start_ticks: stat.start_ticks,
+            boot_id: "another-boot".into(),
+            ..tree
+        };
+        assert!(end_tree(&tree).is_empty());
+        assert!(!dead(&mut other));
+        let _ = other.kill();
+        let _ = other.wait();
     }
 
     #[test]

@@ -245,6 +245,10 @@ pub struct Ending {
     pub timed_out: bool,
     /// We aborted the run because the boundary was not proven.
     pub aborted: Option<String>,
+    /// steward was told to stop and interrupted claude.
+    pub cancelled: Option<crate::cancel::StopSignal>,
+    /// claude's group had to be killed (no end within the grace, or an urgent stop).
+    pub killed: bool,
     pub stderr_tail: String,
     pub duration_ms: u64,
     pub timeout_secs: u64,
@@ -341,6 +345,7 @@ pub fn conclude(state: &StreamState, ending: &Ending, fallback_session: &str) ->
         verdict: None,
         failure: None,
         cost_usd: num("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0),
+        cost_reported: num("total_cost_usd").is_some_and(Value::is_number),
         num_turns: num("num_turns")
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
@@ -354,7 +359,13 @@ pub fn conclude(state: &StreamState, ending: &Ending, fallback_session: &str) ->
             .unwrap_or_else(|| fallback_session.to_string()),
     };
     // Our own interventions explain the ending better than whatever claude printed after them.
-    let failure = if let Some(message) = &ending.aborted {
+    let failure = if let Some(signal) = ending.cancelled {
+        // The operator's stop explains the ending, whatever claude managed to print.
+        Some(AgentFailure::Cancelled {
+            signal,
+            killed: ending.killed,
+        })
+    } else if let Some(message) = &ending.aborted {
         Some(AgentFailure::BoundaryNotProven {
             message: message.clone(),
         })

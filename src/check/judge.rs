@@ -1,5 +1,6 @@
-//! Phase semantics as one pure function: given what the checks observed and what the agent said,
-//! derive the outcome. Deterministic and side-effect free so every row of the table is testable.
+//! Phase semantics as one pure function: given what the checks observed, what the agent's calls
+//! did and what the agent said, derive the outcome. Deterministic and side-effect free so every
+//! row of the table is testable.
 //!
 //! Order of the rules (the first that applies wins):
 //!
@@ -8,11 +9,21 @@
 //!    unavailable) and no probe signals attention → `no_action`, no model call;
 //! 3. the agent was not started (and 1–2 did not apply) → `failed`;
 //! 4. the boundary was not proven → `aborted`; any other agent failure (no verdict) → `failed`;
-//! 5. a post-action check fails → `failed` with rollback, whatever the model said;
-//! 6. an invariant that passed before fails after → `failed` (regression) with rollback;
-//! 7. proposed actions, or verdict `needs_attention` / `failed` → `escalated`;
-//! 8. verdict `fixed` → `fixed`;
-//! 9. verdict `ok` → `ok`, unless an invariant failed before and still fails → `escalated`.
+//! 5. a post-action check fails → `failed`, whatever the model said; but when the agent changed
+//!    nothing and its fix waits for approval (actions queued), and no invariant broke →
+//!    `escalated`;
+//! 6. an invariant that passed before fails after → `failed` (regression);
+//! 7. actions were queued for approval → `escalated` (they wait for a human);
+//! 8. verdict `fixed`, but no state-changing call ran and an attempt to act was held back
+//!    (rejected or unanswered in wait mode, denied) → `escalated`: nothing was fixed;
+//! 9. proposed actions in the verdict, or verdict `needs_attention` / `failed` → `escalated`;
+//! 10. verdict `fixed` → `fixed`;
+//! 11. verdict `ok` → `ok`, unless an invariant failed before and still fails → `escalated`.
+//!
+//! The rollback is decided beside the outcome: it runs only when the agent ran a state-changing
+//! call (see [`super::acts`]) *and* a post-action check or invariant regressed (did not fail
+//! before the run, fails after it). Otherwise it would undo what nobody did, such as an
+//! operator's own last deploy.
 //!
 //! `unavailable` is never a failure, but every unavailable check is listed in the judgement.
 
@@ -21,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{AgentFailure, Verdict, VerdictStatus};
 use crate::outcome::{ExitKind, Outcome};
 
+use super::acts::Acts;
 use super::{CheckResult, CheckStatus};
 
 /// Whether a goal calls the model when the deterministic checks say nothing is wrong.
@@ -45,15 +57,19 @@ pub enum AgentRun<'a> {
 }
 
 /// Everything the judge looks at. `post` holds the latest post-action results: before the agent
-/// (for the deterministic-first decision, if the pipeline ran them up front) or after it.
+/// (for the deterministic-first decision, if the pipeline ran them up front) or after it;
+/// `post_before` the ones observed before the agent, to tell a regression from an old failure.
 #[derive(Debug, Clone, Copy)]
 pub struct Evidence<'a> {
     pub static_: &'a [CheckResult],
     pub preflight: &'a [CheckResult],
     pub invariants_before: &'a [CheckResult],
     pub invariants_after: &'a [CheckResult],
+    pub post_before: &'a [CheckResult],
     pub post: &'a [CheckResult],
     pub agent: AgentRun<'a>,
+    /// What the agent's tool calls did (empty when it did not run).
+    pub acts: &'a Acts,
     pub model: ModelPolicy,
     /// Some probe's output needs attention (decided by the probe layer).
     pub attention: bool,
@@ -65,8 +81,11 @@ pub struct Judgement {
     pub exit: ExitKind,
     /// One sentence for the operator, naming the checks that decided.
     pub reason: String,
-    /// Run the goal's rollback command.
+    /// Run the goal's rollback command: the agent changed state and a check regressed.
     pub rollback: bool,
+    /// Why the rollback runs or not; empty when the agent never started.
+    #[serde(default)]
+    pub rollback_reason: String,
     /// Checks that failed (fail or error) in the phase that decided the outcome.
     pub failed_checks: Vec<String>,
     /// Invariants that passed before and fail after.
@@ -80,11 +99,21 @@ pub struct Judgement {
 impl Judgement {
     /// A human must decide, for a reason outside the checks (e.g. repeated failures).
     pub fn escalated(reason: String) -> Judgement {
+        Judgement::outside_the_checks(Outcome::Escalated, ExitKind::NeedsHuman, reason)
+    }
+
+    /// Nothing for the model to do, decided before the run (e.g. a push that changes no file).
+    pub fn no_action(reason: String) -> Judgement {
+        Judgement::outside_the_checks(Outcome::NoAction, ExitKind::Ok, reason)
+    }
+
+    fn outside_the_checks(outcome: Outcome, exit: ExitKind, reason: String) -> Judgement {
         Judgement {
-            outcome: Outcome::Escalated,
-            exit: ExitKind::NeedsHuman,
+            outcome,
+            exit,
             reason,
             rollback: false,
+            rollback_reason: String::new(),
             failed_checks: Vec::new(),
             regressions: Vec::new(),
             still_failing: Vec::new(),
@@ -120,7 +149,37 @@ fn describe(results: &[CheckResult], names: &[String]) -> String {
         .join(", ")
 }
 
+fn names(list: &[String]) -> String {
+    list.iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Results that fail after and did not fail before (passed, were unavailable, or were not
+/// observed: an unobserved check that fails counts the same way, loudly).
+fn newly_failing(before: &[CheckResult], after: &[CheckResult]) -> Vec<String> {
+    after
+        .iter()
+        .filter(|a| a.status.is_failure())
+        .filter(|a| {
+            !before
+                .iter()
+                .any(|b| b.name == a.name && b.status.is_failure())
+        })
+        .map(|a| a.name.clone())
+        .collect()
+}
+
 impl Evidence<'_> {
+    fn before_agent(&self) -> impl Iterator<Item = &CheckResult> {
+        self.static_
+            .iter()
+            .chain(self.preflight)
+            .chain(self.invariants_before)
+            .chain(self.post)
+    }
+
     fn unavailable(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in self
@@ -140,25 +199,64 @@ impl Evidence<'_> {
 
     /// (regressions, still failing): invariants matched by name between before and after.
     fn invariant_changes(&self) -> (Vec<String>, Vec<String>) {
-        let mut regressions = Vec::new();
-        let mut still = Vec::new();
-        for after in self
-            .invariants_after
-            .iter()
-            .filter(|r| r.status.is_failure())
-        {
-            match self.invariants_before.iter().find(|b| b.name == after.name) {
-                Some(before) if before.status.is_failure() => still.push(after.name.clone()),
-                // Passed or was unavailable before and fails now: the run broke it. An
-                // invariant never observed before counts the same way (fail loudly).
-                _ => regressions.push(after.name.clone()),
-            }
-        }
+        let regressions = newly_failing(self.invariants_before, self.invariants_after);
+        let mut still: Vec<String> = failing(self.invariants_after)
+            .into_iter()
+            .filter(|n| !regressions.contains(n))
+            .collect();
         if self.invariants_after.is_empty() {
             // Not re-observed (e.g. the agent never ran): what failed before still stands.
             still = failing(self.invariants_before);
         }
         (regressions, still)
+    }
+
+    /// Whether the goal's rollback runs, and why (see the module docs).
+    fn rollback_decision(&self) -> (bool, String) {
+        let mut regressed = newly_failing(self.post_before, self.post);
+        for n in self.invariant_changes().0 {
+            if !regressed.contains(&n) {
+                regressed.push(n);
+            }
+        }
+        if regressed.is_empty() {
+            let failing_now: Vec<String> = failing(self.post)
+                .into_iter()
+                .chain(failing(self.invariants_after))
+                .collect();
+            let why = if failing_now.is_empty() {
+                "no post-action check or invariant fails".to_string()
+            } else {
+                format!(
+                    "{} already failed before the run, so nothing the run did broke it",
+                    names(&failing_now)
+                )
+            };
+            return (false, why);
+        }
+        if !self.acts.changed_state() {
+            let held = if self.acts.held_back() {
+                format!(" (held back: {})", self.acts.describe_held_back())
+            } else {
+                String::new()
+            };
+            return (
+                false,
+                format!(
+                    "{} regressed, but the agent ran no state-changing call{held}; a rollback \
+                     would undo what nobody did",
+                    names(&regressed),
+                ),
+            );
+        }
+        (
+            true,
+            format!(
+                "{} passed before the run and failed after it, and the agent changed state: {}",
+                names(&regressed),
+                self.acts.changed.join("; ")
+            ),
+        )
     }
 
     fn base(&self, outcome: Outcome, exit: ExitKind, reason: String) -> Judgement {
@@ -168,10 +266,37 @@ impl Evidence<'_> {
             exit,
             reason,
             rollback: false,
+            rollback_reason: String::new(),
             failed_checks: Vec::new(),
             regressions,
             still_failing,
             unavailable: self.unavailable(),
+        }
+    }
+
+    /// The deterministic-first reason: passed and unavailable checks counted apart.
+    fn no_action_reason(&self) -> String {
+        let mut passed: Vec<&str> = Vec::new();
+        for r in self.before_agent() {
+            if r.status == CheckStatus::Pass && !passed.contains(&r.name.as_str()) {
+                passed.push(&r.name);
+            }
+        }
+        let unavailable = self.unavailable();
+        if unavailable.is_empty() {
+            format!(
+                "no action: all {} check(s) passed and no probe needs attention; the model was \
+                 not called",
+                passed.len()
+            )
+        } else {
+            format!(
+                "no action: {} check(s) passed, {} unavailable here ({}), none failed; no probe \
+                 needs attention; the model was not called",
+                passed.len(),
+                unavailable.len(),
+                unavailable.join(", ")
+            )
         }
     }
 }
@@ -203,26 +328,24 @@ pub fn gate(ev: &Evidence<'_>) -> Option<Judgement> {
             .iter()
             .any(|rs| rs.iter().any(|r| r.status.is_failure()));
         if !any_failure {
-            let n =
-                ev.static_.len() + ev.preflight.len() + ev.invariants_before.len() + ev.post.len();
-            let unavailable = ev.unavailable();
-            let mut reason = format!(
-                "no action: all {n} check(s) green and no probe needs attention; the model was not called"
-            );
-            if !unavailable.is_empty() {
-                reason.push_str(&format!(" ({} unavailable here)", unavailable.join(", ")));
-            }
-            return Some(ev.base(Outcome::NoAction, ExitKind::Ok, reason));
+            return Some(ev.base(Outcome::NoAction, ExitKind::Ok, ev.no_action_reason()));
         }
     }
     None
 }
 
-/// The outcome of a run. Pure: the same evidence always gives the same judgement.
+/// The outcome of a run, and whether its rollback runs. Pure: the same evidence always gives
+/// the same judgement.
 pub fn judge(ev: &Evidence<'_>) -> Judgement {
     if let Some(j) = gate(ev) {
         return j;
     }
+    let mut j = after_agent(ev);
+    (j.rollback, j.rollback_reason) = ev.rollback_decision();
+    j
+}
+
+fn after_agent(ev: &Evidence<'_>) -> Judgement {
     let verdict = match ev.agent {
         AgentRun::NotStarted => {
             return ev.base(
@@ -244,16 +367,33 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
                 ExitKind::AgentFailed,
                 format!("agent failed: {}", crate::run::describe_failure(f)),
             );
-            // If post checks were still run and fail, the agent may have left a change behind.
             j.failed_checks = failing(ev.post);
-            j.rollback = !j.failed_checks.is_empty() || !j.regressions.is_empty();
             return j;
         }
         AgentRun::Verdict(v) => v,
     };
+    let acts = ev.acts;
+    let (regressions, still) = ev.invariant_changes();
 
     let post_failed = failing(ev.post);
     if !post_failed.is_empty() {
+        // The fix waits for a human, so its post-action checks cannot pass yet: an escalation,
+        // not a failure. A broken invariant still fails the run.
+        if !acts.changed_state() && !acts.queued.is_empty() && regressions.is_empty() {
+            let mut j = ev.base(
+                Outcome::Escalated,
+                ExitKind::NeedsHuman,
+                format!(
+                    "{} action(s) wait for approval (`steward actions list`): {}; post-action \
+                     check(s) still failing: {}",
+                    acts.queued.len(),
+                    acts.queued.join(", "),
+                    describe(ev.post, &post_failed)
+                ),
+            );
+            j.failed_checks = post_failed;
+            return j;
+        }
         let mut j = ev.base(
             Outcome::Failed,
             ExitKind::ValidationFailed,
@@ -264,11 +404,9 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
             ),
         );
         j.failed_checks = post_failed;
-        j.rollback = true;
         return j;
     }
 
-    let (regressions, still) = ev.invariant_changes();
     if !regressions.is_empty() {
         let mut j = ev.base(
             Outcome::Failed,
@@ -279,8 +417,6 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
             ),
         );
         j.failed_checks = regressions;
-        // Undoing the run's change is exactly what rollback is for.
-        j.rollback = true;
         return j;
     }
     let still_note = if still.is_empty() {
@@ -292,12 +428,39 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
         )
     };
 
+    if !acts.queued.is_empty() {
+        return ev.base(
+            Outcome::Escalated,
+            ExitKind::NeedsHuman,
+            format!(
+                "{} action(s) wait for approval (`steward actions list`): {}; the agent says `{}`: \
+                 {}{still_note}",
+                acts.queued.len(),
+                acts.queued.join(", "),
+                status_str(&verdict.status),
+                verdict.summary
+            ),
+        );
+    }
+    if verdict.status == VerdictStatus::Fixed && !acts.changed_state() && acts.held_back() {
+        return ev.base(
+            Outcome::Escalated,
+            ExitKind::NeedsHuman,
+            format!(
+                "not fixed: the agent reported `fixed`, but no state-changing call ran ({}): \
+                 {}{still_note}",
+                acts.describe_held_back(),
+                verdict.summary
+            ),
+        );
+    }
     if !verdict.proposed_actions.is_empty() {
         return ev.base(
             Outcome::Escalated,
             ExitKind::NeedsHuman,
             format!(
-                "needs a human: {} proposed action(s) await approval: {}{still_note}",
+                "needs a human: the agent proposes {} action(s) in its verdict, none filed for \
+                 approval (see `steward runs show`): {}{still_note}",
                 verdict.proposed_actions.len(),
                 verdict.summary
             ),

@@ -33,6 +33,7 @@
 //! tags = ["invariant"]
 //! ```
 
+pub mod acts;
 mod exec;
 pub mod judge;
 pub mod memory;
@@ -48,6 +49,7 @@ use toml::Spanned;
 use crate::bundled::SourceFile;
 use crate::config::line_col;
 
+pub use acts::{Acts, NO_ACTS};
 pub use exec::{CheckEnv, run_checks, run_checks_in};
 pub use judge::{AgentRun, Evidence, Judgement, ModelPolicy, gate, judge};
 pub use memory::{Attempt, Memory, MemoryError};

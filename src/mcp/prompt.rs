@@ -23,6 +23,50 @@ use crate::policy::{AuditEntry, Decision, Policy, Verdict};
 /// How often the action store is read while a call waits for an operator.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How the audit reasons of the prompt tool's final answers mark an operator's decision; read back
+/// by [`approved_and_ran`] and [`unapproved_action`] (the judge needs to know what ran).
+const RAN: &str = "; the agent runs it (action ";
+const REJECTED: &str = "rejected action ";
+const NO_DECISION: &str = "no decision in time on action ";
+const NOT_APPROVED: &str = "not approved; it was not run";
+
+/// Why a wait-mode action ended without running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unapproved {
+    /// An operator rejected it (or it ended in another state than approved).
+    Rejected,
+    /// Nobody decided within the wait.
+    Expired,
+}
+
+/// Whether an audit reason is the prompt tool letting an operator-approved call run.
+pub fn approved_and_ran(reason: &str) -> bool {
+    reason.starts_with("approval prompt: approved by ") && reason.contains(RAN)
+}
+
+/// The action id and why, when an audit reason is the prompt tool denying a call because its
+/// action was not approved.
+pub fn unapproved_action(reason: &str) -> Option<(String, Unapproved)> {
+    let id_after = |marker: &str| {
+        reason.split_once(marker).map(|(_, rest)| {
+            rest.split([':', ' ', ','])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    if let Some(id) = id_after(REJECTED) {
+        return Some((id, Unapproved::Rejected));
+    }
+    if let Some(id) = id_after(NO_DECISION) {
+        return Some((id, Unapproved::Expired));
+    }
+    if reason.contains(NOT_APPROVED) {
+        return id_after("steward: action ").map(|id| (id, Unapproved::Rejected));
+    }
+    None
+}
+
 /// The arguments claude passes to a permission-prompt tool.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PromptRequest {
@@ -137,7 +181,8 @@ async fn wait_for_operator(
     poll: Duration,
 ) -> Result<(PromptAnswer, AuditEntry), String> {
     let ctx = HookContext::read(run_dir).map_err(|e| e.to_string())?;
-    let id = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
+    let filed = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
+    let id = filed.action.id.clone();
     let rule = decision.rule.clone();
     // Recorded before the wait, so the audit log shows what the run is blocked on.
     append(
@@ -147,8 +192,10 @@ async fn wait_for_operator(
             "approve",
             rule.clone(),
             &prefixed(&format!(
-                "{}; waiting up to {} s for an operator (waiting as {id})",
-                decision.reason, ctx.approval_timeout_secs
+                "{}; waiting up to {} s for an operator{} (waiting as {id})",
+                decision.reason,
+                ctx.approval_timeout_secs,
+                boundary::shared_with(&filed, &ctx.subject)
             )),
         ),
     )?;
@@ -166,10 +213,14 @@ async fn wait_for_operator(
     }
     // Expire it so that a late approval cannot be mistaken for one that ran. If a decision
     // landed in between, the expiry fails and that decision stands.
-    match store.expire(&id) {
+    let gave_up = format!(
+        "no decision within the {} s the waiting run allowed",
+        ctx.approval_timeout_secs
+    );
+    match store.expire(&id, &gave_up) {
         Ok(_) => {
             let message = format!(
-                "steward: no decision in time on action {id} (waited {} s); `{}` was not run. \
+                "steward: {NO_DECISION}{id} (waited {} s); `{}` was not run. \
                  Do not retry it; list it under proposed actions in your report.",
                 ctx.approval_timeout_secs,
                 decision.argv.clone().unwrap_or_default().join(" ")
@@ -204,7 +255,7 @@ fn settle(
             // Closed before claude runs it, so that steward's executor never runs it as well.
             store.hand_over(&action.id).map_err(|e| e.to_string())?;
             let reason = format!(
-                "approved by {who}{}; the agent runs it (action {} done)",
+                "approved by {who}{}{RAN}{} done)",
                 note.map(|n| format!(" ({n})")).unwrap_or_default(),
                 action.id
             );
@@ -217,7 +268,7 @@ fn settle(
         }
         ActionState::Rejected => {
             let message = format!(
-                "steward: an operator ({who}) rejected action {}: {}. It was not run; do not \
+                "steward: an operator ({who}) {REJECTED}{}: {}. It was not run; do not \
                  retry it.",
                 action.id,
                 note.as_deref().unwrap_or("no reason given")
@@ -228,10 +279,7 @@ fn settle(
             ))
         }
         other => {
-            let message = format!(
-                "steward: action {} is {other}, not approved; it was not run",
-                action.id
-            );
+            let message = format!("steward: action {} is {other}, {NOT_APPROVED}", action.id);
             Ok((
                 PromptAnswer::deny(message.clone()),
                 entry_for(req, "deny", rule, &prefixed(&message)),
@@ -301,6 +349,7 @@ mod tests {
                 run_id: "r1".into(),
                 goal: "g".into(),
                 subject: "host".into(),
+                signal_fingerprint: None,
                 state_fingerprint: "fp".into(),
                 checks: vec![],
                 action_ttl_secs: 3600,
@@ -427,6 +476,7 @@ mod tests {
         store
             .file(crate::approval::Proposal {
                 subject: "host".into(),
+                signal_fingerprint: None,
                 argv: vec!["touch".into(), format!("{}/m", dir.path().display())],
                 rationale: "queued earlier".into(),
                 checks: vec![],

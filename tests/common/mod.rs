@@ -117,6 +117,7 @@ pub fn spec(claude: PathBuf, server: &Server, dirs: &Dirs) -> AgentSpec {
         max_retries: 0,
         timeout: Duration::from_secs(60),
         kill_grace: Duration::from_secs(3),
+        pid_namespace: true,
     }
 }
 

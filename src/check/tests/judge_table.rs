@@ -2,7 +2,8 @@
 
 use crate::agent::{AgentFailure, Verdict, VerdictStatus};
 use crate::check::{
-    AgentRun, CheckResult, CheckStatus, Evidence, Judgement, ModelPolicy, gate, judge,
+    Acts, AgentRun, CheckResult, CheckStatus, Evidence, Judgement, ModelPolicy, NO_ACTS, gate,
+    judge,
 };
 use crate::outcome::{ExitKind, Outcome};
 
@@ -40,8 +41,10 @@ fn ev<'a>(agent: AgentRun<'a>) -> Evidence<'a> {
         preflight: &[],
         invariants_before: &[],
         invariants_after: &[],
+        post_before: &[],
         post: &[],
         agent,
+        acts: &NO_ACTS,
         model: ModelPolicy::Always,
         attention: false,
     }
@@ -117,7 +120,34 @@ fn agent_failure_without_verdict_fails() {
     };
     let j = judge(&e);
     check(&j, Outcome::Failed, ExitKind::AgentFailed);
-    assert!(j.rollback);
+    // Only if the agent changed something: otherwise there is nothing of the run's to undo.
+    assert!(!j.rollback, "{j:?}");
+    let acts = wrote();
+    let e = Evidence {
+        post: &post,
+        acts: &acts,
+        ..ev(AgentRun::Failed(&f))
+    };
+    assert!(judge(&e).rollback);
+}
+
+/// The agent wrote a file (an allowed Write).
+fn wrote() -> Acts {
+    Acts {
+        changed: vec!["Write `/ws/conf`".into()],
+        ..Acts::default()
+    }
+}
+
+fn held(queued: &[&str], rejected: &[&str], expired: &[&str], denied: usize) -> Acts {
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    Acts {
+        changed: vec![],
+        queued: ids(queued),
+        rejected: ids(rejected),
+        expired: ids(expired),
+        denied,
+    }
 }
 
 #[test]
@@ -147,7 +177,13 @@ fn failing_post_check_overrules_a_model_reporting_success() {
         };
         let j = judge(&e);
         check(&j, Outcome::Failed, ExitKind::ValidationFailed);
-        assert!(j.rollback, "{status:?}");
+        // Nothing the agent ran changed state: no rollback, and the record says why.
+        assert!(!j.rollback, "{status:?}");
+        assert!(
+            j.rollback_reason.contains("no state-changing call"),
+            "{}",
+            j.rollback_reason
+        );
         assert_eq!(j.failed_checks, ["http-200"]);
         assert!(j.reason.contains("overrules"), "{}", j.reason);
     }
@@ -158,16 +194,31 @@ fn invariant_regression_fails() {
     let before = [r("disk", Pass), r("members", Pass)];
     let after = [r("disk", Pass), r("members", Fail)];
     let v = verdict(VerdictStatus::Fixed, 0);
+    let acts = wrote();
     let e = Evidence {
         invariants_before: &before,
         invariants_after: &after,
+        acts: &acts,
         ..ev(AgentRun::Verdict(&v))
     };
     let j = judge(&e);
     check(&j, Outcome::Failed, ExitKind::ValidationFailed);
     assert_eq!(j.regressions, ["members"]);
     assert!(j.rollback);
+    assert!(
+        j.rollback_reason.contains("`members`"),
+        "{}",
+        j.rollback_reason
+    );
     assert!(j.reason.contains("regression"));
+    // Something else broke it while the agent only looked: still a failure, no rollback.
+    let e = Evidence {
+        acts: &NO_ACTS,
+        ..e
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Failed, ExitKind::ValidationFailed);
+    assert!(!j.rollback);
 }
 
 #[test]
@@ -240,6 +291,149 @@ fn ok_with_nothing_proposed_is_ok() {
 }
 
 #[test]
+fn proposals_in_the_verdict_are_not_said_to_await_approval() {
+    let v = verdict(VerdictStatus::Ok, 1);
+    let j = judge(&ev(AgentRun::Verdict(&v)));
+    check(&j, Outcome::Escalated, ExitKind::NeedsHuman);
+    assert!(!j.reason.contains("await approval"), "{}", j.reason);
+    assert!(
+        j.reason
+            .contains("proposes 1 action(s) in its verdict, none filed"),
+        "{}",
+        j.reason
+    );
+}
+
+#[test]
+fn fixed_when_the_only_attempt_to_act_was_queued_escalates() {
+    let post = [r("svc-up", Pass)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let acts = held(&["a1b2"], &[], &[], 0);
+    let e = Evidence {
+        post_before: &post,
+        post: &post,
+        acts: &acts,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Escalated, ExitKind::NeedsHuman);
+    assert!(
+        j.reason
+            .starts_with("1 action(s) wait for approval (`steward actions list`): a1b2"),
+        "{}",
+        j.reason
+    );
+    assert!(!j.rollback);
+    // Whatever the verdict: an action waits for a human.
+    let v = verdict(VerdictStatus::Ok, 0);
+    let e = Evidence {
+        agent: AgentRun::Verdict(&v),
+        ..e
+    };
+    check(&judge(&e), Outcome::Escalated, ExitKind::NeedsHuman);
+}
+
+#[test]
+fn fixed_when_the_only_attempt_was_rejected_expired_or_denied_escalates() {
+    let post = [r("svc-up", Pass)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    for (acts, says) in [
+        (held(&[], &["b2"], &[], 0), "1 rejected by an operator (b2)"),
+        (held(&[], &[], &["c3"], 0), "1 not approved in time (c3)"),
+        (held(&[], &[], &[], 2), "2 denied by policy"),
+    ] {
+        let e = Evidence {
+            post_before: &post,
+            post: &post,
+            acts: &acts,
+            ..ev(AgentRun::Verdict(&v))
+        };
+        let j = judge(&e);
+        check(&j, Outcome::Escalated, ExitKind::NeedsHuman);
+        assert!(
+            j.reason.starts_with(
+                "not fixed: the agent reported `fixed`, but no state-changing call ran"
+            ) && j.reason.contains(says),
+            "{}",
+            j.reason
+        );
+        // An `ok` verdict with a denied call stays ok: nothing claims a fix.
+        let ok = verdict(VerdictStatus::Ok, 0);
+        let e = Evidence {
+            agent: AgentRun::Verdict(&ok),
+            ..e
+        };
+        check(&judge(&e), Outcome::Ok, ExitKind::Ok);
+    }
+    // A change that ran makes the fix, even beside a denied call.
+    let acts = Acts {
+        denied: 1,
+        ..wrote()
+    };
+    let e = Evidence {
+        post_before: &post,
+        post: &post,
+        acts: &acts,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    check(&judge(&e), Outcome::Fixed, ExitKind::Ok);
+}
+
+#[test]
+fn rollback_only_when_the_agent_changed_state_and_a_check_regressed() {
+    let pass = [r("svc-up", Pass)];
+    let fail = [r("svc-up", Fail)];
+    let v = verdict(VerdictStatus::Fixed, 0);
+    let changed = wrote();
+    let denied = held(&[], &[], &[], 1);
+    // (post before, acts, rollback?, reason contains)
+    let cases: [(&[CheckResult], &Acts, bool, &str); 4] = [
+        (
+            &pass,
+            &changed,
+            true,
+            "passed before the run and failed after it",
+        ),
+        (
+            &pass,
+            &denied,
+            false,
+            "no state-changing call (held back: 1 denied by policy)",
+        ),
+        (&fail, &changed, false, "already failed before the run"),
+        (&fail, &denied, false, "already failed before the run"),
+    ];
+    for (before, acts, rollback, says) in cases {
+        let e = Evidence {
+            post_before: before,
+            post: &fail,
+            acts,
+            ..ev(AgentRun::Verdict(&v))
+        };
+        let j = judge(&e);
+        check(&j, Outcome::Failed, ExitKind::ValidationFailed);
+        assert_eq!(j.rollback, rollback, "{before:?} {acts:?}: {j:?}");
+        assert!(j.rollback_reason.contains(says), "{}", j.rollback_reason);
+    }
+    // Nothing fails: nothing to roll back.
+    let e = Evidence {
+        post_before: &pass,
+        post: &pass,
+        acts: &changed,
+        ..ev(AgentRun::Verdict(&v))
+    };
+    let j = judge(&e);
+    check(&j, Outcome::Fixed, ExitKind::Ok);
+    assert!(!j.rollback);
+    assert!(
+        j.rollback_reason
+            .starts_with("no post-action check or invariant fails"),
+        "{}",
+        j.rollback_reason
+    );
+}
+
+#[test]
 fn needs_attention_failed_or_proposals_escalate() {
     for (status, proposed) in [
         (VerdictStatus::NeedsAttention, 0),
@@ -272,10 +466,49 @@ fn on_attention_with_everything_green_makes_no_model_call() {
         panic!("the model would have been called")
     };
     check(&j, Outcome::NoAction, ExitKind::Ok);
+    // Passed and unavailable are counted apart: 4 passed, 1 (consul) could not be observed.
+    assert!(
+        j.reason
+            .starts_with("no action: 4 check(s) passed, 1 unavailable here (consul), none failed"),
+        "{}",
+        j.reason
+    );
     assert!(j.reason.contains("not called"), "{}", j.reason);
-    assert!(j.reason.contains("consul"), "{}", j.reason);
     assert_eq!(j.unavailable, ["consul"]);
     check(&judge(&e), Outcome::NoAction, ExitKind::Ok);
+    // Three of four unavailable is not "all 4 green".
+    let inv = [
+        r("disk", Pass),
+        r("consul", Unavailable),
+        r("nomad", Unavailable),
+        r("units", Unavailable),
+    ];
+    let e = Evidence {
+        invariants_before: &inv,
+        model: ModelPolicy::OnAttention,
+        ..ev(AgentRun::NotStarted)
+    };
+    let j = gate(&e).unwrap();
+    assert!(
+        j.reason.starts_with(
+            "no action: 1 check(s) passed, 3 unavailable here (consul, nomad, units), none failed"
+        ),
+        "{}",
+        j.reason
+    );
+    let inv = [r("disk", Pass)];
+    let e = Evidence {
+        invariants_before: &inv,
+        model: ModelPolicy::OnAttention,
+        ..ev(AgentRun::NotStarted)
+    };
+    let j = gate(&e).unwrap();
+    assert!(
+        j.reason
+            .starts_with("no action: all 1 check(s) passed and no probe"),
+        "{}",
+        j.reason
+    );
 }
 
 #[test]
