@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Hook decision latency as Claude Code sees it: one whole
 # `steward hook pre-tool-use --run-dir DIR` process per tool call, over the policy case table
-# (tests/data/policy_table.rs). Prints median, p90, p99 and max; exits 1 if the median is above
-# 5 ms or an answer differs from the table.
+# (tests/data/policy_table.rs). Prints median, p90, p99 and max; then the hostile table
+# (tests/data/hostile_table.rs: deep nesting of every construct, 1 MB commands, 10,000-part
+# chains, long paths) with each input's median and slowest answer, and the slowest as a ratio to
+# the ordinary median. Exits 1 if the median is above 5 ms, an answer differs from the table, a
+# hostile input is not denied, or the slowest hostile answer is above 200 ms.
 #
 #   STEWARD_BIN=target/release/steward bench/hook.sh      # default binary
 #   ROUNDS=5 bench/hook.sh                                # more calls per case

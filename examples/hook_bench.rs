@@ -13,6 +13,7 @@ use steward::goal::GoalPolicy;
 use steward::policy::{Policy, Verdict};
 
 include!("../tests/data/policy_table.rs");
+include!("../tests/data/hostile_table.rs");
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -162,7 +163,71 @@ fn main() {
         "target median <= 5 ms: {}",
         if ok { "met" } else { "NOT met" }
     );
-    if mismatches > 0 || !ok {
+    let (worst, allowed) = hostile(&run, &wrap, rounds, pct(&times, 0.5));
+    let worst_ok = worst <= Duration::from_millis(200);
+    println!(
+        "target worst hostile <= 200 ms: {}",
+        if worst_ok { "met" } else { "NOT met" }
+    );
+    if mismatches > 0 || !ok || !worst_ok || allowed > 0 {
         std::process::exit(1);
     }
+}
+
+/// The hostile table (tests/data/hostile_table.rs): each input's median and slowest whole-process
+/// answer, and the slowest of all as a ratio to the ordinary median. Returns (slowest, answers
+/// that were not a deny).
+/// One whole hook process: (time, exit code, stdout).
+type RunHook<'a> = &'a dyn Fn(&[u8]) -> (Duration, i32, String);
+
+fn hostile(
+    run: RunHook<'_>,
+    wrap: &dyn Fn(&str, Value) -> Vec<u8>,
+    rounds: usize,
+    ordinary_median: Duration,
+) -> (Duration, usize) {
+    println!();
+    println!(
+        "{:<34} {:>9} {:>10} {:>10}  answer",
+        "hostile input", "bytes", "median", "max"
+    );
+    let mut worst = Duration::ZERO;
+    let mut not_denied = 0;
+    for (what, tool, input, _) in hostile_cases() {
+        let input = wrap(tool, input);
+        let mut times = Vec::new();
+        let mut answer = String::new();
+        for _ in 0..rounds.max(3) {
+            let (t, code, stdout) = run(&input);
+            times.push(t);
+            let decision = serde_json::from_str::<Value>(&stdout).ok().and_then(|v| {
+                v["hookSpecificOutput"]["permissionDecision"]
+                    .as_str()
+                    .map(str::to_string)
+            });
+            answer = match (code, decision.as_deref()) {
+                (0, Some("deny")) => "deny".to_string(),
+                (2, _) => "blocked (exit 2)".to_string(),
+                (c, d) => {
+                    not_denied += 1;
+                    format!("NOT DENIED: exit {c}, {d:?}")
+                }
+            };
+        }
+        times.sort();
+        worst = worst.max(*times.last().unwrap());
+        println!(
+            "{what:<34} {:>9} {:>10} {:>10}  {answer}",
+            input.len(),
+            ms(pct(&times, 0.5)),
+            ms(*times.last().unwrap())
+        );
+    }
+    println!(
+        "slowest hostile answer: {} = {:.1}x the ordinary median ({})",
+        ms(worst),
+        worst.as_secs_f64() / ordinary_median.as_secs_f64(),
+        ms(ordinary_median)
+    );
+    (worst, not_denied)
 }

@@ -611,7 +611,14 @@ impl Store {
     pub fn expire_for_run(&self, run_id: &str) -> Result<Vec<String>, ApprovalError> {
         let _lock = self.lock()?;
         let mut ids = Vec::new();
-        for a in self.list()? {
+        let open = [ActionState::Pending, ActionState::Approved];
+        for a in open
+            .into_iter()
+            .map(|s| self.read_state(s))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+        {
             if a.executor == Executor::Agent
                 && a.state.is_open()
                 && a.run_id.as_deref() == Some(run_id)

@@ -45,6 +45,12 @@ pub const POLICY_FILE: &str = "policy.json";
 pub const HOOK_CONTEXT_FILE: &str = "hook-context.json";
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
+/// Largest PreToolUse input the hook decides on (a Write of a file this large is not
+/// reviewable either); anything longer is blocked without a decision being attempted.
+pub const MAX_HOOK_INPUT: usize = 8 * 1024 * 1024;
+/// The hook reads at most this much, to name an oversized call in the audit log.
+pub const MAX_HOOK_READ: usize = 64 * 1024 * 1024;
+
 /// Seconds claude gives the hook. It answers in milliseconds; the margin is for a loaded host.
 pub const HOOK_TIMEOUT_SECS: u64 = 30;
 
@@ -119,7 +125,16 @@ impl HookContext {
 /// `steward hook pre-tool-use --run-dir DIR`: decide, audit, file. Never fails open: anything
 /// that goes wrong, including a failed audit write, blocks the call (exit 2).
 pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
-    let mut answer = crate::policy::hook_decision(&run_dir.join(POLICY_FILE), stdin_json);
+    if stdin_json.len() > MAX_HOOK_INPUT {
+        let summary = oversized_summary(stdin_json);
+        let answer = crate::policy::fail_closed(&summary, || {
+            Err(format!(
+                "the tool call is larger than {MAX_HOOK_INPUT} bytes"
+            ))
+        });
+        return audited(run_dir, answer);
+    }
+    let mut answer = crate::policy::hook_decision_isolated(&run_dir.join(POLICY_FILE), stdin_json);
     let approve = answer
         .decision
         .as_ref()
@@ -158,11 +173,35 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
             }
         }
     }
-    let line = serde_json::to_string(&answer.audit).unwrap_or_default();
-    if let Err(e) = ledger::append_line(&run_dir.join(AUDIT_FILE), &line) {
-        answer = blocked(answer, &format!("could not write the audit log: {e}"));
+    audited(run_dir, answer)
+}
+
+/// The ids of an oversized call, for its audit line, without its input: the JSON is scanned
+/// (linear, nothing kept of `tool_input`) but never decided on. A truncated read yields none.
+fn oversized_summary(stdin_json: &[u8]) -> Vec<u8> {
+    #[derive(Deserialize, Serialize, Default)]
+    struct Ids {
+        session_id: Option<String>,
+        tool_use_id: Option<String>,
+        tool_name: Option<String>,
     }
-    answer
+    let ids: Ids = serde_json::from_slice(stdin_json).unwrap_or_default();
+    serde_json::to_vec(&serde_json::json!({
+        "session_id": ids.session_id,
+        "tool_use_id": ids.tool_use_id,
+        "tool_name": ids.tool_name,
+        "tool_input": {"omitted_bytes": stdin_json.len()},
+    }))
+    .unwrap_or_default()
+}
+
+/// Appends the answer's audit line; an answer that cannot be recorded blocks the call.
+fn audited(run_dir: &Path, answer: HookAnswer) -> HookAnswer {
+    let line = serde_json::to_string(&answer.audit).unwrap_or_default();
+    match ledger::append_line(&run_dir.join(AUDIT_FILE), &line) {
+        Ok(()) => answer,
+        Err(e) => blocked(answer, &format!("could not write the audit log: {e}")),
+    }
 }
 
 /// What the model is told when its proposal joined an action other subjects need too: one
@@ -293,6 +332,24 @@ pub fn audit_unhooked_calls(run_dir: &Path) -> Result<Unhooked, ledger::LedgerEr
 pub struct Unhooked {
     pub refused: usize,
     pub ran: usize,
+    /// Refused by Claude after steward's hook died without answering.
+    pub hook_failed: usize,
+}
+
+/// A `hook_response` line of a PreToolUse hook that failed other than by steward's own block
+/// (exit 2): a crash, a kill, a timeout. Claude reads those as "no opinion".
+fn pre_tool_use_hook_failure(line: &serde_json::Value) -> Option<String> {
+    let is_pre_tool_use = line["type"] == "system"
+        && line["subtype"] == "hook_response"
+        && line["hook_event"] == "PreToolUse";
+    let outcome = line["outcome"].as_str().unwrap_or("");
+    if !is_pre_tool_use || outcome == "success" || line["exit_code"].as_i64() == Some(2) {
+        return None;
+    }
+    Some(match line["exit_code"].as_i64() {
+        Some(code) => format!("{outcome}, exit {code}"),
+        None => outcome.to_string(),
+    })
 }
 
 fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledger::LedgerError> {
@@ -311,10 +368,15 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
     // tool_use id → (session, tool, input); tool_use id → (is_error, text)
     let mut calls: Vec<(String, Option<String>, String, serde_json::Value)> = Vec::new();
     let mut results: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    let mut hook_failures: Vec<String> = Vec::new();
     for line in transcript.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        if let Some(failure) = pre_tool_use_hook_failure(&v) {
+            hook_failures.push(failure);
+            continue;
+        }
         let session = v["session_id"].as_str().map(str::to_string);
         let Some(blocks) = v["message"]["content"].as_array() else {
             continue;
@@ -354,14 +416,26 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
         let Some((error, text)) = results.get(&id) else {
             continue;
         };
-        let (decision, reason) = if *error {
+        let text = text
+            .replace("<tool_use_error>", "")
+            .replace("</tool_use_error>", "");
+        let (decision, reason) = if *error && !hook_failures.is_empty() {
+            // The hook ran and died without a word: Claude's own rules refused the call, which
+            // is not steward's decision, and the record must not pretend it was.
+            (
+                "error",
+                format!(
+                    "steward's hook failed ({}) and Claude Code refused the call itself: {}",
+                    hook_failures.join("; "),
+                    text.trim()
+                ),
+            )
+        } else if *error {
             (
                 "deny",
                 format!(
                     "refused by Claude Code before steward's hook: {}",
-                    text.replace("<tool_use_error>", "")
-                        .replace("</tool_use_error>", "")
-                        .trim()
+                    text.trim()
                 ),
             )
         } else {
@@ -381,10 +455,10 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
         };
         let line = serde_json::to_string(&entry).unwrap_or_default();
         ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?;
-        if *error {
-            found.refused += 1;
-        } else {
-            found.ran += 1;
+        match (*error, entry.decision.as_str()) {
+            (true, "error") => found.hook_failed += 1,
+            (true, _) => found.refused += 1,
+            (false, _) => found.ran += 1,
         }
     }
     Ok(found)
@@ -509,6 +583,37 @@ mod tests {
         assert_eq!(read_audit(dir.path()).unwrap().len(), 2);
     }
 
+    /// A hook that died (a crash is exit 134) left Claude's own rules to refuse the call: the
+    /// record says the hook failed, not that Claude refused before the hook.
+    #[test]
+    fn a_call_refused_after_the_hook_died_is_a_hook_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let transcript = [
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_x","name":"Bash","input":{"command":"{ { true; }; }"}}]}}"#,
+            r#"{"type":"system","subtype":"hook_response","hook_name":"PreToolUse:Bash","hook_event":"PreToolUse","exit_code":134,"outcome":"error"}"#,
+            r#"{"type":"system","subtype":"hook_response","hook_name":"PreToolUse:Bash","hook_event":"PreToolUse","exit_code":2,"outcome":"error"}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_x","is_error":true,"content":"Permission to use Bash has been denied"}]}}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            audit_unhooked_in(dir.path(), &transcript).unwrap(),
+            Unhooked {
+                refused: 0,
+                ran: 0,
+                hook_failed: 1
+            }
+        );
+        let audit = read_audit(dir.path()).unwrap();
+        assert_eq!(audit[0].decision, "error");
+        assert!(
+            audit[0]
+                .reason
+                .contains("steward's hook failed (error, exit 134)"),
+            "{}",
+            audit[0].reason
+        );
+    }
+
     #[test]
     fn calls_claude_refused_before_the_hook_are_audited() {
         let dir = tempfile::tempdir().unwrap();
@@ -521,7 +626,11 @@ mod tests {
         .join("\n");
         assert_eq!(
             audit_unhooked_in(dir.path(), &transcript).unwrap(),
-            Unhooked { refused: 1, ran: 0 }
+            Unhooked {
+                refused: 1,
+                ran: 0,
+                hook_failed: 0
+            }
         );
         let audit = read_audit(dir.path()).unwrap();
         assert_eq!(audit.len(), 2);
@@ -546,7 +655,11 @@ mod tests {
         .join("\n");
         assert_eq!(
             audit_unhooked_in(dir.path(), &bypass).unwrap(),
-            Unhooked { refused: 0, ran: 1 }
+            Unhooked {
+                refused: 0,
+                ran: 1,
+                hook_failed: 0
+            }
         );
         assert_eq!(read_audit(dir.path()).unwrap()[2].decision, "error");
     }

@@ -652,8 +652,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
 pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
     use std::io::Read;
     let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        eprintln!("steward policy hook could not read its input, so the call is blocked: {e}");
+    let limit = crate::boundary::MAX_HOOK_READ as u64;
+    if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut input) {
+        output::stderr(&format!(
+            "steward policy hook could not read its input, so the call is blocked: {e}\n"
+        ));
         return 2;
     }
     let answer = crate::boundary::pre_tool_use(run_dir, &input);

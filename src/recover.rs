@@ -155,6 +155,7 @@ fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, Run
         policy_denials: crate::run::policy_denials(&audit),
         actions_filed: crate::run::queued_actions(&audit),
         actions_expired: actions_expired.clone(),
+        hook_errors: crate::run::count_hook_errors(&audit),
         failure: None,
         verdict: run.read_json("verdict.json").ok(),
         failed_checks: Vec::new(),

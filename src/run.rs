@@ -213,6 +213,9 @@ pub struct RunResult {
     /// nothing will run them now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions_expired: Vec<String>,
+    /// Calls steward's hook failed to decide (each was blocked); see the audit log.
+    #[serde(default)]
+    pub hook_errors: usize,
     pub failure: Option<AgentFailure>,
     pub verdict: Option<Verdict>,
     #[serde(default)]
@@ -831,6 +834,7 @@ pub async fn execute_until(
             ..judgement
         };
     }
+    judgement = escalate_hook_errors(judgement, count_hook_errors(&audit));
     let rollback = match goal.checks.rollback.as_deref() {
         Some(argv) if !argv.is_empty() && judgement.rollback => {
             rec.stage("rollback")?;
@@ -874,6 +878,28 @@ pub async fn execute_until(
     }
     rec.state_changes = acts.changed;
     rec.finish(&judgement, Some(agent_outcome), rollback, &audit)
+}
+
+/// Every call the hook failed on was blocked, so the boundary held; but a run steward could not
+/// fully police is for a human to look at, not `ok` or `fixed`.
+fn escalate_hook_errors(judgement: Judgement, hook_errors: usize) -> Judgement {
+    if hook_errors == 0 || !matches!(judgement.outcome, Outcome::Ok | Outcome::Fixed) {
+        return judgement;
+    }
+    Judgement::escalated(format!(
+        "steward's policy hook failed on {hook_errors} call(s) (each was blocked; see the audit \
+         log); the agent reported: {}",
+        judgement.reason
+    ))
+}
+
+/// Calls steward's hook could not decide (it blocked them): a crash, a timeout, an unreadable
+/// policy, or a hook that died and left Claude's own rules to refuse the call.
+pub(crate) fn count_hook_errors(audit: &[crate::policy::AuditEntry]) -> usize {
+    audit
+        .iter()
+        .filter(|e| e.decision == "error" && e.reason != boundary::RAN_WITHOUT_HOOK)
+        .count()
 }
 
 /// The pending actions a run's calls were queued as, each once: the same proposal made twice
@@ -1083,6 +1109,7 @@ impl<'a> Recorder<'a> {
             policy_denials: policy_denials(audit),
             actions_filed,
             actions_expired: std::mem::take(&mut self.actions_expired),
+            hook_errors: count_hook_errors(audit),
             failure: a.and_then(|a| a.failure.clone()),
             verdict: a.and_then(|a| a.verdict.clone()),
             failed_checks: judgement.failed_checks.clone(),
@@ -1277,4 +1304,55 @@ pub async fn approve_and_execute(
         serde_json::json!({"action": id, "state": done.state, "argv": done.argv}),
     )?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(outcome: Outcome) -> Judgement {
+        Judgement {
+            outcome,
+            ..Judgement::escalated("the agent's reason".to_string())
+        }
+    }
+
+    #[test]
+    fn a_failed_hook_keeps_a_run_from_ok_or_fixed() {
+        for outcome in [Outcome::Ok, Outcome::Fixed] {
+            let j = escalate_hook_errors(judged(outcome), 2);
+            assert_eq!(j.outcome, Outcome::Escalated);
+            assert_eq!(j.exit, ExitKind::NeedsHuman);
+            assert!(j.reason.contains("failed on 2 call(s)"), "{}", j.reason);
+        }
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Ok), 0).outcome,
+            Outcome::Ok
+        );
+        // A worse outcome stands as it is.
+        assert_eq!(
+            escalate_hook_errors(judged(Outcome::Failed), 1).outcome,
+            Outcome::Failed
+        );
+    }
+
+    #[test]
+    fn hook_errors_exclude_breaches() {
+        let entry = |decision: &str, reason: &str| crate::policy::AuditEntry {
+            time: String::new(),
+            session_id: None,
+            tool_use_id: None,
+            tool: "Bash".into(),
+            input: serde_json::Value::Null,
+            decision: decision.into(),
+            rule: None,
+            reason: reason.into(),
+        };
+        let audit = [
+            entry("error", "steward policy hook could not decide"),
+            entry("error", boundary::RAN_WITHOUT_HOOK),
+            entry("deny", "no rule"),
+        ];
+        assert_eq!(count_hook_errors(&audit), 1);
+    }
 }

@@ -23,6 +23,9 @@ use super::pattern::{ArgWord, wild_match};
 const MAX_COMMAND: usize = 64 * 1024;
 /// `sh -c 'sh -c …'` nesting and wrapper chains are cut off here.
 const MAX_DEPTH: usize = 6;
+/// Simple commands in one command line, nested scripts included: a chain of 10,000 parts is
+/// not something an operator can review, and each part costs a policy match.
+pub const MAX_SIMPLE_COMMANDS: usize = 256;
 
 /// Directories whose programs may be named by absolute path (matched on the basename).
 const BIN_DIRS: &[&str] = &[
@@ -234,6 +237,12 @@ fn options() -> ParserOptions {
     }
 }
 
+fn too_many_commands() -> Decision {
+    Decision::deny(format!(
+        "more than {MAX_SIMPLE_COMMANDS} simple commands in one command line: not checked"
+    ))
+}
+
 fn combine(parts: &[&Decision]) -> Decision {
     if parts.is_empty() {
         return Decision::deny("empty command: nothing to run");
@@ -283,6 +292,10 @@ impl Walker<'_> {
             fail(&mut ex, "command contains control characters".to_string());
             return ex;
         }
+        if let Err(e) = super::bounds::check(command) {
+            fail(&mut ex, e);
+            return ex;
+        }
         let program = match Parser::new(Cursor::new(command.as_bytes()), &options()).parse_program()
         {
             Ok(p) => p,
@@ -324,6 +337,9 @@ impl Walker<'_> {
             .map(|c| &c.verdict)
             .collect();
         ex.decision = combine(&verdicts);
+        if self.simple > MAX_SIMPLE_COMMANDS {
+            ex.decision = too_many_commands();
+        }
         ex
     }
 
@@ -363,6 +379,12 @@ impl Walker<'_> {
 
     fn simple_command(&mut self, sc: &ast::SimpleCommand, depth: usize) -> CommandInfo {
         self.simple += 1;
+        if self.simple > MAX_SIMPLE_COMMANDS {
+            // Past the bound each part costs O(1): the whole command is denied anyway.
+            let mut info = CommandInfo::new("simple");
+            info.verdict = too_many_commands();
+            return info;
+        }
         let mut info = CommandInfo::new("simple");
         let mut problems: Vec<String> = Vec::new();
         let mut argv: Vec<ArgWord> = Vec::new();

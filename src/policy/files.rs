@@ -1,7 +1,6 @@
 //! Paths: resolution (symlinks included), roots, secrets and protected files. Used by the file
 //! tools and by the Bash walker (path arguments and redirections) alike, so both see one rule.
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -25,6 +24,11 @@ fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, String> {
     }
     if raw.contains('\0') {
         return Err("path contains NUL".to_string());
+    }
+    if raw.len() > MAX_PATH {
+        return Err(format!(
+            "a path longer than {MAX_PATH} bytes (PATH_MAX) is not checked"
+        ));
     }
     if raw.starts_with('~') {
         return Err(format!("`{raw}`: paths starting with `~` are not accepted"));
@@ -51,37 +55,48 @@ fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// Longest path resolved: the kernel's `PATH_MAX`. No file operation can use a longer one.
+pub const MAX_PATH: usize = 4096;
+
 /// Resolves symlinks; for a path that does not exist yet, resolves the deepest existing parent.
 /// Something that exists but cannot be resolved (a dangling symlink, no permission) is refused:
 /// writing through a dangling link would create its target wherever it points.
+///
+/// The deepest existing prefix is found by bisection: a prefix exists only if every shorter one
+/// does, so a path of n components costs O(log n) lookups, not one per component.
 pub fn resolve(abs: &Path) -> Result<PathBuf, String> {
-    let mut existing = abs.to_path_buf();
-    let mut rest: Vec<OsString> = Vec::new();
-    loop {
-        match fs::canonicalize(&existing) {
-            Ok(mut c) => {
-                for comp in rest.iter().rev() {
-                    c.push(comp);
-                }
-                return Ok(c);
-            }
-            Err(_) => {
-                if fs::symlink_metadata(&existing).is_ok() {
-                    return Err(format!(
-                        "`{}` exists but cannot be resolved (dangling symlink or no permission)",
-                        existing.display()
-                    ));
-                }
-                match (existing.parent(), existing.file_name()) {
-                    (Some(parent), Some(name)) => {
-                        rest.push(name.to_os_string());
-                        existing = parent.to_path_buf();
-                    }
-                    _ => return Err(format!("cannot resolve `{}`", abs.display())),
-                }
-            }
+    if abs.as_os_str().len() > MAX_PATH {
+        return Err(format!(
+            "a path longer than {MAX_PATH} bytes (PATH_MAX) is not resolved"
+        ));
+    }
+    if !abs.is_absolute() {
+        return Err(format!("`{}` is not an absolute path", abs.display()));
+    }
+    let comps: Vec<Component> = abs.components().collect();
+    let prefix = |k: usize| comps[..k].iter().collect::<PathBuf>();
+    let exists = |k: usize| fs::symlink_metadata(prefix(k)).is_ok();
+    // Invariant: prefix `lo` exists (the root always does), prefix `hi + 1` does not.
+    let (mut lo, mut hi) = (1, comps.len());
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if exists(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
     }
+    let existing = prefix(lo);
+    let mut real = fs::canonicalize(&existing).map_err(|_| {
+        format!(
+            "`{}` exists but cannot be resolved (dangling symlink or no permission)",
+            existing.display()
+        )
+    })?;
+    for c in &comps[lo..] {
+        real.push(c.as_os_str());
+    }
+    Ok(real)
 }
 
 fn components(p: &Path) -> Vec<String> {

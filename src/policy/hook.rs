@@ -15,7 +15,7 @@ use super::files::check_tool;
 use super::model::{Decision, Policy, Verdict};
 
 /// What the CLI prints and exits with, plus what it records.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HookAnswer {
     /// 0 with a JSON decision on stdout, or 2 (blocked) with a reason on stderr.
     pub exit_code: i32,
@@ -72,6 +72,18 @@ pub fn hook_decision(policy_file: &Path, stdin_json: &[u8]) -> HookAnswer {
         let policy = Policy::from_file(policy_file).map_err(|e| e.to_string())?;
         decide(&policy, stdin_json)
     })
+}
+
+/// [`hook_decision`] in a forked child (see isolate.rs): a crash, an abort or a decision over
+/// its time budget blocks the call with the reason instead of silencing the hook. Only for a
+/// single-threaded process: the hook's own.
+pub fn hook_decision_isolated(policy_file: &Path, stdin_json: &[u8]) -> HookAnswer {
+    match super::isolate::decide_in_child(super::isolate::DECISION_BUDGET, || {
+        hook_decision(policy_file, stdin_json)
+    }) {
+        Ok(answer) => answer,
+        Err(e) => fail_closed(stdin_json, || Err(e)),
+    }
 }
 
 /// Decides with an already loaded policy (tests, and a long-lived caller).

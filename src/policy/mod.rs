@@ -22,8 +22,10 @@ use serde::Serialize;
 use crate::goal::GoalPolicy;
 
 mod bash;
+pub mod bounds;
 mod files;
 mod hook;
+mod isolate;
 mod model;
 mod pattern;
 
@@ -33,7 +35,8 @@ pub use bash::{
 };
 pub use files::{Access, check_tool, resolve, secret_match};
 pub use hook::{
-    AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_with,
+    AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_isolated,
+    hook_decision_with,
 };
 pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
 pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
