@@ -234,19 +234,19 @@ pub async fn left_behind(marker: &str) -> Vec<(u32, String)> {
 
 /// A Bash tool outliving the timeout: `Timeout`, and nothing it started survives.
 pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
-    // Under 25 s: claude 2.1.332 refuses a Bash command that starts with `sleep N` for N >= 25
-    // ("Blocked: standalone sleep …"); 2.1.197 ran it. 20 s still outlives the timeout and the kill grace below.
-    let marker = sleep_marker(20);
+    // `sleep 60.…s`, not `sleep 60.…`: claude 2.1.332 refuses a Bash command that starts with
+    // `sleep N` for a plain number N >= 25 ("Blocked: standalone sleep …"); 2.1.197 ran it.
+    let marker = sleep_marker(60);
     let srv = server(&format!(
-        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}\", description = \"wait\" }}\n{VERDICT_TURN}"
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}s\", description = \"wait\" }}\n{VERDICT_TURN}"
     ))
     .await;
     let dirs = Dirs::new();
     let mut spec = spec(claude, &srv, &dirs);
     spec.allowed_tools = vec!["Bash(sleep:*)".into()];
     // Long enough for claude to start the tool even on a loaded 2-core machine (6 s was not,
-    // at a load average of 13).
-    spec.timeout = Duration::from_secs(10);
+    // with four test threads each starting claude).
+    spec.timeout = Duration::from_secs(15);
     spec.kill_grace = Duration::from_secs(2);
     let (seen, watcher) = watch_for(&marker);
     let started = Instant::now();
@@ -255,13 +255,13 @@ pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
     assert!(
         matches!(
             ran.outcome.failure,
-            Some(AgentFailure::Timeout { after_secs: 10 })
+            Some(AgentFailure::Timeout { after_secs: 15 })
         ),
         "{:?}",
         ran.outcome.failure
     );
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(40),
         "took {:?}",
         started.elapsed()
     );
