@@ -84,6 +84,7 @@ pub async fn run(loaded: &Loaded) -> DoctorReport {
     checks.push(check("workspace", check_workspace(cfg)));
     checks.push(check("state dir", check_state_dir(cfg)));
     checks.push(check("definitions", check_definitions(cfg)));
+    checks.push(check("load errors", check_load_errors(cfg)));
     checks.push(check("templates", check_templates(cfg)));
     let bin = agent::process::resolve_bin(&cfg.claude_bin(), &cfg.claude.path);
     let version = claude_version(bin.as_deref(), &cfg.claude_bin()).await;
@@ -141,7 +142,7 @@ fn check_state_dir(cfg: &Config) -> Result<String, String> {
 
 fn check_definitions(cfg: &Config) -> Result<String, String> {
     let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
-    let goals = defs.goals().map_err(|e| e.to_string())?;
+    let goals = defs.goals();
     for g in &goals {
         crate::policy::claude_rules(&g.name, &g.tools, &g.policy, &cfg.workspace)
             .map_err(|e| e.to_string())?;
@@ -158,12 +159,34 @@ fn check_definitions(cfg: &Config) -> Result<String, String> {
 /// found here and not at 3 a.m.
 fn check_templates(cfg: &Config) -> Result<String, String> {
     let defs = Definitions::load(cfg).map_err(|e| format!("skipped: {e}"))?;
-    let goals = defs.goals().map_err(|e| format!("skipped: {e}"))?;
+    let goals = defs.goals();
     let renders =
         render::every_goal(&goals, &defs, &cfg.workspace).map_err(|broken| broken.join("; "))?;
     Ok(format!(
         "{} goals render ({renders} renders: every signal source, probes and checks green and red, notes, history)",
         goals.len()
+    ))
+}
+
+/// Every definition file that did not load (and every goal that fails because of one), and the
+/// goals' warnings, each as `FILE:LINE:COL: message`.
+fn check_load_errors(cfg: &Config) -> Result<String, String> {
+    let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
+    let lines = |items: &[String]| -> String { items.iter().map(|i| format!("\n  {i}")).collect() };
+    let warnings = defs.warnings();
+    let warned = if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("\n{} warning(s):{}", warnings.len(), lines(&warnings))
+    };
+    if defs.errors.is_empty() {
+        return Ok(format!("every goal, probe, check and note loaded{warned}"));
+    }
+    let errors: Vec<String> = defs.errors.iter().map(|e| e.error.clone()).collect();
+    Err(format!(
+        "{} definition error(s):{}{warned}",
+        errors.len(),
+        lines(&errors)
     ))
 }
 
@@ -239,8 +262,8 @@ async fn check_endpoint(cfg: &Config, credential: &endpoint::Credential) -> Resu
         .get("ANTHROPIC_BASE_URL")
         .map_or(endpoint::DEFAULT_BASE_URL, String::as_str);
     let mut models = vec![cfg.claude.model.clone()];
-    if let Ok(goals) = Definitions::load(cfg).and_then(|d| d.goals()) {
-        for m in goals.into_iter().filter_map(|g| g.model) {
+    if let Ok(defs) = Definitions::load(cfg) {
+        for m in defs.goals().into_iter().filter_map(|g| g.model) {
             if !models.contains(&m) {
                 models.push(m);
             }

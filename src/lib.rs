@@ -10,6 +10,7 @@ pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod definitions;
 pub mod doctor;
 pub mod exec;
 pub mod frontmatter;

@@ -189,11 +189,8 @@ fn a_template_error_inside_a_loop_body_fails_doctor_with_file_and_line() {
     assert_eq!(templates["ok"], false, "{report:#}");
     let d = detail(&report, "templates");
     // Front matter is lines 1-4, the body starts on line 5: `{{ p.fencd }}` is line 7.
-    assert!(
-        d.starts_with(&format!("{}:7: template error", file.display())),
-        "{d}"
-    );
-    assert!(d.contains("fencd"), "{d}");
+    assert!(d.starts_with(&format!("{}:7:", file.display())), "{d}");
+    assert!(d.contains("template error") && d.contains("fencd"), "{d}");
 }
 
 #[test]
@@ -205,10 +202,8 @@ fn a_template_error_in_a_branch_over_failing_checks_fails_doctor() {
     );
     let (_, report) = doctor(&env);
     let d = detail(&report, "templates");
-    assert!(
-        d.starts_with(&format!("{}:6: template error", file.display())),
-        "{d}"
-    );
+    assert!(d.starts_with(&format!("{}:6:", file.display())), "{d}");
+    assert!(d.contains("template error") && d.contains("observd"), "{d}");
     // The bundled goals render in every shape.
     std::fs::remove_file(&file).unwrap();
     let (_, report) = doctor(&env);
