@@ -2,15 +2,22 @@
 //! degraded: `/healthz` answers 503 with the reason, so a monitor sees that alerts are being
 //! refused (the webhooks answer 500 meanwhile, and nothing is queued without its record).
 //!
-//! The daemon recovers by itself: while degraded, the flusher tries once a second to write an
-//! `event_log_recovered` event (when, why, how many writes failed). The first that succeeds
-//! proves the log writable again and clears the mark; it is also the record of the outage.
+//! The daemon recovers by itself: while degraded, the flusher looks once a second whether there
+//! is room again (it writes, fsyncs and removes a probe file of [`PROBE_BYTES`] beside the event
+//! log: a small event may still fit in the last page of a day file while a batch does not), and
+//! then writes an `event_log_recovered` event (since when, why, how many writes failed). Once
+//! that is written the mark is cleared; the event is the record of the outage.
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
 use crate::ledger::Ledger;
+
+/// The room a probe asks for: a batch of a few dozen routing events.
+const PROBE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub(super) struct Health {
@@ -63,6 +70,10 @@ impl Health {
         let Some(seen) = self.degraded() else {
             return;
         };
+        if let Err(e) = room(&ledger.root().join("events")) {
+            tracing::debug!("the event log has no room yet: {e}");
+            return;
+        }
         let data = serde_json::json!({
             "since": seen.since.format(&time::format_description::well_known::Rfc3339).ok(),
             "reason": seen.reason,
@@ -80,4 +91,15 @@ impl Health {
             );
         }
     }
+}
+
+/// Whether `PROBE_BYTES` can be written (and made durable) beside the event log.
+fn room(events: &Path) -> std::io::Result<()> {
+    let path = events.join(".probe");
+    let written = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&[0u8; PROBE_BYTES])?;
+        f.sync_data()
+    });
+    let removed = std::fs::remove_file(&path);
+    written.and(removed)
 }
