@@ -786,6 +786,25 @@ impl Queue {
         Ok(())
     }
 
+    /// Puts a claimed job back that could not be started, as well as the disk allows: requeued,
+    /// or, when even that cannot be written, its claim let go, so that the next recovery (the
+    /// daemon's, while idle) requeues it.
+    pub fn put_back(&self, job: &Job, reason: &str) {
+        if let Err(e) = self.requeue(job, reason, OffsetDateTime::now_utc()) {
+            tracing::error!(job = %job.id, "cannot requeue the job: {e}; the next recovery will");
+        }
+        let mut q = match self.session() {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(job = %job.id, "cannot let go of the job's claim: {e}");
+                return;
+            }
+        };
+        if let Some(claim) = q.cache.claims.remove(&job.id) {
+            claim.release();
+        }
+    }
+
     /// Records how a job ended and moves it to the archive.
     pub fn finish(
         &self,
@@ -909,12 +928,16 @@ pub async fn work_one_until(
             over_budget: Some((spent, cfg.router.daily_budget_usd)),
         }));
     }
-    queue.ledger().event(
+    if let Err(e) = queue.ledger().event(
         "job_started",
         None,
         serde_json::json!({"job": job.id, "goal": job.goal, "subject": job.signal.subject,
             "fingerprint": job.signal.fingerprint, "attempt": job.attempts}),
-    )?;
+    ) {
+        // No run starts without its record (a full disk): the job goes back to the queue.
+        queue.put_back(&job, &format!("its start could not be recorded: {e}"));
+        return Err(e.into());
+    }
     let req = RunRequest {
         goal: job.goal.clone(),
         vars: job.vars.clone(),

@@ -1030,7 +1030,8 @@ async fn worker(
         let cfg = shared.config();
         let poll = Duration::from_secs(cfg.serve.poll_secs);
         let mut idle = true;
-        if !cfg.serve.paused {
+        // No run starts while its record cannot be written (a full disk): the jobs wait.
+        if !cfg.serve.paused && shared.health.degraded().is_none() {
             match queue::work_one_until(&cfg, &queue, &mut observer, cancel.clone()).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
