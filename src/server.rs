@@ -475,10 +475,14 @@ impl Shared {
             .decide_all(&signals, OffsetDateTime::now_utc(), |events| {
                 self.ledger.write_events(events)
             });
+        // Logged per signal, except a batch the log could not take: the daemon is degraded
+        // then, which is logged once, not once per alert of a storm.
+        let mut log_failures = true;
         let (decisions, unsynced) = match decided {
             Ok(d) => (Ok(d.decisions), d.written),
             Err(e @ RouterError::Unrecorded(_)) => {
                 self.health.failed(&e);
+                log_failures = false;
                 (Err(e.to_string()), Unsynced::default())
             }
             Err(e) => (Err(format!("routing failed: {e}")), Unsynced::default()),
@@ -504,7 +508,9 @@ impl Shared {
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
-                    tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    if log_failures {
+                        tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    }
                     Verdict::Failed {
                         decision: "error",
                         reason,
@@ -615,16 +621,11 @@ impl Shared {
         }
     }
 
-    /// Jobs a dead process left `running` back in the queue, unreadable job files moved aside.
-    fn recover_queue(&self) {
-        let recovered = self
-            .router
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .recover_queue(OffsetDateTime::now_utc());
-        match recovered {
-            Ok(r) if !r.requeued.is_empty() => {
-                tracing::warn!(jobs = %r.requeued.join(","), "jobs a dead process left running are queued again");
+    /// Jobs a dead process (an inline trigger) left `running` back in the queue.
+    fn requeue_orphans(&self) {
+        match self.queue.requeue_orphans(OffsetDateTime::now_utc()) {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(jobs = %ids.join(","), "jobs a dead process left running are queued again");
                 self.wake.notify_one();
             }
             Ok(_) => {}
@@ -1057,7 +1058,7 @@ async fn worker(
             }
             // A process that died while it ran a job (an inline trigger) leaves it `running`:
             // its claim lock says so, and the job is queued again.
-            shared.recover_queue();
+            shared.requeue_orphans();
         }
     }
 }

@@ -2,10 +2,11 @@
 //! not finish (`.tmp*`), job files it left truncated (moved to `bad/`, and the start goes on),
 //! and jobs it left `running` (back to `queued`, told by the job's claim lock, not its pid).
 //!
-//! [`Queue::recover`] runs at daemon start, and is safe at any time after: a claim lock that
-//! can be taken proves its claimer dead, and a claimer that lives is never disturbed. The daemon
-//! runs it again while idle and an inline trigger before it routes, so a job a dead process left
-//! `running` does not absorb every repeat of its signal as `merged`.
+//! [`Queue::recover`] runs at daemon start and before an inline trigger routes. It is safe at
+//! any time: a claim lock that can be taken proves its claimer dead, and a claimer that lives is
+//! never disturbed. The daemon's worker also runs [`Queue::requeue_orphans`] while idle, so a
+//! job a dead process (an inline trigger) left `running` does not absorb every repeat of its
+//! signal as `merged`.
 
 use std::path::{Path, PathBuf};
 
@@ -85,8 +86,15 @@ impl Queue {
                 Err(e) => return Err(e),
             }
         }
-        out.requeued = self.requeue_orphans(&mut q, now)?;
+        out.requeued = self.requeue_orphans_in(&mut q, now)?;
         Ok(out)
+    }
+
+    /// Jobs `running` whose claim lock nobody holds go back to `queued` (see the module docs);
+    /// returns their ids.
+    pub fn requeue_orphans(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
+        let mut q = self.session()?;
+        self.requeue_orphans_in(&mut q, now)
     }
 
     /// Removes `.tmp*` files (the temp files of [`crate::ledger::write_atomic`]) from `queue/`
@@ -118,7 +126,7 @@ impl Queue {
 
     /// Jobs `running` whose claim lock nobody holds go back to `queued`. A job this process
     /// claimed is left alone, and so is one whose claimer holds its lock, whatever its pid says.
-    fn requeue_orphans(
+    fn requeue_orphans_in(
         &self,
         q: &mut Session<'_>,
         now: OffsetDateTime,
