@@ -32,15 +32,49 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
+/// A definition file that is there but cannot be read.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub origin: String,
+    pub stem: String,
+    pub error: ReadError,
+}
+
+/// The files of one kind: those read, and those that could not be read (each on its own, so one
+/// unreadable file does not hide the others).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub files: Vec<SourceFile>,
+    pub unreadable: Vec<Unreadable>,
+}
+
 /// The files of one kind with the given extension: bundled ones (unless `no_bundled`), then the
-/// operator directory's, which replace bundled files of the same stem.
+/// operator directory's, which replace bundled files of the same stem. Any unreadable file is an
+/// error.
 pub fn files(
     kind: Kind,
     operator_dir: Option<&Path>,
     no_bundled: bool,
     ext: &str,
 ) -> Result<Vec<SourceFile>, ReadError> {
+    let collected = collect(kind, operator_dir, no_bundled, ext)?;
+    match collected.unreadable.into_iter().next() {
+        Some(u) => Err(u.error),
+        None => Ok(collected.files),
+    }
+}
+
+/// Like [`files`], but a file that cannot be read is listed in `unreadable` (and still replaces
+/// the bundled file of its stem) instead of failing everything; an unreadable directory is still
+/// an error.
+pub fn collect(
+    kind: Kind,
+    operator_dir: Option<&Path>,
+    no_bundled: bool,
+    ext: &str,
+) -> Result<Collected, ReadError> {
     let mut out: Vec<SourceFile> = Vec::new();
+    let mut unreadable: Vec<Unreadable> = Vec::new();
     if !no_bundled {
         let (dir, label) = match kind {
             Kind::Goals => (&GOALS, "goals"),
@@ -81,23 +115,32 @@ pub fn files(
             }
         }
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| ReadError {
-                path: path.clone(),
-                source,
-            })?;
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
             out.retain(|f| f.stem != stem);
-            out.push(SourceFile {
-                origin: path.display().to_string(),
-                stem,
-                text,
-            });
+            match std::fs::read_to_string(&path) {
+                Ok(text) => out.push(SourceFile {
+                    origin: path.display().to_string(),
+                    stem,
+                    text,
+                }),
+                Err(source) => unreadable.push(Unreadable {
+                    origin: path.display().to_string(),
+                    stem,
+                    error: ReadError {
+                        path: path.clone(),
+                        source,
+                    },
+                }),
+            }
         }
     }
     out.sort_by(|a, b| a.stem.cmp(&b.stem));
-    Ok(out)
+    Ok(Collected {
+        files: out,
+        unreadable,
+    })
 }

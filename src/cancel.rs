@@ -1,5 +1,5 @@
 //! Stopping a run from outside. The signal steward received (SIGINT from Ctrl-C, SIGTERM from
-//! systemd or `kill`) asks the run to stop: claude is interrupted and gets its grace to end, and
+//! systemd or `kill`, SIGHUP when the terminal closes) asks the run to stop: claude is interrupted and gets its grace to end, and
 //! the run is recorded `cancelled`. A second signal asks it to stop at once.
 
 use std::future::Future;
@@ -16,6 +16,9 @@ pub enum StopSignal {
     Interrupt,
     #[serde(rename = "SIGTERM")]
     Terminate,
+    /// The terminal went away (an SSH session dropped): stop as for SIGTERM, and say which.
+    #[serde(rename = "SIGHUP")]
+    Hangup,
 }
 
 impl StopSignal {
@@ -23,6 +26,7 @@ impl StopSignal {
         match self {
             StopSignal::Interrupt => "SIGINT",
             StopSignal::Terminate => "SIGTERM",
+            StopSignal::Hangup => "SIGHUP",
         }
     }
 
@@ -30,6 +34,7 @@ impl StopSignal {
         match self {
             StopSignal::Interrupt => ExitKind::Interrupted,
             StopSignal::Terminate => ExitKind::Terminated,
+            StopSignal::Hangup => ExitKind::HungUp,
         }
     }
 }
@@ -171,18 +176,20 @@ impl Cancel {
     }
 }
 
-/// Turns SIGINT and SIGTERM into stop requests for as long as the returned task lives: the
+/// Turns SIGINT, SIGTERM and SIGHUP into stop requests for as long as the returned task lives: the
 /// first stops gracefully, the next at once. Each is reported on stderr, so that an operator at
 /// a terminal knows a second Ctrl-C kills.
 pub fn on_signals(canceller: Canceller) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         loop {
             let got = tokio::select! {
                 Some(()) = int.recv() => StopSignal::Interrupt,
                 Some(()) = term.recv() => StopSignal::Terminate,
+                Some(()) = hup.recv() => StopSignal::Hangup,
                 else => return,
             };
             let message = if canceller.stop(got) {

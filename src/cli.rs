@@ -381,6 +381,18 @@ impl From<run::RunError> for CliError {
     }
 }
 
+impl From<crate::bundled::ReadError> for CliError {
+    fn from(e: crate::bundled::ReadError) -> Self {
+        run::RunError::from(e).into()
+    }
+}
+
+impl From<crate::goal::GoalError> for CliError {
+    fn from(e: crate::goal::GoalError) -> Self {
+        run::RunError::from(e).into()
+    }
+}
+
 impl Cli {
     fn config(&self) -> Result<Loaded, CliError> {
         Config::load(&self.config_args()).map_err(usage)
@@ -458,22 +470,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Goals(GoalsCommand::List) => {
             let loaded = cli.config()?;
             let defs = Definitions::load(&loaded.config)?;
-            let goals = defs.goals()?;
-            if cli.json {
-                print_json(&goals)?;
-            } else {
-                let width = goals.iter().map(|g| g.name.len()).max().unwrap_or(4);
-                for g in &goals {
-                    // The schedule matters to an operator deciding between it and a timer.
-                    let when = g
-                        .schedule
-                        .as_deref()
-                        .map(|c| format!("  [schedule {c} UTC]"))
-                        .unwrap_or_default();
-                    crate::outln!("{:width$}  {}  ({}){when}", g.name, g.description, g.origin)?;
-                }
-            }
-            Ok(ExitKind::Ok)
+            list_goals(&defs, cli.json)
         }
         Command::Goals(GoalsCommand::Render { name, vars }) => {
             let loaded = cli.config()?;
@@ -523,7 +520,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 .map_err(|e| usage(anyhow::anyhow!("--phase: {e}")))?;
             let goal_checks = match goal {
                 Some(name) => Some(defs.goal(name)?.checks),
-                None => None,
+                None => {
+                    // "Every check" cannot be claimed when a context file did not load.
+                    let broken = defs.context_errors();
+                    if !broken.is_empty() {
+                        let list: Vec<&str> = broken.iter().map(|e| e.error.as_str()).collect();
+                        return Err(usage(anyhow::anyhow!(
+                            "{} context file error(s); their checks cannot run:\n{}",
+                            list.len(),
+                            list.join("\n")
+                        )));
+                    }
+                    None
+                }
             };
             let report = check::validate_in(
                 &defs.checks,
@@ -1001,6 +1010,56 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
         )?;
     }
     Ok(decision.exit)
+}
+
+/// `steward goals list`: every goal, with its warnings; a goal that does not load is listed with
+/// its error, and makes the exit code `usage`.
+fn list_goals(defs: &Definitions, json: bool) -> Result<ExitKind, CliError> {
+    let mut broken = false;
+    if json {
+        let mut out = Vec::new();
+        for (name, g) in defs.goal_entries() {
+            out.push(match g {
+                Ok(g) => {
+                    let mut v = serde_json::to_value(g).map_err(internal)?;
+                    v["error"] = serde_json::Value::Null;
+                    v
+                }
+                Err(e) => {
+                    broken = true;
+                    serde_json::json!({"name": name, "error": e.to_string(), "warnings": []})
+                }
+            });
+        }
+        print_json(&out)?;
+    } else {
+        let width = defs.goal_entries().map(|(n, _)| n.len()).max().unwrap_or(4);
+        for (name, g) in defs.goal_entries() {
+            match g {
+                Ok(g) => {
+                    // The schedule matters to an operator deciding between it and a timer.
+                    let when = g
+                        .schedule
+                        .as_deref()
+                        .map(|c| format!("  [schedule {c} UTC]"))
+                        .unwrap_or_default();
+                    crate::outln!("{:width$}  {}  ({}){when}", g.name, g.description, g.origin)?;
+                    for w in &g.warnings {
+                        crate::outln!("{:width$}  warning: {w}", "")?;
+                    }
+                }
+                Err(e) => {
+                    broken = true;
+                    crate::outln!("{name:width$}  BROKEN: {e}")?;
+                }
+            }
+        }
+    }
+    Ok(if broken {
+        ExitKind::Usage
+    } else {
+        ExitKind::Ok
+    })
 }
 
 fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {

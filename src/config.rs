@@ -338,7 +338,9 @@ impl Config {
             config.state_dir = dir.clone();
         }
         config.resolve_paths(source.as_deref())?;
-        config.validate()?;
+        config
+            .validate()
+            .map_err(|e| locate_invalid(e, &label, &text, &args.overrides))?;
         Ok(Loaded { config, source })
     }
 
@@ -564,6 +566,70 @@ fn parse_error(label: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
+/// A bad value found after parsing, placed at its key in the file (`FILE:LINE:COL`) when it came
+/// from there; a value set or changed by `-c` keeps the key-only message.
+fn locate_invalid(e: ConfigError, label: &str, text: &str, overrides: &[String]) -> ConfigError {
+    let ConfigError::Invalid { key, message } = e else {
+        return e;
+    };
+    // `a.b` and `a.b.c` or `a.b[0]` overlap: one sets (part of) the other.
+    let within = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    let overridden = overrides.iter().any(|o| {
+        o.split_once('=').is_some_and(|(k, _)| {
+            let k = k.trim();
+            within(&key, k) || within(k, &key)
+        })
+    });
+    match key_position(text, &key).filter(|_| !overridden) {
+        Some((line, column)) => ConfigError::Parse {
+            path: label.to_string(),
+            line,
+            column,
+            message: format!("`{key}` {message}"),
+        },
+        None => ConfigError::Invalid { key, message },
+    }
+}
+
+/// Line and column of the value of a dotted key (`router.maintenance[0].daily`) in TOML text,
+/// or of the deepest part of it that is there.
+fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut value: Option<&toml::Spanned<DeValue<'_>>> = None;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some((_, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name) else {
+            break;
+        };
+        value = Some(v);
+        let v = match (v.get_ref(), index) {
+            (DeValue::Array(a), Some(i)) => match a.get(i) {
+                Some(item) => {
+                    value = Some(item);
+                    item
+                }
+                None => break,
+            },
+            _ => v,
+        };
+        match v.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    value.map(|v| line_col(text, v.span().start))
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -665,6 +731,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.budget_usd"), "{err}");
+        // At the value in the file, like every definition error.
+        assert!(
+            err.contains("steward.toml:2:14: `limits.budget_usd`"),
+            "{err}"
+        );
+        let err = load_text(
+            "[router]\nflapping_chronic = { count = 1, window_secs = 60 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("steward.toml:2:20:"), "{err}");
+        let err = load_text("\n[[router.maintenance]]\ndaily = \"4am\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("steward.toml:2:1: `router.maintenance[0]`"),
+            "{err}"
+        );
+        // A value from `-c` has no place in the file.
+        let err = load_text("[limits]\nmax_turns = 3\n", &["limits.max_turns=0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `limits.max_turns`"), "{err}");
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub async fn run(loaded: &Loaded) -> DoctorReport {
     checks.push(check("workspace", check_workspace(cfg)));
     checks.push(check("state dir", check_state_dir(cfg)));
     checks.push(check("definitions", check_definitions(cfg)));
+    checks.push(check("load errors", check_load_errors(cfg)));
     let bin = agent::process::resolve_bin(&cfg.claude_bin(), &cfg.claude.path);
     let version = claude_version(bin.as_deref(), &cfg.claude_bin()).await;
     let have_claude = version.is_ok();
@@ -96,7 +97,7 @@ fn check_state_dir(cfg: &Config) -> Result<String, String> {
 
 fn check_definitions(cfg: &Config) -> Result<String, String> {
     let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
-    let goals = defs.goals().map_err(|e| e.to_string())?;
+    let goals = defs.goals();
     // Every goal must render, so a broken template is found here and not at 3 a.m.
     let mut vars = BTreeMap::new();
     for g in &goals {
@@ -128,6 +129,28 @@ fn check_definitions(cfg: &Config) -> Result<String, String> {
         goals.len(),
         defs.catalog.probes.len(),
         defs.notes.len()
+    ))
+}
+
+/// Every definition file that did not load (and every goal that fails because of one), and the
+/// goals' warnings, each as `FILE:LINE:COL: message`.
+fn check_load_errors(cfg: &Config) -> Result<String, String> {
+    let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
+    let lines = |items: &[String]| -> String { items.iter().map(|i| format!("\n  {i}")).collect() };
+    let warnings = defs.warnings();
+    let warned = if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("\n{} warning(s):{}", warnings.len(), lines(&warnings))
+    };
+    if defs.errors.is_empty() {
+        return Ok(format!("every goal, probe, check and note loaded{warned}"));
+    }
+    let errors: Vec<String> = defs.errors.iter().map(|e| e.error.clone()).collect();
+    Err(format!(
+        "{} definition error(s):{}{warned}",
+        errors.len(),
+        lines(&errors)
     ))
 }
 

@@ -44,27 +44,36 @@ pub fn split(text: &str) -> Result<Split<'_>, (usize, String)> {
     ))
 }
 
-/// The file line of a TOML parse error inside the front matter.
-pub fn toml_error_line(split: &Split<'_>, e: &toml::de::Error) -> usize {
+/// The file line and column of a TOML parse error inside the front matter (the opening `+++`
+/// line when the error has no position).
+pub fn toml_error_pos(split: &Split<'_>, e: &toml::de::Error) -> (usize, usize) {
     e.span()
-        .map(|s| crate::config::line_col(split.front, s.start).0 + split.front_line - 1)
-        .unwrap_or(split.front_line.saturating_sub(1))
+        .map(|s| offset_pos(split, s.start))
+        .unwrap_or((split.front_line.saturating_sub(1), 1))
 }
 
-/// The file line where `key` is assigned in the front matter (`key =` or `[key]`), for errors
-/// found after parsing; else the opening `+++` line.
-pub fn key_line(split: &Split<'_>, key: &str) -> usize {
+/// The file line and column of a byte offset into the front matter.
+pub fn offset_pos(split: &Split<'_>, offset: usize) -> (usize, usize) {
+    let (line, column) = crate::config::line_col(split.front, offset);
+    (line + split.front_line - 1, column)
+}
+
+/// The file line and column where `key` is assigned in the front matter (`key =` or `[key]`),
+/// for errors found after parsing; else the opening `+++` line.
+pub fn key_pos(split: &Split<'_>, key: &str) -> (usize, usize) {
     split
         .front
         .lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(key)
+        .enumerate()
+        .find_map(|(i, l)| {
+            let t = l.trim_start();
+            let found = t
+                .strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
-                || l.trim_end() == format!("[{key}]")
+                || t.trim_end() == format!("[{key}]");
+            found.then(|| (i + split.front_line, l.len() - t.len() + 1))
         })
-        .map(|i| i + split.front_line)
-        .unwrap_or(split.front_line.saturating_sub(1))
+        .unwrap_or((split.front_line.saturating_sub(1), 1))
 }
 
 #[cfg(test)]
@@ -78,8 +87,12 @@ mod tests {
         assert_eq!(s.front_line, 2);
         assert_eq!(s.body, "body line 5\nline 6\n");
         assert_eq!(s.body_line, 5);
-        assert_eq!(key_line(&s, "b"), 3);
-        assert_eq!(key_line(&s, "zz"), 1);
+        assert_eq!(key_pos(&s, "b"), (3, 1));
+        assert_eq!(key_pos(&s, "zz"), (1, 1));
+        let s = split("+++\na = 1\n[t]\n  b = 2\n+++\n").unwrap();
+        assert_eq!(key_pos(&s, "b"), (4, 3));
+        assert_eq!(key_pos(&s, "t"), (3, 1));
+        assert_eq!(offset_pos(&s, 10), (4, 1));
     }
 
     #[test]

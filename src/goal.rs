@@ -18,18 +18,24 @@ use crate::knowledge::Note;
 use crate::probe::ProbeResult;
 use crate::signal::Signal;
 
-#[derive(Debug, thiserror::Error)]
+mod positions;
+pub use positions::Positions;
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GoalError {
-    #[error("{origin}:{line}: {message}")]
+    /// Every definition error reads `FILE:LINE:COL: message`.
+    #[error("{origin}:{line}:{column}: {message}")]
     Definition {
         origin: String,
         line: usize,
+        column: usize,
         message: String,
     },
-    #[error("{origin}:{line}: template error: {message}")]
+    #[error("{origin}:{line}:{column}: template error: {message}")]
     Template {
         origin: String,
         line: usize,
+        column: usize,
         message: String,
     },
     #[error("unknown goal `{name}` (known: {known})")]
@@ -78,6 +84,12 @@ pub struct Goal {
     pub body: String,
     /// 1-based line of the file where the body starts, to map template errors to the file.
     pub body_line: usize,
+    /// Problems that do not stop the goal, each `FILE:LINE:COL: message`: policy rules that a
+    /// deny rule always beats (see [`crate::policy::shadowed`]).
+    pub warnings: Vec<String>,
+    /// Where the goal names its probes and checks, for errors found when they are resolved.
+    #[serde(skip)]
+    pub positions: Positions,
 }
 
 /// The front matter as written.
@@ -113,45 +125,53 @@ pub fn load_all(files: &[SourceFile]) -> Result<Vec<Goal>, GoalError> {
     files.iter().map(parse).collect()
 }
 
-pub fn find(files: &[SourceFile], name: &str) -> Result<Goal, GoalError> {
-    let goals = load_all(files)?;
-    let known = goals
-        .iter()
-        .map(|g| g.name.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
-    goals
-        .into_iter()
-        .find(|g| g.name == name)
-        .ok_or_else(|| GoalError::Unknown {
-            name: name.to_string(),
-            known,
-        })
+/// Each goal file parsed on its own: one broken file does not hide the others.
+pub fn load_each(files: &[SourceFile]) -> Vec<Result<Goal, GoalError>> {
+    files.iter().map(parse).collect()
 }
 
-fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
-    let def = |line: usize, message: String| GoalError::Definition {
+/// The goal of this name; only its own file is parsed, so a broken other goal does not matter.
+pub fn find(files: &[SourceFile], name: &str) -> Result<Goal, GoalError> {
+    match files.iter().find(|f| f.stem == name) {
+        Some(f) => parse(f),
+        None => Err(GoalError::Unknown {
+            name: name.to_string(),
+            known: files
+                .iter()
+                .map(|f| f.stem.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Parses one goal file.
+pub fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
+    let def = |(line, column): (usize, usize), message: String| GoalError::Definition {
         origin: file.origin.clone(),
         line,
+        column,
         message,
     };
-    let split = frontmatter::split(&file.text).map_err(|(l, m)| def(l, m))?;
+    let split = frontmatter::split(&file.text).map_err(|(l, m)| def((l, 1), m))?;
     let front: Front = toml::from_str(split.front).map_err(|e| {
         def(
-            frontmatter::toml_error_line(&split, &e),
+            frontmatter::toml_error_pos(&split, &e),
             e.message().trim().to_string(),
         )
     })?;
     if !valid_name(&file.stem) {
         return Err(def(
-            1,
+            (1, 1),
             format!(
                 "goal name `{}` (the file name) must use only letters, digits, `-`, `_`",
                 file.stem
             ),
         ));
     }
-    validate(&front).map_err(|(key, m)| def(frontmatter::key_line(&split, key), m))?;
+    validate(&front).map_err(|(key, m)| def(frontmatter::key_pos(&split, key), m))?;
+    let (positions, warnings) =
+        positions::locate(&split, &file.origin, &front.policy).map_err(|m| def((1, 1), m))?;
     let goal = Goal {
         name: file.stem.clone(),
         origin: file.origin.clone(),
@@ -173,6 +193,8 @@ fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         schedule: front.schedule,
         body: split.body.to_string(),
         body_line: split.body_line,
+        warnings,
+        positions,
     };
     // Compile once now; render compiles again with the run's nonce.
     engine(&goal, "0000000000000000")?;
@@ -229,6 +251,10 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
                     key,
                     format!("policy.{key}: `{r}` must be absolute or start with {{workspace}}"),
                 ));
+            }
+            // Found here, with its line, rather than when the run builds the policy.
+            if r.split('/').any(|c| c == "..") {
+                return Err((key, format!("policy.{key}: `{r}` must not contain `..`")));
             }
         }
     }
@@ -543,13 +569,15 @@ fn template_error(goal: &Goal, e: &tera::Error) -> GoalError {
         cur = c.source();
     }
     let body_line = |l: usize| goal.body_line + l.saturating_sub(1);
-    let parsed_line = AT
+    let parsed = AT
         .as_ref()
         .and_then(|re| re.captures(&message))
-        .and_then(|c| c.get(1))
-        .and_then(|m| m.as_str().parse::<usize>().ok());
-    let line = match parsed_line {
-        Some(l) => body_line(l),
+        .and_then(|c| {
+            let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<usize>().ok());
+            Some((n(1)?, n(2)?))
+        });
+    let (line, column) = match parsed {
+        Some((l, c)) => (body_line(l), c),
         None => NAMED
             .as_ref()
             .and_then(|re| {
@@ -559,12 +587,13 @@ fn template_error(goal: &Goal, e: &tera::Error) -> GoalError {
                     .filter(|name| *name != goal.name)
                     .find_map(|name| find_in_body(&goal.body, &name))
             })
-            .map(body_line)
-            .unwrap_or(goal.body_line),
+            .map(|(l, c)| (body_line(l), c))
+            .unwrap_or((goal.body_line, 1)),
     };
     GoalError::Template {
         origin: goal.origin.clone(),
         line,
+        column,
         message: message
             .replace('\n', " ")
             .split_whitespace()
@@ -573,15 +602,19 @@ fn template_error(goal: &Goal, e: &tera::Error) -> GoalError {
     }
 }
 
-/// 1-based body line of the first use of `name` (or, for `a.b.c`, of its longest prefix found)
-/// inside a tera tag.
-fn find_in_body(body: &str, name: &str) -> Option<usize> {
+/// 1-based body line and column of the first use of `name` (or, for `a.b.c`, of its longest
+/// prefix found) inside a tera tag.
+fn find_in_body(body: &str, name: &str) -> Option<(usize, usize)> {
     let parts: Vec<&str> = name.split('.').collect();
     (1..=parts.len()).rev().find_map(|n| {
         let needle = parts[..n].join(".");
-        body.lines()
-            .position(|l| (l.contains("{{") || l.contains("{%")) && l.contains(needle.as_str()))
-            .map(|i| i + 1)
+        body.lines().enumerate().find_map(|(i, l)| {
+            if !(l.contains("{{") || l.contains("{%")) {
+                return None;
+            }
+            l.find(needle.as_str())
+                .map(|at| (i + 1, l[..at].chars().count() + 1))
+        })
     })
 }
 
@@ -725,7 +758,10 @@ mod tests {
             "systemctl list-units --failed [--no-legend] [--plain] [--no-pager]",
             "journalctl -u UNIT -n NUM --no-pager",
             "journalctl -p err --since TIME --no-pager",
-            "df -h [PATH]",
+            "df -h [FSPATH...]",
+            "du -s -h -- FSPATH...",
+            "ls -l [-a] [-h] [FSPATH...]",
+            "findmnt [FSPATH]",
             "free -m",
             "uptime",
             "nomad job status [JOB]",
@@ -876,6 +912,11 @@ mod tests {
                 "absolute",
             ),
             (
+                "description = \"d\"\n[policy]\nwrite = [\"{workspace}/../x\"]",
+                4,
+                "`..`",
+            ),
+            (
                 "description = \"d\"\napproval_timeout_secs = 5",
                 3,
                 "only applies",
@@ -918,7 +959,8 @@ mod tests {
         let err = load_all(&[file("g", text)]).unwrap_err();
         assert!(matches!(err, GoalError::Template { line: 5, .. }), "{err}");
         assert!(
-            err.to_string().starts_with("goals/g.md:5: template error"),
+            err.to_string()
+                .starts_with("goals/g.md:5:14: template error"),
             "{err}"
         );
     }

@@ -13,9 +13,14 @@ use crate::frontmatter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
-    /// `message` starts with `line N:`.
-    #[error("{origin}: {message}")]
-    Note { origin: String, message: String },
+    /// Like every definition error: `FILE:LINE:COL: message`.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Note {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,28 +44,31 @@ pub fn load(files: &[SourceFile]) -> Result<Vec<Note>, KnowledgeError> {
     files.iter().map(parse).collect()
 }
 
-fn parse(file: &SourceFile) -> Result<Note, KnowledgeError> {
-    let err = |line: usize, m: String| KnowledgeError::Note {
+/// Parses one note.
+pub fn parse(file: &SourceFile) -> Result<Note, KnowledgeError> {
+    let err = |(line, column): (usize, usize), message: String| KnowledgeError::Note {
         origin: file.origin.clone(),
-        message: format!("line {line}: {m}"),
+        line,
+        column,
+        message,
     };
-    let split = frontmatter::split(&file.text).map_err(|(l, m)| err(l, m))?;
+    let split = frontmatter::split(&file.text).map_err(|(l, m)| err((l, 1), m))?;
     let front: Front = toml::from_str(split.front).map_err(|e| {
         err(
-            frontmatter::toml_error_line(&split, &e),
+            frontmatter::toml_error_pos(&split, &e),
             e.message().trim().to_string(),
         )
     })?;
     if front.title.trim().is_empty() {
         return Err(err(
-            frontmatter::key_line(&split, "title"),
+            frontmatter::key_pos(&split, "title"),
             "`title` must not be empty".into(),
         ));
     }
     if front.tags.is_empty() {
         // A note without tags could never be selected: almost certainly a mistake.
         return Err(err(
-            frontmatter::key_line(&split, "tags"),
+            frontmatter::key_pos(&split, "tags"),
             "`tags` must name at least one tag, or the note is never selected".into(),
         ));
     }
@@ -70,7 +78,7 @@ fn parse(file: &SourceFile) -> Result<Note, KnowledgeError> {
         .find(|t| t.trim().is_empty() || t.contains(char::is_whitespace))
     {
         return Err(err(
-            frontmatter::key_line(&split, "tags"),
+            frontmatter::key_pos(&split, "tags"),
             format!("tag `{t}` must be one word"),
         ));
     }
@@ -168,7 +176,7 @@ mod tests {
         )])
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("k/x.md: line 4:"), "{err}");
+        assert!(err.starts_with("k/x.md:4:1:"), "{err}");
         assert!(err.contains("colour"), "{err}");
         let err = load(&[file("x", "+++\ntitle = \"T\"\n+++\nbody")])
             .unwrap_err()
@@ -177,7 +185,7 @@ mod tests {
         let err = load(&[file("x", "no front matter")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 1"), "{err}");
+        assert!(err.starts_with("k/x.md:1:1:"), "{err}");
     }
 
     #[test]

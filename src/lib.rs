@@ -12,6 +12,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon_lock;
+pub mod definitions;
 pub mod doctor;
 pub mod exec;
 pub mod frontmatter;

@@ -76,6 +76,8 @@ pub enum ExitKind {
     Interrupted,
     /// 143: stopped by SIGTERM (128 + 15).
     Terminated,
+    /// 129: stopped by SIGHUP (the terminal went away; 128 + 1).
+    HungUp,
 }
 
 impl ExitKind {
@@ -91,6 +93,7 @@ impl ExitKind {
             ExitKind::Limited => 7,
             ExitKind::Interrupted => 130,
             ExitKind::Terminated => 143,
+            ExitKind::HungUp => 129,
         }
     }
 
@@ -106,6 +109,7 @@ impl ExitKind {
             7 => ExitKind::Limited,
             130 => ExitKind::Interrupted,
             143 => ExitKind::Terminated,
+            129 => ExitKind::HungUp,
             _ => ExitKind::Error,
         }
     }
@@ -122,6 +126,7 @@ impl ExitKind {
             ExitKind::Limited => "limited",
             ExitKind::Interrupted => "interrupted",
             ExitKind::Terminated => "terminated",
+            ExitKind::HungUp => "hung_up",
         }
     }
 }

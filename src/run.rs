@@ -14,19 +14,19 @@ use crate::agent::{
 };
 use crate::approval::{ApprovalMode, Executor};
 use crate::boundary::{self, ESCALATION_WINDOW, HookContext};
-use crate::bundled::{self, Kind, SourceFile};
+use crate::bundled;
 use crate::cancel::Cancel;
 use crate::check::{
-    self, Acts, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, CheckSet, Evidence,
-    Judgement, Memory, MemoryError, NO_ACTS, Phase,
+    self, Acts, AgentRun, Attempt, CheckEnv, CheckError, CheckResult, Evidence, Judgement, Memory,
+    MemoryError, NO_ACTS, Phase,
 };
 use crate::config::Config;
 use crate::goal::{self, Goal, GoalError, RenderInput};
-use crate::knowledge::{self, KnowledgeError, Note};
+use crate::knowledge::{self, KnowledgeError};
 use crate::ledger::{Ledger, LedgerError, RunDir};
 use crate::outcome::{ExitKind, Outcome};
 use crate::policy::{self, ClaudeRules, Policy, PolicyError};
-use crate::probe::{self, Catalog, ProbeDefaults, ProbeError, ProbeResult};
+use crate::probe::{self, ProbeDefaults, ProbeError, ProbeResult};
 use crate::redact::Redactor;
 use crate::signal::{Signal, Source};
 
@@ -94,49 +94,7 @@ impl RunError {
     }
 }
 
-/// Goals, probes and notes as the config sees them (bundled plus operator directories).
-pub struct Definitions {
-    pub goal_files: Vec<SourceFile>,
-    pub catalog: Catalog,
-    pub checks: CheckSet,
-    pub notes: Vec<Note>,
-}
-
-impl Definitions {
-    pub fn load(cfg: &Config) -> Result<Definitions, RunError> {
-        let goal_files =
-            bundled::files(Kind::Goals, cfg.goals_dir.as_deref(), cfg.no_bundled, "md")?;
-        let context_files = bundled::files(
-            Kind::Context,
-            cfg.context_dir.as_deref(),
-            cfg.no_bundled,
-            "toml",
-        )?;
-        let note_files = bundled::files(
-            Kind::Knowledge,
-            cfg.knowledge_dir.as_deref(),
-            cfg.no_bundled,
-            "md",
-        )?;
-        let catalog = Catalog::load(&context_files, probe_defaults(cfg))?;
-        let checks = CheckSet::load(&context_files)?;
-        let notes = knowledge::load(&note_files)?;
-        Ok(Definitions {
-            goal_files,
-            catalog,
-            checks,
-            notes,
-        })
-    }
-
-    pub fn goal(&self, name: &str) -> Result<Goal, RunError> {
-        Ok(goal::find(&self.goal_files, name)?)
-    }
-
-    pub fn goals(&self) -> Result<Vec<Goal>, RunError> {
-        Ok(goal::load_all(&self.goal_files)?)
-    }
-}
+pub use crate::definitions::Definitions;
 
 pub fn probe_defaults(cfg: &Config) -> ProbeDefaults {
     ProbeDefaults {
@@ -660,6 +618,10 @@ pub async fn execute_until(
     // recorded before this run starts acting.
     crate::recover::recover_logged(&ledger);
     let mut rec = Recorder::start(&ledger, req, &redactor)?;
+    // This goal loaded; what else did not is part of the record (and was logged at warn).
+    if !defs.errors.is_empty() {
+        rec.run.write_json("definition-errors.json", &defs.errors)?;
+    }
 
     // Before anything may change: checks and context, concurrently.
     rec.stage("checks")?;

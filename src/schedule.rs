@@ -62,10 +62,20 @@ pub struct Entry {
 
 /// Every goal of the configuration with a `schedule` (bundled goals, replaced by the operator's
 /// of the same name). Goals are validated on load, so a bad expression fails here with its line.
+/// A broken goal whose file never mentions `schedule` cannot be a scheduled one: it is logged and
+/// left to fail when it runs, instead of stopping every other goal's schedule.
 pub fn entries(cfg: &Config) -> Result<Vec<Entry>, ScheduleError> {
     let files = bundled::files(Kind::Goals, cfg.goals_dir.as_deref(), cfg.no_bundled, "md")?;
     let mut out = Vec::new();
-    for g in goal::load_all(&files)? {
+    let mut goals = Vec::new();
+    for (file, loaded) in files.iter().zip(goal::load_each(&files)) {
+        match loaded {
+            Ok(g) => goals.push(g),
+            Err(e) if file.text.contains("schedule") => return Err(e.into()),
+            Err(e) => tracing::warn!("goal not scheduled, it does not load: {e}"),
+        }
+    }
+    for g in goals {
         if let Some(expr) = g.schedule {
             // Validated by the goal loader already; parsing twice keeps `Goal` serialisable.
             if let Ok(cron) = parse(&expr) {

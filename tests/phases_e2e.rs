@@ -229,7 +229,7 @@ fn a_rollback_never_undoes_what_nobody_did() {
     assert!(why.contains("already failed before the run"), "{why}");
     let shown = runs_show(&s, report["id"].as_str().unwrap());
     assert!(
-        shown.contains("rollback: skipped `touch") && shown.contains("already failed before"),
+        shown.contains("Rollback\n  skipped `touch") && shown.contains("already failed before"),
         "{shown}"
     );
 }
@@ -284,7 +284,7 @@ fn a_post_check_the_agent_broke_is_rolled_back() {
     );
     let shown = runs_show(&s, report["id"].as_str().unwrap());
     assert!(
-        shown.contains("rollback: ran `cp") && shown.contains("exit 0, succeeded"),
+        shown.contains("Rollback\n  ran `cp") && shown.contains("exit 0, succeeded"),
         "{shown}"
     );
     // The JSON view carries the same record.

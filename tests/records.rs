@@ -438,7 +438,7 @@ fn the_ledger_reads_newest_first_and_a_run_reads_like_an_incident_report() {
         "[warning] svc: down",
         "Actions filed (1)",
         &format!("{action}  pending   touch"),
-        "Rollback\n  none ran",
+        "Rollback\n  none: the goal has no rollback command",
         "Cost\n  $",
     ] {
         assert!(

@@ -232,6 +232,29 @@ fn sigint_on_steward_run_cancels_the_run_and_leaves_nothing_behind() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// The terminal closed under a run (an SSH session dropped): the run is cancelled and recorded
+/// like Ctrl-C, not left to die and be found `crashed` at the next start.
+#[test]
+fn sighup_on_steward_run_cancels_the_run() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = marker();
+    let (_model, env) = sleeper_env(&claude, tmp.path(), &marker, "");
+    let mut run = spawn(&env, &["--json", "run", "sleeper"]);
+    wait_for_tool(&marker, &mut run);
+    let run_dir = only_run(&env);
+    kill(run.id(), nix::sys::signal::Signal::SIGHUP);
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(129), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "cancelled");
+    assert_eq!(report["exit"], "hung_up");
+    assert_cancelled_record(&env, &run_dir, "SIGHUP", 129);
+    let left = left_after(3, &marker, &run_dir);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn sigterm_in_a_wait_run_cancels_it_and_expires_its_action() {
     let Some(claude) = claude_bin() else { return };

@@ -70,19 +70,23 @@ pub enum CheckError {
         message: String,
     },
     /// Well-formed TOML that does not make a valid check.
-    #[error("{origin}:{line}: check `{name}`: field `{field}`: {message}")]
+    #[error("{origin}:{line}:{column}: check `{name}`: field `{field}`: {message}")]
     Definition {
         origin: String,
         line: usize,
+        column: usize,
         name: String,
         field: String,
         message: String,
     },
-    #[error("check `{name}` is defined twice: {first} and {second}")]
+    /// `second` is where the name is defined again (`FILE:LINE:COL`), `first` where it was first.
+    #[error("{second}: check `{name}` is already defined at {first}")]
     Duplicate {
         name: String,
         first: String,
         second: String,
+        /// The file of `second`: the one in error.
+        file: String,
     },
     #[error("unknown check `{name}` (known: {known})")]
     Unknown { name: String, known: String },
@@ -268,7 +272,7 @@ pub struct CheckDef {
     #[serde(rename = "timeout_secs", serialize_with = "ser_secs")]
     pub timeout: Duration,
     pub tags: Vec<String>,
-    /// `file:line` of the `[[check]]` table, for messages.
+    /// `FILE:LINE:COL` of the `[[check]]` table, for messages.
     pub origin: String,
 }
 
@@ -360,6 +364,7 @@ impl CheckSet {
                         name: def.name.clone(),
                         first: prev.origin.clone(),
                         second: def.origin.clone(),
+                        file: file.origin.clone(),
                     });
                 }
                 checks.push(def);
@@ -495,23 +500,30 @@ fn parse_file(file: &SourceFile) -> Result<Vec<CheckDef>, CheckError> {
     raw.check
         .into_iter()
         .map(|c| {
-            let line = line_col(&file.text, c.span().start).0;
-            build(file, line, c.into_inner())
+            let at = line_col(&file.text, c.span().start);
+            build(file, at, c.into_inner())
         })
         .collect()
 }
 
 /// Turns one raw table into a definition, naming the field and its line on any problem.
-fn build(file: &SourceFile, table_line: usize, raw: RawCheck) -> Result<CheckDef, CheckError> {
+fn build(
+    file: &SourceFile,
+    table_line: (usize, usize),
+    raw: RawCheck,
+) -> Result<CheckDef, CheckError> {
     let name = raw.name.get_ref().trim().to_string();
-    let line_of = |span: std::ops::Range<usize>| line_col(&file.text, span.start).0;
-    let err = |line: usize, field: &str, message: String| CheckError::Definition {
-        origin: file.origin.clone(),
-        line,
-        name: name.clone(),
-        field: field.to_string(),
-        message,
-    };
+    // (line, column) of a value, like `table_line` for the table.
+    let line_of = |span: std::ops::Range<usize>| line_col(&file.text, span.start);
+    let err =
+        |(line, column): (usize, usize), field: &str, message: String| CheckError::Definition {
+            origin: file.origin.clone(),
+            line,
+            column,
+            name: name.clone(),
+            field: field.to_string(),
+            message,
+        };
     if name.is_empty()
         || !name
             .chars()
@@ -859,7 +871,7 @@ fn build(file: &SourceFile, table_line: usize, raw: RawCheck) -> Result<CheckDef
         kind,
         timeout,
         tags: raw.tags,
-        origin: format!("{}:{}", file.origin, table_line),
+        origin: format!("{}:{}:{}", file.origin, table_line.0, table_line.1),
     })
 }
 

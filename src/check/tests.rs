@@ -107,7 +107,7 @@ contains = "."
     let web = &set.checks[1];
     assert_eq!(web.timeout, Duration::from_millis(2500));
     assert!(matches!(&web.kind, CheckKind::Http { status, .. } if status == &[200, 204]));
-    assert_eq!(web.origin, "test.toml:14");
+    assert_eq!(web.origin, "test.toml:14:1");
     assert!(matches!(&set.checks[3].kind, CheckKind::Systemd { state, .. } if state == "active"));
     assert_eq!(set.checks[0].timeout, DEFAULT_TIMEOUT);
     // Definitions serialise (for `--json` listings).
@@ -221,7 +221,7 @@ fn duplicate_names_across_files_are_rejected() {
         Ok(_) => panic!("duplicate accepted"),
     };
     assert!(
-        e.contains("test.toml:1") && e.contains("other.toml:1"),
+        e.starts_with("other.toml:1:1: check `") && e.contains("already defined at test.toml:1:1"),
         "{e}"
     );
 }

@@ -182,6 +182,29 @@ impl Policy {
         }
         Ok(real)
     }
+
+    /// Checks an `FSPATH` argument: a location a command measures or lists (`df`, `du -sh`,
+    /// `ls -l`), which need not be in the read roots. It must be absolute, without `..`, `~` or
+    /// NUL, and neither it nor what its symlinks resolve to may be a secret path.
+    pub fn check_fs_path(&self, raw: &str) -> Result<PathBuf, String> {
+        if !raw.starts_with('/') {
+            return Err(format!(
+                "`{raw}`: an FSPATH must be an absolute path (like `/var/log`)"
+            ));
+        }
+        let abs = absolute(raw, Path::new("/"))?;
+        if let Some(s) = secret_match(&self.secrets, &abs) {
+            return Err(format!("`{raw}` is a secret path (matches `{s}`)"));
+        }
+        let real = resolve(&abs)?;
+        if let Some(s) = secret_match(&self.secrets, &real) {
+            return Err(format!(
+                "`{raw}` resolves to `{}`, a secret path (matches `{s}`)",
+                real.display()
+            ));
+        }
+        Ok(real)
+    }
 }
 
 /// The walker's view of path arguments: a policy plus the directory relative paths start from.
@@ -202,6 +225,20 @@ impl PathCheck for PathCtx<'_> {
                 .map(|_| ());
         }
         check_glob(self.policy, &word.text, self.cwd)
+    }
+
+    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), String> {
+        if word.unknown {
+            return Err("path supplied at run time cannot be checked".to_string());
+        }
+        // A glob's expansion is only known when the shell runs it; name the directory instead.
+        if word.glob {
+            return Err(format!(
+                "glob `{}` where an FSPATH is expected: name one directory (e.g. `du -x -d1 DIR`)",
+                word.text
+            ));
+        }
+        self.policy.check_fs_path(&word.text).map(|_| ())
     }
 }
 

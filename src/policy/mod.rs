@@ -9,6 +9,7 @@
 //! - The Bash walker (bash.rs): `brush-parser` AST → simple commands → argv decisions; anything it
 //!   does not understand is denied. [`check_command`], [`explain`], [`explain_with`].
 //! - Paths and file tools (files.rs): symlink-resolving root checks, secrets, [`check_tool`].
+//! - Shadowed rules (shadow.rs): goal rules a deny rule always beats, warned about at load.
 //! - The hook (hook.rs): [`hook_decision`] for `steward hook pre-tool-use --policy FILE`, which
 //!   fails closed (exit 2) on every error and on panics.
 //!
@@ -28,6 +29,7 @@ mod hook;
 mod isolate;
 mod model;
 mod pattern;
+mod shadow;
 
 pub use bash::{
     CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo, check_command,
@@ -40,6 +42,7 @@ pub use hook::{
 };
 pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
 pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
+pub use shadow::{Shadowed, always_denied, shadowed};
 
 /// The flags the runner passes: which tools exist, which calls are pre-approved, which are denied.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

@@ -6,10 +6,16 @@
 //!   in deny rules, e.g. `mkfs*`);
 //! - a literal word (`status`, `status|is-active`) must appear as that positional argument;
 //! - an UPPERCASE placeholder stands for one argument of a shape (`UNIT`, `NUM`, `PATH`, `FILE`,
-//!   `JOB`, `NAME`, `TIME`, `ARG`); `...` after it means one or more;
+//!   `FSPATH`, `JOB`, `NAME`, `TIME`, `ARG`); `...` after it means one or more;
+//! - `PATH`/`FILE` are files the command reads: inside the read roots. `FSPATH` is a place the
+//!   command only measures or lists (`df -h /`, `du -sh /var/log`, `ls -l /etc`): any absolute
+//!   path without `..`, globs or `~`, never a secret (resolved), and refused at compile time for
+//!   programs that print file contents (`cat FSPATH` is an error: use `PATH`);
 //! - a word starting with `-` is a flag; if the next word of the same group is a placeholder or a
 //!   literal, the flag takes that value (`-n NUM`, `-p err`, `--since=TIME`);
-//! - `[ ... ]` makes its words optional (flags inside are optional flags).
+//! - `[ ... ]` makes its words optional (flags inside are optional flags);
+//! - `--` ends a flag's reach: in `du -s -h -- FSPATH...` the `-h` takes no value and `FSPATH`
+//!   is positional (the argv itself need not contain `--`).
 //!
 //! Matching an argv (allow and approve rules): positionals must match in order; flags may appear
 //! anywhere and in any order, `--flag=value` equals `--flag value`, `-nVALUE` equals `-n VALUE`;
@@ -32,6 +38,8 @@ pub enum Shape {
     Num,
     Path,
     File,
+    /// A file-system location to measure or list, not to read: any absolute path, no secret.
+    FsPath,
     Job,
     Name,
     Time,
@@ -45,6 +53,7 @@ impl Shape {
             "NUM" => Shape::Num,
             "PATH" => Shape::Path,
             "FILE" => Shape::File,
+            "FSPATH" => Shape::FsPath,
             "JOB" => Shape::Job,
             "NAME" => Shape::Name,
             "TIME" => Shape::Time,
@@ -54,9 +63,87 @@ impl Shape {
     }
 
     pub fn is_path(self) -> bool {
-        matches!(self, Shape::Path | Shape::File)
+        matches!(self, Shape::Path | Shape::File | Shape::FsPath)
     }
 }
+
+/// Programs that print (or copy, hash or evaluate) what is inside the files they are given.
+/// `FSPATH` would let them read any file outside the read roots, so a pattern may not combine
+/// them: this catches the obvious mistakes; it is not the boundary (the operator's rules are).
+/// `nix` is here because a path outside the store is read as a flake and evaluated.
+const CONTENT_READERS: &[&str] = &[
+    "cat",
+    "tac",
+    "nl",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "most",
+    "view",
+    "vi",
+    "vim",
+    "nano",
+    "grep",
+    "egrep",
+    "fgrep",
+    "zgrep",
+    "rg",
+    "ag",
+    "ack",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "cut",
+    "paste",
+    "sort",
+    "uniq",
+    "join",
+    "comm",
+    "diff",
+    "cmp",
+    "strings",
+    "od",
+    "xxd",
+    "hexdump",
+    "base32",
+    "base64",
+    "basenc",
+    "cp",
+    "install",
+    "tar",
+    "zip",
+    "gzip",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "zstdcat",
+    "jq",
+    "yq",
+    "openssl",
+    "md5sum",
+    "sha1sum",
+    "sha224sum",
+    "sha256sum",
+    "sha384sum",
+    "sha512sum",
+    "b2sum",
+    "cksum",
+    "sum",
+    "tee",
+    "dd",
+    "file",
+    "git",
+    "source",
+    "nix",
+    "nix-build",
+    "nix-instantiate",
+    "nix-shell",
+    "nix-env",
+    "nix-store",
+];
 
 /// A positional element of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,9 +213,12 @@ impl ArgWord {
     }
 }
 
-/// Checks `PATH`/`FILE` arguments; implemented by the policy (roots, secrets).
+/// Checks path arguments; implemented by the policy (roots, secrets).
 pub trait PathCheck {
+    /// `PATH`/`FILE`: a file the command reads, inside the read roots.
     fn check_path_arg(&self, word: &ArgWord) -> Result<(), String>;
+    /// `FSPATH`: a location the command measures or lists: absolute, no secret.
+    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), String>;
 }
 
 #[derive(Debug)]
@@ -182,7 +272,7 @@ fn placeholder(word: &str) -> Result<Option<(Shape, bool)>, String> {
     match Shape::parse(name) {
         Some(s) => Ok(Some((s, many))),
         None => Err(format!(
-            "unknown placeholder `{name}` (known: UNIT NUM PATH FILE JOB NAME TIME ARG)"
+            "unknown placeholder `{name}` (known: UNIT NUM PATH FILE FSPATH JOB NAME TIME ARG)"
         )),
     }
 }
@@ -201,12 +291,41 @@ impl Pattern {
         if iter.next().is_some() {
             return Err("unbalanced `]`".to_string());
         }
-        Ok(Pattern {
+        let pattern = Pattern {
             source: source.to_string(),
             command,
             positional,
             flags,
-        })
+        };
+        if pattern.uses(Shape::FsPath)
+            && let Some(c) = pattern
+                .command
+                .iter()
+                .find(|c| CONTENT_READERS.contains(&c.as_str()))
+        {
+            return Err(format!(
+                "`FSPATH` is for programs that measure or list paths (df, du, ls, findmnt); \
+                 `{c}` reads or evaluates file contents: use `PATH` or `FILE` (inside the read \
+                 roots)"
+            ));
+        }
+        Ok(pattern)
+    }
+
+    /// Whether any positional or flag value is a placeholder of this shape.
+    pub fn uses(&self, shape: Shape) -> bool {
+        fn pos(items: &[Pos], shape: Shape) -> bool {
+            items.iter().any(|p| match p {
+                Pos::Lit { .. } => false,
+                Pos::Ph { shape: s, .. } => *s == shape,
+                Pos::Opt { items } => pos(items, shape),
+            })
+        }
+        pos(&self.positional, shape)
+            || self
+                .flags
+                .iter()
+                .any(|f| matches!(f.value, FlagValue::Ph { shape: s } if s == shape))
     }
 
     /// Exact matching, for allow and approve rules. `Err` says why it does not match.
@@ -316,6 +435,15 @@ impl Pattern {
         if !self.command.iter().any(|c| wild_match(c, name)) {
             return false;
         }
+        self.deny_words().iter().all(|alts| {
+            args.iter()
+                .any(|a| alts.iter().any(|p| deny_word(p, &a.text)))
+        })
+    }
+
+    /// The words a deny rule needs in the argv, each as its alternatives: the top-level literal
+    /// positionals, every flag name and every literal flag value.
+    pub(super) fn deny_words(&self) -> Vec<&Vec<String>> {
         let mut words: Vec<&Vec<String>> = Vec::new();
         collect_lits(&self.positional, &mut words);
         for f in &self.flags {
@@ -324,14 +452,12 @@ impl Pattern {
                 words.push(alts);
             }
         }
-        words.iter().all(|alts| {
-            args.iter()
-                .any(|a| alts.iter().any(|p| deny_word(p, &a.text)))
-        })
+        words
     }
 }
 
-fn deny_word(pattern: &str, word: &str) -> bool {
+/// Does one argv word satisfy one word of a deny pattern?
+pub(super) fn deny_word(pattern: &str, word: &str) -> bool {
     if wild_match(pattern, word) {
         return true;
     }
@@ -465,6 +591,9 @@ pub fn check_shape(shape: Shape, arg: &ArgWord, paths: &dyn PathCheck) -> Result
         if arg.text.starts_with('-') {
             return Err(format!("path `{}` starts with `-`", arg.text));
         }
+        if shape == Shape::FsPath {
+            return paths.check_fs_path_arg(arg);
+        }
         return paths.check_path_arg(arg);
     }
     if arg.glob {
@@ -491,7 +620,7 @@ pub fn check_shape(shape: Shape, arg: &ArgWord, paths: &dyn PathCheck) -> Result
         }
         Shape::Time => TIME.as_ref().is_some_and(|r| r.is_match(t)),
         Shape::Arg => !t.starts_with('-'),
-        Shape::Path | Shape::File => true,
+        Shape::Path | Shape::File | Shape::FsPath => true,
     };
     if ok {
         Ok(())
@@ -611,6 +740,13 @@ mod tests {
                 Err("outside".into())
             }
         }
+        fn check_fs_path_arg(&self, w: &ArgWord) -> Result<(), String> {
+            if w.text.starts_with('/') {
+                Ok(())
+            } else {
+                Err("relative".into())
+            }
+        }
     }
 
     fn m(p: &str, argv: &str) -> bool {
@@ -657,6 +793,48 @@ mod tests {
         assert!(Pattern::compile("UNIT").is_err());
         assert!(Pattern::compile("x [a").is_err());
         assert!(Pattern::compile("x FOO").is_err());
+    }
+
+    #[test]
+    fn fspath_measures_anywhere_but_never_feeds_a_reader() {
+        assert!(m("df -h [FSPATH...]", "df -h / /var"));
+        // `--` ends a flag's reach in a pattern: `-h` takes no value, FSPATH is positional.
+        let du = "du -s -h -- FSPATH...";
+        for ok in [
+            "du -sh /etc",
+            "du -hs /etc /var",
+            "du -s -h /etc",
+            "du -sh -- /etc",
+        ] {
+            assert!(m(du, ok), "{ok}");
+        }
+        for bad in [
+            "du -sh etc",
+            "du -sh -- -x",
+            "du -sh --files0-from=/x /",
+            "du -sh",
+        ] {
+            assert!(!m(du, bad), "{bad}");
+        }
+        let p = Pattern::compile("du -x -d|--max-depth NUM [-h] FSPATH").unwrap();
+        assert!(p.uses(Shape::FsPath) && !p.uses(Shape::Path));
+        assert!(m("du -x -d|--max-depth NUM [-h] FSPATH", "du -x -d1 /"));
+        assert!(m(
+            "du -x -d|--max-depth NUM [-h] FSPATH",
+            "du -xh --max-depth=1 /var"
+        ));
+        for bad in [
+            "cat FSPATH",
+            "head -n NUM FSPATH",
+            "grep ARG FSPATH...",
+            "x|tail FSPATH",
+        ] {
+            let e = Pattern::compile(bad).unwrap_err();
+            assert!(e.contains("file contents"), "{bad}: {e}");
+        }
+        assert!(Pattern::compile("openssl x509 -in FSPATH").is_err());
+        assert!(Pattern::compile("nix path-info -S FSPATH").is_err());
+        assert!(Pattern::compile("cat FILE").is_ok());
     }
 
     #[test]

@@ -19,9 +19,14 @@ pub use run::gather;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// `message` starts with `line N:` when the line is known.
-    #[error("{origin}: {message}")]
-    Definition { origin: String, message: String },
+    /// Like every definition error: `FILE:LINE:COL: message`.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Definition {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("unknown probe `{0}`")]
     Unknown(String),
 }
@@ -167,17 +172,18 @@ impl Catalog {
         let mut probes: Vec<ProbeDef> = Vec::new();
         for file in files {
             let parsed: ProbeFile = toml::from_str(&file.text).map_err(|e| {
-                let line = e.span().map(|s| line_col(&file.text, s.start).0);
-                definition(&file.origin, line, e.message().trim())
+                // A TOML error without a position is about the whole file.
+                let at = e.span().map_or((1, 1), |s| line_col(&file.text, s.start));
+                definition(&file.origin, at, e.message().trim())
             })?;
             for raw in parsed.probe {
-                let line = line_col(&file.text, raw.name.span().start).0;
+                let at = line_col(&file.text, raw.name.span().start);
                 let def = validate(raw, &file.origin, defaults)
-                    .map_err(|m| definition(&file.origin, Some(line), &m))?;
+                    .map_err(|m| definition(&file.origin, at, &m))?;
                 if let Some(prev) = probes.iter().find(|p| p.name == def.name) {
                     return Err(definition(
                         &file.origin,
-                        Some(line),
+                        at,
                         &format!("probe `{}` is already defined in {}", def.name, prev.origin),
                     ));
                 }
@@ -218,13 +224,12 @@ impl Catalog {
     }
 }
 
-fn definition(origin: &str, line: Option<usize>, message: &str) -> ProbeError {
+fn definition(origin: &str, (line, column): (usize, usize), message: &str) -> ProbeError {
     ProbeError::Definition {
         origin: origin.to_string(),
-        message: match line {
-            Some(l) => format!("line {l}: {message}"),
-            None => message.to_string(),
-        },
+        line,
+        column,
+        message: message.to_string(),
     }
 }
 
@@ -394,14 +399,14 @@ anything = { goes = true }
         let err = load("[[probe]]\nname = \"x\"\nkind = \"command\"\nargvv = [\"echo\"]\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("ctx/test.toml: line 4:"), "{err}");
+        assert!(err.starts_with("ctx/test.toml:4:1:"), "{err}");
         assert!(err.contains("argvv"), "{err}");
     }
 
     #[test]
     fn unknown_top_level_table_is_rejected() {
         let err = load("[[probes]]\nname = \"x\"\n").unwrap_err().to_string();
-        assert!(err.contains("line 1"), "{err}");
+        assert!(err.starts_with("ctx/test.toml:1:"), "{err}");
         assert!(err.contains("probes"), "{err}");
     }
 
@@ -412,7 +417,7 @@ anything = { goes = true }
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("line 4"), "{err}");
+        assert!(err.starts_with("ctx/test.toml:4:8:"), "{err}");
         assert!(err.contains("`url` does not apply"), "{err}");
         for (body, needle) in [
             ("kind = \"command\"\nargv = []", "must not be empty"),
@@ -442,7 +447,7 @@ anything = { goes = true }
         let mut b = a.clone();
         b.origin = "ctx/other.toml".into();
         let err = Catalog::load(&[a, b], DEFAULTS).unwrap_err().to_string();
-        assert!(err.contains("ctx/other.toml: line 2"), "{err}");
+        assert!(err.starts_with("ctx/other.toml:2:8:"), "{err}");
         assert!(err.contains("already defined in ctx/test.toml"), "{err}");
     }
 
