@@ -144,8 +144,7 @@ fn route(cfg: &Config, queue: &Queue, signal: &Signal) -> Result<Routed, InlineE
     let mut router = Router::open(cfg, queue.clone())?;
     // A job a dead process left `running` would absorb this signal as `merged` and never run:
     // its free claim lock proves the process gone, and it goes back to the queue first.
-    let now = OffsetDateTime::now_utc();
-    let recovered = router.recover_queue(now)?;
+    let recovered = router.recover_queue(OffsetDateTime::now_utc())?;
     if !recovered.is_empty() {
         router.save_state()?;
     }

@@ -760,7 +760,7 @@ impl Router {
     }
 
     /// Routes signals in order and records the decisions: [`Router::decide_all`], its events
-    /// appended and fsynced, then the state saved. The outer error means the record could not
+    /// written and fsynced, then the state saved. The outer error means the record could not
     /// be written, so no decision of the batch was taken (see [`Router::decide_all`]).
     pub fn route_all(
         &mut self,
@@ -768,8 +768,12 @@ impl Router {
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
         let ledger = self.ledger.clone();
-        let decided = self.decide_all(signals, now, |events| ledger.append(events))?;
+        let decided = self.decide_all(signals, now, |events| ledger.write_events(events))?;
+        // Written, so taken: an fsync that fails now is an error, but the jobs stay with their
+        // records (taking them back would leave records of jobs that do not exist).
+        let synced = decided.written.sync();
         self.save_state()?;
+        synced?;
         Ok(decided.decisions)
     }
 
