@@ -81,7 +81,12 @@ pub enum RouterError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Approval(#[from] crate::approval::ApprovalError),
+    #[error("the routing record could not be written ({0}): nothing of the batch was queued")]
+    Unrecorded(LedgerError),
 }
+
+mod lost;
+mod undo;
 
 // ---------------------------------------------------------------------------------------------
 // The routing table.
@@ -616,11 +621,11 @@ pub struct Routed {
     pub route: Option<String>,
 }
 
-/// A batch's decisions, and the events that record them (see [`Router::decide_all`]).
+/// A batch's decisions (see [`Router::decide_all`]), and what writing their record returned.
 #[derive(Debug)]
-pub struct Decided {
+pub struct Decided<T> {
     pub decisions: Vec<Result<Routed, RouterError>>,
-    pub events: EventBatch,
+    pub written: T,
 }
 
 /// A resolved alert withdraws what runs acting on it proposed: pending actions only they
@@ -754,17 +759,21 @@ impl Router {
         all.pop().expect("one decision per signal")
     }
 
-    /// Routes signals in order and records the decisions: [`Router::decide_all`], then its
-    /// events appended. The outer error means the record could not be written, so no decision
-    /// of the batch may be reported as taken.
+    /// Routes signals in order and records the decisions: [`Router::decide_all`], its events
+    /// written and fsynced, then the state saved. The outer error means the record could not
+    /// be written, so no decision of the batch was taken (see [`Router::decide_all`]).
     pub fn route_all(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
-        let decided = self.decide_all(signals, now)?;
+        let ledger = self.ledger.clone();
+        let decided = self.decide_all(signals, now, |events| ledger.write_events(events))?;
+        // Written, so taken: an fsync that fails now is an error, but the jobs stay with their
+        // records (taking them back would leave records of jobs that do not exist).
+        let synced = decided.written.sync();
         self.save_state()?;
-        self.ledger.append(decided.events)?;
+        synced?;
         Ok(decided.decisions)
     }
 
@@ -802,36 +811,51 @@ impl Router {
     }
 
     /// Decides signals in order, one decision each (a failure for one does not stop the
-    /// others), and acts on them: jobs queued and cancelled are on disk before this returns.
-    /// What the decisions changed in the router's own state (cooldowns, rate and flapping
-    /// windows) is written by [`Router::save_state`]; the decisions' events are returned, not
-    /// appended. A decision may be reported once its events are written: the daemon appends a
-    /// batch's events before answering and fsyncs them, and saves the state, shortly after.
-    pub fn decide_all(
+    /// others), acts on them (jobs queued and cancelled are on disk), and hands the decisions'
+    /// events to `write`, which records them. What the decisions changed in the router's own
+    /// state (cooldowns, rate and flapping windows) is written by [`Router::save_state`].
+    ///
+    /// A job never exists without the record of why it was queued: `write` runs while the
+    /// queue is still held, so no worker can claim a job of the batch before its record is
+    /// written, and when `write` fails (a full disk) the batch is taken back: its jobs
+    /// withdrawn, its merges uncounted, its cooldowns and notices released (see `undo`), and
+    /// the error says nothing was queued. The daemon writes the events before answering and
+    /// fsyncs them shortly after; the state follows within a second.
+    pub fn decide_all<T>(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
-    ) -> Result<Decided, RouterError> {
+        write: impl FnOnce(EventBatch) -> Result<T, LedgerError>,
+    ) -> Result<Decided<T>, RouterError> {
         let t = now.unix_timestamp();
         if self.pruned_at != Some(t) {
             self.prune(t);
             self.pruned_at = Some(t);
         }
         let mut events = EventBatch::default();
-        let decisions = {
-            // Held for the batch, so other processes' changes are looked for once.
-            let queue = self.queue.clone();
-            let mut session = queue.session()?;
-            signals
-                .iter()
-                .map(|signal| {
-                    let routed = self.decide(&mut session, signal, now)?;
-                    record(&mut events, signal, &routed, now)?;
-                    Ok(routed)
-                })
-                .collect()
-        };
-        Ok(Decided { decisions, events })
+        // Held for the batch and its record, so other processes' changes are looked for once.
+        let queue = self.queue.clone();
+        let mut session = queue.session()?;
+        let decisions: Vec<Result<Routed, RouterError>> = signals
+            .iter()
+            .map(|signal| {
+                let routed = self.decide(&mut session, signal, now)?;
+                if let Err(e) = record(&mut events, signal, &routed, now) {
+                    self.undo_one(&mut session, signal, &routed, now);
+                    return Err(e.into());
+                }
+                Ok(routed)
+            })
+            .collect();
+        // A job file found unreadable was moved aside: the work it held never runs.
+        self.release_quarantined(&decisions, now);
+        match write(events) {
+            Ok(written) => Ok(Decided { decisions, written }),
+            Err(e) => {
+                self.undo(&mut session, signals, &decisions, now);
+                Err(RouterError::Unrecorded(e))
+            }
+        }
     }
 
     fn decide(
