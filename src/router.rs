@@ -87,7 +87,12 @@ pub enum RouterError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Approval(#[from] crate::approval::ApprovalError),
+    #[error("the routing record could not be written ({0}): nothing of the batch was queued")]
+    Unrecorded(LedgerError),
 }
+
+mod lost;
+mod undo;
 
 // ---------------------------------------------------------------------------------------------
 // The routing table.
@@ -622,11 +627,11 @@ pub struct Routed {
     pub route: Option<String>,
 }
 
-/// A batch's decisions, and the events that record them (see [`Router::decide_all`]).
+/// A batch's decisions (see [`Router::decide_all`]), and what writing their record returned.
 #[derive(Debug)]
-pub struct Decided {
+pub struct Decided<T> {
     pub decisions: Vec<Result<Routed, RouterError>>,
-    pub events: EventBatch,
+    pub written: T,
 }
 
 /// A resolved alert withdraws what runs acting on it proposed: pending actions only they
@@ -792,17 +797,21 @@ impl Router {
         all.pop().expect("one decision per signal")
     }
 
-    /// Routes signals in order and records the decisions: [`Router::decide_all`], then its
-    /// events appended. The outer error means the record could not be written, so no decision
-    /// of the batch may be reported as taken.
+    /// Routes signals in order and records the decisions: [`Router::decide_all`], its events
+    /// written and fsynced, then the state saved. The outer error means the record could not
+    /// be written, so no decision of the batch was taken (see [`Router::decide_all`]).
     pub fn route_all(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
-        let decided = self.decide_all(signals, now)?;
+        let ledger = self.ledger.clone();
+        let decided = self.decide_all(signals, now, |events| ledger.write_events(events))?;
+        // Written, so taken: an fsync that fails now is an error, but the jobs stay with their
+        // records (taking them back would leave records of jobs that do not exist).
+        let synced = decided.written.sync();
         self.save_state()?;
-        self.ledger.append(decided.events)?;
+        synced?;
         Ok(decided.decisions)
     }
 
@@ -840,44 +849,68 @@ impl Router {
     }
 
     /// Decides signals in order, one decision each (a failure for one does not stop the
-    /// others), and acts on them: jobs queued and cancelled are on disk before this returns.
-    /// What the decisions changed in the router's own state (cooldowns, rate and flapping
-    /// windows) is written by [`Router::save_state`]; the decisions' events are returned, not
-    /// appended. A decision may be reported once its events are written: the daemon appends a
-    /// batch's events before answering and fsyncs them, and saves the state, shortly after.
-    pub fn decide_all(
+    /// others), acts on them (jobs queued and cancelled are on disk), and hands the decisions'
+    /// events to `write`, which records them. What the decisions changed in the router's own
+    /// state (cooldowns, rate and flapping windows) is written by [`Router::save_state`].
+    ///
+    /// A job never exists without the record of why it was queued: `write` runs while the
+    /// queue is still held, so no worker can claim a job of the batch before its record is
+    /// written, and when `write` fails (a full disk) the batch is taken back: its jobs
+    /// withdrawn, its merges uncounted, its cooldowns and notices released (see `undo`), and
+    /// the error says nothing was queued. The daemon writes the events before answering and
+    /// fsyncs them shortly after; the state follows within a second.
+    pub fn decide_all<T>(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
-    ) -> Result<Decided, RouterError> {
+        write: impl FnOnce(EventBatch) -> Result<T, LedgerError>,
+    ) -> Result<Decided<T>, RouterError> {
         let t = now.unix_timestamp();
         if self.pruned_at != Some(t) {
             self.prune(t);
             self.pruned_at = Some(t);
         }
         let mut events = EventBatch::default();
-        let decisions = {
-            // Held for the batch, so other processes' changes are looked for once.
-            let queue = self.queue.clone();
-            let mut session = queue.session()?;
-            signals
-                .iter()
-                .map(|signal| {
-                    // The adapters bound their signals; this is what keeps the state bounded
-                    // whoever called (see `signal::bound`).
-                    let signal = if signal.is_bounded() {
-                        Cow::Borrowed(signal)
-                    } else {
-                        Cow::Owned(signal.clone().bounded())
-                    };
-                    let routed = self.decide(&mut session, &signal, now)?;
-                    record(&mut events, &signal, &routed, now)?;
-                    Ok(routed)
-                })
-                .collect()
-        };
-        self.record_forgotten(&mut events, now)?;
-        Ok(Decided { decisions, events })
+        // The adapters bound their signals; this is what keeps the state bounded whoever
+        // called (see `signal::bound`). Borrowed unless a signal needed cutting.
+        let signals: Vec<Cow<'_, Signal>> = signals
+            .iter()
+            .map(|s| {
+                if s.is_bounded() {
+                    Cow::Borrowed(s)
+                } else {
+                    Cow::Owned(s.clone().bounded())
+                }
+            })
+            .collect();
+        // Held for the batch and its record, so other processes' changes are looked for once.
+        let queue = self.queue.clone();
+        let mut session = queue.session()?;
+        let decisions: Vec<Result<Routed, RouterError>> = signals
+            .iter()
+            .map(|signal| {
+                let routed = self.decide(&mut session, signal, now)?;
+                if let Err(e) = record(&mut events, signal, &routed, now) {
+                    self.undo_one(&mut session, signal, &routed, now);
+                    return Err(e.into());
+                }
+                Ok(routed)
+            })
+            .collect();
+        // A job file found unreadable was moved aside: the work it held never runs.
+        self.release_quarantined(&decisions, now);
+        self.record_forgotten(&mut events, now);
+        match write(events) {
+            Ok(written) => {
+                self.forgotten.clear();
+                Ok(Decided { decisions, written })
+            }
+            Err(e) => {
+                // What was forgotten stays forgotten; it is recorded with the next batch.
+                self.undo(&mut session, &signals, &decisions, now);
+                Err(RouterError::Unrecorded(e))
+            }
+        }
     }
 
     fn decide(
@@ -1187,21 +1220,9 @@ impl Router {
 
     /// Before a new key goes into `window`: makes room if it is full (see [`forget`]).
     fn remember(&mut self, window: StateWindow) {
-        let n = self.state.make_room(window, self.settings.max_subjects);
+        let cap = self.settings.max_subjects;
+        let n = self.state.make_room(window, cap);
         if n > 0 {
-            *self.forgotten.entry(window).or_default() += n;
-            self.state_changed = true;
-        }
-    }
-
-    /// A `router_forgot` event (and a warning) per window that forgot keys since the last.
-    fn record_forgotten(
-        &mut self,
-        events: &mut EventBatch,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerError> {
-        for (window, n) in std::mem::take(&mut self.forgotten) {
-            let cap = self.settings.max_subjects;
             tracing::warn!(
                 window = window.name(),
                 forgotten = n,
@@ -1210,17 +1231,24 @@ impl Router {
                  router.max_subjects ({cap}) distinct keys in its window",
                 window.name()
             );
-            events.add(
-                "router_forgot",
-                None,
-                &serde_json::json!({
-                    "window": window.name(), "forgotten": n, "max_subjects": cap,
-                    "at": now.format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
-                }),
-            )?;
+            *self.forgotten.entry(window).or_default() += n;
+            self.state_changed = true;
         }
-        Ok(())
+    }
+
+    /// A `router_forgot` event per window that forgot keys since the last batch was recorded.
+    fn record_forgotten(&self, events: &mut EventBatch, now: OffsetDateTime) {
+        for (window, n) in &self.forgotten {
+            let data = serde_json::json!({
+                "window": window.name(), "forgotten": n, "max_subjects": self.settings.max_subjects,
+                "at": now.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            });
+            // Only encoding can fail here, and the warning at the forgetting still says it.
+            if let Err(e) = events.add("router_forgot", None, &data) {
+                tracing::error!("cannot record that the router forgot entries: {e}");
+            }
+        }
     }
 
     /// The first flapping window (acute, then chronic) in which `subject` failed at least its

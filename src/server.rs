@@ -38,6 +38,7 @@ use crate::schedule::{self, ScheduleError};
 use crate::signal::{Severity, Signal, Source, fingerprint};
 use crate::trigger::{self, DaemonInfo};
 
+mod health;
 mod upkeep;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub enum ServeError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    DaemonLock(#[from] crate::daemon_lock::DaemonLockError),
 }
 
 /// What the command line gives the daemon.
@@ -342,7 +345,9 @@ fn start_routing(
                     if let Err(e) = events.sync() {
                         tracing::error!("cannot fsync the event log: {e}");
                         shared.metrics.flush_errors.inc();
+                        shared.health.failed(format_args!("fsync: {e}"));
                     }
+                    shared.health.probe(&shared.ledger);
                     if state_saved.elapsed() >= STATE_SAVE_INTERVAL {
                         shared.save_router_state();
                         state_saved = std::time::Instant::now();
@@ -368,6 +373,8 @@ struct Shared {
     /// `None`: no token configured, and the webhooks refuse everything (never open).
     token: RwLock<Option<TokenDigest>>,
     ledger: Ledger,
+    /// Whether the event log can be written (`/healthz`).
+    health: health::Health,
     wake: Notify,
     metrics: Metrics,
     /// The scheduled goals; replaced on reload, and `rescheduled` tells the scheduler.
@@ -459,20 +466,25 @@ impl Shared {
             replies.push((r.reply, r.signals.len()));
             signals.extend(r.signals);
         }
+        // No decision is taken unless its record was written: a batch whose events cannot be
+        // written is taken back by the router (no job without its record) and answered 500.
         let decided = self
             .router
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .decide_all(&signals, OffsetDateTime::now_utc());
-        // No decision is reported as taken unless its record was written.
+            .decide_all(&signals, OffsetDateTime::now_utc(), |events| {
+                self.ledger.write_events(events)
+            });
+        // Logged per signal, except a batch the log could not take: the daemon is degraded
+        // then, which is logged once, not once per alert of a storm.
+        let mut log_failures = true;
         let (decisions, unsynced) = match decided {
-            Ok(d) => match self.ledger.write_events(d.events) {
-                Ok(unsynced) => (Ok(d.decisions), unsynced),
-                Err(e) => (
-                    Err(format!("the routing record could not be written: {e}")),
-                    Unsynced::default(),
-                ),
-            },
+            Ok(d) => (Ok(d.decisions), d.written),
+            Err(e @ RouterError::Unrecorded(_)) => {
+                self.health.failed(&e);
+                log_failures = false;
+                (Err(e.to_string()), Unsynced::default())
+            }
             Err(e) => (Err(format!("routing failed: {e}")), Unsynced::default()),
         };
         let decisions: Vec<Result<Routed, String>> = match decisions {
@@ -496,7 +508,9 @@ impl Shared {
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
-                    tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    if log_failures {
+                        tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    }
                     Verdict::Failed {
                         decision: "error",
                         reason,
@@ -607,9 +621,22 @@ impl Shared {
         }
     }
 
+    /// Jobs a dead process (an inline trigger) left `running` back in the queue.
+    fn requeue_orphans(&self) {
+        match self.queue.requeue_orphans(OffsetDateTime::now_utc()) {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(jobs = %ids.join(","), "jobs a dead process left running are queued again");
+                self.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot recover the queue: {e}"),
+        }
+    }
+
     fn event(&self, kind: &str, data: serde_json::Value) {
         if let Err(e) = self.ledger.event(kind, None, data) {
             tracing::error!("cannot record the {kind} event: {e}");
+            self.health.failed(format_args!("the {kind} event: {e}"));
         }
     }
 }
@@ -930,6 +957,15 @@ async fn local_signal(State(shared): State<Arc<Shared>>, body: axum::body::Bytes
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(t) = shared.health.degraded() {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "degraded", "reason": t.reason,
+                "since": t.since.format(&time::format_description::well_known::Rfc3339).ok(),
+                "failed_writes": t.failed,
+                "queue_depth": shared.queue_depth().ok()}),
+        );
+    }
     match shared.queue_depth() {
         Ok(n) => answer(
             StatusCode::OK,
@@ -999,7 +1035,8 @@ async fn worker(
         let cfg = shared.config();
         let poll = Duration::from_secs(cfg.serve.poll_secs);
         let mut idle = true;
-        if !cfg.serve.paused {
+        // No run starts while its record cannot be written (a full disk): the jobs wait.
+        if !cfg.serve.paused && shared.health.degraded().is_none() {
             match queue::work_one_until(&cfg, &queue, &mut observer, cancel.clone()).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
@@ -1023,6 +1060,9 @@ async fn worker(
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
+            // A process that died while it ran a job (an inline trigger) leaves it `running`:
+            // its claim lock says so, and the job is queued again.
+            shared.requeue_orphans();
         }
     }
 }
@@ -1151,13 +1191,16 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         what: format!("cannot create {}", cfg.state_dir.display()),
         source,
     })?;
+    // Before anything is recovered: a second daemon on this state directory stops here. The
+    // lock, not a pid in `daemon.json`, is the proof a daemon lives; held until serve returns.
+    let _alive = crate::daemon_lock::hold(&cfg.state_dir)?;
     let ledger = Ledger::open(&cfg.state_dir)?;
     let queue = Queue::open(&cfg.state_dir)?;
-    let router = Router::open(&cfg, queue.clone())?;
+    let mut router = Router::open(&cfg, queue.clone())?;
     // First what a dead steward left running (its processes ended, its runs recorded
     // `crashed`), then its jobs: a recovered job must never run beside its orphaned agent.
     let crashed = crate::recover::recover_logged(&ledger);
-    let recovered = queue.recover(OffsetDateTime::now_utc())?;
+    let recovered = router.recover_queue(OffsetDateTime::now_utc())?;
     // Before the listener: a goal with a bad schedule stops the start, with its file and line.
     let entries = scheduled(&cfg)?;
 
@@ -1172,17 +1215,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         source,
     })?;
     let socket = trigger::daemon_socket(&cfg.state_dir);
-    // A socket left by a daemon that died would make bind fail; the pid file says whether one
-    // is alive, and a live one must not be displaced.
-    if let Some(info) = trigger::running_daemon(&cfg.state_dir) {
-        return Err(ServeError::Io {
-            what: format!(
-                "another steward serve (pid {}) runs on this state directory",
-                info.pid
-            ),
-            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
-        });
-    }
+    // A socket left by a daemon that died would make bind fail; this daemon holds the lock, so
+    // no live one is displaced.
     let _ = std::fs::remove_file(&socket);
     let unix = tokio::net::UnixListener::bind(&socket).map_err(|source| ServeError::Bind {
         addr: socket.display().to_string(),
@@ -1220,6 +1254,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         routing: Mutex::new(Some(routing)),
         token: RwLock::new(token),
         ledger,
+        health: health::Health::default(),
         wake: Notify::new(),
         metrics: Metrics::new(),
         schedule: RwLock::new(Arc::new(entries)),
@@ -1228,7 +1263,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     shared.event(
         "daemon_started",
         serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
-            "recovered": recovered, "crashed_runs": crashed,
+            "recovered": recovered.requeued, "quarantined": recovered.quarantined,
+            "tmp_removed": recovered.tmp_removed, "crashed_runs": crashed,
             "scheduled": shared.schedule().iter()
                 .map(|e| serde_json::json!({"goal": e.goal, "schedule": e.expr}))
                 .collect::<Vec<_>>()}),

@@ -760,15 +760,34 @@ pub fn daemon_socket(state_dir: &Path) -> PathBuf {
     state_dir.join("daemon.sock")
 }
 
-/// The daemon on this state directory, if its pid file names a live process.
+/// What `daemon.json` says, if it can be read (it may be left by a daemon that died).
+pub fn read_daemon_info(state_dir: &Path) -> Option<DaemonInfo> {
+    crate::ledger::read_json(&daemon_file(state_dir)).ok()
+}
+
+/// The daemon on this state directory, if one holds its lock (see [`crate::daemon_lock`]): a
+/// pid in `daemon.json` proves nothing, since a dead daemon's pid can be reused. `None` also
+/// when the lock is held but `daemon.json` is not written yet (a daemon still starting) or
+/// cannot be read: the trigger then runs inline, under the host lock, as when a daemon does
+/// not take its signal.
 pub fn running_daemon(state_dir: &Path) -> Option<DaemonInfo> {
-    let info: DaemonInfo = crate::ledger::read_json(&daemon_file(state_dir)).ok()?;
-    let pid = i32::try_from(info.pid).ok()?;
-    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(info),
-        Err(_) => None,
+    match crate::daemon_lock::presence(state_dir) {
+        crate::daemon_lock::Presence::Alive => {}
+        crate::daemon_lock::Presence::Absent => return None,
+        crate::daemon_lock::Presence::Unknown(why) => {
+            tracing::warn!("cannot tell whether a daemon runs: {why}; running inline");
+            return None;
+        }
     }
+    let info = read_daemon_info(state_dir);
+    if info.is_none() {
+        tracing::warn!(
+            "a daemon holds {} but {} cannot be read (still starting?); running inline",
+            crate::daemon_lock::path(state_dir).display(),
+            daemon_file(state_dir).display()
+        );
+    }
+    info
 }
 
 /// How long each step of a hand-off (connect and send; wait for the answer) may take.
@@ -1248,9 +1267,10 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
             .await
             .unwrap();
         assert_eq!(h, Handoff::NoDaemon);
-        // A pid file left by a daemon that is gone is ignored.
+        // A pid file left by a daemon that is gone is ignored, even when its pid is alive
+        // (reused): nobody holds the daemon's lock.
         let stale = DaemonInfo {
-            pid: i32::MAX as u32,
+            pid: std::process::id(),
             listen: "127.0.0.1:1".into(),
             socket: daemon_socket(dir.path()),
         };
@@ -1268,6 +1288,8 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
         answer: impl Fn(usize) -> Option<String> + Send + 'static,
     ) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Held for the rest of the test, like a daemon holds it for its life.
+        std::mem::forget(crate::daemon_lock::hold(dir).unwrap());
         let socket = daemon_socket(dir);
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
         let info = DaemonInfo {
