@@ -4,11 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLAUDE_VERSION="${STEWARD_CLAUDE_VERSION:-2.1.197}"
 CACHE="${STEWARD_TEST_CACHE:-$HOME/.cache/steward-test}"
 mkdir -p "$CACHE"
 
 log() { printf '== %s\n' "$*" >&2; }
+
+# The tested Claude Code range, from the one place that names it (steward doctor reads it too).
+VERSIONS_RS=src/doctor/claude_version.rs
+claude_const() { sed -n "s/^pub const $1: &str = \"\([0-9][0-9.]*\)\";\$/\1/p" "$VERSIONS_RS"; }
+CLAUDE_OLDEST="$(claude_const OLDEST_TESTED)"
+CLAUDE_NEWEST="$(claude_const NEWEST_TESTED)"
+if [ -z "$CLAUDE_OLDEST" ] || [ -z "$CLAUDE_NEWEST" ]; then
+  log "cannot read OLDEST_TESTED / NEWEST_TESTED from $VERSIONS_RS"
+  exit 1
+fi
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -34,25 +43,39 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The real Claude Code CLI, pinned, from npm, into a cache (no global install).
-CLAUDE_DIR="$CACHE/claude-$CLAUDE_VERSION"
-CLAUDE_BIN="$CLAUDE_DIR/node_modules/.bin/claude"
-if ! "$CLAUDE_BIN" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION"; then
-  log "installing @anthropic-ai/claude-code@$CLAUDE_VERSION into $CLAUDE_DIR"
-  rm -rf "$CLAUDE_DIR"
-  npm install --prefix "$CLAUDE_DIR" --no-audit --no-fund --loglevel=error \
-    "@anthropic-ai/claude-code@$CLAUDE_VERSION" >&2
-fi
-if ! "$CLAUDE_BIN" --version | grep -q "^$CLAUDE_VERSION"; then
-  log "claude $CLAUDE_VERSION did not install at $CLAUDE_BIN"
-  exit 1
-fi
-export STEWARD_TEST_CLAUDE="$CLAUDE_BIN"
-log "claude: $("$CLAUDE_BIN" --version)"
+# The real Claude Code CLI at both ends of the tested range, each pinned, from npm, into a cache
+# (no global install). Prints the binary's path.
+install_claude() {
+  local version="$1" dir="$CACHE/claude-$1" bin="$CACHE/claude-$1/node_modules/.bin/claude"
+  if ! "$bin" --version 2>/dev/null | grep -q "^$version "; then
+    log "installing @anthropic-ai/claude-code@$version into $dir"
+    rm -rf "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
+      "@anthropic-ai/claude-code@$version" >&2
+  fi
+  if ! "$bin" --version | grep -q "^$version "; then
+    log "claude $version did not install at $bin"
+    return 1
+  fi
+  log "claude: $("$bin" --version)"
+  printf '%s\n' "$bin"
+}
+CLAUDE_OLDEST_BIN="$(install_claude "$CLAUDE_OLDEST")"
+CLAUDE_NEWEST_BIN="$(install_claude "$CLAUDE_NEWEST")"
+
+# The test binaries that drive the real CLI (they call `claude_bin()`), run a second time against
+# the oldest version; everything runs against the newest, which is what users install.
+REAL_CLI_TESTS=()
+for f in $(grep -l 'claude_bin()' tests/*.rs); do
+  REAL_CLI_TESTS+=(--test "$(basename "$f" .rs)")
+done
+THREADS="${STEWARD_TEST_THREADS:-4}"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-log "cargo test"
-cargo test --locked --all-targets -- --test-threads="${STEWARD_TEST_THREADS:-4}"
+log "cargo test, real CLI $CLAUDE_NEWEST"
+STEWARD_TEST_CLAUDE="$CLAUDE_NEWEST_BIN" cargo test --locked --all-targets -- --test-threads="$THREADS"
+log "cargo test ${REAL_CLI_TESTS[*]}, real CLI $CLAUDE_OLDEST"
+STEWARD_TEST_CLAUDE="$CLAUDE_OLDEST_BIN" cargo test --locked "${REAL_CLI_TESTS[@]}" -- --test-threads="$THREADS"

@@ -305,6 +305,7 @@ pub fn signal(change: &Change) -> Signal {
             "files": change.files,
         }),
         received: OffsetDateTime::now_utc(),
+        truncated: Vec::new(),
     }
 }
 

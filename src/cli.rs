@@ -543,14 +543,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 &run::check_env(cfg),
             )
             .await;
+            let exit = report.exit_kind();
             if cli.json {
-                print_json(&report)?;
+                print_verdict(&report, exit)?;
             } else {
                 for line in report.lines() {
                     crate::outln!("{line}")?;
                 }
             }
-            Ok(report.exit_kind())
+            Ok(exit)
         }
         Command::Policy(cmd) => {
             let loaded = cli.config()?;
@@ -573,7 +574,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                 PolicyCommand::Check { .. } => {
                     let d = crate::policy::check_command(&policy, &command, &cfg.workspace);
                     if cli.json {
-                        print_json(&d)?;
+                        print_verdict(&d, ExitKind::Ok)?;
                     } else {
                         let verdict = serde_json::to_value(d.decision)
                             .ok()
@@ -626,23 +627,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Doctor => {
             let loaded = cli.config()?;
             let report = doctor::run(&loaded).await;
-            if cli.json {
-                print_json(&report)?;
-            } else {
-                for c in &report.checks {
-                    crate::outln!(
-                        "[{}] {:<14} {}",
-                        if c.ok { " ok " } else { "FAIL" },
-                        c.name,
-                        c.detail
-                    )?;
-                }
-            }
-            Ok(if report.ok {
+            let exit = if report.ok {
                 ExitKind::Ok
             } else {
                 ExitKind::Error
-            })
+            };
+            if cli.json {
+                print_verdict(&report, exit)?;
+            } else {
+                for c in &report.checks {
+                    let mark = match c.status {
+                        doctor::Status::Ok => " ok ",
+                        doctor::Status::Warn => "warn",
+                        doctor::Status::Fail => "FAIL",
+                    };
+                    crate::outln!("[{mark}] {:<14} {}", c.name, c.detail)?;
+                }
+            }
+            Ok(exit)
         }
         Command::Dev(DevCommand::ScriptedModel { scenario, addr }) => {
             let scenario = scripted::Scenario::load(scenario).map_err(usage)?;
@@ -705,7 +707,7 @@ async fn run_goal(
     let (cancel, _signals) = stoppable(req.dry_run)?;
     let report = run::execute_until(cfg, &req, observer, cancel).await?;
     if cli.json {
-        print_json(&report)?;
+        print_verdict(&report, report.exit())?;
     } else {
         match &report {
             RunReport::Planned(plan) => {
@@ -813,7 +815,10 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         let req = trigger::inline_request(goal, signal, vars, &inline);
         let report = run::execute(cfg, &req, observer).await?;
         if cli.json {
-            print_json(&serde_json::json!({"signal": req.signal, "report": report}))?;
+            print_verdict(
+                &serde_json::json!({"signal": req.signal, "report": report}),
+                report.exit(),
+            )?;
         } else {
             print_signal(&req.signal)?;
             if let RunReport::Planned(plan) = &report {
@@ -887,7 +892,10 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         crate::inline::Inline::Ran { routed, report, .. } => (routed, report),
     };
     if cli.json {
-        print_json(&serde_json::json!({"signal": signal, "routing": routed, "report": report}))?;
+        print_verdict(
+            &serde_json::json!({"signal": signal, "routing": routed, "report": report}),
+            report.exit(),
+        )?;
     } else {
         print_signal(&signal)?;
         if let RunReport::Done(r) = &report {
@@ -964,7 +972,10 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {
-                print_json(&serde_json::json!({"change": change, "plan": plan}))?;
+                print_verdict(
+                    &serde_json::json!({"change": change, "plan": plan}),
+                    ExitKind::Ok,
+                )?;
             } else {
                 crate::outln!(
                     "# {} {}..{}: {} changed files (dry run: nothing started, nothing recorded)",
@@ -1012,6 +1023,23 @@ async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
         )?;
     }
     Ok(decision.exit)
+}
+
+/// A verdict-like answer: the value's JSON object with `exit` and `exit_code` added (the names
+/// and codes of the README's exit code table), equal to the process's exit status.
+pub(crate) fn print_verdict<T: Serialize + ?Sized>(
+    value: &T,
+    exit: ExitKind,
+) -> Result<(), CliError> {
+    let mut v = serde_json::to_value(value).map_err(internal)?;
+    let Some(map) = v.as_object_mut() else {
+        return Err(internal(anyhow::anyhow!(
+            "a verdict must be a JSON object to carry its exit code"
+        )));
+    };
+    map.insert("exit".to_string(), exit.as_str().into());
+    map.insert("exit_code".to_string(), exit.code().into());
+    print_json(&v)
 }
 
 /// `steward goals list`: every goal, with its warnings; a goal that does not load is listed with

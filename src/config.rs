@@ -175,7 +175,14 @@ pub struct RouterConfig {
     pub maintenance: Vec<MaintenanceWindow>,
     /// How long the queue worker waits for the host lock (a one-shot CLI run may hold it).
     pub lock_wait_secs: u64,
+    /// The most subjects (and firing fingerprints) the router remembers per window: flapping
+    /// failures, alerts firing, cooldowns, escalations. Past it the oldest are forgotten, so a
+    /// storm of distinct subjects cannot grow `router.json` without bound.
+    pub max_subjects: usize,
 }
+
+/// The highest flapping count: the router keeps that many failure times per subject.
+pub const MAX_FLAP_COUNT: u32 = 100;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +221,7 @@ impl Default for RouterConfig {
             },
             maintenance: Vec::new(),
             lock_wait_secs: 3600,
+            max_subjects: 10_000,
         }
     }
 }
@@ -462,9 +470,15 @@ impl Config {
             ("router.flapping_acute", r.flapping_acute),
             ("router.flapping_chronic", r.flapping_chronic),
         ] {
-            if w.count < 2 || w.window_secs == 0 {
-                return bad(key, "count must be at least 2 and window_secs at least 1");
+            if w.count < 2 || w.count > MAX_FLAP_COUNT || w.window_secs == 0 {
+                return bad(
+                    key,
+                    "count must be between 2 and 100, and window_secs at least 1",
+                );
             }
+        }
+        if r.max_subjects == 0 {
+            return bad("router.max_subjects", "must be at least 1");
         }
         if self.serve.poll_secs == 0 {
             return bad("serve.poll_secs", "must be at least 1");
@@ -846,6 +860,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("router.flapping_chronic"), "{err}");
+        assert_eq!(c.router.max_subjects, 10_000);
+        for (text, key) in [
+            ("[router]\nmax_subjects = 0\n", "router.max_subjects"),
+            (
+                "[router]\nflapping_acute = { count = 101, window_secs = 60 }\n",
+                "router.flapping_acute",
+            ),
+        ] {
+            let err = load_text(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let c = load_text("[router]\nmax_subjects = 50\n", &[]).unwrap();
+        assert_eq!(c.router.max_subjects, 50);
     }
 
     #[test]

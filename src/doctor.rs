@@ -1,6 +1,9 @@
 //! `steward doctor`: is this installation able to run, and does the boundary really hold with the
-//! installed claude? The self-test drives the operator's own claude binary against steward's
-//! scripted model on loopback, so it needs no credentials and spends nothing.
+//! installed claude? It renders every goal with representative context ([`render`]), proves the
+//! configured endpoint with one real, free request ([`endpoint`]), places the installed claude
+//! against the tested version range ([`claude_version`]), and drives the operator's own claude
+//! binary against steward's scripted model on loopback (the self-test, which needs no
+//! credentials and spends nothing).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,18 +13,30 @@ use serde::Serialize;
 
 use crate::agent::{self, AgentSpec, QuietObserver};
 use crate::config::{Config, Loaded};
-use crate::goal::{self, RenderInput};
 use crate::run::{self, Definitions};
 use crate::scripted;
-use crate::signal::Signal;
 
-/// The Claude Code version steward's tests run against.
-pub const TESTED_CLAUDE_VERSION: &str = "2.1.197";
+pub mod claude_version;
+pub mod endpoint;
+pub mod render;
+
+use claude_version::Fit;
+
+/// How one doctor line ended. A warning is reported but does not fail the installation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub name: String,
+    /// False only for `fail`: a warning does not make the installation unusable.
     pub ok: bool,
+    pub status: Status,
     pub detail: String,
 }
 
@@ -36,13 +51,24 @@ fn check(name: &str, result: Result<String, String>) -> Check {
         Ok(detail) => Check {
             name: name.to_string(),
             ok: true,
+            status: Status::Ok,
             detail,
         },
         Err(detail) => Check {
             name: name.to_string(),
             ok: false,
+            status: Status::Fail,
             detail,
         },
+    }
+}
+
+fn warning(name: &str, detail: String) -> Check {
+    Check {
+        name: name.to_string(),
+        ok: true,
+        status: Status::Warn,
+        detail,
     }
 }
 
@@ -59,11 +85,30 @@ pub async fn run(loaded: &Loaded) -> DoctorReport {
     checks.push(check("state dir", check_state_dir(cfg)));
     checks.push(check("definitions", check_definitions(cfg)));
     checks.push(check("load errors", check_load_errors(cfg)));
+    checks.push(check("templates", check_templates(cfg)));
     let bin = agent::process::resolve_bin(&cfg.claude_bin(), &cfg.claude.path);
     let version = claude_version(bin.as_deref(), &cfg.claude_bin()).await;
     let have_claude = version.is_ok();
-    checks.push(check("claude", version));
-    checks.push(check("auth", check_auth(cfg)));
+    checks.push(match version {
+        Ok((detail, Fit::Tested)) => check("claude", Ok(detail)),
+        Ok((detail, _)) => warning("claude", detail),
+        Err(e) => check("claude", Err(e)),
+    });
+    let credential = check_credentials(cfg);
+    checks.push(check(
+        "credentials",
+        credential
+            .as_ref()
+            .map(|(_, d)| d.clone())
+            .map_err(Clone::clone),
+    ));
+    checks.push(check(
+        "endpoint",
+        match &credential {
+            Ok((c, _)) => check_endpoint(cfg, c).await,
+            Err(_) => Err("skipped: no credentials to prove".to_string()),
+        },
+    ));
     checks.push(check(
         "self-test",
         match (&bin, have_claude) {
@@ -98,37 +143,28 @@ fn check_state_dir(cfg: &Config) -> Result<String, String> {
 fn check_definitions(cfg: &Config) -> Result<String, String> {
     let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
     let goals = defs.goals();
-    // Every goal must render, so a broken template is found here and not at 3 a.m.
-    let mut vars = BTreeMap::new();
     for g in &goals {
-        for v in &g.required_vars {
-            vars.insert(v.clone(), format!("<{v}>"));
-        }
-    }
-    for g in &goals {
-        let signal = Signal::manual(&g.name, &vars);
-        goal::render(
-            g,
-            &RenderInput {
-                signal: &signal,
-                context: &[],
-                knowledge: &[],
-                vars: &vars,
-                nonce: "steward-doctor-render-check",
-                workspace: &cfg.workspace,
-                checks: &[],
-                history: &[],
-            },
-        )
-        .map_err(|e| e.to_string())?;
         crate::policy::claude_rules(&g.name, &g.tools, &g.policy, &cfg.workspace)
             .map_err(|e| e.to_string())?;
     }
     Ok(format!(
-        "{} goals (all render), {} probes, {} knowledge notes",
+        "{} goals, {} probes, {} knowledge notes",
         goals.len(),
         defs.catalog.probes.len(),
         defs.notes.len()
+    ))
+}
+
+/// Every goal rendered with representative context (see [`render`]), so a broken template is
+/// found here and not at 3 a.m.
+fn check_templates(cfg: &Config) -> Result<String, String> {
+    let defs = Definitions::load(cfg).map_err(|e| format!("skipped: {e}"))?;
+    let goals = defs.goals();
+    let renders =
+        render::every_goal(&goals, &defs, &cfg.workspace).map_err(|broken| broken.join("; "))?;
+    Ok(format!(
+        "{} goals render ({renders} renders: every signal source, probes and checks green and red, notes, history)",
+        goals.len()
     ))
 }
 
@@ -154,11 +190,16 @@ fn check_load_errors(cfg: &Config) -> Result<String, String> {
     ))
 }
 
-async fn claude_version(bin: Result<&Path, &String>, configured: &Path) -> Result<String, String> {
+/// The installed claude's version line and where it stands against the tested range.
+async fn claude_version(
+    bin: Result<&Path, &String>,
+    configured: &Path,
+) -> Result<(String, Fit), String> {
     let bin = bin.map_err(|e| {
         format!(
-            "`{}`: {e} (set claude.bin or $STEWARD_CLAUDE_BIN; install with `npm install -g @anthropic-ai/claude-code@{TESTED_CLAUDE_VERSION}`)",
-            configured.display()
+            "`{}`: {e} (set claude.bin or $STEWARD_CLAUDE_BIN; install with `npm install -g @anthropic-ai/claude-code@{}`)",
+            configured.display(),
+            claude_version::NEWEST_TESTED
         )
     })?;
     let out = tokio::time::timeout(
@@ -177,35 +218,72 @@ async fn claude_version(bin: Result<&Path, &String>, configured: &Path) -> Resul
     if !out.status.success() {
         return Err(format!("{} --version failed: {text}", bin.display()));
     }
-    let note = if text.starts_with(TESTED_CLAUDE_VERSION) {
-        String::new()
-    } else {
-        format!(
-            " (steward is tested with {TESTED_CLAUDE_VERSION}; the self-test below checks this one)"
-        )
+    let range = claude_version::range();
+    let fit = claude_version::fit(&text);
+    let note = match fit {
+        Fit::Tested => format!("tested range {range}"),
+        Fit::Older => format!(
+            "older than the tested range {range}: upgrade (`npm install -g @anthropic-ai/claude-code@{}`)",
+            claude_version::NEWEST_TESTED
+        ),
+        Fit::Newer => {
+            format!("newer than the tested range {range}: the self-test below checks this one")
+        }
+        Fit::Unknown => format!("not a version steward can read; tested range {range}"),
     };
-    Ok(format!("{} {text}{note}", bin.display()))
+    Ok((format!("{} {text} ({note})", bin.display()), fit))
 }
 
-fn check_auth(cfg: &Config) -> Result<String, String> {
+/// The credential claude will use. Its presence only; [`check_endpoint`] proves it.
+fn check_credentials(cfg: &Config) -> Result<(endpoint::Credential, String), String> {
     let env = cfg.claude_auth().map_err(|e| e.to_string())?;
-    let mut found: Vec<&str> = Vec::new();
-    for key in ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"] {
-        if env.contains_key(key) {
-            found.push(key);
+    // The CLI prefers an API key over an OAuth token, and so does the proof.
+    let credential = match (
+        env.get("ANTHROPIC_API_KEY"),
+        env.get("CLAUDE_CODE_OAUTH_TOKEN"),
+    ) {
+        (Some(k), _) => endpoint::Credential::ApiKey(k.clone()),
+        (None, Some(t)) => endpoint::Credential::OAuth(t.clone()),
+        (None, None) => {
+            return Err(
+                "no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (environment or claude.api_key_file / claude.oauth_token_file)"
+                    .to_string(),
+            );
         }
-    }
-    if found.is_empty() {
-        return Err(
-            "no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (environment or claude.api_key_file / claude.oauth_token_file)"
-                .to_string(),
-        );
-    }
+    };
+    let detail = format!("{} set (proven by `endpoint`)", credential.name());
+    Ok((credential, detail))
+}
+
+/// One real request per model a run may use: the configured one and every goal's override.
+async fn check_endpoint(cfg: &Config, credential: &endpoint::Credential) -> Result<String, String> {
+    let env = cfg.claude_auth().map_err(|e| e.to_string())?;
     let base = env
         .get("ANTHROPIC_BASE_URL")
-        .map(|u| format!(", endpoint {u}"))
-        .unwrap_or_default();
-    Ok(format!("{}{base}", found.join(" and ")))
+        .map_or(endpoint::DEFAULT_BASE_URL, String::as_str);
+    let mut models = vec![cfg.claude.model.clone()];
+    if let Ok(defs) = Definitions::load(cfg) {
+        for m in defs.goals().into_iter().filter_map(|g| g.model) {
+            if !models.contains(&m) {
+                models.push(m);
+            }
+        }
+    }
+    let mut proofs = Vec::new();
+    for model in &models {
+        let proven = endpoint::prove(base, credential, model)
+            .await
+            .map_err(|e| e.to_string())?;
+        proofs.push(format!(
+            "model {model} ({}, {} ms)",
+            proven.request, proven.millis
+        ));
+    }
+    Ok(format!(
+        "{} accepted for {}",
+        credential.name(),
+        proofs.join("; ")
+    ))
 }
 
 fn steward_exe() -> Result<std::path::PathBuf, String> {

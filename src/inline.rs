@@ -142,6 +142,12 @@ pub async fn route_and_run(
 fn route(cfg: &Config, queue: &Queue, signal: &Signal) -> Result<Routed, InlineError> {
     let _lock = lock(&cfg.state_dir)?;
     let mut router = Router::open(cfg, queue.clone())?;
+    // A job a dead process left `running` would absorb this signal as `merged` and never run:
+    // its free claim lock proves the process gone, and it goes back to the queue first.
+    let recovered = router.recover_queue(OffsetDateTime::now_utc())?;
+    if !recovered.is_empty() {
+        router.save_state()?;
+    }
     let mut decided = router.route_all(std::slice::from_ref(signal), OffsetDateTime::now_utc())?;
     Ok(decided.pop().ok_or(InlineError::NoDecision)??)
 }

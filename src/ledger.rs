@@ -83,8 +83,8 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result
     append_line(path, &line)
 }
 
-/// Appends `text` and a newline with a single `write` on an `O_APPEND` file (so concurrent
-/// writers never interleave within a line), then fsyncs.
+/// Appends `text` and a newline as a whole line (see [`crate::append`]: a failed write leaves
+/// the file as it was), then fsyncs.
 pub fn append_line(path: &Path, text: &str) -> Result<(), LedgerError> {
     let err = |source| LedgerError::Write {
         path: path.to_path_buf(),
@@ -96,16 +96,18 @@ pub fn append_line(path: &Path, text: &str) -> Result<(), LedgerError> {
     let mut line = Vec::with_capacity(text.len() + 1);
     line.extend_from_slice(text.as_bytes());
     line.push(b'\n');
-    let mut f = open_append(path)?;
-    f.write_all(&line).map_err(err)?;
+    let f = open_append(path)?;
+    crate::append::whole(&f, &line).map_err(err)?;
     f.sync_data().map_err(err)
 }
 
-/// Opens (creating) a file whose every `write` lands whole at its end (`O_APPEND`).
+/// Opens (creating) a line log: every `write` lands at its end (`O_APPEND`), and it is readable
+/// so that an append can look at its last line.
 fn open_append(path: &Path) -> Result<File, LedgerError> {
     OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .open(path)
         .map_err(|source| LedgerError::Write {
             path: path.to_path_buf(),
@@ -335,19 +337,29 @@ impl Ledger {
     }
 
     /// The first half of [`Ledger::append`]: the events written (one `write` per day file, so
-    /// in the kernel and safe from a crash of steward) but not yet fsynced.
+    /// in the kernel and safe from a crash of steward) but not yet fsynced. All or nothing: when
+    /// a write fails (a full disk), every day file is cut back to its length before, so no
+    /// partial line is left for the next event to be glued to.
     pub fn write_events(&self, batch: EventBatch) -> Result<Unsynced, LedgerError> {
         let mut files = Vec::with_capacity(batch.by_day.len());
+        let mut texts = Vec::with_capacity(batch.by_day.len());
+        // By name, so every writer locks day files in the same order.
         for (name, mut text) in batch.by_day {
             let path = self.root.join("events").join(name);
             text.push('\n');
-            let mut f = open_append(&path)?;
-            f.write_all(text.as_bytes())
-                .map_err(|source| LedgerError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-            files.push((path, f));
+            files.push((path.clone(), open_append(&path)?));
+            texts.push(text);
+        }
+        let parts: Vec<(&File, &[u8])> = files
+            .iter()
+            .zip(&texts)
+            .map(|((_, f), t)| (f, t.as_bytes()))
+            .collect();
+        if let Err((i, source)) = crate::append::all(&parts) {
+            return Err(LedgerError::Write {
+                path: files[i].0.clone(),
+                source,
+            });
         }
         Ok(Unsynced { files })
     }
@@ -461,12 +473,10 @@ impl LineAppender {
         let mut buf = Vec::with_capacity(text.len() + 1);
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'\n');
-        self.file
-            .write_all(&buf)
-            .map_err(|source| LedgerError::Write {
-                path: self.path.clone(),
-                source,
-            })
+        crate::append::whole(&self.file, &buf).map_err(|source| LedgerError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     pub fn sync(&mut self) -> Result<(), LedgerError> {

@@ -2,6 +2,7 @@
 //! decides.
 
 pub mod agent;
+pub mod append;
 pub mod approval;
 pub mod boundary;
 pub mod bundled;
@@ -10,6 +11,7 @@ pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod daemon_lock;
 pub mod definitions;
 pub mod doctor;
 pub mod exec;

@@ -11,6 +11,8 @@
 //!   change bumps. It is not the host lock: the worker holds that for a whole run, and the
 //!   router must still be able to queue and merge meanwhile. Because every state change (claim
 //!   included) happens under it, two processes can never claim the same job.
+//! - `queue/claims/<id>.lock`: flocked by the process that claimed the job while it is
+//!   `running`: the proof that its claimer lives (see [`claim`]).
 //!
 //! A job's file is written (and fsynced) when it is queued and at each change of state. The
 //! process keeps the active jobs in memory between changes and re-reads the directory only when
@@ -33,6 +35,12 @@ use crate::ledger::{self, Ledger, LedgerError};
 use crate::run::{self, RunReport, RunRequest};
 use crate::signal::{Signal, Source};
 
+mod claim;
+mod startup;
+
+pub(crate) use startup::job_id_of;
+pub use startup::{Quarantined, Recovered};
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error(transparent)]
@@ -52,6 +60,8 @@ pub enum QueueError {
     Config(#[from] crate::config::ConfigError),
     #[error("no job `{0}` in the queue")]
     UnknownJob(String),
+    #[error("cannot examine the claim of job {job}: {source}")]
+    Claim { job: String, source: std::io::Error },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +100,8 @@ pub struct Job {
     pub started: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub finished: Option<OffsetDateTime>,
-    /// The process that claimed it, so recovery can tell a crash from a live worker.
+    /// The process that claimed it, for the record. Whether it still lives is told by the
+    /// job's claim lock, never by this pid (which a dead claimer's successor may reuse).
     #[serde(default)]
     pub claimed_by: Option<u32>,
     /// Times the job was claimed (a crash or a busy host lock puts it back).
@@ -152,6 +163,8 @@ struct Cache {
     unsaved_merges: BTreeMap<String, u32>,
     /// `queue/.lock`, open between sessions.
     lock_file: Option<File>,
+    /// The claims of the jobs this process runs, held until each leaves `running`.
+    claims: HashMap<String, claim::Claim>,
 }
 
 impl Cache {
@@ -334,6 +347,17 @@ impl Session<'_> {
         } else {
             self.cache.remove(&job.id);
         }
+        // Released once the file says the job is no longer running, never before.
+        if job.state != JobState::Running
+            && let Some(claim) = self.cache.claims.remove(&job.id)
+        {
+            claim.release();
+        }
+        self.bump()
+    }
+
+    /// Bumps the generation: other processes re-read the directory.
+    fn bump(&mut self) -> Result<(), QueueError> {
         use std::os::unix::fs::FileExt;
         let generation = self.generation()?.wrapping_add(1);
         self.lock_file()?
@@ -342,6 +366,48 @@ impl Session<'_> {
         self.cache.seen = Some(self.stamp()?);
         self.fresh = true;
         Ok(())
+    }
+
+    /// Takes back a job this session queued whose routing record could not be written: a job
+    /// must never exist without the record of why it was queued. Only a job still queued (the
+    /// session was held since it was queued, so no worker claimed it); its file is removed,
+    /// not archived, since it never was work anybody was told of.
+    pub fn withdraw(&mut self, id: &str) -> Result<bool, QueueError> {
+        self.refresh()?;
+        let Some(job) = self.cache.get(id).cloned() else {
+            return Ok(false);
+        };
+        if job.state != JobState::Queued {
+            return Ok(false);
+        }
+        self.cache.seen = None;
+        self.fresh = false;
+        let path = self.queue.dir.join(job.file_name());
+        if let Err(source) = std::fs::remove_file(&path)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(LedgerError::Write { path, source }.into());
+        }
+        self.cache.remove(id);
+        self.cache.unsaved_merges.remove(id);
+        self.bump()?;
+        Ok(true)
+    }
+
+    /// Takes back one merge into `id` whose routing record could not be written.
+    pub fn unmerge(&mut self, id: &str) {
+        let cache = &mut *self.cache;
+        if let Some(key) = cache.by_id.get(id)
+            && let Some(job) = cache.jobs.get_mut(key)
+        {
+            job.merged = job.merged.saturating_sub(1);
+        }
+        if let Some(n) = cache.unsaved_merges.get_mut(id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                cache.unsaved_merges.remove(id);
+            }
+        }
     }
 
     /// Queues a new job and returns it.
@@ -673,20 +739,39 @@ impl Queue {
         eligible: impl Fn(&Job) -> bool,
     ) -> Result<Option<Job>, QueueError> {
         let mut q = self.session()?;
-        let Some(mut job) = q
+        let candidates: Vec<Job> = q
             .jobs()?
-            .find(|j| j.state == JobState::Queued && eligible(j))
+            .filter(|j| j.state == JobState::Queued && eligible(j))
             .cloned()
-        else {
-            return Ok(None);
-        };
-        job.state = JobState::Running;
-        job.started = Some(now);
-        job.updated = now;
-        job.claimed_by = Some(std::process::id());
-        job.attempts += 1;
-        q.save(&job)?;
-        Ok(Some(job))
+            .collect();
+        for mut job in candidates {
+            // The claim lock first: held from before the file says `running`.
+            let claim = match claim::take(&self.dir, &job.id) {
+                Ok(claim::Claimer::Gone(claim)) => claim,
+                // Held for a queued job: a claimer that has not let go yet. Not this one.
+                Ok(claim::Claimer::Alive) => continue,
+                Err(source) => {
+                    return Err(QueueError::Claim {
+                        job: job.id,
+                        source,
+                    });
+                }
+            };
+            job.state = JobState::Running;
+            job.started = Some(now);
+            job.updated = now;
+            job.claimed_by = Some(std::process::id());
+            job.attempts += 1;
+            q.cache.claims.insert(job.id.clone(), claim);
+            if let Err(e) = q.save(&job) {
+                if let Some(claim) = q.cache.claims.remove(&job.id) {
+                    claim.release();
+                }
+                return Err(e);
+            }
+            return Ok(Some(job));
+        }
+        Ok(None)
     }
 
     /// Puts a claimed job back in the queue (the host lock was busy for too long).
@@ -704,6 +789,25 @@ impl Queue {
             serde_json::json!({"job": job.id, "reason": reason}),
         )?;
         Ok(())
+    }
+
+    /// Puts a claimed job back that could not be started, as well as the disk allows: requeued,
+    /// or, when even that cannot be written, its claim let go, so that the next recovery (the
+    /// daemon's, while idle) requeues it.
+    pub fn put_back(&self, job: &Job, reason: &str) {
+        if let Err(e) = self.requeue(job, reason, OffsetDateTime::now_utc()) {
+            tracing::error!(job = %job.id, "cannot requeue the job: {e}; the next recovery will");
+        }
+        let mut q = match self.session() {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(job = %job.id, "cannot let go of the job's claim: {e}");
+                return;
+            }
+        };
+        if let Some(claim) = q.cache.claims.remove(&job.id) {
+            claim.release();
+        }
     }
 
     /// Records how a job ended and moves it to the archive.
@@ -765,52 +869,6 @@ impl Queue {
             .iter()
             .map(|p| ledger::read_json(p).map_err(QueueError::from))
             .collect()
-    }
-
-    /// At daemon start: a job left `running` by a process that is gone (a crash, a kill) goes
-    /// back to `queued`, with an event. Call before any worker of this process starts.
-    pub fn recover(&self, now: OffsetDateTime) -> Result<Vec<String>, QueueError> {
-        let mut q = self.session()?;
-        let me = std::process::id();
-        let mut ids = Vec::new();
-        let jobs: Vec<Job> = q.jobs()?.cloned().collect();
-        for mut job in jobs {
-            if job.state != JobState::Running {
-                continue;
-            }
-            let alive = job
-                .claimed_by
-                .is_some_and(|pid| pid != me && process_alive(pid));
-            if alive {
-                continue;
-            }
-            job.state = JobState::Queued;
-            job.updated = now;
-            job.reason = Some(format!(
-                "recovered: left running by pid {} that is gone",
-                job.claimed_by.map_or("?".into(), |p| p.to_string())
-            ));
-            let pid = job.claimed_by.take();
-            q.save(&job)?;
-            self.ledger.event(
-                "job_recovered",
-                None,
-                serde_json::json!({"job": job.id, "goal": job.goal, "pid": pid, "attempts": job.attempts}),
-            )?;
-            ids.push(job.id);
-        }
-        Ok(ids)
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e == nix::errno::Errno::EPERM,
     }
 }
 
@@ -875,12 +933,16 @@ pub async fn work_one_until(
             over_budget: Some((spent, cfg.router.daily_budget_usd)),
         }));
     }
-    queue.ledger().event(
+    if let Err(e) = queue.ledger().event(
         "job_started",
         None,
         serde_json::json!({"job": job.id, "goal": job.goal, "subject": job.signal.subject,
             "fingerprint": job.signal.fingerprint, "attempt": job.attempts}),
-    )?;
+    ) {
+        // No run starts without its record (a full disk): the job goes back to the queue.
+        queue.put_back(&job, &format!("its start could not be recorded: {e}"));
+        return Err(e.into());
+    }
     let req = RunRequest {
         goal: job.goal.clone(),
         vars: job.vars.clone(),
@@ -996,6 +1058,7 @@ mod tests {
             annotations: BTreeMap::new(),
             payload: serde_json::Value::Null,
             received: T0,
+            truncated: Vec::new(),
         }
     }
 
@@ -1042,7 +1105,7 @@ mod tests {
         assert_eq!(jobs[0].state, JobState::Running);
         assert_eq!(jobs[1].state, JobState::Queued);
         assert_eq!(jobs[1].vars, vars);
-        assert_eq!(q.recover(T0).unwrap(), vec![a.id.clone()]);
+        assert_eq!(q.recover(T0).unwrap().requeued, vec![a.id.clone()]);
         assert_eq!(events(dir.path(), "job_recovered"), 1);
         let jobs = q.list().unwrap();
         assert!(jobs.iter().all(|j| j.state == JobState::Queued));
@@ -1053,17 +1116,65 @@ mod tests {
     }
 
     #[test]
-    fn a_live_claimer_is_not_recovered() {
+    fn a_live_claimer_is_told_by_its_lock_not_its_pid() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
         q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
         let mut job = q.claim_next(T0).unwrap().unwrap();
-        // Pretend another live process (pid 1 always exists) holds it.
+        // A pid that cannot exist: the claimer still holds the job's claim lock.
+        job.claimed_by = Some(4_194_304 + 17);
+        ledger::write_json(&q.dir().join(job.file_name()), &job).unwrap();
+        // Another process (a separate Queue opens its own lock files) looks at it.
+        let other = Queue::open(dir.path()).unwrap();
+        assert!(other.recover(T0).unwrap().is_empty());
+        // The claimer itself leaves its own job alone.
+        assert!(q.recover(T0).unwrap().is_empty());
+        // The claimer dies: a live pid (1 always exists) does not keep the job.
         job.claimed_by = Some(1);
         ledger::write_json(&q.dir().join(job.file_name()), &job).unwrap();
-        // Recovery happens at daemon start: a new process reading the directory.
+        drop(q);
+        let recovered = other.recover(T0).unwrap();
+        assert_eq!(recovered.requeued, vec![job.id.clone()]);
+        let again = other.claim_next(T0).unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts), (job.id.as_str(), 2));
+        // Its claim file goes when the job leaves `running`.
+        other.finish(&again, done(), T0).unwrap();
+        assert!(
+            !other
+                .dir()
+                .join("claims")
+                .join(format!("{}.lock", job.id))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn recovery_moves_truncated_job_files_aside_and_removes_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
-        assert!(q.recover(T0).unwrap().is_empty());
+        let good = q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let cut = q.push(sig("b"), "incident", BTreeMap::new(), T0).unwrap();
+        let path = q.dir().join(cut.file_name());
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        std::fs::write(q.dir().join("0000000007-empty.json"), "").unwrap();
+        std::fs::write(q.dir().join(".tmpAbC123"), "{\"seq\": 1").unwrap();
+        std::fs::write(q.dir().join("archive").join(".tmpXyZ789"), "").unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let r = q.recover(T0).unwrap();
+        let mut lost: Vec<_> = r.quarantined.iter().filter_map(|b| b.job.clone()).collect();
+        lost.sort();
+        let mut want = vec![cut.id.clone(), "empty".to_string()];
+        want.sort();
+        assert_eq!(lost, want);
+        assert_eq!(r.tmp_removed.len(), 2, "{:?}", r.tmp_removed);
+        assert!(!q.dir().join(".tmpAbC123").exists());
+        assert_eq!(events(dir.path(), "queue_corrupt_job"), 2);
+        assert_eq!(events(dir.path(), "queue_tmp_removed"), 1);
+        // The rest of the queue is there, and the lock file was not taken for a temp file.
+        assert_eq!(q.list().unwrap().len(), 1);
+        assert_eq!(q.list().unwrap()[0].id, good.id);
+        assert!(q.dir().join(".lock").exists());
     }
 
     #[test]

@@ -33,8 +33,11 @@
 //! enqueue per (goal, subject) (cooldown), and when the operator was last told about flapping,
 //! a rate limit and the budget. Spend and run outcomes are not kept there: they are read from
 //! the runs' `result.json`, so CLI runs count too and the record stays the single source of
-//! truth. A state file that cannot be read is an error naming it, never a silent reset.
+//! truth. A state file that cannot be read is an error naming it, never a silent reset. Its
+//! size is bounded by `[router] max_subjects`, whatever the history (see [`forget`]), and every
+//! signal is bounded (see [`crate::signal::bound`]) before it is decided.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +51,9 @@ use crate::outcome::ExitKind;
 use crate::queue::{Queue, QueueError, Session};
 use crate::run_index::RunIndex;
 use crate::signal::{Severity, Signal, Source};
+
+mod forget;
+use forget::{StateWindow, keep_latest, key};
 
 /// The bundled routing table: a fresh install routes every trigger somewhere sensible.
 pub const BUNDLED_ROUTES: &str = include_str!("../triggers/routes.toml");
@@ -81,7 +87,12 @@ pub enum RouterError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Approval(#[from] crate::approval::ApprovalError),
+    #[error("the routing record could not be written ({0}): nothing of the batch was queued")]
+    Unrecorded(LedgerError),
 }
+
+mod lost;
+mod undo;
 
 // ---------------------------------------------------------------------------------------------
 // The routing table.
@@ -662,11 +673,11 @@ pub struct Routed {
     pub route: Option<String>,
 }
 
-/// A batch's decisions, and the events that record them (see [`Router::decide_all`]).
+/// A batch's decisions (see [`Router::decide_all`]), and what writing their record returned.
 #[derive(Debug)]
-pub struct Decided {
+pub struct Decided<T> {
     pub decisions: Vec<Result<Routed, RouterError>>,
-    pub events: EventBatch,
+    pub written: T,
 }
 
 /// A resolved alert withdraws what runs acting on it proposed: pending actions only they
@@ -742,9 +753,35 @@ pub struct Router {
     pruned_at: Option<i64>,
     /// Recent finished runs: spend and the failures of timer and manual runs.
     runs: RunIndex,
+    /// Keys forgotten per window because it was full, not yet recorded (see [`forget`]).
+    forgotten: BTreeMap<StateWindow, usize>,
 }
 
 const HOUR: i64 = 3600;
+
+/// A subject flapping: the window it failed too often in, and how often.
+struct Flap {
+    kind: FlapKind,
+    window: crate::config::FlapWindow,
+    /// Failures in the window: signals and runs.
+    count: u32,
+    /// How many of them were runs that ended failed or escalated.
+    from_runs: usize,
+    /// More failures may have been forgotten (see [`failure_times`]).
+    at_least: bool,
+}
+
+/// How many failure times the router keeps per subject: the highest flapping count, so that the
+/// flapping decision is exact (see [`forget::keep_latest`]).
+fn failure_times(settings: &RouterConfig) -> usize {
+    usize::try_from(
+        settings
+            .flapping_acute
+            .count
+            .max(settings.flapping_chronic.count),
+    )
+    .unwrap_or(usize::MAX)
+}
 
 fn day_of(now: OffsetDateTime) -> String {
     let d = now.to_offset(time::UtcOffset::UTC).date();
@@ -765,11 +802,16 @@ impl Router {
         let ledger = queue.ledger().clone();
         let state_path = ledger.root().join("router.json");
         // Missing means fresh; anything else unreadable is an error that names the file.
-        let state = if state_path.exists() {
+        let mut state: RouterState = if state_path.exists() {
             ledger::read_json(&state_path)?
         } else {
             RouterState::default()
         };
+        // A state written under a larger `max_subjects` (or flapping count) is fitted at once.
+        let forgotten: BTreeMap<StateWindow, usize> = state
+            .fit(settings.max_subjects, failure_times(&settings))
+            .into_iter()
+            .collect();
         Ok(Router {
             maintenance: Maintenance::compile(&settings.maintenance)?,
             settings,
@@ -778,9 +820,10 @@ impl Router {
             ledger,
             state_path,
             state,
-            state_changed: false,
+            state_changed: !forgotten.is_empty(),
             pruned_at: None,
             runs: RunIndex::default(),
+            forgotten,
         })
     }
 
@@ -800,17 +843,21 @@ impl Router {
         all.pop().expect("one decision per signal")
     }
 
-    /// Routes signals in order and records the decisions: [`Router::decide_all`], then its
-    /// events appended. The outer error means the record could not be written, so no decision
-    /// of the batch may be reported as taken.
+    /// Routes signals in order and records the decisions: [`Router::decide_all`], its events
+    /// written and fsynced, then the state saved. The outer error means the record could not
+    /// be written, so no decision of the batch was taken (see [`Router::decide_all`]).
     pub fn route_all(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Routed, RouterError>>, RouterError> {
-        let decided = self.decide_all(signals, now)?;
+        let ledger = self.ledger.clone();
+        let decided = self.decide_all(signals, now, |events| ledger.write_events(events))?;
+        // Written, so taken: an fsync that fails now is an error, but the jobs stay with their
+        // records (taking them back would leave records of jobs that do not exist).
+        let synced = decided.written.sync();
         self.save_state()?;
-        self.ledger.append(decided.events)?;
+        synced?;
         Ok(decided.decisions)
     }
 
@@ -848,36 +895,68 @@ impl Router {
     }
 
     /// Decides signals in order, one decision each (a failure for one does not stop the
-    /// others), and acts on them: jobs queued and cancelled are on disk before this returns.
-    /// What the decisions changed in the router's own state (cooldowns, rate and flapping
-    /// windows) is written by [`Router::save_state`]; the decisions' events are returned, not
-    /// appended. A decision may be reported once its events are written: the daemon appends a
-    /// batch's events before answering and fsyncs them, and saves the state, shortly after.
-    pub fn decide_all(
+    /// others), acts on them (jobs queued and cancelled are on disk), and hands the decisions'
+    /// events to `write`, which records them. What the decisions changed in the router's own
+    /// state (cooldowns, rate and flapping windows) is written by [`Router::save_state`].
+    ///
+    /// A job never exists without the record of why it was queued: `write` runs while the
+    /// queue is still held, so no worker can claim a job of the batch before its record is
+    /// written, and when `write` fails (a full disk) the batch is taken back: its jobs
+    /// withdrawn, its merges uncounted, its cooldowns and notices released (see `undo`), and
+    /// the error says nothing was queued. The daemon writes the events before answering and
+    /// fsyncs them shortly after; the state follows within a second.
+    pub fn decide_all<T>(
         &mut self,
         signals: &[Signal],
         now: OffsetDateTime,
-    ) -> Result<Decided, RouterError> {
+        write: impl FnOnce(EventBatch) -> Result<T, LedgerError>,
+    ) -> Result<Decided<T>, RouterError> {
         let t = now.unix_timestamp();
         if self.pruned_at != Some(t) {
             self.prune(t);
             self.pruned_at = Some(t);
         }
         let mut events = EventBatch::default();
-        let decisions = {
-            // Held for the batch, so other processes' changes are looked for once.
-            let queue = self.queue.clone();
-            let mut session = queue.session()?;
-            signals
-                .iter()
-                .map(|signal| {
-                    let routed = self.decide(&mut session, signal, now)?;
-                    record(&mut events, signal, &routed, now)?;
-                    Ok(routed)
-                })
-                .collect()
-        };
-        Ok(Decided { decisions, events })
+        // The adapters bound their signals; this is what keeps the state bounded whoever
+        // called (see `signal::bound`). Borrowed unless a signal needed cutting.
+        let signals: Vec<Cow<'_, Signal>> = signals
+            .iter()
+            .map(|s| {
+                if s.is_bounded() {
+                    Cow::Borrowed(s)
+                } else {
+                    Cow::Owned(s.clone().bounded())
+                }
+            })
+            .collect();
+        // Held for the batch and its record, so other processes' changes are looked for once.
+        let queue = self.queue.clone();
+        let mut session = queue.session()?;
+        let decisions: Vec<Result<Routed, RouterError>> = signals
+            .iter()
+            .map(|signal| {
+                let routed = self.decide(&mut session, signal, now)?;
+                if let Err(e) = record(&mut events, signal, &routed, now) {
+                    self.undo_one(&mut session, signal, &routed, now);
+                    return Err(e.into());
+                }
+                Ok(routed)
+            })
+            .collect();
+        // A job file found unreadable was moved aside: the work it held never runs.
+        self.release_quarantined(&decisions, now);
+        self.record_forgotten(&mut events, now);
+        match write(events) {
+            Ok(written) => {
+                self.forgotten.clear();
+                Ok(Decided { decisions, written })
+            }
+            Err(e) => {
+                // What was forgotten stays forgotten; it is recorded with the next batch.
+                self.undo(&mut session, &signals, &decisions, now);
+                Err(RouterError::Unrecorded(e))
+            }
+        }
     }
 
     fn decide(
@@ -905,10 +984,11 @@ impl Router {
             // Work that never ran should not hold a cooldown or count against the rate limits.
             for job in &jobs {
                 let queued = job.enqueued.unix_timestamp();
-                if let Some(g) = self.state.last_run.get_mut(&job.goal)
-                    && g.get(&job.signal.subject) == Some(&queued)
+                let subject = key(&job.signal.subject);
+                if let Some(g) = self.state.last_run.get_mut(key(&job.goal).as_ref())
+                    && g.get(subject.as_ref()) == Some(&queued)
                 {
-                    g.remove(&job.signal.subject);
+                    g.remove(subject.as_ref());
                 }
                 if let Some(v) = self.state.enqueued.get_mut(job.signal.source.as_str())
                     && let Some(i) = v.iter().position(|&x| x == queued)
@@ -917,7 +997,11 @@ impl Router {
                 }
             }
             // The alert's next firing is a new failure.
-            let was_firing = self.state.firing.remove(&s.fingerprint).is_some();
+            let was_firing = self
+                .state
+                .firing
+                .remove(key(&s.fingerprint).as_ref())
+                .is_some();
             self.state_changed |= !jobs.is_empty() || was_firing;
             let cancelled: Vec<String> = jobs.into_iter().map(|j| j.id).collect();
             let actions = withdraw_actions(&self.ledger, s)?;
@@ -972,22 +1056,31 @@ impl Router {
             return done(RoutingDecision::Merged { into: job.id }, reason, route);
         }
 
-        if let Some((kind, w, count, from_runs)) = self.flapping(&s.subject, now)? {
+        if let Some(Flap {
+            kind,
+            window: w,
+            count,
+            from_runs,
+            at_least,
+        }) = self.flapping(&s.subject, now)?
+        {
             let window = i64::try_from(w.window_secs).unwrap_or(i64::MAX);
-            let escalate = self
-                .state
-                .escalated
-                .get(&s.subject)
-                .is_none_or(|&last| last <= t.saturating_sub(window));
+            let subject = key(&s.subject);
+            let last = self.state.escalated.get(subject.as_ref()).copied();
+            let escalate = last.is_none_or(|last| last <= t.saturating_sub(window));
             if escalate {
-                self.state.escalated.insert(s.subject.clone(), t);
+                if last.is_none() {
+                    self.remember(StateWindow::Escalated);
+                }
+                self.state.escalated.insert(subject.into_owned(), t);
                 self.state_changed = true;
             }
             let reason = format!(
-                "`{}` failed {count} times in {} s ({} of them runs that ended failed or \
+                "`{}` failed {}{count} times in {} s ({} of them runs that ended failed or \
                  escalated; {kind:?} flapping, threshold {}): a human must look instead of \
                  another run{}",
                 s.subject,
+                if at_least { "at least " } else { "" },
                 w.window_secs,
                 from_runs,
                 w.count,
@@ -1010,11 +1103,12 @@ impl Router {
 
         let cooldown = i64::try_from(m.cooldown_secs.unwrap_or(self.settings.cooldown_secs))
             .unwrap_or(i64::MAX);
+        let (goal_key, subject_key) = (key(&m.goal), key(&s.subject));
         if let Some(&last) = self
             .state
             .last_run
-            .get(&m.goal)
-            .and_then(|g| g.get(&s.subject))
+            .get(goal_key.as_ref())
+            .and_then(|g| g.get(subject_key.as_ref()))
         {
             let until = last.saturating_add(cooldown);
             if until > t {
@@ -1104,11 +1198,19 @@ impl Router {
             .entry(source.to_string())
             .or_default()
             .push(t);
+        let known = self
+            .state
+            .last_run
+            .get(goal_key.as_ref())
+            .is_some_and(|g| g.contains_key(subject_key.as_ref()));
+        if !known {
+            self.remember(StateWindow::LastRun);
+        }
         self.state
             .last_run
-            .entry(m.goal.clone())
+            .entry(goal_key.into_owned())
             .or_default()
-            .insert(s.subject.clone(), t);
+            .insert(subject_key.into_owned(), t);
         let reason = format!(
             "route `{}` → goal `{}` for `{}`: queued as job {}",
             m.route, m.goal, s.subject, job.id
@@ -1133,7 +1235,8 @@ impl Router {
             Source::OnFailure => true,
             Source::Alertmanager | Source::Webhook => {
                 let renew = self.flap_window() / 2;
-                match self.state.firing.get_mut(&s.fingerprint) {
+                let fingerprint = key(&s.fingerprint);
+                match self.state.firing.get_mut(fingerprint.as_ref()) {
                     Some(seen) => {
                         if *seen <= t.saturating_sub(renew) {
                             *seen = t;
@@ -1142,7 +1245,8 @@ impl Router {
                         false
                     }
                     None => {
-                        self.state.firing.insert(s.fingerprint.clone(), t);
+                        self.remember(StateWindow::Firing);
+                        self.state.firing.insert(fingerprint.into_owned(), t);
                         true
                     }
                 }
@@ -1150,30 +1254,66 @@ impl Router {
             Source::Timer | Source::Manual | Source::Ci => false,
         };
         if failure {
-            self.state
-                .failures
-                .entry(s.subject.clone())
-                .or_default()
-                .push(t);
+            let subject = key(&s.subject);
+            if !self.state.failures.contains_key(subject.as_ref()) {
+                self.remember(StateWindow::Failures);
+            }
+            let times = self.state.failures.entry(subject.into_owned()).or_default();
+            times.push(t);
+            keep_latest(times, failure_times(&self.settings));
             self.state_changed = true;
         }
     }
 
+    /// Before a new key goes into `window`: makes room if it is full (see [`forget`]).
+    fn remember(&mut self, window: StateWindow) {
+        let cap = self.settings.max_subjects;
+        let n = self.state.make_room(window, cap);
+        if n > 0 {
+            tracing::warn!(
+                window = window.name(),
+                forgotten = n,
+                max_subjects = cap,
+                "the router forgot the {n} oldest entries of `{}`: more than \
+                 router.max_subjects ({cap}) distinct keys in its window",
+                window.name()
+            );
+            *self.forgotten.entry(window).or_default() += n;
+            self.state_changed = true;
+        }
+    }
+
+    /// A `router_forgot` event per window that forgot keys since the last batch was recorded.
+    fn record_forgotten(&self, events: &mut EventBatch, now: OffsetDateTime) {
+        for (window, n) in &self.forgotten {
+            let data = serde_json::json!({
+                "window": window.name(), "forgotten": n, "max_subjects": self.settings.max_subjects,
+                "at": now.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            });
+            // Only encoding can fail here, and the warning at the forgetting still says it.
+            if let Err(e) = events.add("router_forgot", None, &data) {
+                tracing::error!("cannot record that the router forgot entries: {e}");
+            }
+        }
+    }
+
     /// The first flapping window (acute, then chronic) in which `subject` failed at least its
-    /// count of times: (kind, window, failures, how many of them were runs).
+    /// count of times.
     fn flapping(
         &mut self,
         subject: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<(FlapKind, crate::config::FlapWindow, u32, usize)>, RouterError> {
+    ) -> Result<Option<Flap>, RouterError> {
         let t = now.unix_timestamp();
         self.runs.refresh(&self.ledger, now, self.flap_window())?;
         let signalled = self
             .state
             .failures
-            .get(subject)
+            .get(key(subject).as_ref())
             .map_or(&[][..], Vec::as_slice);
         let (acute, chronic) = (self.settings.flapping_acute, self.settings.flapping_chronic);
+        let kept = failure_times(&self.settings);
         Ok([(FlapKind::Acute, acute), (FlapKind::Chronic, chronic)]
             .into_iter()
             .map(|(kind, w)| {
@@ -1181,9 +1321,16 @@ impl Router {
                 let from_signals = signalled.iter().filter(|&&x| x > since).count();
                 let from_runs = self.runs.failures_since(subject, since);
                 let count = u32::try_from(from_signals + from_runs).unwrap_or(u32::MAX);
-                (kind, w, count, from_runs)
+                Flap {
+                    kind,
+                    window: w,
+                    count,
+                    from_runs,
+                    // Only the latest `kept` failures are remembered: there may have been more.
+                    at_least: from_signals >= kept,
+                }
             })
-            .find(|(_, w, count, _)| *count >= w.count))
+            .find(|f| f.count >= f.window.count))
     }
 
     /// The longest flapping window, in seconds.
@@ -1300,6 +1447,9 @@ fn record(
         reason: &'a str,
         route: Option<&'a str>,
         detail: &'a RoutingDecision,
+        /// The signal's fields cut to their bound (see `signal::bound`).
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        truncated: &'a [String],
     }
     events.add(
         "routing",
@@ -1314,6 +1464,7 @@ fn record(
             reason: &routed.reason,
             route: routed.route.as_deref(),
             detail: &routed.decision,
+            truncated: &signal.truncated,
         },
     )?;
     match &routed.decision {
@@ -1396,6 +1547,7 @@ mod tests {
             annotations: BTreeMap::new(),
             payload: serde_json::json!({"status": "firing"}),
             received: T0,
+            truncated: Vec::new(),
         }
     }
 
@@ -1418,6 +1570,7 @@ mod tests {
             annotations: BTreeMap::new(),
             payload: serde_json::Value::Null,
             received: T0,
+            truncated: Vec::new(),
         }
     }
 
@@ -2264,6 +2417,227 @@ subject_exact = "a.service"
         .unwrap()
         .to_string();
         assert!(err.contains("router.json"), "{err}");
+    }
+
+    fn saved_state(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("router.json")).unwrap()).unwrap()
+    }
+
+    fn keys(state: &serde_json::Value, window: &str) -> Vec<String> {
+        state[window]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_storm_of_distinct_subjects_forgets_the_oldest_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                max_subjects: 32,
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..200 {
+            r.route(&alert(&format!("A{i:03}"), &format!("fp{i:03}")), at(i))
+                .unwrap();
+        }
+        let state = saved_state(dir.path());
+        let (failures, firing) = (keys(&state, "failures"), keys(&state, "firing"));
+        assert!(failures.len() <= 32 && firing.len() <= 32, "{state}");
+        // The newest are remembered, the oldest forgotten.
+        assert!(failures.contains(&"A199".to_string()), "{failures:?}");
+        assert!(!failures.contains(&"A000".to_string()), "{failures:?}");
+        assert!(firing.contains(&"fp199".to_string()), "{firing:?}");
+        let forgot = events(dir.path(), "router_forgot");
+        let total = |w: &str| -> u64 {
+            forgot
+                .iter()
+                .filter(|e| e["window"] == w)
+                .map(|e| e["forgotten"].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(total("failures") as usize + failures.len(), 200);
+        assert_eq!(total("firing") as usize + firing.len(), 200);
+        assert!(forgot.iter().all(|e| e["max_subjects"] == 32));
+    }
+
+    #[test]
+    fn a_forgotten_cooldown_lets_a_repeat_run_and_a_remembered_one_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                max_subjects: 8,
+                max_runs_per_hour: 1000,
+                max_runs_per_hour_per_source: 1000,
+                ..RouterConfig::default()
+            },
+        );
+        for i in 0..20 {
+            job_id(
+                &r.route(&alert(&format!("S{i:02}"), &format!("a{i}")), at(i))
+                    .unwrap(),
+            );
+        }
+        finish_all(&r);
+        // S00 was forgotten (the oldest of 20 in a window of 8): it runs again.
+        job_id(&r.route(&alert("S00", "b0"), at(60)).unwrap());
+        // S19 is remembered: still cooling down.
+        let d = r.route(&alert("S19", "b19"), at(61)).unwrap();
+        assert!(
+            matches!(d.decision, RoutingDecision::Cooldown { .. }),
+            "{d:?}"
+        );
+        let state = saved_state(dir.path());
+        let cooling: usize = state["last_run"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|g| g.as_object().unwrap().len())
+            .sum();
+        assert!(cooling <= 8, "{state}");
+    }
+
+    #[test]
+    fn a_lower_cap_fits_the_saved_state_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        for i in 0..50 {
+            r.route(&alert(&format!("A{i:02}"), &format!("fp{i}")), at(i))
+                .unwrap();
+        }
+        assert_eq!(keys(&saved_state(dir.path()), "failures").len(), 50);
+        drop(r);
+        let mut r = router_with(
+            dir.path(),
+            RouterConfig {
+                max_subjects: 10,
+                ..RouterConfig::default()
+            },
+        );
+        r.route(&alert("A49", "fp49"), at(60)).unwrap();
+        let state = saved_state(dir.path());
+        assert_eq!(keys(&state, "failures").len(), 10, "{state}");
+        assert!(keys(&state, "failures").contains(&"A49".to_string()));
+        let forgot = events(dir.path(), "router_forgot");
+        assert!(
+            forgot
+                .iter()
+                .any(|e| e["window"] == "failures" && e["forgotten"] == 40),
+            "{forgot:?}"
+        );
+    }
+
+    #[test]
+    fn a_subject_failing_without_end_keeps_only_what_flapping_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut last = None;
+        for i in 0..300 {
+            last = Some(r.route(&alert("Disk", &format!("f{i}")), at(i)).unwrap());
+        }
+        let state = saved_state(dir.path());
+        // The highest flapping count (chronic, 5) is all a subject keeps.
+        assert_eq!(state["failures"]["Disk"].as_array().unwrap().len(), 5);
+        let last = last.unwrap();
+        assert!(matches!(
+            last.decision,
+            RoutingDecision::Flapping {
+                kind: FlapKind::Acute,
+                ..
+            }
+        ));
+        assert!(
+            last.reason.contains("failed at least 5 times"),
+            "{}",
+            last.reason
+        );
+    }
+
+    /// `router.json` is rewritten whole, so its size is the cost of a write: it must depend on
+    /// the caps only. Hostile subjects and fingerprints (as long as a signal allows, full of
+    /// characters JSON escapes), storm after storm, each filling every window past the cap.
+    #[test]
+    fn router_json_is_bounded_by_the_caps_not_by_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 8;
+        let runs = 1000;
+        let settings = RouterConfig {
+            max_subjects: cap,
+            max_runs_per_hour: runs,
+            max_runs_per_hour_per_source: runs,
+            ..RouterConfig::default()
+        };
+        let times = failure_times(&settings);
+        let mut r = router_with(dir.path(), settings);
+        let hostile = |n: usize, round: usize| {
+            let mut s = alert(&format!("{n:05}{}", "\"\\\u{1}é".repeat(200)), "");
+            s.fingerprint = format!("{n:05}-{round}-{}", "\u{2}".repeat(300));
+            s.bounded()
+        };
+        let mut sizes = Vec::new();
+        for storm in 0..3usize {
+            // Each subject fails six times in a row: queued, cooling down, then flapping.
+            for i in 0..3 * cap {
+                for round in 0..6 {
+                    let t = i64::try_from(storm * 10_000 + i * 6 + round).unwrap();
+                    r.route(&hostile(storm * 1000 + i, round), at(t)).unwrap();
+                }
+            }
+            finish_all(&r);
+            sizes.push(
+                std::fs::metadata(dir.path().join("router.json"))
+                    .unwrap()
+                    .len(),
+            );
+        }
+        let state = saved_state(dir.path());
+        for w in ["failures", "firing", "last_run", "escalated"] {
+            assert!(!keys(&state, w).is_empty(), "{w} was not filled: {state}");
+        }
+        assert!(keys(&state, "escalated").len() <= cap);
+        // Per entry: a key of at most KEY_MAX bytes (no escapes) with quotes, colon and comma,
+        // times of up to 20 digits and a comma; `last_run` may need a goal key per subject.
+        let entry = forget::KEY_MAX + 4;
+        let time = 21;
+        let bound = cap * (entry + 2 + times * time)
+            + 2 * cap * (entry + time)
+            + cap * (2 * entry + 2 + time)
+            // `enqueued`: the last hour's jobs, bounded by the rate limits (here one storm's).
+            + 3 * cap * time
+            + 1024;
+        for size in &sizes {
+            assert!(*size as usize <= bound, "{sizes:?} > {bound}");
+        }
+        // The third storm costs what the second did, within a few bytes of changed times.
+        let (second, third) = (sizes[1] as f64, sizes[2] as f64);
+        assert!(third <= second * 1.05, "{sizes:?}");
+    }
+
+    #[test]
+    fn a_truncated_signal_is_recorded_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let name = "N".repeat(10_000);
+        // Unbounded as it arrives: the router bounds it itself.
+        let d = r.route(&alert(&name, "fp"), at(0)).unwrap();
+        job_id(&d);
+        let ev = events(dir.path(), "routing");
+        assert_eq!(ev[0]["subject"].as_str().unwrap().len(), 256);
+        assert_eq!(
+            ev[0]["truncated"],
+            serde_json::json!(["subject", "labels.alertname"])
+        );
+        let job = &r.queue().list().unwrap()[0];
+        assert_eq!(job.signal.truncated, ["subject", "labels.alertname"]);
+        assert!(job.signal.labels["alertname"].len() <= 1024);
+        // An ordinary signal's event has no `truncated`.
+        r.route(&alert("Small", "fp2"), at(1)).unwrap();
+        let ev = events(dir.path(), "routing");
+        assert!(ev[1].get("truncated").is_none(), "{}", ev[1]);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::trigger::{self, DaemonInfo};
 
 mod auth;
 mod conn;
+mod health;
 mod upkeep;
 
 use auth::{Endpoint, Tokens};
@@ -72,6 +73,8 @@ pub enum ServeError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    DaemonLock(#[from] crate::daemon_lock::DaemonLockError),
 }
 
 /// What the command line gives the daemon.
@@ -308,7 +311,9 @@ fn start_routing(
                     if let Err(e) = events.sync() {
                         tracing::error!("cannot fsync the event log: {e}");
                         shared.metrics.flush_errors.inc();
+                        shared.health.failed(format_args!("fsync: {e}"));
                     }
+                    shared.health.probe(&shared.ledger);
                     if state_saved.elapsed() >= STATE_SAVE_INTERVAL {
                         shared.save_router_state();
                         state_saved = std::time::Instant::now();
@@ -334,6 +339,8 @@ struct Shared {
     /// Each webhook's token; an endpoint without one refuses everything (never open).
     tokens: RwLock<Tokens>,
     ledger: Ledger,
+    /// Whether the event log can be written (`/healthz`).
+    health: health::Health,
     wake: Notify,
     metrics: Metrics,
     /// The scheduled goals; replaced on reload, and `rescheduled` tells the scheduler.
@@ -425,20 +432,25 @@ impl Shared {
             replies.push((r.reply, r.signals.len()));
             signals.extend(r.signals);
         }
+        // No decision is taken unless its record was written: a batch whose events cannot be
+        // written is taken back by the router (no job without its record) and answered 500.
         let decided = self
             .router
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .decide_all(&signals, OffsetDateTime::now_utc());
-        // No decision is reported as taken unless its record was written.
+            .decide_all(&signals, OffsetDateTime::now_utc(), |events| {
+                self.ledger.write_events(events)
+            });
+        // Logged per signal, except a batch the log could not take: the daemon is degraded
+        // then, which is logged once, not once per alert of a storm.
+        let mut log_failures = true;
         let (decisions, unsynced) = match decided {
-            Ok(d) => match self.ledger.write_events(d.events) {
-                Ok(unsynced) => (Ok(d.decisions), unsynced),
-                Err(e) => (
-                    Err(format!("the routing record could not be written: {e}")),
-                    Unsynced::default(),
-                ),
-            },
+            Ok(d) => (Ok(d.decisions), d.written),
+            Err(e @ RouterError::Unrecorded(_)) => {
+                self.health.failed(&e);
+                log_failures = false;
+                (Err(e.to_string()), Unsynced::default())
+            }
             Err(e) => (Err(format!("routing failed: {e}")), Unsynced::default()),
         };
         let decisions: Vec<Result<Routed, String>> = match decisions {
@@ -462,7 +474,9 @@ impl Shared {
                     Verdict::Routed(routed)
                 }
                 Err(reason) => {
-                    tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    if log_failures {
+                        tracing::error!(subject = %s.subject, "routing failed: {reason}");
+                    }
                     Verdict::Failed {
                         decision: "error",
                         reason,
@@ -572,9 +586,22 @@ impl Shared {
         }
     }
 
+    /// Jobs a dead process (an inline trigger) left `running` back in the queue.
+    fn requeue_orphans(&self) {
+        match self.queue.requeue_orphans(OffsetDateTime::now_utc()) {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(jobs = %ids.join(","), "jobs a dead process left running are queued again");
+                self.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot recover the queue: {e}"),
+        }
+    }
+
     fn event(&self, kind: &str, data: serde_json::Value) {
         if let Err(e) = self.ledger.event(kind, None, data) {
             tracing::error!("cannot record the {kind} event: {e}");
+            self.health.failed(format_args!("the {kind} event: {e}"));
         }
     }
 }
@@ -727,7 +754,9 @@ pub fn alertmanager_signals(body: &[u8]) -> Result<Vec<Signal>, String> {
                 annotations: a.annotations,
                 payload: raw,
                 received: now,
-            })
+                truncated: Vec::new(),
+            }
+            .bounded())
         })
         .collect()
 }
@@ -823,7 +852,9 @@ pub fn generic_signal(body: &[u8]) -> Result<Signal, String> {
         annotations: h.annotations,
         payload: raw,
         received: OffsetDateTime::now_utc(),
-    })
+        truncated: Vec::new(),
+    }
+    .bounded())
 }
 
 async fn decisions(shared: Arc<Shared>, signals: Vec<Signal>) -> Response {
@@ -888,12 +919,21 @@ async fn hook_generic(
 /// only, in the state directory) is the authentication.
 async fn local_signal(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<Signal>(&body) {
-        Ok(signal) => decisions(shared, vec![signal]).await,
+        Ok(signal) => decisions(shared, vec![signal.bounded()]).await,
         Err(e) => refuse(StatusCode::BAD_REQUEST, format!("not a signal: {e}")),
     }
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(t) = shared.health.degraded() {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "degraded", "reason": t.reason,
+                "since": t.since.format(&time::format_description::well_known::Rfc3339).ok(),
+                "failed_writes": t.failed,
+                "queue_depth": shared.queue_depth().ok()}),
+        );
+    }
     match shared.queue_depth() {
         Ok(n) => answer(
             StatusCode::OK,
@@ -963,7 +1003,8 @@ async fn worker(
         let cfg = shared.config();
         let poll = Duration::from_secs(cfg.serve.poll_secs);
         let mut idle = true;
-        if !cfg.serve.paused {
+        // No run starts while its record cannot be written (a full disk): the jobs wait.
+        if !cfg.serve.paused && shared.health.degraded().is_none() {
             match queue::work_one_until(&cfg, &queue, &mut observer, cancel.clone()).await {
                 Ok(Some(w)) => {
                     shared.metrics.worked(&w);
@@ -987,6 +1028,9 @@ async fn worker(
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
+            // A process that died while it ran a job (an inline trigger) leaves it `running`:
+            // its claim lock says so, and the job is queued again.
+            shared.requeue_orphans();
         }
     }
 }
@@ -1135,13 +1179,16 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         what: format!("cannot create {}", cfg.state_dir.display()),
         source,
     })?;
+    // Before anything is recovered: a second daemon on this state directory stops here. The
+    // lock, not a pid in `daemon.json`, is the proof a daemon lives; held until serve returns.
+    let _alive = crate::daemon_lock::hold(&cfg.state_dir)?;
     let ledger = Ledger::open(&cfg.state_dir)?;
     let queue = Queue::open(&cfg.state_dir)?;
-    let router = Router::open(&cfg, queue.clone())?;
+    let mut router = Router::open(&cfg, queue.clone())?;
     // First what a dead steward left running (its processes ended, its runs recorded
     // `crashed`), then its jobs: a recovered job must never run beside its orphaned agent.
     let crashed = crate::recover::recover_logged(&ledger);
-    let recovered = queue.recover(OffsetDateTime::now_utc())?;
+    let recovered = router.recover_queue(OffsetDateTime::now_utc())?;
     // Before the listener: a goal with a bad schedule stops the start, with its file and line.
     let entries = scheduled(&cfg)?;
 
@@ -1156,17 +1203,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         source,
     })?;
     let socket = trigger::daemon_socket(&cfg.state_dir);
-    // A socket left by a daemon that died would make bind fail; the pid file says whether one
-    // is alive, and a live one must not be displaced.
-    if let Some(info) = trigger::running_daemon(&cfg.state_dir) {
-        return Err(ServeError::Io {
-            what: format!(
-                "another steward serve (pid {}) runs on this state directory",
-                info.pid
-            ),
-            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
-        });
-    }
+    // A socket left by a daemon that died would make bind fail; this daemon holds the lock, so
+    // no live one is displaced.
     let _ = std::fs::remove_file(&socket);
     let unix = tokio::net::UnixListener::bind(&socket).map_err(|source| ServeError::Bind {
         addr: socket.display().to_string(),
@@ -1204,6 +1242,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         routing: Mutex::new(Some(routing)),
         tokens: RwLock::new(tokens),
         ledger,
+        health: health::Health::default(),
         wake: Notify::new(),
         metrics: Metrics::new(),
         schedule: RwLock::new(Arc::new(entries)),
@@ -1212,7 +1251,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     shared.event(
         "daemon_started",
         serde_json::json!({"pid": std::process::id(), "listen": bound.to_string(),
-            "recovered": recovered, "crashed_runs": crashed, "connections": caps,
+            "recovered": recovered.requeued, "quarantined": recovered.quarantined,
+            "tmp_removed": recovered.tmp_removed, "crashed_runs": crashed, "connections": caps,
             "scheduled": shared.schedule().iter()
                 .map(|e| serde_json::json!({"goal": e.goal, "schedule": e.expr}))
                 .collect::<Vec<_>>()}),

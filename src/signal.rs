@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub mod bound;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -55,6 +57,10 @@ pub struct Signal {
     pub payload: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub received: OffsetDateTime,
+    /// The fields cut to their bound (`subject`, `labels.alertname`, …; see [`bound`]), in the
+    /// order they were cut; absent when nothing was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 impl Signal {
@@ -71,6 +77,7 @@ impl Signal {
             annotations: vars.clone(),
             payload: serde_json::json!({ "goal": goal, "vars": vars }),
             received: OffsetDateTime::now_utc(),
+            truncated: Vec::new(),
         }
     }
 }

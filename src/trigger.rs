@@ -21,8 +21,10 @@ use crate::signal::{Severity, Signal, Source, fingerprint};
 pub const SHOW_PROPERTIES: &str = "Id,LoadState,Result,ExecMainStatus,ExecMainCode,NRestarts,\
 ActiveState,SubState,ExecMainStartTimestamp,ExecMainExitTimestamp,InactiveEnterTimestamp";
 
-/// At most this much of the journal tail goes into the signal (it also goes into a prompt).
-const JOURNAL_MAX_BYTES: usize = 16 * 1024;
+/// At most this much of the journal tail goes into the signal (it also goes into a prompt): an
+/// annotation's bound, so the tail is cut here at a line boundary, keeping its end, rather
+/// than by the signal's bound, which keeps a value's start.
+const JOURNAL_MAX_BYTES: usize = crate::signal::bound::MAX_ANNOTATION_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
@@ -443,6 +445,7 @@ impl Signal {
             annotations,
             payload: serde_json::json!({ "unit": unit, "show": failure, "class": class }),
             received: OffsetDateTime::now_utc(),
+            truncated: Vec::new(),
         }
     }
 
@@ -459,6 +462,7 @@ impl Signal {
             annotations: BTreeMap::new(),
             payload: serde_json::json!({ "goal": goal }),
             received: OffsetDateTime::now_utc(),
+            truncated: Vec::new(),
         }
     }
 
@@ -756,15 +760,34 @@ pub fn daemon_socket(state_dir: &Path) -> PathBuf {
     state_dir.join("daemon.sock")
 }
 
-/// The daemon on this state directory, if its pid file names a live process.
+/// What `daemon.json` says, if it can be read (it may be left by a daemon that died).
+pub fn read_daemon_info(state_dir: &Path) -> Option<DaemonInfo> {
+    crate::ledger::read_json(&daemon_file(state_dir)).ok()
+}
+
+/// The daemon on this state directory, if one holds its lock (see [`crate::daemon_lock`]): a
+/// pid in `daemon.json` proves nothing, since a dead daemon's pid can be reused. `None` also
+/// when the lock is held but `daemon.json` is not written yet (a daemon still starting) or
+/// cannot be read: the trigger then runs inline, under the host lock, as when a daemon does
+/// not take its signal.
 pub fn running_daemon(state_dir: &Path) -> Option<DaemonInfo> {
-    let info: DaemonInfo = crate::ledger::read_json(&daemon_file(state_dir)).ok()?;
-    let pid = i32::try_from(info.pid).ok()?;
-    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(info),
-        Err(_) => None,
+    match crate::daemon_lock::presence(state_dir) {
+        crate::daemon_lock::Presence::Alive => {}
+        crate::daemon_lock::Presence::Absent => return None,
+        crate::daemon_lock::Presence::Unknown(why) => {
+            tracing::warn!("cannot tell whether a daemon runs: {why}; running inline");
+            return None;
+        }
     }
+    let info = read_daemon_info(state_dir);
+    if info.is_none() {
+        tracing::warn!(
+            "a daemon holds {} but {} cannot be read (still starting?); running inline",
+            crate::daemon_lock::path(state_dir).display(),
+            daemon_file(state_dir).display()
+        );
+    }
+    info
 }
 
 /// How long each step of a hand-off (connect and send; wait for the answer) may take.
@@ -1244,9 +1267,10 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
             .await
             .unwrap();
         assert_eq!(h, Handoff::NoDaemon);
-        // A pid file left by a daemon that is gone is ignored.
+        // A pid file left by a daemon that is gone is ignored, even when its pid is alive
+        // (reused): nobody holds the daemon's lock.
         let stale = DaemonInfo {
-            pid: i32::MAX as u32,
+            pid: std::process::id(),
             listen: "127.0.0.1:1".into(),
             socket: daemon_socket(dir.path()),
         };
@@ -1264,6 +1288,8 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
         answer: impl Fn(usize) -> Option<String> + Send + 'static,
     ) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Held for the rest of the test, like a daemon holds it for its life.
+        std::mem::forget(crate::daemon_lock::hold(dir).unwrap());
         let socket = daemon_socket(dir);
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
         let info = DaemonInfo {

@@ -339,11 +339,17 @@ verdict = { status = "ok", summary = "slow", findings = [], actions_taken = [], 
 #[test]
 fn doctor_proves_the_boundary_with_the_installed_claude() {
     let Some(claude) = claude_bin() else { return };
-    // The self-test starts its own scripted model; this one only satisfies the config.
-    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    // The self-test starts its own scripted model; this one answers the endpoint proof.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(
+        tmp.path(),
+        "api_key = \"sk-ant-test-0123456789abcdefghij\"\n",
+    );
+    let env = Env::new(&claude, &model.url, "");
     let out = env.steward().args(["--json", "doctor"]).output().unwrap();
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["exit"], "ok");
     let checks = report["checks"].as_array().unwrap();
     let self_test = checks.iter().find(|c| c["name"] == "self-test").unwrap();
     assert_eq!(self_test["ok"], true, "{report:#}");
@@ -353,8 +359,17 @@ fn doctor_proves_the_boundary_with_the_installed_claude() {
             .unwrap()
             .contains("denied by steward's hook")
     );
+    // The claude under test is one end of the tested range, so no warning.
     let claude_line = checks.iter().find(|c| c["name"] == "claude").unwrap();
-    assert!(claude_line["detail"].as_str().unwrap().contains("2.1.197"));
+    assert_eq!(claude_line["status"], "ok", "{report:#}");
+    let range = format!(
+        "tested range {} to {}",
+        steward::doctor::claude_version::OLDEST_TESTED,
+        steward::doctor::claude_version::NEWEST_TESTED
+    );
+    assert!(claude_line["detail"].as_str().unwrap().contains(&range));
+    let endpoint = checks.iter().find(|c| c["name"] == "endpoint").unwrap();
+    assert_eq!(endpoint["ok"], true, "{report:#}");
 
     // Without credentials the installation is not ready, and doctor says so.
     let out = env
@@ -365,11 +380,12 @@ fn doctor_proves_the_boundary_with_the_installed_claude() {
         .unwrap();
     let report = json(&out);
     assert_eq!(out.status.code(), Some(1));
-    let auth = report["checks"]
+    assert_eq!(report["exit_code"], 1);
+    let credentials = report["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "auth")
+        .find(|c| c["name"] == "credentials")
         .unwrap();
-    assert_eq!(auth["ok"], false);
+    assert_eq!(credentials["ok"], false);
 }

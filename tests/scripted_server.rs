@@ -204,3 +204,59 @@ async fn accepts_large_conversations() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_scenario_can_require_a_key_and_serve_only_some_models() {
+    let scenario = Scenario::parse(
+        "api_key = \"sk-test\"\nmodels = [\"claude-test-1\"]\n[[turn]]\ntext = \"hi\"\n",
+    )
+    .unwrap();
+    let srv = start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/messages", srv.base_url());
+    let msgs = json!([{"role": "user", "content": "x"}]);
+    // The right key (sent by `post`) and a served model: answered.
+    let (status, _, _) = post(&url, &request(msgs.clone(), false)).await;
+    assert_eq!(status, 200);
+    // Another model: the API's 404, naming it.
+    let mut other = request(msgs.clone(), false);
+    other["model"] = json!("claude-other");
+    let (status, _, body) = post(&url, &other).await;
+    assert_eq!(status, 404);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["type"], "not_found_error");
+    assert_eq!(v["error"]["message"], "model: claude-other");
+    // Another key, on either endpoint, as x-api-key or a bearer token: 401.
+    for (path, header, value) in [
+        ("/v1/messages", "x-api-key", "sk-wrong"),
+        (
+            "/v1/messages/count_tokens",
+            "authorization",
+            "Bearer sk-wrong",
+        ),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", srv.base_url()))
+            .header(header, value)
+            .json(&request(msgs.clone(), false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "authentication_error");
+    }
+    // A bearer token with the right value is accepted.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages/count_tokens", srv.base_url()))
+        .header("authorization", "Bearer sk-test")
+        .json(&request(msgs, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Every refusal is recorded with its status.
+    let statuses: Vec<u16> = srv.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 404, 401, 401, 200]);
+}

@@ -29,7 +29,7 @@ fn sleeper_goal(dir: &Path) -> PathBuf {
     std::fs::write(
         goals.join("sleeper.md"),
         "+++\ndescription = \"sleeps in a tool\"\ntools = [\"Bash\"]\nbudget_usd = 0.25\n\
-         timeout_secs = 300\n\n[policy]\nallow = [\"sleep NUM\"]\n+++\nSleep, then report.\n",
+         timeout_secs = 300\n\n[policy]\nallow = [\"sleep ARG\"]\n+++\nSleep, then report.\n",
     )
     .unwrap();
     // Deterministic: no checks, no probes, so it never calls the model.
@@ -41,13 +41,16 @@ fn sleeper_goal(dir: &Path) -> PathBuf {
     goals
 }
 
+/// `sleep 610123s`, not `sleep 610123`: claude 2.1.332 refuses a Bash command that starts with
+/// `sleep N` (a plain number of 25 or more), 2.1.197 ran it. The process still shows as
+/// `sleep MARKER…`.
 fn sleep_scenario(marker: &str) -> String {
     format!(
         r#"
 [[turn]]
 [[turn.tool_use]]
 name = "Bash"
-input = {{ command = "sleep {marker}", description = "wait" }}
+input = {{ command = "sleep {marker}s", description = "wait" }}
 
 [[turn]]
 verdict = {{ status = "ok", summary = "slept", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }}

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use super::{ActionsCommand, Cli, CliError, internal, print_json, usage};
+use super::{ActionsCommand, Cli, CliError, internal, print_json, print_verdict, usage};
 use crate::approval::{Action, ActionState, ApprovalError, Executor, Store};
 use crate::outcome::ExitKind;
 use crate::run;
@@ -263,7 +263,7 @@ async fn approve(
     })?;
     if outcome.executor == Executor::Agent {
         if cli.json {
-            print_json(&outcome)?;
+            print_verdict(&outcome, ExitKind::Ok)?;
         } else {
             crate::outln!(
                 "{} approved: the waiting run {} runs `{}` itself",
@@ -274,8 +274,13 @@ async fn approve(
         }
         return Ok(ExitKind::Ok);
     }
+    let exit = if outcome.state == ActionState::Done {
+        ExitKind::Ok
+    } else {
+        ExitKind::ValidationFailed
+    };
     if cli.json {
-        print_json(&outcome)?;
+        print_verdict(&outcome, exit)?;
     } else {
         let exec = outcome.execution.as_ref();
         crate::outln!(
@@ -292,9 +297,5 @@ async fn approve(
             }
         )?;
     }
-    Ok(if outcome.state == ActionState::Done {
-        ExitKind::Ok
-    } else {
-        ExitKind::ValidationFailed
-    })
+    Ok(exit)
 }

@@ -319,6 +319,31 @@ async fn list_requests(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// The credential a request carries: `x-api-key`, else a bearer token.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("x-api-key") {
+        return k.to_str().ok();
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The scenario's key and model gate, answered and recorded like the real API's errors.
+fn refused(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Option<Response> {
+    let e = lock(&shared.script).refuse(credential(headers), body["model"].as_str())?;
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    record(shared, method, uri, headers, body.clone(), None, status);
+    Some(error_json(status, &e.kind, &e.message))
+}
+
 async fn count_tokens(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -342,6 +367,9 @@ async fn count_tokens(
             "invalid_request_error",
             "use POST",
         );
+    }
+    if let Some(answer) = refused(&shared, &method, &uri, &headers, &parsed) {
+        return answer;
     }
     record(
         &shared,
@@ -403,6 +431,9 @@ async fn messages(
             );
         }
     };
+    if let Some(answer) = refused(&shared, &method, &uri, &headers, &parsed) {
+        return answer;
+    }
     let stream = parsed["stream"].as_bool().unwrap_or(false);
     let model = parsed["model"]
         .as_str()

@@ -4,6 +4,8 @@
 //!
 //! ```toml
 //! final_text = "Done."                 # answer once the script is exhausted (default "Done.")
+//! api_key = "sk-right"                 # optional: any other key or bearer token gets 401
+//! models = ["claude-sonnet-5"]         # optional: any other model gets 404 `model: NAME`
 //!
 //! [[turn]]                             # an *answer* turn: one assistant message
 //! text = "Checking the disk."          # optional text block (first)
@@ -46,6 +48,13 @@ use serde_json::{Value, json};
 pub struct Scenario {
     #[serde(default)]
     pub final_text: Option<String>,
+    /// When set, only this key (`x-api-key`, or `Authorization: Bearer`) is accepted on every
+    /// endpoint; anything else gets the API's 401 `authentication_error`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// When not empty, only these model ids are served; any other gets the API's 404.
+    #[serde(default)]
+    pub models: Vec<String>,
     #[serde(default, rename = "turn")]
     pub turns: Vec<Turn>,
 }
@@ -233,6 +242,33 @@ impl Script {
             scenario,
             answers,
             hits,
+        }
+    }
+
+    /// The error the real API would answer before looking at the conversation: a key it does
+    /// not know, or a model it does not serve.
+    pub fn refuse(&self, key: Option<&str>, model: Option<&str>) -> Option<HttpError> {
+        if let Some(expected) = &self.scenario.api_key {
+            if key != Some(expected.as_str()) {
+                return Some(HttpError {
+                    status: 401,
+                    kind: "authentication_error".into(),
+                    message: "invalid x-api-key".into(),
+                });
+            }
+        }
+        match model {
+            Some(m)
+                if !self.scenario.models.is_empty()
+                    && !self.scenario.models.iter().any(|x| x == m) =>
+            {
+                Some(HttpError {
+                    status: 404,
+                    kind: "not_found_error".into(),
+                    message: format!("model: {m}"),
+                })
+            }
+            _ => None,
         }
     }
 

@@ -12,7 +12,9 @@ use steward::scripted::{self, Scenario, Server};
 
 pub mod cli;
 
-pub const CLAUDE_VERSION: &str = "2.1.197";
+/// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
+/// `scripts/test.sh` sets it, once for each end of the tested range.
+pub const CLAUDE_VERSION: &str = steward::doctor::claude_version::OLDEST_TESTED;
 
 /// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache. Missing: a failure under
 /// `CI=true`, a skip (None) otherwise.
@@ -198,7 +200,7 @@ pub const VERDICT_TURN: &str = r#"
 verdict = { status = "ok", summary = "all good", findings = [{ severity = "info", subject = "disk", detail = "12% used" }], proposed_actions = [{ command = ["systemctl", "restart", "x"], rationale = "r", risk = "low" }, { command = "logrotate -f /etc/logrotate.conf", rationale = "r", risk = "medium" }], knowledge = [{ title = "t", tags = ["disk"], body = "b" }] }
 "#;
 
-/// A marker unique to this test run, usable as a `sleep` argument (`60.<digits>`).
+/// A marker unique to this test run, usable as a `sleep` argument (`<whole>.<digits>`).
 pub fn sleep_marker(whole: u32) -> String {
     format!("{whole}.{}", uuid::Uuid::new_v4().as_u128() % 100_000_000)
 }
@@ -232,9 +234,11 @@ pub async fn left_behind(marker: &str) -> Vec<(u32, String)> {
 
 /// A Bash tool outliving the timeout: `Timeout`, and nothing it started survives.
 pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
+    // `sleep 60.…s`, not `sleep 60.…`: claude 2.1.332 refuses a Bash command that starts with
+    // `sleep N` for a plain number N >= 25 ("Blocked: standalone sleep …"); 2.1.197 ran it.
     let marker = sleep_marker(60);
     let srv = server(&format!(
-        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}\", description = \"wait\" }}\n{VERDICT_TURN}"
+        "[[turn]]\n[[turn.tool_use]]\nname = \"Bash\"\ninput = {{ command = \"sleep {marker}s\", description = \"wait\" }}\n{VERDICT_TURN}"
     ))
     .await;
     let dirs = Dirs::new();
@@ -263,7 +267,8 @@ pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
     );
     assert!(
         seen.load(Ordering::Relaxed),
-        "the sleep never ran, so the test proves nothing"
+        "the sleep never ran, so the test proves nothing; transcript:\n{}",
+        ran.transcript.join("\n")
     );
     let left = left_behind(&marker).await;
     assert!(left.is_empty(), "left behind: {left:?}");
