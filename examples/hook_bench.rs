@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use steward::goal::GoalPolicy;
-use steward::policy::{Policy, Verdict};
+use steward::defs::policy::GoalPolicy;
+use steward::defs::policy::{Policy, Verdict};
 
 include!("../tests/data/policy_table.rs");
 include!("../tests/data/hostile_table.rs");
@@ -47,11 +47,11 @@ fn main() {
     // needs to file approval-required calls.
     let run_dir = f.ws.parent().unwrap().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
-    let policy_file = run_dir.join(steward::boundary::POLICY_FILE);
+    let policy_file = run_dir.join(steward::engine::boundary::POLICY_FILE);
     f.policy.to_file(&policy_file).unwrap();
-    steward::ledger::write_json(
-        &run_dir.join(steward::boundary::HOOK_CONTEXT_FILE),
-        &steward::boundary::HookContext {
+    steward::base::ledger::write_json(
+        &run_dir.join(steward::engine::boundary::HOOK_CONTEXT_FILE),
+        &steward::engine::boundary::HookContext {
             state_dir: f.ws.parent().unwrap().join("state"),
             run_id: "bench".into(),
             goal: "bench".into(),
@@ -60,7 +60,7 @@ fn main() {
             state_fingerprint: String::new(),
             checks: vec![],
             action_ttl_secs: 3600,
-            approval: steward::approval::ApprovalMode::Queue,
+            approval: steward::defs::goal::ApprovalMode::Queue,
             approval_timeout_secs: 300,
         },
     )
@@ -130,7 +130,7 @@ fn main() {
     let mut inproc = Vec::new();
     for (_, input) in &inputs {
         let t = Instant::now();
-        let _ = steward::boundary::pre_tool_use(&run_dir, input);
+        let _ = steward::engine::boundary::pre_tool_use(&run_dir, input);
         inproc.push(t.elapsed());
     }
     inproc.sort();

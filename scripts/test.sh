@@ -10,7 +10,7 @@ mkdir -p "$CACHE"
 log() { printf '== %s\n' "$*" >&2; }
 
 # The tested Claude Code range, from the one place that names it (steward doctor reads it too).
-VERSIONS_RS=src/doctor/claude_version.rs
+VERSIONS_RS=src/adapters/doctor/claude_version.rs
 claude_const() { sed -n "s/^pub const $1: &str = \"\([0-9][0-9.]*\)\";\$/\1/p" "$VERSIONS_RS"; }
 CLAUDE_OLDEST="$(claude_const OLDEST_TESTED)"
 CLAUDE_NEWEST="$(claude_const NEWEST_TESTED)"

@@ -9,16 +9,16 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::agent;
-use crate::cancel::Cancel;
-use crate::check;
+use crate::adapters::doctor;
+use crate::adapters::scripted;
+use crate::base::cancel::Cancel;
+use crate::base::outcome::ExitKind;
+use crate::base::signal::Signal;
 use crate::config::{Config, ConfigArgs, Loaded};
-use crate::doctor;
-use crate::outcome::ExitKind;
-use crate::probe;
-use crate::run::{self, Definitions, RunReport, RunRequest};
-use crate::scripted;
-use crate::signal::Signal;
+use crate::defs::check;
+use crate::defs::probe;
+use crate::engine::agent;
+use crate::engine::run::{self, Definitions, RunReport, RunRequest};
 
 mod actions;
 pub mod output;
@@ -383,14 +383,14 @@ impl From<run::RunError> for CliError {
     }
 }
 
-impl From<crate::bundled::ReadError> for CliError {
-    fn from(e: crate::bundled::ReadError) -> Self {
+impl From<crate::defs::bundled::ReadError> for CliError {
+    fn from(e: crate::defs::bundled::ReadError) -> Self {
         run::RunError::from(e).into()
     }
 }
 
-impl From<crate::goal::GoalError> for CliError {
-    fn from(e: crate::goal::GoalError) -> Self {
+impl From<crate::defs::goal::GoalError> for CliError {
+    fn from(e: crate::defs::goal::GoalError) -> Self {
         run::RunError::from(e).into()
     }
 }
@@ -562,9 +562,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             };
             let goal_policy = match goal {
                 Some(name) => Definitions::load(cfg)?.goal(name)?.policy,
-                None => crate::goal::GoalPolicy::default(),
+                None => crate::defs::policy::GoalPolicy::default(),
             };
-            let policy = crate::policy::Policy::build(
+            let policy = crate::defs::policy::Policy::build(
                 goal.as_deref().unwrap_or("default"),
                 &goal_policy,
                 &cfg.workspace,
@@ -572,7 +572,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
             .map_err(usage)?;
             match cmd {
                 PolicyCommand::Check { .. } => {
-                    let d = crate::policy::check_command(&policy, &command, &cfg.workspace);
+                    let d = crate::defs::policy::check_command(&policy, &command, &cfg.workspace);
                     if cli.json {
                         print_verdict(&d, ExitKind::Ok)?;
                     } else {
@@ -588,7 +588,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
                     }
                 }
                 PolicyCommand::Explain { .. } => {
-                    let e = crate::policy::explain_with(&policy, &command, &cfg.workspace);
+                    let e = crate::defs::policy::explain_with(&policy, &command, &cfg.workspace);
                     print_json(&e)?;
                 }
             }
@@ -603,14 +603,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         }
         Command::Mcp(McpCommand::Serve { run_dir }) => {
             // No config: everything the server needs is in the run directory.
-            crate::mcp::serve(run_dir.clone()).await.map_err(internal)?;
+            crate::adapters::mcp::serve(run_dir.clone())
+                .await
+                .map_err(internal)?;
             Ok(ExitKind::Ok)
         }
         Command::Serve {
             listen,
             webhook_token_file,
         } => {
-            use crate::server::{self, ServeError, ServeOptions};
+            use crate::daemon::server::{self, ServeError, ServeOptions};
             let opts = ServeOptions {
                 config_args: cli.config_args(),
                 listen: listen.clone(),
@@ -663,14 +665,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
 pub fn hook_pre_tool_use(run_dir: &std::path::Path) -> u8 {
     use std::io::Read;
     let mut input = Vec::new();
-    let limit = crate::boundary::MAX_HOOK_READ as u64;
+    let limit = crate::engine::boundary::MAX_HOOK_READ as u64;
     if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut input) {
         output::stderr(&format!(
             "steward policy hook could not read its input, so the call is blocked: {e}\n"
         ));
         return 2;
     }
-    let answer = crate::boundary::pre_tool_use(run_dir, &input);
+    let answer = crate::engine::boundary::pre_tool_use(run_dir, &input);
     // A failed write to stdout would read as "no opinion": block instead.
     if std::io::stdout()
         .write_all(answer.stdout.as_bytes())
@@ -746,8 +748,9 @@ fn stoppable(dry_run: bool) -> Result<(Cancel, Option<SignalGuard>), CliError> {
     if dry_run {
         return Ok((Cancel::never(), None));
     }
-    let (canceller, cancel) = crate::cancel::pair();
-    let task = crate::cancel::on_signals(canceller).map_err(internal)?;
+    let (canceller, cancel) = crate::base::cancel::pair();
+    let task =
+        crate::base::cancel::on_signals(canceller, crate::cli::output::stderr).map_err(internal)?;
     Ok((cancel, Some(SignalGuard(task))))
 }
 
@@ -762,7 +765,8 @@ impl Drop for SignalGuard {
 
 /// `steward trigger …`: build the signal, offer it to the daemon, else run inline under the lock.
 async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> {
-    use crate::trigger::{self, Handoff, InlineOpts, TriggerError};
+    use crate::adapters::trigger::{self, InlineOpts, TriggerError};
+    use crate::daemon::handoff::{self, Handoff};
     let loaded = cli.config()?;
     let cfg = &loaded.config;
     let classify = |e: TriggerError| match e {
@@ -831,16 +835,16 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         }
         return Ok(report.exit());
     }
-    let handoff = trigger::hand_to_daemon(&cfg.state_dir, &signal)
+    let handoff = handoff::hand_to_daemon(&cfg.state_dir, &signal)
         .await
-        .map_err(classify)?;
+        .map_err(internal)?;
     if let Handoff::Daemon {
         decision,
         reason,
         job,
     } = &handoff
     {
-        let exit = crate::router::exit_for(decision);
+        let exit = crate::daemon::router::exit_for(decision);
         if cli.json {
             print_json(&serde_json::json!({"daemon": handoff, "signal": signal,
                 "exit": exit.as_str(), "exit_code": exit.code()}))?;
@@ -853,22 +857,23 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
         return Ok(exit);
     }
     // No daemon: the same router decides here, and a job it gives is run now.
-    let run_opts = crate::inline::RunOptions {
+    let run_opts = crate::daemon::inline::RunOptions {
         lock_wait: Duration::from_secs(opts.wait),
         force_model: opts.force_model,
     };
     let (cancel, _signals) = stoppable(false)?;
-    let done = crate::inline::route_and_run(cfg, &signal, run_opts, observer, cancel)
+    let done = crate::daemon::inline::route_and_run(cfg, &signal, run_opts, observer, cancel)
         .await
         .map_err(|e| match e {
-            crate::inline::InlineError::Run(e) => CliError::from(e),
-            crate::inline::InlineError::Router(
-                e @ (crate::router::RouterError::Routes(_) | crate::router::RouterError::Config(_)),
+            crate::daemon::inline::InlineError::Run(e) => CliError::from(e),
+            crate::daemon::inline::InlineError::Router(
+                e @ (crate::daemon::router::RouterError::Routes(_)
+                | crate::daemon::router::RouterError::Config(_)),
             ) => usage(e),
             other => internal(other),
         })?;
     let (routed, report) = match done {
-        crate::inline::Inline::NotRun(routed) => {
+        crate::daemon::inline::Inline::NotRun(routed) => {
             let exit = routed.decision.exit();
             if routed.decision.told_operator() {
                 tracing::warn!(subject = %signal.subject, "not run: {}", routed.reason);
@@ -879,7 +884,7 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             } else {
                 print_signal(&signal)?;
                 let job = match &routed.decision {
-                    crate::router::RoutingDecision::Merged { into } => Some(into.as_str()),
+                    crate::daemon::router::RoutingDecision::Merged { into } => Some(into.as_str()),
                     _ => None,
                 };
                 crate::outln!(
@@ -889,7 +894,7 @@ async fn trigger(cli: &Cli, cmd: &TriggerCommand) -> Result<ExitKind, CliError> 
             }
             return Ok(exit);
         }
-        crate::inline::Inline::Ran { routed, report, .. } => (routed, report),
+        crate::daemon::inline::Inline::Ran { routed, report, .. } => (routed, report),
     };
     if cli.json {
         print_verdict(
@@ -920,7 +925,7 @@ fn describe_routing(decision: &str, job: Option<&str>, reason: &str) -> String {
         "enqueue" => format!("queued as job {job}: {reason}"),
         "merged" => format!("joined job {job}: {reason}"),
         other => {
-            let exit = crate::router::exit_for(other);
+            let exit = crate::daemon::router::exit_for(other);
             if exit == ExitKind::Ok {
                 format!("not run ({other}): {reason}")
             } else {
@@ -954,7 +959,7 @@ fn print_signal(signal: &Signal) -> Result<(), CliError> {
 
 /// `steward ci`: resolve the push, run `deploy-review` inline, print the decision.
 async fn ci(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> {
-    use crate::ci;
+    use crate::adapters::ci;
     let loaded = cli.config()?;
     let cfg = &loaded.config;
     let change = ci::inspect(cfg, &args.base, &args.head)

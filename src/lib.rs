@@ -1,40 +1,12 @@
 //! steward: triggers in, scoped and recorded Claude Code runs out. The model proposes; steward
 //! decides.
 
-pub mod agent;
-pub mod append;
-pub mod approval;
-pub mod boundary;
-pub mod bundled;
-pub mod cancel;
-pub mod check;
-pub mod ci;
+// The layers, bottom to top: base, config, defs, engine, daemon, adapters, cli. Each may use
+// only the layers below it (ARCHITECTURE.md; checked by tests/layers.rs).
+pub mod adapters;
+pub mod base;
 pub mod cli;
 pub mod config;
-pub mod daemon_lock;
-pub mod definitions;
-pub mod doctor;
-pub mod exec;
-pub mod frontmatter;
-pub mod goal;
-pub mod inline;
-pub mod knowledge;
-pub mod ledger;
-pub mod liveness;
-pub mod mcp;
-pub mod outcome;
-pub mod policy;
-pub mod probe;
-pub mod procfs;
-pub mod queue;
-pub mod recover;
-pub mod redact;
-pub mod router;
-pub mod run;
-pub mod run_index;
-pub mod schedule;
-pub mod scripted;
-pub mod server;
-pub mod signal;
-pub mod spawn;
-pub mod trigger;
+pub mod daemon;
+pub mod defs;
+pub mod engine;

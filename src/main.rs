@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // Started by claude: die with it. On the main thread, before the runtime's threads exist
     // (the kernel reads the main thread's setting when the parent dies).
     if let cli::Command::Mcp(cli::McpCommand::Serve { .. }) = &cli.command
-        && let Err(e) = steward::spawn::die_with_parent()
+        && let Err(e) = steward::base::spawn::die_with_parent()
     {
         cli::output::stderr(&format!(
             "steward: cannot tie this process to claude's life: {e}\n"

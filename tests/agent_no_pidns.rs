@@ -7,13 +7,13 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn fallback_kills_stubborn_process_tree() {
-    steward::agent::process::disable_pid_namespace();
+    steward::engine::agent::process::disable_pid_namespace();
     common::stubborn_process_is_killed(Duration::from_millis(700)).await;
 }
 
 #[tokio::test]
 async fn fallback_timeout_with_real_claude_leaves_nothing_behind() {
-    steward::agent::process::disable_pid_namespace();
+    steward::engine::agent::process::disable_pid_namespace();
     let Some(claude) = common::claude_bin() else {
         return;
     };
@@ -22,6 +22,6 @@ async fn fallback_timeout_with_real_claude_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn fallback_cancelled_run_leaves_nothing_behind() {
-    steward::agent::process::disable_pid_namespace();
+    steward::engine::agent::process::disable_pid_namespace();
     common::cancelled_run_leaves_nothing_behind().await;
 }

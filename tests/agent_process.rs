@@ -12,10 +12,10 @@ async fn stubborn_process_tree_is_killed_after_grace() {
 #[tokio::test]
 async fn namespace_probe_is_consistent() {
     // Only informative: both answers are valid, but the answer must be stable.
-    let first = steward::agent::process::pid_namespace()
+    let first = steward::engine::agent::process::pid_namespace()
         .await
         .map(|p| p.to_path_buf());
-    let second = steward::agent::process::pid_namespace()
+    let second = steward::engine::agent::process::pid_namespace()
         .await
         .map(|p| p.to_path_buf());
     assert_eq!(first, second);

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Dirs, VERDICT_TURN, kind, run, script, server, spec};
-use steward::agent::{AgentFailure, VerdictStatus};
+use steward::engine::agent::{AgentFailure, VerdictStatus};
 
 #[tokio::test]
 async fn healthy_run_yields_verdict_and_accounting() {
@@ -332,8 +332,8 @@ async fn example_scenario_runs_end_to_end() {
     };
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/healthy.toml");
-    let scenario = steward::scripted::Scenario::load(&path).unwrap();
-    let srv = steward::scripted::start(scenario, "127.0.0.1:0".parse().unwrap())
+    let scenario = steward::adapters::scripted::Scenario::load(&path).unwrap();
+    let srv = steward::adapters::scripted::start(scenario, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dirs = Dirs::new();
@@ -478,9 +478,9 @@ input = {{ command = "touch forbidden", description = "denied" }}
     let mut spec = spec(claude, &srv, &dirs);
     spec.allowed_tools = vec!["Bash(echo visible)".into()];
     let out = Shared::default();
-    let mut view = steward::agent::TerminalObserver::with_writer(Box::new(out.clone()));
+    let mut view = steward::engine::agent::TerminalObserver::with_writer(Box::new(out.clone()));
     let mut sink = |_: &str| Ok(());
-    let outcome = steward::agent::run(&spec, &mut sink, &mut view)
+    let outcome = steward::engine::agent::run(&spec, &mut sink, &mut view)
         .await
         .unwrap();
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::cli::{Env, ScriptedModel};
-use steward::doctor::claude_version::{NEWEST_TESTED, OLDEST_TESTED};
+use steward::adapters::doctor::claude_version::{NEWEST_TESTED, OLDEST_TESTED};
 
 /// The key `Env::steward()` puts in the environment.
 const KEY: &str = "sk-ant-test-0123456789abcdefghij";

@@ -390,7 +390,7 @@ fn every_line_log_is_cut_back_when_an_append_fails() {
     let Some(fs) = Tmpfs::mount(&tmp.path().join("state"), 64 * 1024) else {
         return;
     };
-    let ledger = steward::ledger::Ledger::open(&fs.dir).unwrap();
+    let ledger = steward::base::ledger::Ledger::open(&fs.dir).unwrap();
     let run = ledger.create_run("health-check").unwrap();
     let mut transcript = run.appender("transcript.jsonl").unwrap();
     let audit = run.file("audit.jsonl");
@@ -399,8 +399,8 @@ fn every_line_log_is_cut_back_when_an_append_fails() {
     let text = line.to_string();
     for _ in 0..3 {
         transcript.line(&text).unwrap();
-        steward::ledger::append_line(&audit, &text).unwrap();
-        steward::ledger::append_json_line(&memory, &line).unwrap();
+        steward::base::ledger::append_line(&audit, &text).unwrap();
+        steward::base::ledger::append_json_line(&memory, &line).unwrap();
         ledger.event("probe", None, line.clone()).unwrap();
     }
     let filler = fs.fill();
@@ -424,15 +424,15 @@ fn every_line_log_is_cut_back_when_an_append_fails() {
     let big = json!({"pad": "y".repeat(20_000)});
     let big_text = big.to_string();
     assert!(transcript.line(&big_text).is_err());
-    assert!(steward::ledger::append_line(&audit, &big_text).is_err());
-    assert!(steward::ledger::append_json_line(&memory, &big).is_err());
+    assert!(steward::base::ledger::append_line(&audit, &big_text).is_err());
+    assert!(steward::base::ledger::append_json_line(&memory, &big).is_err());
     assert!(ledger.event("probe", None, big.clone()).is_err());
     assert_eq!(sizes(&logs), before, "a failed append left bytes behind");
 
     std::fs::remove_file(filler).unwrap();
     transcript.line(&text).unwrap();
-    steward::ledger::append_line(&audit, &text).unwrap();
-    steward::ledger::append_json_line(&memory, &line).unwrap();
+    steward::base::ledger::append_line(&audit, &text).unwrap();
+    steward::base::ledger::append_json_line(&memory, &line).unwrap();
     ledger.event("probe", None, line.clone()).unwrap();
     for log in &logs {
         let text = std::fs::read_to_string(log).unwrap();
@@ -471,13 +471,13 @@ impl Drop for Unrelated {
 /// A job left `running` by a steward that died, its pid since reused by `pid`.
 fn plant_running_job(state: &Path, pid: u32) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let job = steward::queue::Job {
+    let job = steward::daemon::queue::Job {
         seq: 1,
         id: "deadbeef0001".into(),
         goal: "health-check".into(),
         vars: Default::default(),
-        signal: steward::signal::Signal::timer("health-check"),
-        state: steward::queue::JobState::Running,
+        signal: steward::base::signal::Signal::timer("health-check"),
+        state: steward::daemon::queue::JobState::Running,
         merged: 0,
         enqueued: now,
         updated: now,

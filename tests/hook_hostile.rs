@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use steward::goal::GoalPolicy;
-use steward::policy::Policy;
+use steward::defs::policy::GoalPolicy;
+use steward::defs::policy::Policy;
 
 fn run_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -143,20 +143,20 @@ fn file_action(env: &Env, argv: &[&str]) -> String {
     )
     .unwrap();
     env.set_top_level(&format!("goals_dir = \"{}\"", goals.display()));
-    let store = steward::approval::Store::open(&env.state()).unwrap();
+    let store = steward::engine::approval::Store::open(&env.state()).unwrap();
     let filed = store
-        .file(steward::approval::Proposal {
+        .file(steward::engine::approval::Proposal {
             subject: "json-exit".into(),
             signal_fingerprint: None,
             argv: argv.iter().map(|s| s.to_string()).collect(),
             rationale: "test".into(),
             checks: vec![],
-            state_fingerprint: steward::approval::state_fingerprint(&[]),
+            state_fingerprint: steward::engine::approval::state_fingerprint(&[]),
             goal: "bare".into(),
             run_id: None,
             rule: "test".into(),
             ttl: std::time::Duration::from_secs(600),
-            executor: steward::approval::Executor::Steward,
+            executor: steward::engine::approval::Executor::Steward,
         })
         .unwrap();
     filed.action.id

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use steward::goal::GoalPolicy;
-use steward::policy::{self, Policy, Verdict};
+use steward::defs::policy::GoalPolicy;
+use steward::defs::policy::{self, Policy, Verdict};
 
 include!("data/policy_table.rs");
 

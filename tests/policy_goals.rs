@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use steward::bundled::{self, Kind};
-use steward::goal;
-use steward::policy::{self, Policy, Verdict};
+use steward::defs::bundled::{self, Kind};
+use steward::defs::goal;
+use steward::defs::policy::{self, Policy, Verdict};
 
 const A: Verdict = Verdict::Allow;
 const D: Verdict = Verdict::Deny;

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use steward::goal::GoalPolicy;
-use steward::policy::{self, Policy, Verdict};
+use steward::defs::policy::GoalPolicy;
+use steward::defs::policy::{self, Policy, Verdict};
 
 fn policy(ws: &Path) -> Policy {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

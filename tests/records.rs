@@ -485,7 +485,7 @@ fn approve_asks_on_a_terminal_and_needs_yes_off_one() {
         &["touch", &marker.display().to_string()],
         None,
         "gone",
-        &steward::approval::state_fingerprint(&[]),
+        &steward::engine::approval::state_fingerprint(&[]),
     );
     let action = |id: &str| steward_json(&env, &["actions", "show", id]);
     // Off a terminal, without --yes: refused, nothing ran.

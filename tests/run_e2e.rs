@@ -364,8 +364,8 @@ fn doctor_proves_the_boundary_with_the_installed_claude() {
     assert_eq!(claude_line["status"], "ok", "{report:#}");
     let range = format!(
         "tested range {} to {}",
-        steward::doctor::claude_version::OLDEST_TESTED,
-        steward::doctor::claude_version::NEWEST_TESTED
+        steward::adapters::doctor::claude_version::OLDEST_TESTED,
+        steward::adapters::doctor::claude_version::NEWEST_TESTED
     );
     assert!(claude_line["detail"].as_str().unwrap().contains(&range));
     let endpoint = checks.iter().find(|c| c["name"] == "endpoint").unwrap();

@@ -3,7 +3,7 @@
 mod common;
 
 use serde_json::{Value, json};
-use steward::scripted::{Scenario, start};
+use steward::adapters::scripted::{Scenario, start};
 
 async fn post(url: &str, body: &Value) -> (u16, String, String) {
     let resp = reqwest::Client::new()

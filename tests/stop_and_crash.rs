@@ -495,8 +495,9 @@ fn kill_9_of_steward_run(pid_namespace: bool) {
     assert_eq!(crashed.len(), 1, "{finished:?}");
     assert_eq!(crashed[0]["outcome"], "crashed");
     // Its spend counts against the daily budget.
-    let ledger = steward::ledger::Ledger::open(&env.state()).unwrap();
-    let spent = steward::router::spent_on_day(&ledger, time::OffsetDateTime::now_utc()).unwrap();
+    let ledger = steward::base::ledger::Ledger::open(&env.state()).unwrap();
+    let spent =
+        steward::engine::run_index::spent_on_day(&ledger, time::OffsetDateTime::now_utc()).unwrap();
     assert!(spent >= 0.25, "{spent}");
     // claude's private HOME went with it.
     let home = PathBuf::from(tree["home"].as_str().unwrap());
@@ -505,7 +506,7 @@ fn kill_9_of_steward_run(pid_namespace: bool) {
 
 #[test]
 fn kill_9_of_steward_run_in_a_pid_namespace() {
-    if steward::agent::process::is_executable(Path::new("/usr/bin/unshare"))
+    if steward::engine::agent::process::is_executable(Path::new("/usr/bin/unshare"))
         && std::process::Command::new("unshare")
             .args(["--pid", "--fork", "--kill-child", "--mount-proc", "true"])
             .status()

@@ -6,9 +6,9 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use super::{ActionsCommand, Cli, CliError, internal, print_json, print_verdict, usage};
-use crate::approval::{Action, ActionState, ApprovalError, Executor, Store};
-use crate::outcome::ExitKind;
-use crate::run;
+use crate::base::outcome::ExitKind;
+use crate::engine::approval::{Action, ActionState, ApprovalError, Executor, Store};
+use crate::engine::run;
 
 fn operator_name(by: &Option<String>) -> String {
     by.clone()

@@ -5,13 +5,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Cli, CliError, RunsCommand, RunsListArgs, internal, print_json, usage};
-use crate::check::CheckResult;
-use crate::ledger::Ledger;
-use crate::outcome::ExitKind;
-use crate::queue::Queue;
-use crate::run::history::{self, Filter, HistoryError};
-use crate::run::report::{RunDetail, ToolCall};
-use crate::run::retention;
+use crate::base::ledger::Ledger;
+use crate::base::outcome::ExitKind;
+use crate::daemon::queue::Queue;
+use crate::daemon::retention;
+use crate::defs::check::CheckResult;
+use crate::engine::run::history::{self, Filter, HistoryError};
+use crate::engine::run::report::{RunDetail, ToolCall};
 
 fn classify(e: HistoryError) -> CliError {
     if e.is_usage() { usage(e) } else { internal(e) }
@@ -25,7 +25,7 @@ pub(super) fn run(cli: &Cli, cmd: &RunsCommand) -> Result<ExitKind, CliError> {
         RunsCommand::List(args) => list(cli, &ledger, args),
         RunsCommand::Show { id } => {
             let id = history::resolve_id(&ledger, id).map_err(classify)?;
-            let detail = crate::run::show_run(&ledger, &id).map_err(classify)?;
+            let detail = crate::engine::run::show_run(&ledger, &id).map_err(classify)?;
             if cli.json {
                 print_json(&detail)?;
             } else {
@@ -122,7 +122,7 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-fn print_table(runs: &[crate::run::RunSummary]) -> Result<(), CliError> {
+fn print_table(runs: &[crate::engine::run::RunSummary]) -> Result<(), CliError> {
     let w_id = runs.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
     let w_goal = runs.iter().map(|r| r.goal.len()).max().unwrap_or(4).max(4);
     let w_out = runs
@@ -277,7 +277,7 @@ fn print_signal(d: &RunDetail) -> Result<(), CliError> {
 }
 
 fn check_line(phase: &str, c: &CheckResult) -> Result<(), CliError> {
-    let why = if c.status.is_failure() || c.status == crate::check::CheckStatus::Unavailable {
+    let why = if c.status.is_failure() || c.status == crate::defs::check::CheckStatus::Unavailable {
         let detail = c.detail.clone().unwrap_or_else(|| c.expected.clone());
         format!(" — {}", clip(&detail, 160))
     } else {
@@ -406,7 +406,7 @@ fn print_verdict(d: &RunDetail) -> Result<(), CliError> {
     crate::outln!("Verdict (what the agent reported; the outcome above is steward's)")?;
     let Some(v) = d.result.as_ref().and_then(|r| r.verdict.as_ref()) else {
         let why = match d.result.as_ref().and_then(|r| r.failure.as_ref()) {
-            Some(f) => format!("none: {}", crate::run::describe_failure(f)),
+            Some(f) => format!("none: {}", crate::engine::run::describe_failure(f)),
             None => "none".into(),
         };
         return crate::outln!("  {why}");

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use steward::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
-use steward::scripted::{self, Scenario, Server};
+use steward::adapters::scripted::{self, Scenario, Server};
+use steward::engine::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
 
 pub mod cli;
 
 /// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
 /// `scripts/test.sh` sets it, once for each end of the tested range.
-pub const CLAUDE_VERSION: &str = steward::doctor::claude_version::OLDEST_TESTED;
+pub const CLAUDE_VERSION: &str = steward::adapters::doctor::claude_version::OLDEST_TESTED;
 
 /// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache. Missing: a failure under
 /// `CI=true`, a skip (None) otherwise.
@@ -32,7 +32,7 @@ pub fn claude_bin() -> Option<PathBuf> {
             cache.join(format!("claude-{CLAUDE_VERSION}/node_modules/.bin/claude"))
         }
     };
-    if steward::agent::process::is_executable(&path) {
+    if steward::engine::agent::process::is_executable(&path) {
         return Some(path);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -109,7 +109,7 @@ pub fn spec(claude: PathBuf, server: &Server, dirs: &Dirs) -> AgentSpec {
         budget_usd: 1.0,
         session_id: uuid::Uuid::new_v4(),
         settings: nonce_settings(&nonce),
-        permission_mode: steward::agent::PermissionMode::DontAsk,
+        permission_mode: steward::engine::agent::PermissionMode::DontAsk,
         prompt_tool: None,
         nonce,
         auth_env,

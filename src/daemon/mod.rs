@@ -1,0 +1,10 @@
+//! The daemon: the queue, the router, inline routing for triggers without a daemon, the HTTP
+//! server and its lifecycle.
+
+pub mod daemon_lock;
+pub mod handoff;
+pub mod inline;
+pub mod queue;
+pub mod retention;
+pub mod router;
+pub mod server;

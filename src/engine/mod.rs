@@ -1,0 +1,15 @@
+//! One run, start to record: the agent runner, the boundary (settings, hook, audit),
+//! approvals, the judge, effectiveness memory, the run itself and its history.
+
+pub mod agent;
+pub mod approval;
+pub mod approval_prompt;
+pub mod boundary;
+pub mod judge;
+pub mod liveness;
+pub mod memory;
+pub mod prompt;
+pub mod prompt_tool;
+pub mod recover;
+pub mod run;
+pub mod run_index;
