@@ -1,5 +1,5 @@
 //! The persistent work queue in `STATE/queue/`: one JSON file per job, so queued work survives a
-//! restart of `steward serve`, and one worker that turns jobs into runs.
+//! restart of `steward serve`. The worker that turns jobs into runs is in [`worker`].
 //!
 //! Layout:
 //! - `queue/<seq>-<id>.json`: active jobs (`queued` or `running`), `seq` zero-padded so that
@@ -28,18 +28,17 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::base::cancel::Cancel;
 use crate::base::ledger::{self, Ledger, LedgerError};
 use crate::base::signal::{Signal, Source};
 use crate::config::Config;
-use crate::engine::agent::Observer;
-use crate::engine::run::{self, RunReport, RunRequest};
 
 mod claim;
 mod startup;
+mod worker;
 
 pub(crate) use startup::job_id_of;
 pub use startup::{Quarantined, Recovered};
+pub use worker::{Worked, work_one, work_one_until};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -869,174 +868,6 @@ impl Queue {
             .iter()
             .map(|p| ledger::read_json(p).map_err(QueueError::from))
             .collect()
-    }
-}
-
-/// What the worker did with one job.
-#[derive(Debug)]
-pub struct Worked {
-    pub job: Job,
-    /// The run's report, when `run::execute` got that far.
-    pub report: Option<RunReport>,
-    /// Why there is no report (steward could not carry the job out, or the host stayed busy).
-    pub error: Option<String>,
-    /// `(spent, budget)` when the job was cancelled because the daily budget is spent: the
-    /// daemon tells the operator (once a day).
-    pub over_budget: Option<(f64, f64)>,
-}
-
-/// Claims the next job (skipping subjects in a maintenance window), runs it, records it. Over
-/// the daily budget the claimed job is cancelled instead (with an event): no run starts.
-///
-/// The host lock is the one the CLI uses: `run::execute` takes it itself, waiting up to
-/// `router.lock_wait_secs`. Taking it here as well would deadlock, since `flock` locks belong to
-/// an open file and a second open in the same process conflicts with the first. If the lock
-/// stays busy past the wait, the job goes back to the queue. The run's `cost_usd` lands in its
-/// `result.json`, which is where the router's daily budget reads spend from.
-pub async fn work_one(
-    cfg: &Config,
-    queue: &Queue,
-    observer: &mut dyn Observer,
-) -> Result<Option<Worked>, QueueError> {
-    work_one_until(cfg, queue, observer, Cancel::never()).await
-}
-
-/// [`work_one`], stoppable: a run stopped by `cancel` (the daemon is stopping) is recorded
-/// `cancelled` by `run::execute_until`, and its job goes back to the queue, since the daemon
-/// stopping is not the job failing.
-pub async fn work_one_until(
-    cfg: &Config,
-    queue: &Queue,
-    observer: &mut dyn Observer,
-    cancel: Cancel,
-) -> Result<Option<Worked>, QueueError> {
-    let maintenance = crate::config::maintenance::Maintenance::compile(&cfg.router.maintenance)?;
-    let now = OffsetDateTime::now_utc();
-    let Some(job) = queue.claim_next_where(now, |j| {
-        maintenance.active(&j.signal.subject, now).is_none()
-    })?
-    else {
-        return Ok(None);
-    };
-    // Over the daily budget no run starts, whenever the job was queued.
-    let spent = crate::engine::run_index::spent_on_day(queue.ledger(), now)?;
-    if spent >= cfg.router.daily_budget_usd {
-        let reason = format!(
-            "today's runs cost ${spent:.4}, the daily budget is ${:.2}: not started",
-            cfg.router.daily_budget_usd
-        );
-        let job = queue.cancel(&job, &reason, now)?;
-        return Ok(Some(Worked {
-            job,
-            report: None,
-            error: Some(reason),
-            over_budget: Some((spent, cfg.router.daily_budget_usd)),
-        }));
-    }
-    if let Err(e) = queue.ledger().event(
-        "job_started",
-        None,
-        serde_json::json!({"job": job.id, "goal": job.goal, "subject": job.signal.subject,
-            "fingerprint": job.signal.fingerprint, "attempt": job.attempts}),
-    ) {
-        // No run starts without its record (a full disk): the job goes back to the queue.
-        queue.put_back(&job, &format!("its start could not be recorded: {e}"));
-        return Err(e.into());
-    }
-    let req = RunRequest {
-        goal: job.goal.clone(),
-        vars: job.vars.clone(),
-        signal: job.signal.clone(),
-        dry_run: false,
-        force_model: false,
-        no_model: None,
-        lock_wait: Duration::from_secs(cfg.router.lock_wait_secs),
-    };
-    match run::execute_until(cfg, &req, observer, cancel).await {
-        Ok(RunReport::Done(r)) if r.outcome == crate::base::outcome::Outcome::Cancelled => {
-            let reason = format!(
-                "the daemon stopped during run {} (recorded `cancelled`); back in the queue",
-                r.id
-            );
-            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
-            Ok(Some(Worked {
-                job: Job {
-                    state: JobState::Queued,
-                    ..job
-                },
-                report: Some(RunReport::Done(r)),
-                error: Some(reason),
-                over_budget: None,
-            }))
-        }
-        Err(e @ run::RunError::Cancelled { .. }) => {
-            let reason = format!("{e}; back in the queue");
-            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
-            Ok(Some(Worked {
-                job: Job {
-                    state: JobState::Queued,
-                    ..job
-                },
-                report: None,
-                error: Some(reason),
-                over_budget: None,
-            }))
-        }
-        Ok(report) => {
-            let outcome = match &report {
-                RunReport::Done(r) => JobOutcome {
-                    state: JobState::Done,
-                    run_id: Some(r.id.clone()),
-                    outcome: Some(r.outcome.to_string()),
-                    reason: r.reason.clone(),
-                    cost_usd: r.cost_usd,
-                },
-                RunReport::Planned(_) => JobOutcome {
-                    state: JobState::Done,
-                    run_id: None,
-                    outcome: None,
-                    reason: "planned only".into(),
-                    cost_usd: 0.0,
-                },
-            };
-            let job = queue.finish(&job, outcome, OffsetDateTime::now_utc())?;
-            Ok(Some(Worked {
-                job,
-                report: Some(report),
-                error: None,
-                over_budget: None,
-            }))
-        }
-        Err(run::RunError::Ledger(e @ LedgerError::Busy { .. })) => {
-            let reason = e.to_string();
-            queue.requeue(&job, &reason, OffsetDateTime::now_utc())?;
-            Ok(Some(Worked {
-                job,
-                report: None,
-                error: Some(reason),
-                over_budget: None,
-            }))
-        }
-        Err(e) => {
-            let reason = e.to_string();
-            let job = queue.finish(
-                &job,
-                JobOutcome {
-                    state: JobState::Failed,
-                    run_id: None,
-                    outcome: None,
-                    reason: reason.clone(),
-                    cost_usd: 0.0,
-                },
-                OffsetDateTime::now_utc(),
-            )?;
-            Ok(Some(Worked {
-                job,
-                report: None,
-                error: Some(reason),
-                over_budget: None,
-            }))
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::daemon::queue::{JobState, Worked};
 use crate::engine::run::RunReport;
 
