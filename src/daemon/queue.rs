@@ -23,14 +23,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::base::ledger::{self, Ledger, LedgerError};
 use crate::base::signal::{Signal, Source};
-use crate::config::Config;
 
 mod claim;
 mod startup;
@@ -877,9 +876,9 @@ mod tests {
     use crate::base::signal::{Severity, Source};
     use time::macros::datetime;
 
-    const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+    pub(super) const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
 
-    fn sig(fp: &str) -> Signal {
+    pub(super) fn sig(fp: &str) -> Signal {
         Signal {
             source: Source::Alertmanager,
             subject: format!("subject-{fp}"),
@@ -893,7 +892,7 @@ mod tests {
         }
     }
 
-    fn events(dir: &Path, kind: &str) -> usize {
+    pub(super) fn events(dir: &Path, kind: &str) -> usize {
         std::fs::read_dir(dir.join("events"))
             .unwrap()
             .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
@@ -1140,130 +1139,5 @@ mod tests {
         other.cancel(&a, "by the other", T0).unwrap();
         assert!(q.list().unwrap().is_empty());
         assert!(q.merge("a", T0).unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn worker_records_a_job_steward_cannot_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
-            state_dir: dir.path().to_path_buf(),
-            workspace: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let q = Queue::open(dir.path()).unwrap();
-        q.push(sig("a"), "no-such-goal", BTreeMap::new(), T0)
-            .unwrap();
-        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(worked.job.state, JobState::Failed);
-        assert!(worked.report.is_none());
-        let err = worked.error.unwrap();
-        assert!(err.contains("no-such-goal"), "{err}");
-        assert!(q.list().unwrap().is_empty());
-        assert_eq!(events(dir.path(), "job_finished"), 1);
-        // Nothing left to do.
-        assert!(
-            work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[tokio::test]
-    async fn worker_shares_the_cli_host_lock_and_requeues_when_busy() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config {
-            state_dir: dir.path().to_path_buf(),
-            workspace: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        cfg.router.lock_wait_secs = 0;
-        let q = Queue::open(dir.path()).unwrap();
-        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
-            .unwrap();
-        // A one-shot CLI run holds the host lock.
-        let guard = Ledger::open(dir.path())
-            .unwrap()
-            .lock("cli run", Duration::ZERO)
-            .unwrap();
-        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
-            .await
-            .unwrap()
-            .unwrap();
-        drop(guard);
-        assert!(worked.report.is_none());
-        assert!(worked.error.unwrap().contains("another steward run"));
-        let jobs = q.list().unwrap();
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0].state, JobState::Queued);
-        assert_eq!(events(dir.path(), "job_requeued"), 1);
-        // No run was recorded.
-        assert!(
-            Ledger::open(dir.path())
-                .unwrap()
-                .run_ids()
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn worker_starts_nothing_over_the_daily_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
-            state_dir: dir.path().to_path_buf(),
-            workspace: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let now = OffsetDateTime::now_utc();
-        let id = format!(
-            "{:04}{:02}{:02}T000000Z-incident-abcdef",
-            now.year(),
-            u8::from(now.month()),
-            now.day()
-        );
-        let run = dir.path().join("runs").join(id);
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(run.join("result.json"), r#"{"cost_usd": 6.0}"#).unwrap();
-        let q = Queue::open(dir.path()).unwrap();
-        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
-            .unwrap();
-        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(worked.job.state, JobState::Cancelled);
-        assert!(worked.error.unwrap().contains("daily budget"));
-        assert!(q.list().unwrap().is_empty());
-        assert_eq!(events(dir.path(), "job_cancelled"), 1);
-        assert_eq!(
-            Ledger::open(dir.path()).unwrap().run_ids().unwrap().len(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn worker_leaves_jobs_in_a_maintenance_window_queued() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config {
-            state_dir: dir.path().to_path_buf(),
-            workspace: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        cfg.router.maintenance = vec![crate::config::MaintenanceWindow {
-            start: Some("2000-01-01T00:00:00Z".into()),
-            end: Some("2999-01-01T00:00:00Z".into()),
-            ..Default::default()
-        }];
-        let q = Queue::open(dir.path()).unwrap();
-        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
-        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
-            .await
-            .unwrap();
-        assert!(worked.is_none());
-        assert_eq!(q.list().unwrap()[0].state, JobState::Queued);
     }
 }

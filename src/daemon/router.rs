@@ -45,8 +45,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::base::ledger::{self, EventBatch, Ledger, LedgerError};
-use crate::base::outcome::ExitKind;
-use crate::base::signal::{Severity, Signal, Source};
+use crate::base::signal::Signal;
 use crate::config::maintenance::Maintenance;
 use crate::config::{Config, ConfigError, RouterConfig};
 use crate::daemon::queue::{Queue, QueueError};
@@ -423,6 +422,8 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::outcome::ExitKind;
+    use crate::base::signal::{Severity, Source};
     use crate::config::FlapWindow;
     use crate::config::MaintenanceWindow;
     use crate::daemon::queue::{JobOutcome, JobState};

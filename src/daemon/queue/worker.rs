@@ -207,3 +207,137 @@ fn outcome_of(report: &RunReport) -> JobOutcome {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::tests::{T0, events, sig};
+    use super::*;
+    use crate::base::ledger::Ledger;
+
+    #[tokio::test]
+    async fn worker_records_a_job_steward_cannot_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "no-such-goal", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Failed);
+        assert!(worked.report.is_none());
+        let err = worked.error.unwrap();
+        assert!(err.contains("no-such-goal"), "{err}");
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_finished"), 1);
+        // Nothing left to do.
+        assert!(
+            work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_shares_the_cli_host_lock_and_requeues_when_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.lock_wait_secs = 0;
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        // A one-shot CLI run holds the host lock.
+        let guard = Ledger::open(dir.path())
+            .unwrap()
+            .lock("cli run", Duration::ZERO)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(guard);
+        assert!(worked.report.is_none());
+        assert!(worked.error.unwrap().contains("another steward run"));
+        let jobs = q.list().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Queued);
+        assert_eq!(events(dir.path(), "job_requeued"), 1);
+        // No run was recorded.
+        assert!(
+            Ledger::open(dir.path())
+                .unwrap()
+                .run_ids()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_starts_nothing_over_the_daily_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let now = OffsetDateTime::now_utc();
+        let id = format!(
+            "{:04}{:02}{:02}T000000Z-incident-abcdef",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
+        let run = dir.path().join("runs").join(id);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("result.json"), r#"{"cost_usd": 6.0}"#).unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "health-check", BTreeMap::new(), T0)
+            .unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worked.job.state, JobState::Cancelled);
+        assert!(worked.error.unwrap().contains("daily budget"));
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(events(dir.path(), "job_cancelled"), 1);
+        assert_eq!(
+            Ledger::open(dir.path()).unwrap().run_ids().unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn worker_leaves_jobs_in_a_maintenance_window_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            workspace: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.router.maintenance = vec![crate::config::MaintenanceWindow {
+            start: Some("2000-01-01T00:00:00Z".into()),
+            end: Some("2999-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let q = Queue::open(dir.path()).unwrap();
+        q.push(sig("a"), "incident", BTreeMap::new(), T0).unwrap();
+        let worked = work_one(&cfg, &q, &mut crate::engine::agent::QuietObserver)
+            .await
+            .unwrap();
+        assert!(worked.is_none());
+        assert_eq!(q.list().unwrap()[0].state, JobState::Queued);
+    }
+}
