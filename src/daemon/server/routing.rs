@@ -13,8 +13,6 @@ use crate::base::ledger::Unsynced;
 use crate::base::signal::Signal;
 use crate::daemon::router::{Routed, RouterError, RoutingDecision};
 
-// Routing: how a signal becomes a recorded decision and an answer.
-
 /// The signals of one request, and where their answers go.
 pub(super) struct RouteRequest {
     signals: Vec<Signal>,
