@@ -420,3 +420,31 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         outcome.duration_ms
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A claude whose `--version` leaves a child holding its stdout: steward reads the answer
+    /// when claude exits and ends the child with claude's process group, instead of waiting
+    /// for the pipe to close.
+    #[tokio::test]
+    async fn version_does_not_wait_for_a_child_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("claude");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\nsleep 30 &\necho '2.1.197 (Claude Code)'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let (line, _) = claude_version(Ok(&bin), &bin).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "{line}");
+        assert!(line.contains("2.1.197 (Claude Code)"), "{line}");
+        let missing = dir.path().join("no-such-claude");
+        let e = claude_version(Ok(&missing), &missing).await.unwrap_err();
+        assert!(e.contains("No such file or directory"), "{e}");
+    }
+}

@@ -1066,6 +1066,34 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
         }
     }
 
+    /// systemctl and journalctl run in their own process group with a clean environment: a
+    /// child left holding the pipe does not hold the trigger until its timeout.
+    #[tokio::test]
+    async fn systemd_commands_run_clean_and_end_with_their_group() {
+        let script = "sleep 30 & echo \"pager=$SYSTEMD_PAGER colors=$SYSTEMD_COLORS home=$HOME\"";
+        let started = std::time::Instant::now();
+        let out = run_captured("sh", &["-c", script], Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(8), "{out}");
+        assert_eq!(out, "pager= colors=0 home=\n");
+        let e = run_captured(
+            "sh",
+            &["-c", "echo oops >&2; exit 3"],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&e, TriggerError::Command { stderr, .. } if stderr == "oops"),
+            "{e}"
+        );
+        let e = run_captured("sleep", &["30"], Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TriggerError::Timeout { .. }), "{e}");
+    }
+
     #[tokio::test]
     async fn captured_output_and_unknown_unit() {
         let dir = tempfile::tempdir().unwrap();
