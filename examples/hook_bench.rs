@@ -2,6 +2,13 @@
 //! process per tool call, over the policy case table. Run by `bench/hook.sh`.
 //!
 //! Also checks that the binary's answers agree with the table (approve → `deny` on the wire).
+// A benchmark reports on stdout and stops at the first surprise.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,13 @@
 //! number of connections, alternating bare and steward round by round so both see the same noise.
 //! Zero alerts lost: every request answered 200 with `accepted = 1`, and steward's `routing`
 //! events and `steward_signals_total{source="alertmanager"}` both equal the alerts sent.
+// A benchmark reports on stdout and stops at the first surprise.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

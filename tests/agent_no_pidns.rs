@@ -1,5 +1,6 @@
 //! The runner's fallback without a PID namespace: process groups plus a walk of the process tree.
 //! A separate test binary, because the switch is process-wide.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Process control of the runner with the PID namespace (when the host allows it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Wait-mode approvals end to end: the real steward binary, the real claude CLI asking steward's
 //! permission-prompt tool over MCP, the scripted model, and an operator on the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `steward ci` end to end: a real git repository as the workspace, the real steward binary, the
 //! real claude CLI and the scripted model; and the workflow examples that call it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //!
 //! The tmpfs tests need `mount` (root). Without it they fail under `CI=true` and skip otherwise,
 //! saying why.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //!
 //! Queued work is kept queued with `[serve] paused = true` (the worker claims nothing while it is
 //! set); a test lifts it by rewriting the config and sending SIGHUP, or by restarting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 

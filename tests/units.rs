@@ -9,6 +9,7 @@
 //! man pages for `Documentation=man:` entries; `SYSTEMD_LOG_LEVEL=info` pins the verbosity
 //! whatever the caller's environment says. A template cannot be verified as such (it passes
 //! vacuously), so the test instantiates each one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::adapters::scripted;
+use crate::base::exec::ExecError;
 use crate::config::{Config, Loaded};
 use crate::engine::agent::{self, AgentSpec, QuietObserver};
 use crate::engine::run::{self, Definitions};
@@ -202,22 +203,7 @@ async fn claude_version(
             claude_version::NEWEST_TESTED
         )
     })?;
-    let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::process::Command::new(bin)
-            .arg("--version")
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| format!("{} --version did not answer in 20 s", bin.display()))?
-    .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() {
-        return Err(format!("{} --version failed: {text}", bin.display()));
-    }
+    let text = run_version(bin).await?;
     let range = claude_version::range();
     let fit = claude_version::fit(&text);
     let note = match fit {
@@ -232,6 +218,44 @@ async fn claude_version(
         Fit::Unknown => format!("not a version steward can read; tested range {range}"),
     };
     Ok((format!("{} {text} ({note})", bin.display()), fit))
+}
+
+/// How long `claude --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `claude --version`'s output, trimmed; an error naming the binary when it does not
+/// start, answer in time or succeed.
+async fn run_version(bin: &Path) -> Result<String, String> {
+    let argv = [bin.to_string_lossy().into_owned(), "--version".to_string()];
+    let cmd = crate::base::exec::Command {
+        argv: &argv,
+        path_env: "/usr/local/bin:/usr/bin:/bin",
+        cwd: None,
+        timeout: VERSION_TIMEOUT,
+        stdout_cap: 64 << 10,
+        stderr_tail: 4 << 10,
+    };
+    let out = crate::base::exec::run(&cmd).await.map_err(|e| {
+        let why = match e {
+            ExecError::Spawn { source, .. } | ExecError::Wait { source, .. } => source.to_string(),
+            // exec names a missing program; the system's own words, as before.
+            ExecError::NotFound { .. } => {
+                std::io::Error::from(nix::errno::Errno::ENOENT).to_string()
+            }
+            ExecError::EmptyArgv => e.to_string(),
+        };
+        format!("cannot run {}: {why}", bin.display())
+    })?;
+    let text = out.stdout.trim().to_string();
+    match out.status {
+        None => Err(format!(
+            "{} --version did not answer in {} s",
+            bin.display(),
+            VERSION_TIMEOUT.as_secs()
+        )),
+        Some(s) if !s.success() => Err(format!("{} --version failed: {text}", bin.display())),
+        Some(_) => Ok(text),
+    }
 }
 
 /// The credential claude will use. Its presence only; [`check_endpoint`] proves it.
@@ -395,4 +419,32 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         "forbidden write denied by steward's hook and claude, nonce hook seen, verdict parsed ({} ms)",
         outcome.duration_ms
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A claude whose `--version` leaves a child holding its stdout: steward reads the answer
+    /// when claude exits and ends the child with claude's process group, instead of waiting
+    /// for the pipe to close.
+    #[tokio::test]
+    async fn version_does_not_wait_for_a_child_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("claude");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\nsleep 30 &\necho '2.1.197 (Claude Code)'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let (line, _) = claude_version(Ok(&bin), &bin).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "{line}");
+        assert!(line.contains("2.1.197 (Claude Code)"), "{line}");
+        let missing = dir.path().join("no-such-claude");
+        let e = claude_version(Ok(&missing), &missing).await.unwrap_err();
+        assert!(e.contains("No such file or directory"), "{e}");
+    }
 }

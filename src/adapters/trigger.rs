@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::base::exec;
 use crate::base::ledger::{self, LedgerError};
 use crate::base::signal::{Severity, Signal, Source, fingerprint};
 
@@ -610,23 +611,17 @@ pub fn validate_unit_name(unit: &str) -> Result<(), TriggerError> {
     }
 }
 
-/// The environment `systemctl` and `journalctl` run with: nothing inherited, no pager, no colour,
-/// the C locale so the output format is the documented one.
-fn clean_command(program: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.env_clear()
-        .env(
-            "PATH",
-            "/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_PAGER", "")
-        .env("SYSTEMD_COLORS", "0")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
+/// The PATH `systemctl` and `journalctl` run with (NixOS's first).
+const SYSTEMD_PATH: &str = "/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Added to the clean environment (no inheritance, the C locale: the documented output format)
+/// of `systemctl` and `journalctl`: no pager, no colour.
+const SYSTEMD_ENV: &[(&str, &str)] = &[("SYSTEMD_PAGER", ""), ("SYSTEMD_COLORS", "0")];
+
+/// Bytes kept of `systemctl show` (a few properties) and `journalctl -n 50`: far more than
+/// either prints, so nothing is cut in practice; the cap only bounds a runaway.
+const SYSTEMD_STDOUT_CAP: usize = 4 << 20;
+const SYSTEMD_STDERR_TAIL: usize = 64 << 10;
 
 async fn run_captured(
     program: &str,
@@ -634,31 +629,44 @@ async fn run_captured(
     timeout: Duration,
 ) -> Result<String, TriggerError> {
     let command = format!("{program} {}", args.join(" "));
-    let mut cmd = clean_command(program);
-    cmd.args(args);
-    let output = match tokio::time::timeout(timeout, cmd.output()).await {
-        Err(_) => {
-            return Err(TriggerError::Timeout {
-                command,
-                secs: timeout.as_secs(),
-            });
-        }
-        Ok(Err(source)) => {
-            return Err(TriggerError::Spawn {
-                program: program.to_string(),
-                source,
-            });
-        }
-        Ok(Ok(o)) => o,
+    let argv: Vec<String> = std::iter::once(program)
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect();
+    let cmd = exec::Command {
+        argv: &argv,
+        path_env: SYSTEMD_PATH,
+        cwd: None,
+        timeout,
+        stdout_cap: SYSTEMD_STDOUT_CAP,
+        stderr_tail: SYSTEMD_STDERR_TAIL,
     };
-    if !output.status.success() {
+    let output = exec::run_env(&cmd, SYSTEMD_ENV).await.map_err(|e| {
+        let source = match e {
+            exec::ExecError::Spawn { source, .. } | exec::ExecError::Wait { source, .. } => source,
+            // exec reports a missing program by name; the error systemd's absence produced.
+            exec::ExecError::NotFound { .. } => std::io::Error::from(nix::errno::Errno::ENOENT),
+            exec::ExecError::EmptyArgv => std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        };
+        TriggerError::Spawn {
+            program: program.to_string(),
+            source,
+        }
+    })?;
+    let Some(status) = output.status else {
+        return Err(TriggerError::Timeout {
+            command,
+            secs: timeout.as_secs(),
+        });
+    };
+    if !status.success() {
         return Err(TriggerError::Command {
             command,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            status: status.to_string(),
+            stderr: output.stderr.trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(output.stdout)
 }
 
 /// Where the failure description comes from: live from systemd, or captured files (tests, and
@@ -1056,6 +1064,34 @@ InactiveEnterTimestamp=Sun 2026-11-22 05:30:00 UTC
         ] {
             assert!(validate_unit_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// systemctl and journalctl run in their own process group with a clean environment: a
+    /// child left holding the pipe does not hold the trigger until its timeout.
+    #[tokio::test]
+    async fn systemd_commands_run_clean_and_end_with_their_group() {
+        let script = "sleep 30 & echo \"pager=$SYSTEMD_PAGER colors=$SYSTEMD_COLORS home=$HOME\"";
+        let started = std::time::Instant::now();
+        let out = run_captured("sh", &["-c", script], Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(8), "{out}");
+        assert_eq!(out, "pager= colors=0 home=\n");
+        let e = run_captured(
+            "sh",
+            &["-c", "echo oops >&2; exit 3"],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&e, TriggerError::Command { stderr, .. } if stderr == "oops"),
+            "{e}"
+        );
+        let e = run_captured("sleep", &["30"], Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TriggerError::Timeout { .. }), "{e}");
     }
 
     #[tokio::test]

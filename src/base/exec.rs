@@ -85,6 +85,12 @@ impl Output {
 /// both cases: on a timeout to stop the work, on a normal exit so that a background child left
 /// holding the pipes is not orphaned.
 pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
+    run_env(cmd, &[]).await
+}
+
+/// [`run`] with variables added to the clean environment (e.g. `SYSTEMD_PAGER` for
+/// `systemctl`), set after `PATH`, `LANG` and `LC_ALL` and so able to replace them.
+pub async fn run_env(cmd: &Command<'_>, extra_env: &[(&str, &str)]) -> Result<Output, ExecError> {
     let (program, args) = cmd.argv.split_first().ok_or(ExecError::EmptyArgv)?;
     let mut command = tokio::process::Command::new(program);
     command
@@ -93,6 +99,7 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
         .env("PATH", cmd.path_env)
         .env("LANG", "C")
         .env("LC_ALL", "C")
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -270,6 +277,19 @@ mod tests {
         assert_eq!(out.stdout.len(), 8);
         let a = argv(&["printenv", "HOME"]);
         assert_eq!(run(&cmd(&a, 5000)).await.unwrap().exit_code(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn extra_env_reaches_the_command_and_nothing_else_does() {
+        let a = argv(&["printenv", "SYSTEMD_PAGER", "SYSTEMD_COLORS", "HOME"]);
+        let mut c = cmd(&a, 5000);
+        c.stdout_cap = 1024;
+        let out = run_env(&c, &[("SYSTEMD_PAGER", ""), ("SYSTEMD_COLORS", "0")])
+            .await
+            .unwrap();
+        // printenv exits 1 because HOME is missing: the environment is still clean.
+        assert_eq!(out.exit_code(), Some(1));
+        assert_eq!(out.stdout, "\n0\n");
     }
 
     #[tokio::test]

@@ -5,10 +5,46 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use super::{ActionsCommand, Cli, CliError, internal, print_json, print_verdict, usage};
+use clap::Subcommand;
+
+use super::output::{print_json, print_verdict};
+use super::{Cli, CliError, internal, usage};
 use crate::base::outcome::ExitKind;
 use crate::engine::approval::{Action, ActionState, ApprovalError, Executor, Store};
 use crate::engine::run;
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// Every action, pending first.
+    List,
+    /// One action: the command, every subject and rationale, checks, decision and execution.
+    Show { id: String },
+    /// Approve a pending action; steward runs it (no shell) and then its checks. An action a run
+    /// is waiting on is only approved: the waiting agent runs it. Shows what will run and asks
+    /// on a terminal; off a terminal (scripts) `--yes` is required.
+    Approve {
+        id: String,
+        /// Approve without asking (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Who approves (default: $SUDO_USER, $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Seconds the command may run.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Reject a pending action.
+    Reject {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
 
 fn operator_name(by: &Option<String>) -> String {
     by.clone()

@@ -5,6 +5,11 @@
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::Serialize;
+
+use super::error::{CliError, internal};
+use crate::base::outcome::ExitKind;
+
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes `text` to stdout. A broken pipe is remembered and every later write is dropped; any
@@ -61,6 +66,29 @@ macro_rules! out {
     ($($arg:tt)*) => {
         $crate::cli::output::stdout(&format!($($arg)*)).map_err($crate::cli::output_error)
     };
+}
+
+/// A value as pretty JSON on stdout.
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(internal)?;
+    crate::outln!("{text}")
+}
+
+/// A verdict-like answer: the value's JSON object with `exit` and `exit_code` added (the names
+/// and codes of the README's exit code table), equal to the process's exit status.
+pub(crate) fn print_verdict<T: Serialize + ?Sized>(
+    value: &T,
+    exit: ExitKind,
+) -> Result<(), CliError> {
+    let mut v = serde_json::to_value(value).map_err(internal)?;
+    let Some(map) = v.as_object_mut() else {
+        return Err(internal(anyhow::anyhow!(
+            "a verdict must be a JSON object to carry its exit code"
+        )));
+    };
+    map.insert("exit".to_string(), exit.as_str().into());
+    map.insert("exit_code".to_string(), exit.code().into());
+    print_json(&v)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `steward runs list|show|prune`: the run ledger for people (a table, an incident report) and
 //! for scripts (`--json`, the same data).
 
+use clap::{Args, Subcommand};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Cli, CliError, RunsCommand, RunsListArgs, internal, print_json, usage};
+use super::output::print_json;
+use super::{Cli, CliError, internal, usage};
 use crate::base::ledger::Ledger;
 use crate::base::outcome::ExitKind;
 use crate::daemon::queue::Queue;
@@ -12,6 +14,41 @@ use crate::daemon::retention;
 use crate::defs::check::CheckResult;
 use crate::engine::run::history::{self, Filter, HistoryError};
 use crate::engine::run::report::{RunDetail, ToolCall};
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recorded runs, newest first.
+    List(RunsListArgs),
+    /// One run's record as an incident report: `last` is the newest run, and a unique prefix of
+    /// an id will do.
+    Show { id: String },
+    /// Remove runs older than an age, except those an open action or an active job points at and
+    /// runs in progress; event log days that ended before it go too.
+    Prune {
+        /// The age, e.g. `30d`, `12h`, `2w`.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Show at most this many runs, the newest (0: all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Only runs of this goal.
+    #[arg(long)]
+    pub goal: Option<String>,
+    /// Only runs with this outcome (ok, fixed, no_action, aborted, failed, escalated, running, …).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only runs started since: an age (`2h`, `7d`) or an RFC 3339 time.
+    #[arg(long, value_name = "AGE|TIME")]
+    pub since: Option<String>,
+}
 
 fn classify(e: HistoryError) -> CliError {
     if e.is_usage() { usage(e) } else { internal(e) }
