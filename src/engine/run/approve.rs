@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::base::cancel::Cancel;
 use crate::base::ledger::Ledger;
 use crate::base::outcome::Outcome;
 use crate::config::Config;
@@ -12,7 +13,10 @@ use crate::engine::liveness::{self, Life};
 use crate::engine::memory::Memory;
 
 use super::checks::{ChecksBefore, checks_before};
-use super::{Definitions, RunError, RunMeta, check_env, redactor};
+use super::{Definitions, RunError, RunMeta, check_env, host_lock, redactor};
+
+/// How long an approval waits for a run holding the host lock to end.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// A wait-mode action is only worth approving while its run waits on it. When that run's
 /// steward is gone, the action expires here, with an error that says why.
@@ -83,7 +87,9 @@ pub async fn approve_and_execute(
         )?;
         return Ok(approved);
     }
-    let _lock = ledger.lock(&format!("action {id}"), Duration::from_secs(30))?;
+    // Waited for on the runtime: a blocking wait would stall the other tasks on its thread.
+    let purpose = format!("action {id}");
+    let _lock = host_lock::wait(&ledger, &purpose, LOCK_WAIT, &Cancel::never()).await?;
     store.approve(id, by, note, &current)?;
     ledger.event(
         "action_approved",
@@ -121,4 +127,69 @@ pub async fn approve_and_execute(
         serde_json::json!({"action": id, "state": done.state, "argv": done.argv}),
     )?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::engine::approval::Proposal;
+
+    /// On a single-thread runtime the task that releases the host lock must run while the
+    /// approval waits for it: a wait that blocked the thread would hold it for its whole 30 s
+    /// and end `Busy`.
+    #[test]
+    fn an_approval_waits_for_the_host_lock_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            workspace: dir.path().to_path_buf(),
+            state_dir: dir.path().join("state"),
+            ..Config::default()
+        };
+        let store = Store::open(&cfg.state_dir).unwrap();
+        let filed = store
+            .file(Proposal {
+                subject: "host:test".into(),
+                signal_fingerprint: None,
+                argv: vec!["true".into()],
+                rationale: "a test".into(),
+                checks: vec![],
+                state_fingerprint: ChecksBefore::default().fingerprint(),
+                goal: "no-such-goal".into(),
+                run_id: None,
+                rule: "true".into(),
+                ttl: Duration::from_secs(3600),
+                executor: Executor::Steward,
+            })
+            .unwrap();
+        let held = Ledger::open(&cfg.state_dir)
+            .unwrap()
+            .lock("another run", Duration::ZERO)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (approved, waited) = rt.block_on(async {
+            let release = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                drop(held);
+            });
+            let started = Instant::now();
+            let approved = approve_and_execute(
+                &cfg,
+                &filed.action.id,
+                "tester",
+                None,
+                Duration::from_secs(10),
+            )
+            .await;
+            release.await.unwrap();
+            (approved, started.elapsed())
+        });
+        let done = approved.unwrap();
+        assert_eq!(done.state, ActionState::Done, "{done:?}");
+        assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    }
 }
