@@ -397,15 +397,36 @@ pub fn environment(spec: &AgentSpec) -> BTreeMap<String, String> {
     env
 }
 
+/// A spec steward will not start claude with (a wiring mistake, or a value that would change
+/// claude's command line).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid tool name {0:?}")]
+    Tool(String),
+    #[error("invalid permission rule {0:?}")]
+    Rule(String),
+    #[error("invalid model {0:?}")]
+    Model(String),
+    #[error("empty nonce: the settings could never be proven")]
+    EmptyNonce,
+    #[error("invalid budget {0}")]
+    Budget(f64),
+    #[error("permission mode {mode} with{} a prompt tool", if *.prompt_tool { "" } else { "out" })]
+    Mode {
+        mode: &'static str,
+        prompt_tool: bool,
+    },
+}
+
 /// Values that would change claude's command line if they started with `-` or held a separator.
-fn check_spec(spec: &AgentSpec) -> Result<(), String> {
+fn check_spec(spec: &AgentSpec) -> Result<(), SpecError> {
     let flag_like = |s: &str| s.is_empty() || s.starts_with('-');
     if let Some(t) = spec
         .tools
         .iter()
         .find(|t| flag_like(t) || t.contains(',') || t.contains(char::is_whitespace))
     {
-        return Err(format!("invalid tool name {t:?}"));
+        return Err(SpecError::Tool(t.clone()));
     }
     if let Some(r) = spec
         .allowed_tools
@@ -413,27 +434,26 @@ fn check_spec(spec: &AgentSpec) -> Result<(), String> {
         .chain(&spec.disallowed_tools)
         .find(|r| flag_like(r))
     {
-        return Err(format!("invalid permission rule {r:?}"));
+        return Err(SpecError::Rule(r.clone()));
     }
     if flag_like(&spec.model) {
-        return Err(format!("invalid model {:?}", spec.model));
+        return Err(SpecError::Model(spec.model.clone()));
     }
     if spec.nonce.trim().is_empty() {
-        return Err("empty nonce: the settings could never be proven".into());
+        return Err(SpecError::EmptyNonce);
     }
     if !(spec.budget_usd.is_finite() && spec.budget_usd > 0.0) {
-        return Err(format!("invalid budget {}", spec.budget_usd));
+        return Err(SpecError::Budget(spec.budget_usd));
     }
     // Default mode without a prompt tool would leave the decision to claude's own rules; a
     // prompt tool in dontAsk would be silently ignored (§3.3). Either is a wiring mistake.
     match (spec.permission_mode, &spec.prompt_tool) {
         (PermissionMode::DontAsk, None) | (PermissionMode::Default, Some(_)) => {}
         (mode, p) => {
-            return Err(format!(
-                "permission mode {} with{} a prompt tool",
-                mode.as_str(),
-                if p.is_some() { "" } else { "out" }
-            ));
+            return Err(SpecError::Mode {
+                mode: mode.as_str(),
+                prompt_tool: p.is_some(),
+            });
         }
     }
     Ok(())
@@ -484,10 +504,12 @@ pub async fn run_controlled(
         spawned,
     } = control;
     let started = Instant::now();
-    if let Err(message) = check_spec(spec) {
+    if let Err(e) = check_spec(spec) {
         return Ok(failed_before_start(
             spec,
-            AgentFailure::Spawn { message },
+            AgentFailure::Spawn {
+                message: e.to_string(),
+            },
             started,
         ));
     }
@@ -499,10 +521,12 @@ pub async fn run_controlled(
     let namespaced = unshare.is_some();
     let (mut child, tree) = match process::spawn(spec, unshare).await {
         Ok(spawned) => spawned,
-        Err(message) => {
+        Err(e) => {
             return Ok(failed_before_start(
                 spec,
-                AgentFailure::Spawn { message },
+                AgentFailure::Spawn {
+                    message: e.to_string(),
+                },
                 started,
             ));
         }

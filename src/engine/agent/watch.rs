@@ -119,11 +119,11 @@ impl Watch<'_> {
         match serde_json::from_str::<Value>(line) {
             Ok(v) if v.is_object() => {
                 observer.line(&v);
-                if let Err(message) = self.state.line(&v)
+                if let Err(e) = self.state.line(&v)
                     && self.ending.aborted.is_none()
                     && !self.ending.timed_out
                 {
-                    self.ending.aborted = Some(message);
+                    self.ending.aborted = Some(e.to_string());
                     self.stop.interrupt(self.spec.kill_grace);
                 }
             }

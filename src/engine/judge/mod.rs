@@ -27,6 +27,8 @@
 //!
 //! `unavailable` is never a failure, but every unavailable check is listed in the judgement.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::base::outcome::{ExitKind, Outcome};
@@ -339,8 +341,8 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
 /// After the agent ran, one rule after the other; the first that applies decides.
 fn after_agent(ev: &Evidence<'_>) -> Judgement {
     let verdict = match agent_ended(ev) {
-        Ok(v) => v,
-        Err(j) => return j,
+        ControlFlow::Continue(v) => v,
+        ControlFlow::Break(j) => return j,
     };
     let (regressions, still) = ev.invariant_changes();
     if let Some(j) = post_failed(ev, verdict, &regressions) {
@@ -364,18 +366,20 @@ fn after_agent(ev: &Evidence<'_>) -> Judgement {
 }
 
 /// The agent's verdict, or the judgement of an agent that never gave one.
-fn agent_ended<'a>(ev: &Evidence<'a>) -> Result<&'a Verdict, Judgement> {
+fn agent_ended<'a>(ev: &Evidence<'a>) -> ControlFlow<Judgement, &'a Verdict> {
     match ev.agent {
-        AgentRun::NotStarted => Err(ev.base(
+        AgentRun::NotStarted => ControlFlow::Break(ev.base(
             Outcome::Failed,
             ExitKind::AgentFailed,
             "the agent was not started although the checks allowed it".into(),
         )),
-        AgentRun::Failed(AgentFailure::BoundaryNotProven { message }) => Err(ev.base(
-            Outcome::Aborted,
-            ExitKind::Aborted,
-            format!("boundary not proven: {message}"),
-        )),
+        AgentRun::Failed(AgentFailure::BoundaryNotProven { message }) => {
+            ControlFlow::Break(ev.base(
+                Outcome::Aborted,
+                ExitKind::Aborted,
+                format!("boundary not proven: {message}"),
+            ))
+        }
         AgentRun::Failed(f) => {
             let mut j = ev.base(
                 Outcome::Failed,
@@ -383,9 +387,9 @@ fn agent_ended<'a>(ev: &Evidence<'a>) -> Result<&'a Verdict, Judgement> {
                 format!("agent failed: {}", crate::engine::run::describe_failure(f)),
             );
             j.failed_checks = failing(ev.post);
-            Err(j)
+            ControlFlow::Break(j)
         }
-        AgentRun::Verdict(v) => Ok(v),
+        AgentRun::Verdict(v) => ControlFlow::Continue(v),
     }
 }
 
