@@ -35,3 +35,55 @@ pub(super) async fn wait(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run waiting for the host lock leaves its runtime thread free: on a single-thread
+    /// runtime the task that releases the lock runs while the wait goes on.
+    #[test]
+    fn the_wait_leaves_the_runtime_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let held = ledger.lock("another run", Duration::ZERO).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (got, waited) = rt.block_on(async {
+            let release = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                drop(held);
+            });
+            let started = Instant::now();
+            let got = wait(&ledger, "goal g", Duration::from_secs(10), &Cancel::never()).await;
+            release.await.unwrap();
+            (got, started.elapsed())
+        });
+        assert!(got.is_ok(), "{:?}", got.err());
+        assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    }
+
+    /// Still held after the wait: the ledger's `Busy`, naming the holder.
+    #[test]
+    fn a_lock_held_past_the_wait_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let _held = ledger.lock("another run", Duration::ZERO).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(wait(
+                &ledger,
+                "goal g",
+                Duration::from_millis(250),
+                &Cancel::never(),
+            ))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("another run"), "{err}");
+    }
+}
