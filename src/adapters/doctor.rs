@@ -193,7 +193,7 @@ fn check_load_errors(cfg: &Config) -> Result<String, String> {
 
 /// The installed claude's version line and where it stands against the tested range.
 async fn claude_version(
-    bin: Result<&Path, &String>,
+    bin: Result<&Path, &agent::process::SpawnError>,
     configured: &Path,
 ) -> Result<(String, Fit), String> {
     let bin = bin.map_err(|e| {

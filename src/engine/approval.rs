@@ -688,7 +688,7 @@ impl Store {
                     exec.error = Some(out.describe(timeout));
                 }
             }
-            Err(e) => exec.error = Some(e),
+            Err(e) => exec.error = Some(e.to_string()),
         }
         exec.duration_ms = clock.elapsed().as_millis() as u64;
         Ok((a, exec))
@@ -727,7 +727,7 @@ pub async fn run_argv(
     argv: &[String],
     timeout: Duration,
     path_env: &str,
-) -> Result<crate::base::exec::Output, String> {
+) -> Result<crate::base::exec::Output, crate::base::exec::ExecError> {
     crate::base::exec::run(&crate::base::exec::Command {
         argv,
         path_env,
@@ -737,7 +737,6 @@ pub async fn run_argv(
         stderr_tail: OUTPUT_CAP,
     })
     .await
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

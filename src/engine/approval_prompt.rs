@@ -106,6 +106,22 @@ impl PromptAnswer {
     }
 }
 
+/// Why the prompt could not decide (the call is then denied); the messages are those of the
+/// underlying errors.
+#[derive(Debug, thiserror::Error)]
+enum PromptError {
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    Policy(#[from] crate::defs::policy::PolicyError),
+    #[error(transparent)]
+    File(#[from] boundary::FileError),
+    #[error(transparent)]
+    Approval(#[from] crate::engine::approval::ApprovalError),
+}
+
 /// Answers one prompt-tool call. `arguments` is the raw `tools/call` arguments object.
 pub async fn answer(run_dir: &Path, arguments: Value, poll: Duration) -> PromptAnswer {
     let request = match serde_json::from_value::<PromptRequest>(arguments.clone()) {
@@ -137,17 +153,17 @@ fn audited(run_dir: &Path, entry: AuditEntry, answer: PromptAnswer) -> PromptAns
     }
 }
 
-fn append(run_dir: &Path, entry: &AuditEntry) -> Result<(), String> {
-    let line = serde_json::to_string(entry).map_err(|e| e.to_string())?;
-    ledger::append_line(&run_dir.join(AUDIT_FILE), &line).map_err(|e| e.to_string())
+fn append(run_dir: &Path, entry: &AuditEntry) -> Result<(), PromptError> {
+    let line = serde_json::to_string(entry)?;
+    Ok(ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?)
 }
 
 async fn decide(
     run_dir: &Path,
     req: &PromptRequest,
     poll: Duration,
-) -> Result<(PromptAnswer, AuditEntry), String> {
-    let policy = Policy::from_file(&run_dir.join(POLICY_FILE)).map_err(|e| e.to_string())?;
+) -> Result<(PromptAnswer, AuditEntry), PromptError> {
+    let policy = Policy::from_file(&run_dir.join(POLICY_FILE))?;
     let cwd = policy.workspace.clone();
     let decision = crate::defs::policy::decide_tool(&policy, &req.tool_name, &req.input, &cwd);
     let rule = decision.rule.clone();
@@ -179,8 +195,8 @@ async fn wait_for_operator(
     req: &PromptRequest,
     decision: &Decision,
     poll: Duration,
-) -> Result<(PromptAnswer, AuditEntry), String> {
-    let ctx = HookContext::read(run_dir).map_err(|e| e.to_string())?;
+) -> Result<(PromptAnswer, AuditEntry), PromptError> {
+    let ctx = HookContext::read(run_dir)?;
     let filed = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
     let id = filed.action.id.clone();
     let rule = decision.rule.clone();
@@ -199,10 +215,10 @@ async fn wait_for_operator(
             )),
         ),
     )?;
-    let store = Store::open(&ctx.state_dir).map_err(|e| e.to_string())?;
+    let store = Store::open(&ctx.state_dir)?;
     let deadline = Instant::now() + Duration::from_secs(ctx.approval_timeout_secs);
     loop {
-        let action = store.get(&id).map_err(|e| e.to_string())?;
+        let action = store.get(&id)?;
         if action.state != ActionState::Pending {
             return settle(&store, req, rule, action);
         }
@@ -231,7 +247,7 @@ async fn wait_for_operator(
             ))
         }
         Err(_) => {
-            let action = store.get(&id).map_err(|e| e.to_string())?;
+            let action = store.get(&id)?;
             settle(&store, req, rule, action)
         }
     }
@@ -243,7 +259,7 @@ fn settle(
     req: &PromptRequest,
     rule: Option<String>,
     action: Action,
-) -> Result<(PromptAnswer, AuditEntry), String> {
+) -> Result<(PromptAnswer, AuditEntry), PromptError> {
     let who = action
         .decision
         .as_ref()
@@ -253,7 +269,7 @@ fn settle(
     match action.state {
         ActionState::Approved => {
             // Closed before claude runs it, so that steward's executor never runs it as well.
-            store.hand_over(&action.id).map_err(|e| e.to_string())?;
+            store.hand_over(&action.id)?;
             let reason = format!(
                 "approved by {who}{}{RAN}{} done)",
                 note.map(|n| format!(" ({n})")).unwrap_or_default(),

@@ -222,6 +222,22 @@ pub fn shared_with(filed: &Filed, subject: &str) -> String {
     }
 }
 
+/// Why an approval-required call could not be filed as a pending action.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the policy gave no argv to queue")]
+    NoArgv,
+    #[error(
+        "`{command}` on `{subject}` already failed its checks twice in the last day; escalate to \
+         a human instead of proposing it again"
+    )]
+    FailedTwice { command: String, subject: String },
+    #[error(transparent)]
+    Memory(#[from] crate::engine::memory::MemoryError),
+    #[error(transparent)]
+    Approval(#[from] crate::engine::approval::ApprovalError),
+}
+
 /// Files an approval-required call as a pending action (or joins the open action for the same
 /// command). `executor` says who runs it once approved; an action the agent will run lives only
 /// as long as the run waits.
@@ -230,12 +246,12 @@ pub fn file_action(
     decision: &crate::defs::policy::Decision,
     input: &serde_json::Value,
     executor: Executor,
-) -> Result<Filed, String> {
+) -> Result<Filed, FileError> {
     let argv = decision
         .argv
         .clone()
         .filter(|a| !a.is_empty())
-        .ok_or("the policy gave no argv to queue")?;
+        .ok_or(FileError::NoArgv)?;
     let rationale = input
         .get("description")
         .and_then(|d| d.as_str())
@@ -244,37 +260,30 @@ pub fn file_action(
     // The same action on the same subject that already failed its checks twice goes to a human
     // as an escalation, not as a third attempt.
     let memory = crate::engine::memory::Memory::open(&ctx.state_dir);
-    if memory
-        .should_escalate(&ctx.subject, &argv.join(" "), ESCALATION_WINDOW)
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!(
-            "`{}` on `{}` already failed its checks twice in the last day; escalate to a human \
-             instead of proposing it again",
-            argv.join(" "),
-            ctx.subject
-        ));
+    if memory.should_escalate(&ctx.subject, &argv.join(" "), ESCALATION_WINDOW)? {
+        return Err(FileError::FailedTwice {
+            command: argv.join(" "),
+            subject: ctx.subject.clone(),
+        });
     }
     let ttl = match executor {
         Executor::Steward => ctx.action_ttl_secs,
         Executor::Agent => ctx.approval_timeout_secs,
     };
-    let store = Store::open(&ctx.state_dir).map_err(|e| e.to_string())?;
-    let filed = store
-        .file(Proposal {
-            subject: ctx.subject.clone(),
-            signal_fingerprint: ctx.signal_fingerprint.clone(),
-            argv,
-            rationale,
-            checks: ctx.checks.clone(),
-            state_fingerprint: ctx.state_fingerprint.clone(),
-            goal: ctx.goal.clone(),
-            run_id: Some(ctx.run_id.clone()),
-            rule: decision.rule.clone().unwrap_or_default(),
-            ttl: Duration::from_secs(ttl),
-            executor,
-        })
-        .map_err(|e| e.to_string())?;
+    let store = Store::open(&ctx.state_dir)?;
+    let filed = store.file(Proposal {
+        subject: ctx.subject.clone(),
+        signal_fingerprint: ctx.signal_fingerprint.clone(),
+        argv,
+        rationale,
+        checks: ctx.checks.clone(),
+        state_fingerprint: ctx.state_fingerprint.clone(),
+        goal: ctx.goal.clone(),
+        run_id: Some(ctx.run_id.clone()),
+        rule: decision.rule.clone().unwrap_or_default(),
+        ttl: Duration::from_secs(ttl),
+        executor,
+    })?;
     Ok(filed)
 }
 

@@ -8,19 +8,18 @@
 mod observer;
 pub mod process;
 pub mod stream;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
-pub use observer::{QuietObserver, TerminalObserver};
-use stream::{Ending, Expectations, StreamState};
+pub use observer::{Observer, QuietObserver, TerminalObserver};
 
 /// Everything needed to start claude; argv and environment are derived from it, never typed.
 #[derive(Debug, Clone, Serialize)]
@@ -198,11 +197,6 @@ pub struct AgentOutcome {
     pub session_id: String,
 }
 
-/// Live view of the stream (terminal output); the runner calls it for every parsed line.
-pub trait Observer: Send {
-    fn line(&mut self, line: &serde_json::Value);
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("cannot write the transcript: {0}")]
@@ -224,12 +218,6 @@ pub struct Control<'a> {
 /// The mode steward runs claude in unless a goal waits for approvals: whatever would prompt is
 /// denied.
 pub const PERMISSION_MODE: &str = "dontAsk";
-
-/// How much of claude's stderr is kept for a crash report.
-const STDERR_TAIL_BYTES: usize = 8 * 1024;
-
-/// After claude exits, how long stdout may still be drained (something else could hold it open).
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Repository config that could run code or hang a tool's git, overridden for everything claude
 /// starts (reference §3.7), and for steward's own git in `steward ci` (as `-c` arguments). Per-attribute drivers (`diff.<x>.command`, filters) cannot be
@@ -409,15 +397,36 @@ pub fn environment(spec: &AgentSpec) -> BTreeMap<String, String> {
     env
 }
 
+/// A spec steward will not start claude with (a wiring mistake, or a value that would change
+/// claude's command line).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid tool name {0:?}")]
+    Tool(String),
+    #[error("invalid permission rule {0:?}")]
+    Rule(String),
+    #[error("invalid model {0:?}")]
+    Model(String),
+    #[error("empty nonce: the settings could never be proven")]
+    EmptyNonce,
+    #[error("invalid budget {0}")]
+    Budget(f64),
+    #[error("permission mode {mode} with{} a prompt tool", if *.prompt_tool { "" } else { "out" })]
+    Mode {
+        mode: &'static str,
+        prompt_tool: bool,
+    },
+}
+
 /// Values that would change claude's command line if they started with `-` or held a separator.
-fn check_spec(spec: &AgentSpec) -> Result<(), String> {
+fn check_spec(spec: &AgentSpec) -> Result<(), SpecError> {
     let flag_like = |s: &str| s.is_empty() || s.starts_with('-');
     if let Some(t) = spec
         .tools
         .iter()
         .find(|t| flag_like(t) || t.contains(',') || t.contains(char::is_whitespace))
     {
-        return Err(format!("invalid tool name {t:?}"));
+        return Err(SpecError::Tool(t.clone()));
     }
     if let Some(r) = spec
         .allowed_tools
@@ -425,27 +434,26 @@ fn check_spec(spec: &AgentSpec) -> Result<(), String> {
         .chain(&spec.disallowed_tools)
         .find(|r| flag_like(r))
     {
-        return Err(format!("invalid permission rule {r:?}"));
+        return Err(SpecError::Rule(r.clone()));
     }
     if flag_like(&spec.model) {
-        return Err(format!("invalid model {:?}", spec.model));
+        return Err(SpecError::Model(spec.model.clone()));
     }
     if spec.nonce.trim().is_empty() {
-        return Err("empty nonce: the settings could never be proven".into());
+        return Err(SpecError::EmptyNonce);
     }
     if !(spec.budget_usd.is_finite() && spec.budget_usd > 0.0) {
-        return Err(format!("invalid budget {}", spec.budget_usd));
+        return Err(SpecError::Budget(spec.budget_usd));
     }
     // Default mode without a prompt tool would leave the decision to claude's own rules; a
     // prompt tool in dontAsk would be silently ignored (§3.3). Either is a wiring mistake.
     match (spec.permission_mode, &spec.prompt_tool) {
         (PermissionMode::DontAsk, None) | (PermissionMode::Default, Some(_)) => {}
         (mode, p) => {
-            return Err(format!(
-                "permission mode {} with{} a prompt tool",
-                mode.as_str(),
-                if p.is_some() { "" } else { "out" }
-            ));
+            return Err(SpecError::Mode {
+                mode: mode.as_str(),
+                prompt_tool: p.is_some(),
+            });
         }
     }
     Ok(())
@@ -467,64 +475,6 @@ fn failed_before_start(spec: &AgentSpec, failure: AgentFailure, started: Instant
 
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Keeps the last `max` bytes of a stream.
-async fn tail(mut r: impl AsyncRead + Unpin, max: usize) -> String {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Ok(n) = r.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        kept.extend_from_slice(&chunk[..n]);
-        if kept.len() > 2 * max {
-            kept.drain(..kept.len() - max);
-        }
-    }
-    let start = kept.len().saturating_sub(max);
-    String::from_utf8_lossy(&kept[start..]).into_owned()
-}
-
-/// Stops the run: SIGINT now (claude ends its tools and writes a result), SIGKILL later.
-/// Dropped before claude was reaped (the caller dropped the run): SIGKILL, so a cancelled run
-/// leaves nothing behind either.
-struct Stopper {
-    pgid: u32,
-    namespaced: bool,
-    kill_at: Option<tokio::time::Instant>,
-    killed: bool,
-    reaped: bool,
-}
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        if !self.reaped {
-            self.kill();
-        }
-    }
-}
-
-impl Stopper {
-    fn interrupt(&mut self, grace: Duration) {
-        if self.kill_at.is_none() && !self.killed {
-            process::signal_group(self.pgid, Signal::SIGINT);
-            self.kill_at = Some(tokio::time::Instant::now() + grace);
-        }
-    }
-
-    fn kill(&mut self) {
-        // Once claude is reaped its pid may be reused: never walk a tree from it again.
-        if self.reaped {
-            return;
-        }
-        if !self.namespaced {
-            // Tool shells have their own groups; without a namespace only the tree finds them.
-            process::kill_descendant_groups(self.pgid);
-        }
-        process::signal_group(self.pgid, Signal::SIGKILL);
-        self.killed = true;
-    }
 }
 
 /// Runs claude to the end. Transcript lines (already redacted by the caller's closure) go to
@@ -554,10 +504,12 @@ pub async fn run_controlled(
         spawned,
     } = control;
     let started = Instant::now();
-    if let Err(message) = check_spec(spec) {
+    if let Err(e) = check_spec(spec) {
         return Ok(failed_before_start(
             spec,
-            AgentFailure::Spawn { message },
+            AgentFailure::Spawn {
+                message: e.to_string(),
+            },
             started,
         ));
     }
@@ -569,10 +521,12 @@ pub async fn run_controlled(
     let namespaced = unshare.is_some();
     let (mut child, tree) = match process::spawn(spec, unshare).await {
         Ok(spawned) => spawned,
-        Err(message) => {
+        Err(e) => {
             return Ok(failed_before_start(
                 spec,
-                AgentFailure::Spawn { message },
+                AgentFailure::Spawn {
+                    message: e.to_string(),
+                },
                 started,
             ));
         }
@@ -604,114 +558,14 @@ pub async fn run_controlled(
         let _ = stdin.write_all(prompt.as_bytes()).await;
         let _ = stdin.shutdown().await;
     });
-    let stderr_task = tokio::spawn(tail(stderr, STDERR_TAIL_BYTES));
-
-    let mut state = StreamState::new(Expectations::from_spec(spec));
-    let mut ending = Ending {
-        timeout_secs: spec.timeout.as_secs(),
-        ..Ending::default()
-    };
-    let mut stop = Stopper {
+    let running = watch::Running {
+        child,
         pgid,
         namespaced,
-        kill_at: None,
-        killed: false,
-        reaped: false,
+        stdout,
+        stderr,
     };
-    let deadline = tokio::time::Instant::now() + spec.timeout;
-    let mut reader = BufReader::new(stdout);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut stdout_open = true;
-    let mut status: Option<ExitStatus> = None;
-    let mut drain_until: Option<tokio::time::Instant> = None;
-    let far = deadline + Duration::from_secs(365 * 24 * 3600);
-    let mut stop_seen: Option<crate::base::cancel::Request> = None;
-
-    while stdout_open || status.is_none() {
-        tokio::select! {
-            asked = cancel.beyond(stop_seen), if status.is_none() && !stop.killed => {
-                stop_seen = Some(asked);
-                ending.cancelled.get_or_insert(asked.signal);
-                if asked.urgent {
-                    stop.kill();
-                } else {
-                    stop.interrupt(spec.kill_grace);
-                }
-            }
-            read = reader.read_until(b'\n', &mut buf), if stdout_open => {
-                match read {
-                    Ok(0) | Err(_) => stdout_open = false,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&buf);
-                        let line = text.trim_end_matches(['\n', '\r']);
-                        if let Err(e) = transcript(line) {
-                            stop.kill();
-                            let _ = child.wait().await;
-                            stop.reaped = true;
-                            return Err(AgentError::Transcript(e));
-                        }
-                        match serde_json::from_str::<Value>(line) {
-                            Ok(v) if v.is_object() => {
-                                observer.line(&v);
-                                if let Err(message) = state.line(&v) {
-                                    if ending.aborted.is_none() && !ending.timed_out {
-                                        ending.aborted = Some(message);
-                                        stop.interrupt(spec.kill_grace);
-                                    }
-                                }
-                            }
-                            _ => state.malformed_line(line),
-                        }
-                        buf.clear();
-                    }
-                }
-            }
-            waited = child.wait(), if status.is_none() => {
-                match waited {
-                    Ok(s) => {
-                        status = Some(s);
-                        stop.reaped = true;
-                    }
-                    Err(e) => {
-                        tracing::warn!("cannot wait for claude: {e}");
-                        stop.kill();
-                        break;
-                    }
-                }
-                // Whatever claude left running in its group (or namespace) goes now.
-                process::signal_group(pgid, Signal::SIGKILL);
-                drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
-            }
-            () = tokio::time::sleep_until(deadline), if stop.kill_at.is_none() && !stop.killed && status.is_none() => {
-                ending.timed_out = true;
-                stop.interrupt(spec.kill_grace);
-            }
-            () = tokio::time::sleep_until(stop.kill_at.unwrap_or(far)), if stop.kill_at.is_some() && !stop.killed && status.is_none() => {
-                stop.kill();
-            }
-            () = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
-                break;
-            }
-        }
-    }
-
-    if let Some(s) = status {
-        use std::os::unix::process::ExitStatusExt;
-        ending.exit_code = s.code();
-        ending.signal = s.signal();
-    }
-    ending.killed = stop.killed;
-    ending.stderr_tail = tokio::time::timeout(Duration::from_secs(1), stderr_task)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    ending.duration_ms = elapsed_ms(started);
-    Ok(stream::conclude(
-        &state,
-        &ending,
-        &spec.session_id.to_string(),
-    ))
+    watch::watch(spec, running, transcript, observer, &mut cancel, started).await
 }
 
 #[cfg(test)]

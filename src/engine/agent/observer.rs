@@ -5,7 +5,10 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::Observer;
+/// Live view of the stream (terminal output); the runner calls it for every parsed line.
+pub trait Observer: Send {
+    fn line(&mut self, line: &Value);
+}
 
 /// Quiet mode: sees everything, prints nothing.
 #[derive(Debug, Default, Clone, Copy)]

@@ -92,10 +92,27 @@ pub struct Tree {
     pub home: PathBuf,
 }
 
+/// Why claude could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(
+        "claude binary not found or not executable at {bin} (PATH {path_env}); install @anthropic-ai/claude-code or fix the configured path"
+    )]
+    NotFound { bin: String, path_env: String },
+    #[error("cannot start {claude} in {workspace}: {source}")]
+    Start {
+        claude: String,
+        workspace: String,
+        source: std::io::Error,
+    },
+    #[error("claude exited before steward could record it")]
+    Gone,
+}
+
 /// Starts claude with stdin/stdout/stderr piped, in its own process group, inside a PID
 /// namespace made by `unshare` if given. The group leader dies with steward (see [`crate::base::spawn`]);
 /// with `unshare --kill-child` the namespace, so everything claude started, dies with it.
-pub async fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<(Child, Tree), String> {
+pub async fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<(Child, Tree), SpawnError> {
     let claude = resolve_bin(&spec.claude_bin, &spec.path_env)?;
     let mut cmd = match unshare {
         Some(unshare) => {
@@ -114,16 +131,14 @@ pub async fn spawn(spec: &AgentSpec, unshare: Option<&Path>) -> Result<(Child, T
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = crate::base::spawn::spawn(cmd).await.map_err(|e| {
-        format!(
-            "cannot start {} in {}: {e}",
-            claude.display(),
-            spec.workspace.display()
-        )
-    })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| "claude exited before steward could record it".to_string())?;
+    let child = crate::base::spawn::spawn(cmd)
+        .await
+        .map_err(|source| SpawnError::Start {
+            claude: claude.display().to_string(),
+            workspace: spec.workspace.display().to_string(),
+            source,
+        })?;
+    let pid = child.id().ok_or(SpawnError::Gone)?;
     // Not reaped yet, so /proc still has it (as a zombie at worst).
     let start_ticks = procfs::stat(pid).map_or(0, |s| s.start_ticks);
     let tree = Tree {
@@ -171,7 +186,7 @@ pub fn end_tree(tree: &Tree) -> Vec<u32> {
 
 /// A path is used as is; a bare name (`claude`) is looked up in the run's PATH, as the shell
 /// would, so that the wrapper (`unshare`) gets an absolute path.
-pub fn resolve_bin(bin: &Path, path_env: &str) -> Result<PathBuf, String> {
+pub fn resolve_bin(bin: &Path, path_env: &str) -> Result<PathBuf, SpawnError> {
     let found = if bin.components().count() > 1 || bin.is_absolute() {
         is_executable(bin).then(|| bin.to_path_buf())
     } else {
@@ -179,11 +194,9 @@ pub fn resolve_bin(bin: &Path, path_env: &str) -> Result<PathBuf, String> {
             .map(|dir| dir.join(bin))
             .find(|p| is_executable(p))
     };
-    found.ok_or_else(|| {
-        format!(
-            "claude binary not found or not executable at {} (PATH {path_env}); install @anthropic-ai/claude-code or fix the configured path",
-            bin.display()
-        )
+    found.ok_or_else(|| SpawnError::NotFound {
+        bin: bin.display().to_string(),
+        path_env: path_env.to_string(),
     })
 }
 
@@ -241,7 +254,9 @@ mod tests {
             resolve_bin(Path::new("sh"), "/nonexistent:/bin:/usr/bin").unwrap(),
             PathBuf::from("/bin/sh")
         );
-        let err = resolve_bin(Path::new("no-such-claude"), "/bin").unwrap_err();
+        let err = resolve_bin(Path::new("no-such-claude"), "/bin")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no-such-claude") && err.contains("PATH /bin"),
             "{err}"
@@ -249,6 +264,7 @@ mod tests {
         assert!(
             resolve_bin(Path::new("/nonexistent/claude"), "/bin")
                 .unwrap_err()
+                .to_string()
                 .contains("/nonexistent/claude")
         );
         assert!(resolve_bin(Path::new("/bin/sh"), "").is_ok());

@@ -88,6 +88,30 @@ pub fn model_matches(requested: &str, reported: &str) -> bool {
             || reported.contains(&format!("-{requested}-")))
 }
 
+/// What the stream showed that does not prove steward's boundary: the run is aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundaryError {
+    #[error(
+        "the SessionStart hook did not echo the run's nonce: steward's settings are not in force"
+    )]
+    NoNonce,
+    #[error("no system/init line before the conversation started")]
+    NoInit,
+    #[error("init tools {got:?}, expected {want:?}")]
+    Tools {
+        got: BTreeSet<String>,
+        want: BTreeSet<String>,
+    },
+    #[error("init permissionMode {got:?}, expected {want:?}")]
+    PermissionMode { got: String, want: String },
+    #[error("init model {got:?}, expected {want:?}")]
+    Model { got: String, want: String },
+    #[error("MCP server not connected: {0}")]
+    McpNotConnected(Value),
+    #[error("MCP server {0:?} is not in init")]
+    McpMissing(String),
+}
+
 /// Running state of one stream.
 #[derive(Debug)]
 pub struct StreamState {
@@ -127,7 +151,7 @@ impl StreamState {
     }
 
     /// Feeds one parsed line. `Err` = the boundary is not proven: abort the run.
-    pub fn line(&mut self, v: &Value) -> Result<(), String> {
+    pub fn line(&mut self, v: &Value) -> Result<(), BoundaryError> {
         if self.session_id.is_none() {
             if let Some(s) = v.get("session_id").and_then(Value::as_str) {
                 self.session_id = Some(s.to_string());
@@ -169,16 +193,16 @@ impl StreamState {
             })
     }
 
-    fn check_boundary(&mut self) -> Result<(), String> {
+    fn check_boundary(&mut self) -> Result<(), BoundaryError> {
         if self.boundary_checked {
             return Ok(());
         }
         self.boundary_checked = true;
         if !self.nonce_seen {
-            return Err("the SessionStart hook did not echo the run's nonce: steward's settings are not in force".into());
+            return Err(BoundaryError::NoNonce);
         }
         let Some(init) = &self.init else {
-            return Err("no system/init line before the conversation started".into());
+            return Err(BoundaryError::NoInit);
         };
         let tools: BTreeSet<String> = init
             .get("tools")
@@ -191,27 +215,27 @@ impl StreamState {
             })
             .unwrap_or_default();
         if tools != self.expect.tools {
-            return Err(format!(
-                "init tools {:?}, expected {:?}",
-                tools, self.expect.tools
-            ));
+            return Err(BoundaryError::Tools {
+                got: tools,
+                want: self.expect.tools.clone(),
+            });
         }
         let mode = init
             .get("permissionMode")
             .and_then(Value::as_str)
             .unwrap_or("");
         if mode != self.expect.permission_mode {
-            return Err(format!(
-                "init permissionMode {mode:?}, expected {:?}",
-                self.expect.permission_mode
-            ));
+            return Err(BoundaryError::PermissionMode {
+                got: mode.to_string(),
+                want: self.expect.permission_mode.clone(),
+            });
         }
         let model = init.get("model").and_then(Value::as_str).unwrap_or("");
         if !model_matches(&self.expect.model, model) {
-            return Err(format!(
-                "init model {model:?}, expected {:?}",
-                self.expect.model
-            ));
+            return Err(BoundaryError::Model {
+                got: model.to_string(),
+                want: self.expect.model.clone(),
+            });
         }
         let mut connected = BTreeSet::new();
         for server in init
@@ -221,7 +245,7 @@ impl StreamState {
             .flatten()
         {
             if server.get("status").and_then(Value::as_str) != Some("connected") {
-                return Err(format!("MCP server not connected: {server}"));
+                return Err(BoundaryError::McpNotConnected(server.clone()));
             }
             if let Some(name) = server.get("name").and_then(Value::as_str) {
                 connected.insert(name.to_string());
@@ -230,7 +254,7 @@ impl StreamState {
         // A missing prompt-tool server would leave every approval-required call to be denied
         // without anyone being asked; better to stop before the model starts.
         if let Some(missing) = self.expect.mcp_servers.difference(&connected).next() {
-            return Err(format!("MCP server {missing:?} is not in init"));
+            return Err(BoundaryError::McpMissing(missing.clone()));
         }
         Ok(())
     }
@@ -470,25 +494,30 @@ mod tests {
     fn boundary_checks() {
         let mut s = StreamState::new(expect());
         assert!(s.line(&hook("other")).is_ok());
-        assert!(s.line(&init()).unwrap_err().contains("nonce"));
+        assert!(s.line(&init()).unwrap_err().to_string().contains("nonce"));
 
         let mut s = StreamState::new(expect());
         s.line(&hook("N0NCE")).unwrap();
         let mut bad = init();
         bad["tools"] = json!(["Bash", "Read", "Write", "StructuredOutput"]);
-        assert!(s.line(&bad).unwrap_err().contains("tools"));
+        assert!(s.line(&bad).unwrap_err().to_string().contains("tools"));
 
         let mut s = StreamState::new(expect());
         s.line(&hook("N0NCE")).unwrap();
         let mut bad = init();
         bad["permissionMode"] = json!("default");
-        assert!(s.line(&bad).unwrap_err().contains("permissionMode"));
+        assert!(
+            s.line(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("permissionMode")
+        );
 
         let mut s = StreamState::new(expect());
         s.line(&hook("N0NCE")).unwrap();
         let mut bad = init();
         bad["model"] = json!("claude-opus-4-8");
-        assert!(s.line(&bad).unwrap_err().contains("model"));
+        assert!(s.line(&bad).unwrap_err().to_string().contains("model"));
 
         let mut s = StreamState::new(expect());
         s.line(&hook("N0NCE")).unwrap();
@@ -510,7 +539,12 @@ mod tests {
         missing["mcp_servers"] = json!([]);
         let mut s = StreamState::new(wait);
         s.line(&hook("N0NCE")).unwrap();
-        assert!(s.line(&missing).unwrap_err().contains("steward"));
+        assert!(
+            s.line(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("steward")
+        );
 
         // No init at all: the first conversation line is the check.
         let mut s = StreamState::new(expect());
@@ -518,6 +552,7 @@ mod tests {
         assert!(
             s.line(&json!({"type":"assistant"}))
                 .unwrap_err()
+                .to_string()
                 .contains("init")
         );
     }

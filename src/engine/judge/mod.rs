@@ -27,6 +27,8 @@
 //!
 //! `unavailable` is never a failure, but every unavailable check is listed in the judgement.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::base::outcome::{ExitKind, Outcome};
@@ -336,78 +338,17 @@ pub fn judge(ev: &Evidence<'_>) -> Judgement {
     j
 }
 
+/// After the agent ran, one rule after the other; the first that applies decides.
 fn after_agent(ev: &Evidence<'_>) -> Judgement {
-    let verdict = match ev.agent {
-        AgentRun::NotStarted => {
-            return ev.base(
-                Outcome::Failed,
-                ExitKind::AgentFailed,
-                "the agent was not started although the checks allowed it".into(),
-            );
-        }
-        AgentRun::Failed(AgentFailure::BoundaryNotProven { message }) => {
-            return ev.base(
-                Outcome::Aborted,
-                ExitKind::Aborted,
-                format!("boundary not proven: {message}"),
-            );
-        }
-        AgentRun::Failed(f) => {
-            let mut j = ev.base(
-                Outcome::Failed,
-                ExitKind::AgentFailed,
-                format!("agent failed: {}", crate::engine::run::describe_failure(f)),
-            );
-            j.failed_checks = failing(ev.post);
-            return j;
-        }
-        AgentRun::Verdict(v) => v,
+    let verdict = match agent_ended(ev) {
+        ControlFlow::Continue(v) => v,
+        ControlFlow::Break(j) => return j,
     };
-    let acts = ev.acts;
     let (regressions, still) = ev.invariant_changes();
-
-    let post_failed = failing(ev.post);
-    if !post_failed.is_empty() {
-        // The fix waits for a human, so its post-action checks cannot pass yet: an escalation,
-        // not a failure. A broken invariant still fails the run.
-        if !acts.changed_state() && !acts.queued.is_empty() && regressions.is_empty() {
-            let mut j = ev.base(
-                Outcome::Escalated,
-                ExitKind::NeedsHuman,
-                format!(
-                    "{} action(s) wait for approval (`steward actions list`): {}; post-action \
-                     check(s) still failing: {}",
-                    acts.queued.len(),
-                    acts.queued.join(", "),
-                    describe(ev.post, &post_failed)
-                ),
-            );
-            j.failed_checks = post_failed;
-            return j;
-        }
-        let mut j = ev.base(
-            Outcome::Failed,
-            ExitKind::ValidationFailed,
-            format!(
-                "post-action check(s) failed: {} (the agent said `{}`; a failing check overrules it)",
-                describe(ev.post, &post_failed),
-                status_str(&verdict.status)
-            ),
-        );
-        j.failed_checks = post_failed;
+    if let Some(j) = post_failed(ev, verdict, &regressions) {
         return j;
     }
-
-    if !regressions.is_empty() {
-        let mut j = ev.base(
-            Outcome::Failed,
-            ExitKind::ValidationFailed,
-            format!(
-                "regression: invariant(s) {} held before the run and fail after it",
-                describe(ev.invariants_after, &regressions)
-            ),
-        );
-        j.failed_checks = regressions;
+    if let Some(j) = regressed(ev, regressions) {
         return j;
     }
     let still_note = if still.is_empty() {
@@ -418,45 +359,161 @@ fn after_agent(ev: &Evidence<'_>) -> Judgement {
             describe(ev.invariants_after, &still)
         )
     };
+    queued(ev, verdict, &still_note)
+        .or_else(|| fixed_without_change(ev, verdict, &still_note))
+        .or_else(|| proposed_unfiled(ev, verdict, &still_note))
+        .unwrap_or_else(|| by_status(ev, verdict, &still, &still_note))
+}
 
-    if !acts.queued.is_empty() {
-        return ev.base(
+/// The agent's verdict, or the judgement of an agent that never gave one.
+fn agent_ended<'a>(ev: &Evidence<'a>) -> ControlFlow<Judgement, &'a Verdict> {
+    match ev.agent {
+        AgentRun::NotStarted => ControlFlow::Break(ev.base(
+            Outcome::Failed,
+            ExitKind::AgentFailed,
+            "the agent was not started although the checks allowed it".into(),
+        )),
+        AgentRun::Failed(AgentFailure::BoundaryNotProven { message }) => {
+            ControlFlow::Break(ev.base(
+                Outcome::Aborted,
+                ExitKind::Aborted,
+                format!("boundary not proven: {message}"),
+            ))
+        }
+        AgentRun::Failed(f) => {
+            let mut j = ev.base(
+                Outcome::Failed,
+                ExitKind::AgentFailed,
+                format!("agent failed: {}", crate::engine::run::describe_failure(f)),
+            );
+            j.failed_checks = failing(ev.post);
+            ControlFlow::Break(j)
+        }
+        AgentRun::Verdict(v) => ControlFlow::Continue(v),
+    }
+}
+
+/// A failing post-action check overrules the agent, unless the fix waits for a human.
+fn post_failed(ev: &Evidence<'_>, verdict: &Verdict, regressions: &[String]) -> Option<Judgement> {
+    let acts = ev.acts;
+    let post_failed = failing(ev.post);
+    if post_failed.is_empty() {
+        return None;
+    }
+    // The fix waits for a human, so its post-action checks cannot pass yet: an escalation,
+    // not a failure. A broken invariant still fails the run.
+    if !acts.changed_state() && !acts.queued.is_empty() && regressions.is_empty() {
+        let mut j = ev.base(
             Outcome::Escalated,
             ExitKind::NeedsHuman,
             format!(
-                "{} action(s) wait for approval (`steward actions list`): {}; the agent says `{}`: \
-                 {}{still_note}",
+                "{} action(s) wait for approval (`steward actions list`): {}; post-action \
+                 check(s) still failing: {}",
                 acts.queued.len(),
                 acts.queued.join(", "),
-                status_str(&verdict.status),
-                verdict.summary
+                describe(ev.post, &post_failed)
             ),
         );
+        j.failed_checks = post_failed;
+        return Some(j);
     }
-    if verdict.status == VerdictStatus::Fixed && !acts.changed_state() && acts.held_back() {
-        return ev.base(
-            Outcome::Escalated,
-            ExitKind::NeedsHuman,
-            format!(
-                "not fixed: the agent reported `fixed`, but no state-changing call ran ({}): \
-                 {}{still_note}",
-                acts.describe_held_back(),
-                verdict.summary
-            ),
-        );
+    let mut j = ev.base(
+        Outcome::Failed,
+        ExitKind::ValidationFailed,
+        format!(
+            "post-action check(s) failed: {} (the agent said `{}`; a failing check overrules it)",
+            describe(ev.post, &post_failed),
+            status_str(&verdict.status)
+        ),
+    );
+    j.failed_checks = post_failed;
+    Some(j)
+}
+
+/// An invariant that held before the run and fails after it fails the run.
+fn regressed(ev: &Evidence<'_>, regressions: Vec<String>) -> Option<Judgement> {
+    if regressions.is_empty() {
+        return None;
     }
-    if !verdict.proposed_actions.is_empty() {
-        return ev.base(
-            Outcome::Escalated,
-            ExitKind::NeedsHuman,
-            format!(
-                "needs a human: the agent proposes {} action(s) in its verdict, none filed for \
-                 approval (see `steward runs show`): {}{still_note}",
-                verdict.proposed_actions.len(),
-                verdict.summary
-            ),
-        );
+    let mut j = ev.base(
+        Outcome::Failed,
+        ExitKind::ValidationFailed,
+        format!(
+            "regression: invariant(s) {} held before the run and fail after it",
+            describe(ev.invariants_after, &regressions)
+        ),
+    );
+    j.failed_checks = regressions;
+    Some(j)
+}
+
+/// Actions filed for approval: a human decides.
+fn queued(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> Option<Judgement> {
+    let acts = ev.acts;
+    if acts.queued.is_empty() {
+        return None;
     }
+    Some(ev.base(
+        Outcome::Escalated,
+        ExitKind::NeedsHuman,
+        format!(
+            "{} action(s) wait for approval (`steward actions list`): {}; the agent says `{}`: \
+             {}{still_note}",
+            acts.queued.len(),
+            acts.queued.join(", "),
+            status_str(&verdict.status),
+            verdict.summary
+        ),
+    ))
+}
+
+/// `fixed` claimed while every state-changing call was held back: not fixed.
+fn fixed_without_change(
+    ev: &Evidence<'_>,
+    verdict: &Verdict,
+    still_note: &str,
+) -> Option<Judgement> {
+    let acts = ev.acts;
+    if !(verdict.status == VerdictStatus::Fixed && !acts.changed_state() && acts.held_back()) {
+        return None;
+    }
+    Some(ev.base(
+        Outcome::Escalated,
+        ExitKind::NeedsHuman,
+        format!(
+            "not fixed: the agent reported `fixed`, but no state-changing call ran ({}): \
+             {}{still_note}",
+            acts.describe_held_back(),
+            verdict.summary
+        ),
+    ))
+}
+
+/// Actions proposed only in the verdict, none filed: a human must look.
+fn proposed_unfiled(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> Option<Judgement> {
+    if verdict.proposed_actions.is_empty() {
+        return None;
+    }
+    Some(ev.base(
+        Outcome::Escalated,
+        ExitKind::NeedsHuman,
+        format!(
+            "needs a human: the agent proposes {} action(s) in its verdict, none filed for \
+             approval (see `steward runs show`): {}{still_note}",
+            verdict.proposed_actions.len(),
+            verdict.summary
+        ),
+    ))
+}
+
+/// Nothing else applied: the agent's own status, with invariants that still fail keeping an
+/// `ok` from standing.
+fn by_status(
+    ev: &Evidence<'_>,
+    verdict: &Verdict,
+    still: &[String],
+    still_note: &str,
+) -> Judgement {
     match verdict.status {
         VerdictStatus::NeedsAttention => ev.base(
             Outcome::Escalated,

@@ -1,0 +1,128 @@
+//! Everything up to the point where claude would start: the boundary (claude's rules and the
+//! policy steward's hook enforces), the rendered prompt, and the agent's spec.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::base::redact::Redactor;
+use crate::config::Config;
+use crate::defs::check::CheckResult;
+use crate::defs::goal::Goal;
+use crate::defs::knowledge;
+use crate::defs::policy::{self, ClaudeRules, Policy};
+use crate::defs::probe::ProbeResult;
+use crate::engine::agent::{AgentSpec, PermissionMode};
+use crate::engine::approval::ApprovalMode;
+use crate::engine::boundary;
+use crate::engine::memory::Attempt;
+use crate::engine::prompt::RenderInput;
+
+use super::{Definitions, RunError, RunRequest};
+
+/// Everything in a run up to the point where claude would start.
+pub(super) struct Prepared {
+    pub(super) prompt: String,
+    pub(super) spec: AgentSpec,
+    pub(super) rules: ClaudeRules,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare(
+    cfg: &Config,
+    defs: &Definitions,
+    goal: &Goal,
+    req: &RunRequest,
+    redactor: &Redactor,
+    context: &[ProbeResult],
+    checks: &[CheckResult],
+    history: &[Attempt],
+    home: &Path,
+    run_dir: &Path,
+) -> Result<Prepared, RunError> {
+    if !cfg.workspace.is_dir() {
+        return Err(RunError::Workspace {
+            path: cfg.workspace.display().to_string(),
+        });
+    }
+    let rules = policy::claude_rules(&goal.name, &goal.tools, &goal.policy, &cfg.workspace)?;
+    // The compiled policy steward's hook enforces, from the same goal policy as the rules.
+    Policy::build(&goal.name, &goal.policy, &cfg.workspace)?
+        .to_file(&run_dir.join(boundary::POLICY_FILE))?;
+    let notes = knowledge::select(
+        &defs.notes,
+        &goal.name,
+        &goal.knowledge_tags,
+        &req.signal.labels,
+    );
+    let nonce = format!("steward-boundary-{}", uuid::Uuid::new_v4().simple());
+    let prompt = crate::engine::prompt::render(
+        goal,
+        &RenderInput {
+            signal: &req.signal,
+            context,
+            knowledge: &notes,
+            vars: &req.vars,
+            nonce: &nonce,
+            workspace: &cfg.workspace,
+            checks,
+            history,
+        },
+    )?;
+    // Probe output is redacted already; this pass covers operator text and anything rendered.
+    let prompt = redactor.redact(&prompt);
+    let exe = std::env::current_exe().map_err(RunError::Home)?;
+    let timeout_secs = goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs);
+    // The goal file can only check this against its own `timeout_secs`; the config default is
+    // known here. A run killed by its wall clock mid-wait would lose the operator's decision.
+    if goal.approval == ApprovalMode::Wait && goal.approval_timeout_secs >= timeout_secs {
+        return Err(RunError::ApprovalOutlastsRun {
+            goal: goal.name.clone(),
+            wait: goal.approval_timeout_secs,
+            run: timeout_secs,
+        });
+    }
+    let (permission_mode, prompt_tool) = match goal.approval {
+        ApprovalMode::Queue => (PermissionMode::DontAsk, None),
+        // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
+        // the hook still decides allow and deny before claude's own rules are consulted.
+        ApprovalMode::Wait => (
+            PermissionMode::Default,
+            Some(crate::engine::prompt_tool::prompt_tool(
+                &exe,
+                run_dir,
+                Duration::from_secs(goal.approval_timeout_secs),
+            )),
+        ),
+    };
+    let spec = AgentSpec {
+        claude_bin: cfg.claude_bin(),
+        workspace: cfg.workspace.clone(),
+        home: home.to_path_buf(),
+        prompt: prompt.clone(),
+        model: goal
+            .model
+            .clone()
+            .unwrap_or_else(|| cfg.claude.model.clone()),
+        tools: rules.tools.clone(),
+        allowed_tools: rules.allowed.clone(),
+        disallowed_tools: rules.disallowed.clone(),
+        max_turns: goal.max_turns.unwrap_or(cfg.limits.max_turns),
+        budget_usd: goal.budget_usd.unwrap_or(cfg.limits.budget_usd),
+        session_id: uuid::Uuid::new_v4(),
+        settings: boundary::claude_settings(&nonce, &exe, run_dir),
+        permission_mode,
+        prompt_tool,
+        nonce,
+        auth_env: cfg.claude_auth()?,
+        path_env: cfg.claude.path.clone(),
+        max_retries: cfg.claude.max_retries,
+        timeout: Duration::from_secs(timeout_secs),
+        kill_grace: Duration::from_secs(cfg.claude.kill_grace_secs),
+        pid_namespace: cfg.claude.pid_namespace,
+    };
+    Ok(Prepared {
+        prompt,
+        spec,
+        rules,
+    })
+}
