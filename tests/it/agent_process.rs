@@ -1,12 +1,12 @@
 //! Process control of the runner with the PID namespace (when the host allows it).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 #[tokio::test]
 async fn stubborn_process_tree_is_killed_after_grace() {
-    common::stubborn_process_is_killed(Duration::from_millis(700)).await;
+    common::stubborn_process_is_killed(Duration::from_millis(700), true).await;
 }
 
 #[tokio::test]
@@ -24,5 +24,5 @@ async fn namespace_probe_is_consistent() {
 
 #[tokio::test]
 async fn cancelled_run_leaves_nothing_behind() {
-    common::cancelled_run_leaves_nothing_behind().await;
+    common::cancelled_run_leaves_nothing_behind(true).await;
 }

@@ -1,6 +1,6 @@
 //! The scripted Anthropic API over HTTP, without claude.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use steward::adapters::scripted::{Scenario, start};

@@ -7,7 +7,7 @@ use serde_json::json;
 use steward::defs::policy::GoalPolicy;
 use steward::defs::policy::{self, Policy, Verdict};
 
-include!("data/policy_table.rs");
+include!("../data/policy_table.rs");
 
 #[test]
 fn bash_cases() {

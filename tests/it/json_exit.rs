@@ -2,7 +2,7 @@
 //! status and its name in the README's exit code table: `validate`, `policy check`, `doctor`,
 //! `ci`, `run`, `ask`, `trigger`, `actions approve`, and errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,7 +6,7 @@
 //! and fails), because they are about one doctor line each; the whole doctor passing with the
 //! real claude is `run_e2e::doctor_proves_the_boundary_with_the_installed_claude`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

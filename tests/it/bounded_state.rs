@@ -2,7 +2,7 @@
 //! files, events, memory) is bounded by the signal's caps, not by what it was sent, and every
 //! cut is on the record.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `steward run` end to end: the real steward binary, the real claude CLI, the scripted model.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -4,7 +4,7 @@
 //!
 //! The runs are real: the daemon, the real claude against the scripted model, steward's hook.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};

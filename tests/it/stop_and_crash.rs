@@ -4,7 +4,7 @@
 //! the next start records the run `crashed` and charges its budget). The real binary, the real
 //! claude, the scripted model.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! "why is my disk full?". Places to measure or list (`FSPATH`) may be anywhere; secrets, `..`,
 //! relative paths, globs and flags that read files stay denied.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
