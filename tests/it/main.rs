@@ -30,3 +30,36 @@ mod serve;
 mod stop_and_crash;
 mod trigger_cli;
 mod units;
+
+/// With `autotests = false` a test file that is not a module here is never compiled: every
+/// `tests/*.rs` and `tests/it/*.rs` must be one.
+#[test]
+fn every_test_file_is_a_module_of_this_binary() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let main = std::fs::read_to_string(tests.join("it/main.rs")).unwrap();
+    let rs = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".rs")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        rs(&tests),
+        Vec::<String>::new(),
+        "outside tests/it/, never compiled"
+    );
+    for name in rs(&tests.join("it")).iter().filter(|n| *n != "main") {
+        assert!(
+            main.contains(&format!("\nmod {name};\n")),
+            "tests/it/{name}.rs is not a module"
+        );
+    }
+}

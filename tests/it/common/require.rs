@@ -39,3 +39,14 @@ pub fn executable(path: &Path, what: &str, hint: &str) -> Option<PathBuf> {
     missing(&format!("{what} not found at {}", path.display()), hint);
     None
 }
+
+#[test]
+fn a_missing_tool_skips_or_under_ci_fails() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let found = std::panic::catch_unwind(|| tool("steward-test-no-such-tool"));
+    match found {
+        Ok(found) => assert!(!ci && found.is_none(), "CI={ci}: {found:?}"),
+        Err(_) => assert!(ci, "a missing tool failed the test without CI=true"),
+    }
+    assert_eq!(tool("sh").map(|p| p.is_absolute()), Some(true));
+}
