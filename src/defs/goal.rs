@@ -307,7 +307,7 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
         }
     }
     if let Some(s) = &f.schedule {
-        crate::defs::schedule::parse(s).map_err(|m| ("schedule", m))?;
+        crate::defs::schedule::parse(s).map_err(|m| ("schedule", m.to_string()))?;
     }
     Ok(())
 }

@@ -21,21 +21,39 @@ pub enum ScheduleError {
     Goal(#[from] GoalError),
 }
 
-/// Parses a schedule; the error is a message for the goal file's line.
-pub fn parse(expr: &str) -> Result<Cron, String> {
+/// Why a schedule does not parse; shown at the goal file's line.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    #[error(
+        "schedule `{expr}` has {fields} fields: expected 5 (minute hour day month weekday) or 6 \
+         (seconds first)"
+    )]
+    Fields { expr: String, fields: usize },
+    #[error("schedule `{expr}` is not a cron expression: {source}")]
+    Syntax {
+        expr: String,
+        source: croner::errors::CronError,
+    },
+}
+
+/// Parses a schedule.
+pub fn parse(expr: &str) -> Result<Cron, CronError> {
     let fields = expr.split_whitespace().count();
     if !(5..=6).contains(&fields) {
-        return Err(format!(
-            "schedule `{expr}` has {fields} fields: expected 5 (minute hour day month weekday) \
-             or 6 (seconds first)"
-        ));
+        return Err(CronError::Fields {
+            expr: expr.to_string(),
+            fields,
+        });
     }
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| format!("schedule `{expr}` is not a cron expression: {e}"))
+        .map_err(|source| CronError::Syntax {
+            expr: expr.to_string(),
+            source,
+        })
 }
 
 /// The first fire time strictly after `after`, in UTC; `None` when the expression never fires

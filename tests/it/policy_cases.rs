@@ -127,6 +127,62 @@ fn explain_shows_the_structure() {
     assert_eq!(v["decision"]["decision"], "deny");
 }
 
+/// Deny reasons are what the model reads and the audit records: these, which the table above
+/// does not reach, must read word for word as they do (typed errors keep the wording).
+#[test]
+fn refusal_reasons_read_word_for_word() {
+    let f = fixture();
+    let cases: &[(&str, &str)] = &[
+        (r"echo $'\x'", r"bad `\x` escape in `$'…'`"),
+        (r"echo $'\uZ'", r"bad `\u` escape in `$'…'`"),
+        (r"echo $'\q'", r"escape `\q` in `$'…'` is not accepted"),
+        (r"echo $'\001'", r"`$'…'` decodes to a control character"),
+        ("LANG=* ls", "glob in the value of `LANG`"),
+        ("X[1]=a ls", "array assignments are not allowed"),
+        ("sudo -u", "`sudo`: `-u` needs a value"),
+        ("sudo -u -x ls", "`sudo`: option value `-x` is not accepted"),
+        ("sudo * ls", "`sudo`: argument `*` is not literal"),
+        (
+            "sudo --bogus=1 ls",
+            "`sudo` option `--bogus` is not allowed",
+        ),
+        ("timeout", "`timeout` needs a duration and a command"),
+        ("'' x", "empty command name"),
+        ("cat < <(id)", "process substitution is not allowed"),
+        (
+            "systemctl --no-pager=x status nginx",
+            "no allow rule matches `systemctl --no-pager=x status nginx` (closest \
+             `systemctl status|is-active|is-failed [--no-pager] UNIT`: flag `--no-pager` takes \
+             no value)",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (cmd, reason) in cases {
+        let d = policy::check_command(&f.policy, cmd, &f.ws);
+        if d.decision != D || d.reason != *reason {
+            wrong.push(format!("{cmd:?}: {:?} {:?}", d.decision, d.reason));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let bad = |gp: GoalPolicy| Policy::build("g", &gp, &f.ws).unwrap_err().to_string();
+    assert_eq!(
+        bad(GoalPolicy {
+            read: vec!["rel/dir".into()],
+            ..Default::default()
+        }),
+        "goal `g`: pattern `rel/dir`: file roots must be absolute (or start with {workspace}) \
+         and contain no `..`"
+    );
+    assert_eq!(
+        bad(GoalPolicy {
+            allow: vec!["ls FOO".into()],
+            ..Default::default()
+        }),
+        "goal `g`: pattern `ls FOO`: unknown placeholder `FOO` (known: UNIT NUM PATH FILE FSPATH \
+         JOB NAME TIME ARG)"
+    );
+}
+
 /// `DUMP_POLICY_CASES=1 cargo test --test policy_cases dump -- --nocapture` prints every decision.
 #[test]
 fn dump() {

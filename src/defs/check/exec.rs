@@ -287,24 +287,9 @@ async fn command(def: &CheckDef, env: &CheckEnv) -> Eval {
             Some(out.describe(def.timeout)),
         );
     }
-    let out_trunc = out.stdout_truncated;
-    let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
-    let code = out.exit_code();
-    let signal = out.signal();
-    let mut observed = json!({
-        "exit_code": code,
-        "stdout": clip(&stdout),
-    });
-    if let Some(sig) = signal {
-        observed["signal"] = json!(sig);
-    }
-    if !stderr.trim().is_empty() {
-        observed["stderr"] = json!(clip(stderr.trim()));
-    }
-    if out_trunc {
-        observed["stdout_truncated"] = json!(true);
-    }
-
+    let (code, signal) = (out.exit_code(), out.signal());
+    let mut observed = observed(&out);
+    let exec::Output { stdout, stderr, .. } = out;
     if code != Some(*exit_code) {
         if let Some(p) = unavailable_when {
             let both = format!("{stderr}\n{stdout}");
@@ -365,6 +350,24 @@ async fn command(def: &CheckDef, env: &CheckEnv) -> Eval {
         return (status, observed, detail);
     }
     (CheckStatus::Pass, observed, None)
+}
+
+/// What a finished command shows: exit code, signal, stdout and stderr (clipped).
+fn observed(out: &exec::Output) -> Value {
+    let mut observed = json!({
+        "exit_code": out.exit_code(),
+        "stdout": clip(&out.stdout),
+    });
+    if let Some(sig) = out.signal() {
+        observed["signal"] = json!(sig);
+    }
+    if !out.stderr.trim().is_empty() {
+        observed["stderr"] = json!(clip(out.stderr.trim()));
+    }
+    if out.stdout_truncated {
+        observed["stdout_truncated"] = json!(true);
+    }
+    observed
 }
 
 /// `(passed, observed value, detail)`.

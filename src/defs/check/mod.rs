@@ -33,6 +33,7 @@
 //! tags = ["invariant"]
 //! ```
 
+mod build;
 mod exec;
 pub mod validate;
 
@@ -41,9 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use toml::Spanned;
 
-use crate::config::line_col;
 use crate::defs::bundled::SourceFile;
 
 pub use exec::{CheckEnv, run_checks, run_checks_in};
@@ -135,19 +134,22 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// A phase name no spelling matches.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown phase `{0}` (expected static, preflight, post or invariant)")]
+pub struct UnknownPhase(pub String);
+
 impl std::str::FromStr for Phase {
-    type Err = String;
+    type Err = UnknownPhase;
 
     /// Accepts the spellings an operator is likely to type (`invariants`, `post-action`).
-    fn from_str(s: &str) -> Result<Phase, String> {
+    fn from_str(s: &str) -> Result<Phase, UnknownPhase> {
         match s.trim().to_ascii_lowercase().as_str() {
             "static" => Ok(Phase::Static),
             "preflight" | "pre" => Ok(Phase::Preflight),
             "post" | "post-action" | "post_action" => Ok(Phase::Post),
             "invariant" | "invariants" => Ok(Phase::Invariant),
-            other => Err(format!(
-                "unknown phase `{other}` (expected static, preflight, post or invariant)"
-            )),
+            other => Err(UnknownPhase(other.to_string())),
         }
     }
 }
@@ -363,7 +365,7 @@ impl CheckSet {
     pub fn load(files: &[SourceFile]) -> Result<CheckSet, CheckError> {
         let mut checks: Vec<CheckDef> = Vec::new();
         for file in files {
-            for def in parse_file(file)? {
+            for def in build::parse_file(file)? {
                 if let Some(prev) = checks.iter().find(|c| c.name == def.name) {
                     return Err(CheckError::Duplicate {
                         name: def.name.clone(),
@@ -424,477 +426,6 @@ impl CheckSet {
     /// The checks a goal runs in one phase.
     pub fn for_phase(&self, goal: &GoalChecks, phase: Phase) -> Result<Vec<CheckDef>, CheckError> {
         self.select(goal.names(phase))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parsing
-
-/// The file as this module sees it: only `check`; other top-level keys belong to other modules.
-#[derive(Deserialize)]
-struct RawFile {
-    #[serde(default)]
-    check: Vec<Spanned<RawCheck>>,
-}
-
-type S<T> = Option<Spanned<T>>;
-
-/// Every key any kind accepts; which ones a kind allows is checked afterwards so that the error
-/// can say "`url` is not valid for kind `command`" rather than just "unknown field".
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCheck {
-    name: Spanned<String>,
-    description: S<String>,
-    kind: S<String>,
-    timeout_secs: S<f64>,
-    #[serde(default)]
-    tags: Vec<String>,
-    // command
-    argv: S<Vec<String>>,
-    exit_code: S<i32>,
-    stdout_matches: S<String>,
-    stdout_not_matches: S<String>,
-    json_field: S<String>,
-    equals: S<toml::Value>,
-    less_than: S<f64>,
-    greater_than: S<f64>,
-    #[serde(rename = "in")]
-    in_: S<Vec<toml::Value>>,
-    unavailable_when: S<String>,
-    // http
-    url: S<String>,
-    status: S<StatusSpec>,
-    body_matches: S<String>,
-    max_latency_ms: S<u64>,
-    // tcp
-    host: S<String>,
-    port: S<u16>,
-    // systemd
-    unit: S<String>,
-    state: S<String>,
-    // mount, file
-    path: S<String>,
-    options: S<Vec<String>>,
-    fstype: S<String>,
-    exists: S<bool>,
-    max_age_secs: S<u64>,
-    contains: S<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StatusSpec {
-    One(u16),
-    Many(Vec<u16>),
-}
-
-fn parse_file(file: &SourceFile) -> Result<Vec<CheckDef>, CheckError> {
-    let raw: RawFile = toml::from_str(&file.text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(&file.text, s.start))
-            .unwrap_or((0, 0));
-        CheckError::Parse {
-            origin: file.origin.clone(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }
-    })?;
-    raw.check
-        .into_iter()
-        .map(|c| {
-            let at = line_col(&file.text, c.span().start);
-            build(file, at, c.into_inner())
-        })
-        .collect()
-}
-
-/// Turns one raw table into a definition, naming the field and its line on any problem.
-fn build(
-    file: &SourceFile,
-    table_line: (usize, usize),
-    raw: RawCheck,
-) -> Result<CheckDef, CheckError> {
-    let name = raw.name.get_ref().trim().to_string();
-    // (line, column) of a value, like `table_line` for the table.
-    let line_of = |span: std::ops::Range<usize>| line_col(&file.text, span.start);
-    let err =
-        |(line, column): (usize, usize), field: &str, message: String| CheckError::Definition {
-            origin: file.origin.clone(),
-            line,
-            column,
-            name: name.clone(),
-            field: field.to_string(),
-            message,
-        };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(err(
-            line_of(raw.name.span()),
-            "name",
-            "must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
-        ));
-    }
-    let description = match &raw.description {
-        Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().trim().to_string(),
-        Some(d) => return Err(err(line_of(d.span()), "description", "is empty".into())),
-        None => {
-            return Err(err(
-                table_line,
-                "description",
-                "is required (a human reads it when the check fails)".into(),
-            ));
-        }
-    };
-    let Some(kind_name) = &raw.kind else {
-        return Err(err(
-            table_line,
-            "kind",
-            "is required (command, http, tcp, systemd, mount or file)".into(),
-        ));
-    };
-    let timeout = match &raw.timeout_secs {
-        None => DEFAULT_TIMEOUT,
-        Some(t) if t.get_ref().is_finite() && *t.get_ref() > 0.0 && *t.get_ref() <= 86_400.0 => {
-            Duration::from_secs_f64(*t.get_ref())
-        }
-        Some(t) => {
-            return Err(err(
-                line_of(t.span()),
-                "timeout_secs",
-                "must be a positive number of seconds (at most a day)".into(),
-            ));
-        }
-    };
-
-    // Which optional keys each kind accepts; anything else present is an error.
-    let present: Vec<(&str, Option<std::ops::Range<usize>>)> = vec![
-        ("argv", raw.argv.as_ref().map(|v| v.span())),
-        ("exit_code", raw.exit_code.as_ref().map(|v| v.span())),
-        (
-            "stdout_matches",
-            raw.stdout_matches.as_ref().map(|v| v.span()),
-        ),
-        (
-            "stdout_not_matches",
-            raw.stdout_not_matches.as_ref().map(|v| v.span()),
-        ),
-        ("json_field", raw.json_field.as_ref().map(|v| v.span())),
-        ("equals", raw.equals.as_ref().map(|v| v.span())),
-        ("less_than", raw.less_than.as_ref().map(|v| v.span())),
-        ("greater_than", raw.greater_than.as_ref().map(|v| v.span())),
-        ("in", raw.in_.as_ref().map(|v| v.span())),
-        (
-            "unavailable_when",
-            raw.unavailable_when.as_ref().map(|v| v.span()),
-        ),
-        ("url", raw.url.as_ref().map(|v| v.span())),
-        ("status", raw.status.as_ref().map(|v| v.span())),
-        ("body_matches", raw.body_matches.as_ref().map(|v| v.span())),
-        (
-            "max_latency_ms",
-            raw.max_latency_ms.as_ref().map(|v| v.span()),
-        ),
-        ("host", raw.host.as_ref().map(|v| v.span())),
-        ("port", raw.port.as_ref().map(|v| v.span())),
-        ("unit", raw.unit.as_ref().map(|v| v.span())),
-        ("state", raw.state.as_ref().map(|v| v.span())),
-        ("path", raw.path.as_ref().map(|v| v.span())),
-        ("options", raw.options.as_ref().map(|v| v.span())),
-        ("fstype", raw.fstype.as_ref().map(|v| v.span())),
-        ("exists", raw.exists.as_ref().map(|v| v.span())),
-        ("max_age_secs", raw.max_age_secs.as_ref().map(|v| v.span())),
-        ("contains", raw.contains.as_ref().map(|v| v.span())),
-    ];
-    let allowed: &[&str] = match kind_name.get_ref().as_str() {
-        "command" => &[
-            "argv",
-            "exit_code",
-            "stdout_matches",
-            "stdout_not_matches",
-            "json_field",
-            "equals",
-            "less_than",
-            "greater_than",
-            "in",
-            "unavailable_when",
-        ],
-        "http" => &["url", "status", "body_matches", "max_latency_ms"],
-        "tcp" => &["host", "port"],
-        "systemd" => &["unit", "state"],
-        "mount" => &["path", "options", "fstype"],
-        "file" => &["path", "exists", "max_age_secs", "contains"],
-        other => {
-            return Err(err(
-                line_of(kind_name.span()),
-                "kind",
-                format!(
-                    "unknown kind `{other}` (expected command, http, tcp, systemd, mount or file)"
-                ),
-            ));
-        }
-    };
-    let kind_str = kind_name.get_ref().as_str();
-    for (key, span) in &present {
-        if let Some(span) = span
-            && !allowed.contains(key)
-        {
-            return Err(err(
-                line_of(span.clone()),
-                key,
-                format!("is not valid for kind `{kind_str}`"),
-            ));
-        }
-    }
-
-    let regex = |field: &str, v: &S<String>| -> Result<Option<Pattern>, CheckError> {
-        match v {
-            None => Ok(None),
-            Some(s) => regex::Regex::new(s.get_ref())
-                .map(|r| Some(Pattern(r)))
-                .map_err(|e| err(line_of(s.span()), field, format!("invalid regex: {e}"))),
-        }
-    };
-    let required = |field: &str, v: &S<String>| -> Result<String, CheckError> {
-        match v {
-            Some(s) if !s.get_ref().trim().is_empty() => Ok(s.get_ref().trim().to_string()),
-            Some(s) => Err(err(line_of(s.span()), field, "is empty".into())),
-            None => Err(err(
-                table_line,
-                field,
-                format!("is required for kind `{kind_str}`"),
-            )),
-        }
-    };
-    let absolute = |field: &str, v: &S<String>| -> Result<PathBuf, CheckError> {
-        let p = PathBuf::from(required(field, v)?);
-        if !p.is_absolute() {
-            let line = v.as_ref().map(|s| line_of(s.span())).unwrap_or(table_line);
-            return Err(err(line, field, "must be an absolute path".into()));
-        }
-        Ok(p)
-    };
-
-    let kind = match kind_str {
-        "command" => {
-            let argv = match &raw.argv {
-                Some(a) if !a.get_ref().is_empty() && !a.get_ref()[0].is_empty() => {
-                    a.get_ref().clone()
-                }
-                Some(a) => {
-                    return Err(err(
-                        line_of(a.span()),
-                        "argv",
-                        "must name a program (argv[0])".into(),
-                    ));
-                }
-                None => {
-                    return Err(err(
-                        table_line,
-                        "argv",
-                        "is required for kind `command` (a list; no shell is used)".into(),
-                    ));
-                }
-            };
-            let comparators: Vec<(&str, JsonCompare, std::ops::Range<usize>)> = [
-                raw.equals.as_ref().map(|v| {
-                    (
-                        "equals",
-                        JsonCompare::Equals(toml_to_json(v.get_ref())),
-                        v.span(),
-                    )
-                }),
-                raw.less_than
-                    .as_ref()
-                    .map(|v| ("less_than", JsonCompare::LessThan(*v.get_ref()), v.span())),
-                raw.greater_than.as_ref().map(|v| {
-                    (
-                        "greater_than",
-                        JsonCompare::GreaterThan(*v.get_ref()),
-                        v.span(),
-                    )
-                }),
-                raw.in_.as_ref().map(|v| {
-                    (
-                        "in",
-                        JsonCompare::In(v.get_ref().iter().map(toml_to_json).collect()),
-                        v.span(),
-                    )
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let json_field = match (&raw.json_field, comparators.len()) {
-                (None, 0) => None,
-                (None, _) => {
-                    let (key, _, span) = &comparators[0];
-                    return Err(err(
-                        line_of(span.clone()),
-                        key,
-                        "needs `json_field` to say what to compare".into(),
-                    ));
-                }
-                (Some(f), 0) => {
-                    return Err(err(
-                        line_of(f.span()),
-                        "json_field",
-                        "needs one of `equals`, `less_than`, `greater_than`, `in`".into(),
-                    ));
-                }
-                (Some(f), 1) => {
-                    let field = f.get_ref().trim().to_string();
-                    if field.is_empty() {
-                        return Err(err(line_of(f.span()), "json_field", "is empty".into()));
-                    }
-                    let compare = comparators
-                        .into_iter()
-                        .next()
-                        .map(|(_, c, _)| c)
-                        .ok_or_else(|| err(table_line, "json_field", "no comparator".into()))?;
-                    Some(JsonExpect { field, compare })
-                }
-                (Some(_), _) => {
-                    let (key, _, span) = &comparators[1];
-                    return Err(err(
-                        line_of(span.clone()),
-                        key,
-                        "only one of `equals`, `less_than`, `greater_than`, `in` may be given"
-                            .into(),
-                    ));
-                }
-            };
-            CheckKind::Command {
-                argv,
-                exit_code: raw.exit_code.as_ref().map(|v| *v.get_ref()).unwrap_or(0),
-                stdout_matches: regex("stdout_matches", &raw.stdout_matches)?,
-                stdout_not_matches: regex("stdout_not_matches", &raw.stdout_not_matches)?,
-                json_field,
-                unavailable_when: regex("unavailable_when", &raw.unavailable_when)?,
-            }
-        }
-        "http" => {
-            let url = required("url", &raw.url)?;
-            let line = raw
-                .url
-                .as_ref()
-                .map(|s| line_of(s.span()))
-                .unwrap_or(table_line);
-            match reqwest::Url::parse(&url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(u) => {
-                    return Err(err(
-                        line,
-                        "url",
-                        format!("scheme `{}` is not http or https", u.scheme()),
-                    ));
-                }
-                Err(e) => return Err(err(line, "url", format!("invalid URL: {e}"))),
-            }
-            let status = match &raw.status {
-                None => vec![200],
-                Some(s) => {
-                    let list = match s.get_ref() {
-                        StatusSpec::One(c) => vec![*c],
-                        StatusSpec::Many(v) => v.clone(),
-                    };
-                    if list.is_empty() || list.iter().any(|c| !(100..=599).contains(c)) {
-                        return Err(err(
-                            line_of(s.span()),
-                            "status",
-                            "must be an HTTP status (100-599) or a non-empty list of them".into(),
-                        ));
-                    }
-                    list
-                }
-            };
-            CheckKind::Http {
-                url,
-                status,
-                body_matches: regex("body_matches", &raw.body_matches)?,
-                max_latency_ms: raw.max_latency_ms.as_ref().map(|v| *v.get_ref()),
-            }
-        }
-        "tcp" => {
-            let host = required("host", &raw.host)?;
-            let port = match &raw.port {
-                Some(p) if *p.get_ref() != 0 => *p.get_ref(),
-                Some(p) => return Err(err(line_of(p.span()), "port", "must not be 0".into())),
-                None => {
-                    return Err(err(table_line, "port", "is required for kind `tcp`".into()));
-                }
-            };
-            CheckKind::Tcp { host, port }
-        }
-        "systemd" => CheckKind::Systemd {
-            unit: required("unit", &raw.unit)?,
-            state: match &raw.state {
-                None => "active".to_string(),
-                Some(_) => required("state", &raw.state)?,
-            },
-        },
-        "mount" => CheckKind::Mount {
-            path: absolute("path", &raw.path)?,
-            options: raw
-                .options
-                .as_ref()
-                .map(|v| v.get_ref().clone())
-                .unwrap_or_default(),
-            fstype: raw.fstype.as_ref().map(|v| v.get_ref().clone()),
-        },
-        "file" => CheckKind::File {
-            path: absolute("path", &raw.path)?,
-            exists: raw.exists.as_ref().map(|v| *v.get_ref()).unwrap_or(true),
-            max_age_secs: raw.max_age_secs.as_ref().map(|v| *v.get_ref()),
-            contains: regex("contains", &raw.contains)?,
-        },
-        // Unknown kinds were rejected above.
-        other => return Err(err(table_line, "kind", format!("unknown kind `{other}`"))),
-    };
-    if let CheckKind::File {
-        exists: false,
-        max_age_secs,
-        contains,
-        ..
-    } = &kind
-        && (max_age_secs.is_some() || contains.is_some())
-    {
-        return Err(err(
-            table_line,
-            "exists",
-            "`exists = false` cannot be combined with `max_age_secs` or `contains`".into(),
-        ));
-    }
-    Ok(CheckDef {
-        name,
-        description,
-        kind,
-        timeout,
-        tags: raw.tags,
-        origin: format!("{}:{}:{}", file.origin, table_line.0, table_line.1),
-    })
-}
-
-fn toml_to_json(v: &toml::Value) -> serde_json::Value {
-    match v {
-        toml::Value::String(s) => serde_json::Value::String(s.clone()),
-        toml::Value::Integer(i) => serde_json::Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
-        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
-        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => serde_json::Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect::<serde_json::Map<_, _>>(),
-        ),
     }
 }
 

@@ -40,21 +40,27 @@ pub struct Nesting {
     pub case_depth: usize,
 }
 
+/// A command nested deeper than the parser may be asked to follow; the deny reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooDeep {
+    #[error("`case` nested {0} deep (more than {MAX}): not parsed", MAX = MAX_CASE_NESTING)]
+    Case(usize),
+    #[error(
+        "brackets, substitutions or compound commands nested {0} deep (more than {MAX}): not \
+         parsed",
+        MAX = MAX_NESTING
+    )]
+    Nesting(usize),
+}
+
 /// `Err` with the reason when the command nests deeper than the parser may be asked to follow.
-pub fn check(command: &str) -> Result<(), String> {
+pub fn check(command: &str) -> Result<(), TooDeep> {
     let n = nesting(command);
     if n.case_depth > MAX_CASE_NESTING {
-        return Err(format!(
-            "`case` nested {} deep (more than {MAX_CASE_NESTING}): not parsed",
-            n.case_depth
-        ));
+        return Err(TooDeep::Case(n.case_depth));
     }
     if n.depth > MAX_NESTING {
-        return Err(format!(
-            "brackets, substitutions or compound commands nested {} deep (more than \
-             {MAX_NESTING}): not parsed",
-            n.depth
-        ));
+        return Err(TooDeep::Nesting(n.depth));
     }
     Ok(())
 }
@@ -346,13 +352,13 @@ mod tests {
     fn deep_nesting_is_refused_with_the_reason() {
         let braces = format!("{}true{}", "{ ".repeat(1200), " ; }".repeat(1200));
         let e = check(&braces).unwrap_err();
-        assert!(e.contains("1200 deep"), "{e}");
+        assert!(e.to_string().contains("1200 deep"), "{e}");
         let mut case = String::from("true");
         for _ in 0..25 {
             case = format!("case x in x) {case} esac");
         }
         let e = check(&case).unwrap_err();
-        assert!(e.contains("`case` nested 25 deep"), "{e}");
+        assert!(e.to_string().contains("`case` nested 25 deep"), "{e}");
         assert!(check("if true; then echo $(date); fi").is_ok());
     }
 }

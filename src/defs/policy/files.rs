@@ -9,6 +9,62 @@ use serde_json::Value;
 use super::model::{Decision, Policy};
 use super::pattern::{ArgWord, PathCheck, wild_match};
 
+/// Why a path is refused. The messages are the deny reasons the audit records.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("empty path")]
+    Empty,
+    #[error("path contains NUL")]
+    Nul,
+    #[error("a path longer than {} bytes (PATH_MAX) is not checked", MAX_PATH)]
+    TooLongToCheck,
+    #[error("`{0}`: paths starting with `~` are not accepted")]
+    Tilde(String),
+    #[error("`{0}`: `..` is not accepted in paths")]
+    DotDot(String),
+    #[error("`{0}`: cannot make the path absolute")]
+    NotAbsolutePath(String),
+    #[error("a path longer than {} bytes (PATH_MAX) is not resolved", MAX_PATH)]
+    TooLongToResolve,
+    #[error("`{}` is not an absolute path", .0.display())]
+    NotAbsolute(PathBuf),
+    #[error("`{}` exists but cannot be resolved (dangling symlink or no permission)", .0.display())]
+    Unresolvable(PathBuf),
+    #[error("`{raw}` is a secret path (matches `{secret}`)")]
+    Secret { raw: String, secret: String },
+    #[error("`{raw}` resolves to `{}`, a secret path (matches `{secret}`)", .real.display())]
+    ResolvesToSecret {
+        raw: String,
+        real: PathBuf,
+        secret: String,
+    },
+    /// `roots` is the list as shown: `a, b`.
+    #[error("`{raw}` (resolved `{}`) is outside the {what} roots ({roots})", .real.display())]
+    OutsideRoots {
+        raw: String,
+        real: PathBuf,
+        what: &'static str,
+        roots: String,
+    },
+    #[error("`{raw}` is protected from writes (`{name}`)")]
+    Protected { raw: String, name: String },
+    #[error("`{0}`: an FSPATH must be an absolute path (like `/var/log`)")]
+    FsPathRelative(String),
+    #[error("path supplied at run time cannot be checked")]
+    RunTime,
+    #[error("glob `{0}` where an FSPATH is expected: name one directory (e.g. `du -x -d1 DIR`)")]
+    FsPathGlob(String),
+    #[error("glob `{0}` needs a directory part (`./{0}`)")]
+    GlobNoDir(String),
+    #[error("glob `{0}`: only `*` and `?` in the last component, not matching dot-files")]
+    GlobShape(String),
+    #[error("glob `{text}`: {source}")]
+    GlobDir {
+        text: String,
+        source: std::io::Error,
+    },
+}
+
 /// Reading or writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -18,20 +74,18 @@ pub enum Access {
 
 /// Lexically absolute and `.`-free; `..` is refused outright rather than reasoned about, because
 /// a `..` after a symlink means something else to the kernel than to a string.
-fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, String> {
+fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, PathError> {
     if raw.is_empty() {
-        return Err("empty path".to_string());
+        return Err(PathError::Empty);
     }
     if raw.contains('\0') {
-        return Err("path contains NUL".to_string());
+        return Err(PathError::Nul);
     }
     if raw.len() > MAX_PATH {
-        return Err(format!(
-            "a path longer than {MAX_PATH} bytes (PATH_MAX) is not checked"
-        ));
+        return Err(PathError::TooLongToCheck);
     }
     if raw.starts_with('~') {
-        return Err(format!("`{raw}`: paths starting with `~` are not accepted"));
+        return Err(PathError::Tilde(raw.to_string()));
     }
     let p = Path::new(raw);
     let joined = if p.is_absolute() {
@@ -43,14 +97,14 @@ fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, String> {
     for c in joined.components() {
         match c {
             Component::ParentDir => {
-                return Err(format!("`{raw}`: `..` is not accepted in paths"));
+                return Err(PathError::DotDot(raw.to_string()));
             }
             Component::CurDir => {}
             other => out.push(other.as_os_str()),
         }
     }
     if !out.is_absolute() {
-        return Err(format!("`{raw}`: cannot make the path absolute"));
+        return Err(PathError::NotAbsolutePath(raw.to_string()));
     }
     Ok(out)
 }
@@ -64,14 +118,12 @@ pub const MAX_PATH: usize = 4096;
 ///
 /// The deepest existing prefix is found by bisection: a prefix exists only if every shorter one
 /// does, so a path of n components costs O(log n) lookups, not one per component.
-pub fn resolve(abs: &Path) -> Result<PathBuf, String> {
+pub fn resolve(abs: &Path) -> Result<PathBuf, PathError> {
     if abs.as_os_str().len() > MAX_PATH {
-        return Err(format!(
-            "a path longer than {MAX_PATH} bytes (PATH_MAX) is not resolved"
-        ));
+        return Err(PathError::TooLongToResolve);
     }
     if !abs.is_absolute() {
-        return Err(format!("`{}` is not an absolute path", abs.display()));
+        return Err(PathError::NotAbsolute(abs.to_path_buf()));
     }
     let comps: Vec<Component> = abs.components().collect();
     let prefix = |k: usize| comps[..k].iter().collect::<PathBuf>();
@@ -87,12 +139,7 @@ pub fn resolve(abs: &Path) -> Result<PathBuf, String> {
         }
     }
     let existing = prefix(lo);
-    let mut real = fs::canonicalize(&existing).map_err(|_| {
-        format!(
-            "`{}` exists but cannot be resolved (dangling symlink or no permission)",
-            existing.display()
-        )
-    })?;
+    let mut real = fs::canonicalize(&existing).map_err(|_| PathError::Unresolvable(existing))?;
     for c in &comps[lo..] {
         real.push(c.as_os_str());
     }
@@ -136,7 +183,7 @@ fn under_any(path: &Path, roots: &[PathBuf]) -> bool {
 
 impl Policy {
     /// Checks one path for reading or writing; returns the resolved path.
-    pub fn check_path(&self, raw: &str, cwd: &Path, access: Access) -> Result<PathBuf, String> {
+    pub fn check_path(&self, raw: &str, cwd: &Path, access: Access) -> Result<PathBuf, PathError> {
         let abs = absolute(raw, cwd)?;
         let dev_ok: &[&str] = match access {
             Access::Read => &["/dev/null"],
@@ -146,29 +193,34 @@ impl Policy {
             return Ok(abs);
         }
         if let Some(s) = secret_match(&self.secrets, &abs) {
-            return Err(format!("`{raw}` is a secret path (matches `{s}`)"));
+            return Err(PathError::Secret {
+                raw: raw.to_string(),
+                secret: s.to_string(),
+            });
         }
         let real = resolve(&abs)?;
         if let Some(s) = secret_match(&self.secrets, &real) {
-            return Err(format!(
-                "`{raw}` resolves to `{}`, a secret path (matches `{s}`)",
-                real.display()
-            ));
+            return Err(PathError::ResolvesToSecret {
+                raw: raw.to_string(),
+                real,
+                secret: s.to_string(),
+            });
         }
         let (roots, what) = match access {
             Access::Read => (&self.read, "read"),
             Access::Write => (&self.write, "write"),
         };
         if !under_any(&real, roots) {
-            return Err(format!(
-                "`{raw}` (resolved `{}`) is outside the {what} roots ({})",
-                real.display(),
-                roots
+            return Err(PathError::OutsideRoots {
+                raw: raw.to_string(),
+                real,
+                what,
+                roots: roots
                     .iter()
                     .map(|r| r.display().to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+                    .join(", "),
+            });
         }
         if access == Access::Write {
             let comps = components(&real);
@@ -177,7 +229,10 @@ impl Policy {
                 .iter()
                 .find(|p| comps.iter().any(|c| wild_match(p, c)))
             {
-                return Err(format!("`{raw}` is protected from writes (`{p}`)"));
+                return Err(PathError::Protected {
+                    raw: raw.to_string(),
+                    name: p.clone(),
+                });
             }
         }
         Ok(real)
@@ -186,22 +241,24 @@ impl Policy {
     /// Checks an `FSPATH` argument: a location a command measures or lists (`df`, `du -sh`,
     /// `ls -l`), which need not be in the read roots. It must be absolute, without `..`, `~` or
     /// NUL, and neither it nor what its symlinks resolve to may be a secret path.
-    pub fn check_fs_path(&self, raw: &str) -> Result<PathBuf, String> {
+    pub fn check_fs_path(&self, raw: &str) -> Result<PathBuf, PathError> {
         if !raw.starts_with('/') {
-            return Err(format!(
-                "`{raw}`: an FSPATH must be an absolute path (like `/var/log`)"
-            ));
+            return Err(PathError::FsPathRelative(raw.to_string()));
         }
         let abs = absolute(raw, Path::new("/"))?;
         if let Some(s) = secret_match(&self.secrets, &abs) {
-            return Err(format!("`{raw}` is a secret path (matches `{s}`)"));
+            return Err(PathError::Secret {
+                raw: raw.to_string(),
+                secret: s.to_string(),
+            });
         }
         let real = resolve(&abs)?;
         if let Some(s) = secret_match(&self.secrets, &real) {
-            return Err(format!(
-                "`{raw}` resolves to `{}`, a secret path (matches `{s}`)",
-                real.display()
-            ));
+            return Err(PathError::ResolvesToSecret {
+                raw: raw.to_string(),
+                real,
+                secret: s.to_string(),
+            });
         }
         Ok(real)
     }
@@ -214,9 +271,9 @@ pub(crate) struct PathCtx<'a> {
 }
 
 impl PathCheck for PathCtx<'_> {
-    fn check_path_arg(&self, word: &ArgWord) -> Result<(), String> {
+    fn check_path_arg(&self, word: &ArgWord) -> Result<(), PathError> {
         if word.unknown {
-            return Err("path supplied at run time cannot be checked".to_string());
+            return Err(PathError::RunTime);
         }
         if !word.glob {
             return self
@@ -227,16 +284,13 @@ impl PathCheck for PathCtx<'_> {
         check_glob(self.policy, &word.text, self.cwd)
     }
 
-    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), String> {
+    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), PathError> {
         if word.unknown {
-            return Err("path supplied at run time cannot be checked".to_string());
+            return Err(PathError::RunTime);
         }
         // A glob's expansion is only known when the shell runs it; name the directory instead.
         if word.glob {
-            return Err(format!(
-                "glob `{}` where an FSPATH is expected: name one directory (e.g. `du -x -d1 DIR`)",
-                word.text
-            ));
+            return Err(PathError::FsPathGlob(word.text.clone()));
         }
         self.policy.check_fs_path(&word.text).map(|_| ())
     }
@@ -245,19 +299,20 @@ impl PathCheck for PathCtx<'_> {
 /// A glob is accepted only as `dir/pattern` with `*`/`?` in the last component (no dot-files):
 /// the directory must be readable, and every file it matches now must be readable and no secret.
 /// Requiring a directory part keeps expansions from starting with `-` (flag injection).
-fn check_glob(policy: &Policy, text: &str, cwd: &Path) -> Result<(), String> {
+fn check_glob(policy: &Policy, text: &str, cwd: &Path) -> Result<(), PathError> {
     let Some((dir, last)) = text.rsplit_once('/') else {
-        return Err(format!("glob `{text}` needs a directory part (`./{text}`)"));
+        return Err(PathError::GlobNoDir(text.to_string()));
     };
     let globby = |s: &str| s.contains(['*', '?', '[', ']']);
     if globby(dir) || last.contains(['[', ']']) || last.starts_with('.') || last.is_empty() {
-        return Err(format!(
-            "glob `{text}`: only `*` and `?` in the last component, not matching dot-files"
-        ));
+        return Err(PathError::GlobShape(text.to_string()));
     }
     let dir = if dir.is_empty() { "/" } else { dir };
     let real = policy.check_path(dir, cwd, Access::Read)?;
-    let entries = fs::read_dir(&real).map_err(|e| format!("glob `{text}`: {e}"))?;
+    let entries = fs::read_dir(&real).map_err(|source| PathError::GlobDir {
+        text: text.to_string(),
+        source,
+    })?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with('.') && wild_match(last, &name) {

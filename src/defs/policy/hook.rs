@@ -10,9 +10,23 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::PolicyError;
 use super::bash::check_command;
 use super::files::check_tool;
 use super::model::{Decision, Policy, Verdict};
+
+/// Why the hook could not decide; it blocks the call (exit 2) with this as the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("malformed hook input: {0}")]
+    Malformed(serde_json::Error),
+    #[error("hook event `{0}` is not PreToolUse")]
+    NotPreToolUse(String),
+    #[error("Bash call without a `command` string")]
+    NoCommand,
+}
 
 /// What the CLI prints and exits with, plus what it records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,9 +83,13 @@ fn now() -> String {
 /// Decides one PreToolUse call from the compiled policy file and Claude's stdin JSON.
 pub fn hook_decision(policy_file: &Path, stdin_json: &[u8]) -> HookAnswer {
     fail_closed(stdin_json, || {
-        let policy = Policy::from_file(policy_file).map_err(|e| e.to_string())?;
-        decide(&policy, stdin_json)
+        decide_file(policy_file, stdin_json).map_err(|e| e.to_string())
     })
+}
+
+fn decide_file(policy_file: &Path, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), HookError> {
+    let policy = Policy::from_file(policy_file)?;
+    decide(&policy, stdin_json)
 }
 
 /// [`hook_decision`] in a forked child (see isolate.rs): a crash, an abort or a decision over
@@ -82,17 +100,21 @@ pub fn hook_decision_isolated(policy_file: &Path, stdin_json: &[u8]) -> HookAnsw
         hook_decision(policy_file, stdin_json)
     }) {
         Ok(answer) => answer,
-        Err(e) => fail_closed(stdin_json, || Err(e)),
+        Err(e) => fail_closed(stdin_json, || Err(e.to_string())),
     }
 }
 
 /// Decides with an already loaded policy (tests, and a long-lived caller).
 pub fn hook_decision_with(policy: &Policy, stdin_json: &[u8]) -> HookAnswer {
-    fail_closed(stdin_json, || decide(policy, stdin_json))
+    fail_closed(stdin_json, || {
+        decide(policy, stdin_json).map_err(|e| e.to_string())
+    })
 }
 
 /// Runs `f`; an `Err` or a panic becomes a blocking answer (exit 2). Public so the panic path is
-/// testable without planting a panic in the decision code.
+/// testable without planting a panic in the decision code. The error is the reason as text, not
+/// a type: it is data for the audit line and stderr, and callers in other layers (the
+/// boundary's size limit) and tests bring their own reasons.
 pub fn fail_closed<F>(stdin_json: &[u8], f: F) -> HookAnswer
 where
     F: FnOnce() -> Result<(Decision, AuditEntry), String>,
@@ -152,12 +174,11 @@ pub fn decide_tool(policy: &Policy, tool: &str, tool_input: &Value, cwd: &Path) 
     }
 }
 
-fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), String> {
-    let input: HookInput =
-        serde_json::from_slice(stdin_json).map_err(|e| format!("malformed hook input: {e}"))?;
+fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), HookError> {
+    let input: HookInput = serde_json::from_slice(stdin_json).map_err(HookError::Malformed)?;
     if let Some(ev) = &input.hook_event_name {
         if ev != "PreToolUse" {
-            return Err(format!("hook event `{ev}` is not PreToolUse"));
+            return Err(HookError::NotPreToolUse(ev.clone()));
         }
     }
     let cwd = match input.cwd.as_deref() {
@@ -167,7 +188,7 @@ fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), 
     let decision = match input.tool_name.as_str() {
         "Bash" => match input.tool_input.get("command").and_then(Value::as_str) {
             Some(cmd) => check_command(policy, cmd, &cwd),
-            None => return Err("Bash call without a `command` string".to_string()),
+            None => return Err(HookError::NoCommand),
         },
         tool => check_tool(policy, tool, &input.tool_input, &cwd),
     };

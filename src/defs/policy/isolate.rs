@@ -22,20 +22,56 @@ pub const DECISION_BUDGET: Duration = Duration::from_secs(5);
 /// Largest answer a child may send back.
 const MAX_ANSWER: u64 = 16 * 1024 * 1024;
 
+/// Why the decision gave no answer; the hook blocks the call with this as the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolateError {
+    #[error("cannot create a pipe: {0}")]
+    Pipe(nix::errno::Errno),
+    #[error("cannot fork: {0}")]
+    Fork(nix::errno::Errno),
+    #[error("the decision took longer than {} ms and was stopped", .0.as_millis())]
+    OverBudget(Duration),
+    #[error("cannot wait for the decision: {0}")]
+    Wait(nix::errno::Errno),
+    #[error("cannot read the decision: {0}")]
+    Read(std::io::Error),
+    #[error("the decision's answer is too large")]
+    TooLarge,
+    #[error("the decision's answer is unreadable: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("the decision panicked")]
+    Panicked,
+    #[error("the decision ended with exit code {0}")]
+    Exit(i32),
+    #[error("the decision crashed ({0}{hint})", hint = crash_hint(*.0))]
+    Crashed(Signal),
+    #[error("the decision ended oddly: {0:?}")]
+    Odd(WaitStatus),
+}
+
+/// What an abort or a segfault most likely was, for the reason.
+fn crash_hint(sig: Signal) -> &'static str {
+    if matches!(sig, Signal::SIGABRT | Signal::SIGSEGV) {
+        ": an abort or a stack overflow"
+    } else {
+        ""
+    }
+}
+
 /// Runs `decide` in a forked child and returns what it computed, or why it did not.
 ///
 /// Call it only while the process has a single thread (the hook runs before any runtime or
 /// logging starts): after `fork` a child of a multi-threaded process may only call
 /// async-signal-safe functions, and the decision allocates.
-pub fn decide_in_child<T, F>(budget: Duration, decide: F) -> Result<T, String>
+pub fn decide_in_child<T, F>(budget: Duration, decide: F) -> Result<T, IsolateError>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> T,
 {
-    let (read, write) = nix::unistd::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (read, write) = nix::unistd::pipe().map_err(IsolateError::Pipe)?;
     // SAFETY: the caller guarantees a single-threaded process (see above), so the child may
     // allocate and run ordinary code until it exits.
-    match unsafe { fork() }.map_err(|e| format!("cannot fork: {e}"))? {
+    match unsafe { fork() }.map_err(IsolateError::Fork)? {
         ForkResult::Child => {
             drop(read);
             child(write, decide)
@@ -70,7 +106,7 @@ fn child<T: Serialize, F: FnOnce() -> T>(write: OwnedFd, decide: F) -> ! {
 }
 
 /// Reads the child's answer until end of file, or until the budget is spent.
-fn collect(read: OwnedFd, child: Pid, budget: Duration) -> Result<Vec<u8>, String> {
+fn collect(read: OwnedFd, child: Pid, budget: Duration) -> Result<Vec<u8>, IsolateError> {
     let deadline = Instant::now() + budget;
     let mut out = Vec::new();
     let mut file = std::fs::File::from(read);
@@ -82,13 +118,10 @@ fn collect(read: OwnedFd, child: Pid, budget: Duration) -> Result<Vec<u8>, Strin
         match poll(&mut fds, PollTimeout::from(millis)) {
             Ok(0) if left.is_zero() => {
                 let _ = kill(child, Signal::SIGKILL);
-                return Err(format!(
-                    "the decision took longer than {} ms and was stopped",
-                    budget.as_millis()
-                ));
+                return Err(IsolateError::OverBudget(budget));
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(format!("cannot wait for the decision: {e}")),
+            Err(e) => return Err(IsolateError::Wait(e)),
         }
         if fds[0].revents().is_none_or(|r| r.is_empty()) {
             continue;
@@ -97,17 +130,20 @@ fn collect(read: OwnedFd, child: Pid, budget: Duration) -> Result<Vec<u8>, Strin
             Ok(0) => return Ok(out),
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("cannot read the decision: {e}")),
+            Err(e) => return Err(IsolateError::Read(e)),
         }
         if out.len() as u64 > MAX_ANSWER {
             let _ = kill(child, Signal::SIGKILL);
-            return Err("the decision's answer is too large".to_string());
+            return Err(IsolateError::TooLarge);
         }
     }
 }
 
 /// Waits for the child and judges its answer by how it ended.
-fn reap<T: DeserializeOwned>(child: Pid, answer: Result<Vec<u8>, String>) -> Result<T, String> {
+fn reap<T: DeserializeOwned>(
+    child: Pid,
+    answer: Result<Vec<u8>, IsolateError>,
+) -> Result<T, IsolateError> {
     let status = loop {
         match waitpid(child, None) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -116,20 +152,14 @@ fn reap<T: DeserializeOwned>(child: Pid, answer: Result<Vec<u8>, String>) -> Res
     };
     let bytes = answer?;
     match status {
-        Ok(WaitStatus::Exited(_, 0)) => serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the decision's answer is unreadable: {e}")),
-        Ok(WaitStatus::Exited(_, 5)) => Err("the decision panicked".to_string()),
-        Ok(WaitStatus::Exited(_, code)) => Err(format!("the decision ended with exit code {code}")),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Err(format!(
-            "the decision crashed ({sig}{})",
-            if matches!(sig, Signal::SIGABRT | Signal::SIGSEGV) {
-                ": an abort or a stack overflow"
-            } else {
-                ""
-            }
-        )),
-        Ok(other) => Err(format!("the decision ended oddly: {other:?}")),
-        Err(e) => Err(format!("cannot wait for the decision: {e}")),
+        Ok(WaitStatus::Exited(_, 0)) => {
+            serde_json::from_slice(&bytes).map_err(IsolateError::Unreadable)
+        }
+        Ok(WaitStatus::Exited(_, 5)) => Err(IsolateError::Panicked),
+        Ok(WaitStatus::Exited(_, code)) => Err(IsolateError::Exit(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Err(IsolateError::Crashed(sig)),
+        Ok(other) => Err(IsolateError::Odd(other)),
+        Err(e) => Err(IsolateError::Wait(e)),
     }
 }
 
@@ -150,13 +180,13 @@ mod tests {
     #[test]
     fn an_abort_is_reported_not_shared() {
         let e = decide_in_child::<u8, _>(DECISION_BUDGET, || std::process::abort()).unwrap_err();
-        assert!(e.contains("crashed (SIGABRT"), "{e}");
+        assert!(e.to_string().contains("crashed (SIGABRT"), "{e}");
     }
 
     #[test]
     fn a_panic_stays_in_the_child() {
         let e = decide_in_child::<u8, _>(DECISION_BUDGET, || panic!("boom")).unwrap_err();
-        assert_eq!(e, "the decision panicked");
+        assert_eq!(e.to_string(), "the decision panicked");
     }
 
     #[test]
@@ -167,7 +197,7 @@ mod tests {
             0
         })
         .unwrap_err();
-        assert!(e.contains("longer than 200 ms"), "{e}");
+        assert!(e.to_string().contains("longer than 200 ms"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

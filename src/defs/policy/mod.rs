@@ -6,8 +6,10 @@
 //!   compiled once and stored as JSON ([`Policy::to_file`]/[`Policy::from_file`]) for the hook.
 //! - Patterns (pattern.rs): argv rules such as `journalctl -u UNIT -n NUM --no-pager`; the
 //!   language is described there.
-//! - The Bash walker (bash.rs): `brush-parser` AST → simple commands → argv decisions; anything it
-//!   does not understand is denied. [`check_command`], [`explain`], [`explain_with`].
+//! - The Bash walker (bash/): `brush-parser` AST → simple commands (mod.rs) → argv decisions
+//!   (decide.rs), with words (words.rs), redirections (redirect.rs) and wrappers (wrappers.rs)
+//!   each in their own file; anything it does not understand is denied ([`BashError`] says why).
+//!   [`check_command`], [`explain`], [`explain_with`].
 //! - Paths and file tools (files.rs): symlink-resolving root checks, secrets, [`check_tool`].
 //! - Shadowed rules (shadow.rs): goal rules a deny rule always beats, warned about at load.
 //! - The hook (hook.rs): [`hook_decision`] for `steward hook pre-tool-use --policy FILE`, which
@@ -31,16 +33,16 @@ mod shadow;
 mod spec;
 
 pub use bash::{
-    CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo, check_command,
-    explain, explain_with,
+    BashError, CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo,
+    check_command, explain, explain_with,
 };
-pub use files::{Access, check_tool, resolve, secret_match};
+pub use files::{Access, PathError, check_tool, resolve, secret_match};
 pub use hook::{
     AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_isolated,
     hook_decision_with,
 };
 pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
-pub use pattern::{ArgWord, FlagSpec, FlagValue, Pattern, Pos, Shape};
+pub use pattern::{ArgWord, FlagSpec, FlagValue, Mismatch, Pattern, PatternError, Pos, Shape};
 pub use shadow::{Shadowed, always_denied, shadowed};
 pub use spec::GoalPolicy;
 
@@ -74,12 +76,17 @@ pub enum PolicyError {
         tool: String,
         known: String,
     },
-    #[error("goal `{goal}`: pattern `{pattern}`: {message}")]
+    #[error("goal `{goal}`: pattern `{pattern}`: {source}")]
     Pattern {
         goal: String,
         pattern: String,
-        message: String,
+        source: PatternError,
     },
+    #[error(
+        "goal `{goal}`: pattern `{root}`: file roots must be absolute (or start with \
+         {{workspace}}) and contain no `..`"
+    )]
+    Root { goal: String, root: String },
     #[error("{origin}: {message}")]
     Default { origin: String, message: String },
     #[error("policy file {path}: {message}")]
@@ -198,7 +205,7 @@ pub fn literal_prefixes(goal: &str, pattern: &str) -> Result<Vec<String>, Policy
             return Err(PolicyError::Pattern {
                 goal: goal.to_string(),
                 pattern: pattern.to_string(),
-                message: format!("empty alternative in `{word}`"),
+                source: PatternError::EmptyAlternative(word.to_string()),
             });
         }
         prefixes = prefixes
@@ -218,7 +225,7 @@ pub fn literal_prefixes(goal: &str, pattern: &str) -> Result<Vec<String>, Policy
         return Err(PolicyError::Pattern {
             goal: goal.to_string(),
             pattern: pattern.to_string(),
-            message: "must start with a literal command name".to_string(),
+            source: PatternError::NoCommand,
         });
     }
     Ok(prefixes)

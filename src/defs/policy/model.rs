@@ -158,10 +158,10 @@ impl Policy {
                 .map(|p| {
                     Pattern::compile(p)
                         .map(|pattern| Rule { origin, pattern })
-                        .map_err(|message| PolicyError::Pattern {
+                        .map_err(|source| PolicyError::Pattern {
                             goal: goal.to_string(),
                             pattern: p.clone(),
-                            message,
+                            source,
                         })
                 })
                 .collect()
@@ -177,12 +177,9 @@ impl Policy {
             for r in list.iter().chain(extra) {
                 let p = PathBuf::from(super::expand_root(r, workspace));
                 if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
-                    return Err(PolicyError::Pattern {
+                    return Err(PolicyError::Root {
                         goal: goal.to_string(),
-                        pattern: r.clone(),
-                        message: "file roots must be absolute (or start with {workspace}) and \
-                                  contain no `..`"
-                            .to_string(),
+                        root: r.clone(),
                     });
                 }
                 if !out.contains(&p) {

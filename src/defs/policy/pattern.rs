@@ -30,6 +30,65 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::files::PathError;
+
+/// Why a pattern does not compile (reported with the goal and the pattern).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty alternative in `{0}`")]
+    EmptyAlternative(String),
+    #[error("unknown placeholder `{0}` (known: UNIT NUM PATH FILE FSPATH JOB NAME TIME ARG)")]
+    UnknownPlaceholder(String),
+    #[error("must start with a literal command name")]
+    NoCommand,
+    #[error("unbalanced `]`")]
+    UnbalancedClose,
+    #[error("unclosed `[`")]
+    Unclosed,
+    #[error("optional groups nested too deeply")]
+    TooDeep,
+    #[error("flag value `{0}` cannot repeat")]
+    RepeatedFlagValue(String),
+    #[error(
+        "`FSPATH` is for programs that measure or list paths (df, du, ls, findmnt); `{0}` reads \
+         or evaluates file contents: use `PATH` or `FILE` (inside the read roots)"
+    )]
+    FsPathReader(String),
+}
+
+/// Why an argv does not match a pattern: the walker shows it as the closest rule's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Mismatch {
+    #[error("command differs")]
+    CommandDiffers,
+    #[error("glob in flag `{0}`")]
+    GlobInFlag(String),
+    #[error("flag `{0}` is not in the pattern")]
+    UnknownFlag(String),
+    #[error("flag `{0}` takes no value")]
+    FlagTakesNoValue(String),
+    #[error("flag `{0}` needs a value")]
+    FlagNeedsValue(String),
+    /// The flag's names as written, `-n|--lines`.
+    #[error("required flag `{0}` missing")]
+    MissingFlag(String),
+    #[error("arguments do not fit the pattern")]
+    DoesNotFit,
+    /// `alts` as written, `a|b`.
+    #[error("`{text}` is not one of {alts}")]
+    NotOneOf { text: String, alts: String },
+    #[error("{0:?} cannot be checked: xargs supplies it at run time")]
+    RunTimeValue(Shape),
+    #[error("path `{0}` starts with `-`")]
+    PathDash(String),
+    #[error("glob `{text}` where {shape:?} is expected")]
+    GlobForShape { text: String, shape: Shape },
+    #[error("`{text}` is not a {shape:?}")]
+    NotShape { text: String, shape: Shape },
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
 /// The shape a placeholder's argument must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -216,9 +275,9 @@ impl ArgWord {
 /// Checks path arguments; implemented by the policy (roots, secrets).
 pub trait PathCheck {
     /// `PATH`/`FILE`: a file the command reads, inside the read roots.
-    fn check_path_arg(&self, word: &ArgWord) -> Result<(), String>;
+    fn check_path_arg(&self, word: &ArgWord) -> Result<(), PathError>;
     /// `FSPATH`: a location the command measures or lists: absolute, no secret.
-    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), String>;
+    fn check_fs_path_arg(&self, word: &ArgWord) -> Result<(), PathError>;
 }
 
 #[derive(Debug)]
@@ -255,15 +314,15 @@ fn is_flag(word: &str) -> bool {
     word.len() > 1 && word.starts_with('-') && word != "--"
 }
 
-fn alts(word: &str) -> Result<Vec<String>, String> {
+fn alts(word: &str) -> Result<Vec<String>, PatternError> {
     let v: Vec<String> = word.split('|').map(str::to_string).collect();
     if v.iter().any(|a| a.is_empty()) {
-        return Err(format!("empty alternative in `{word}`"));
+        return Err(PatternError::EmptyAlternative(word.to_string()));
     }
     Ok(v)
 }
 
-fn placeholder(word: &str) -> Result<Option<(Shape, bool)>, String> {
+fn placeholder(word: &str) -> Result<Option<(Shape, bool)>, PatternError> {
     if !super::is_placeholder(word) {
         return Ok(None);
     }
@@ -271,25 +330,23 @@ fn placeholder(word: &str) -> Result<Option<(Shape, bool)>, String> {
     let name = word.trim_end_matches("...");
     match Shape::parse(name) {
         Some(s) => Ok(Some((s, many))),
-        None => Err(format!(
-            "unknown placeholder `{name}` (known: UNIT NUM PATH FILE FSPATH JOB NAME TIME ARG)"
-        )),
+        None => Err(PatternError::UnknownPlaceholder(name.to_string())),
     }
 }
 
 impl Pattern {
-    /// Compiles a pattern string; errors are messages for `PolicyError::Pattern`.
-    pub fn compile(source: &str) -> Result<Pattern, String> {
+    /// Compiles a pattern string; errors are reported in `PolicyError::Pattern`.
+    pub fn compile(source: &str) -> Result<Pattern, PatternError> {
         let toks = tokenize(source);
         let mut iter = toks.into_iter().peekable();
         let command = match iter.next() {
             Some(Tok::Word(w)) if !is_flag(&w) && placeholder(&w)?.is_none() => alts(&w)?,
-            _ => return Err("must start with a literal command name".to_string()),
+            _ => return Err(PatternError::NoCommand),
         };
         let mut flags = Vec::new();
         let positional = parse_group(&mut iter, &mut flags, false, 0)?;
         if iter.next().is_some() {
-            return Err("unbalanced `]`".to_string());
+            return Err(PatternError::UnbalancedClose);
         }
         let pattern = Pattern {
             source: source.to_string(),
@@ -303,11 +360,7 @@ impl Pattern {
                 .iter()
                 .find(|c| CONTENT_READERS.contains(&c.as_str()))
         {
-            return Err(format!(
-                "`FSPATH` is for programs that measure or list paths (df, du, ls, findmnt); \
-                 `{c}` reads or evaluates file contents: use `PATH` or `FILE` (inside the read \
-                 roots)"
-            ));
+            return Err(PatternError::FsPathReader(c.clone()));
         }
         Ok(pattern)
     }
@@ -334,9 +387,9 @@ impl Pattern {
         name: &str,
         args: &[ArgWord],
         paths: &dyn PathCheck,
-    ) -> Result<(), String> {
+    ) -> Result<(), Mismatch> {
         if !self.command.iter().any(|c| c == name) {
-            return Err("command differs".to_string());
+            return Err(Mismatch::CommandDiffers);
         }
         let mut seen = vec![false; self.flags.len()];
         let mut positionals: Vec<&ArgWord> = Vec::new();
@@ -354,16 +407,16 @@ impl Pattern {
                 continue;
             }
             if a.glob {
-                return Err(format!("glob in flag `{}`", a.text));
+                return Err(Mismatch::GlobInFlag(a.text.clone()));
             }
             let text = a.text.as_str();
             // `--flag=value`
             if let Some((flag, value)) = text.split_once('=').filter(|_| text.starts_with("--")) {
                 let Some(k) = self.find_flag(flag) else {
-                    return Err(format!("flag `{flag}` is not in the pattern"));
+                    return Err(Mismatch::UnknownFlag(flag.to_string()));
                 };
                 if !self.flags[k].takes_value() {
-                    return Err(format!("flag `{flag}` takes no value"));
+                    return Err(Mismatch::FlagTakesNoValue(flag.to_string()));
                 }
                 check_value(&self.flags[k].value, &ArgWord::lit(value), paths)?;
                 seen[k] = true;
@@ -372,7 +425,7 @@ impl Pattern {
             if let Some(k) = self.find_flag(text) {
                 if self.flags[k].takes_value() {
                     let Some(v) = args.get(i) else {
-                        return Err(format!("flag `{text}` needs a value"));
+                        return Err(Mismatch::FlagNeedsValue(text.to_string()));
                     };
                     i += 1;
                     check_value(&self.flags[k].value, v, paths)?;
@@ -409,17 +462,17 @@ impl Pattern {
                     continue;
                 }
             }
-            return Err(format!("flag `{text}` is not in the pattern"));
+            return Err(Mismatch::UnknownFlag(text.to_string()));
         }
         for (k, spec) in self.flags.iter().enumerate() {
             if spec.required && !seen[k] {
-                return Err(format!("required flag `{}` missing", spec.names.join("|")));
+                return Err(Mismatch::MissingFlag(spec.names.join("|")));
             }
         }
         if match_pos(&self.positional, &positionals, paths)? {
             Ok(())
         } else {
-            Err("arguments do not fit the pattern".to_string())
+            Err(Mismatch::DoesNotFit)
         }
     }
 
@@ -493,16 +546,16 @@ fn parse_group(
     flags: &mut Vec<FlagSpec>,
     optional: bool,
     depth: usize,
-) -> Result<Vec<Pos>, String> {
+) -> Result<Vec<Pos>, PatternError> {
     if depth > 4 {
-        return Err("optional groups nested too deeply".to_string());
+        return Err(PatternError::TooDeep);
     }
     let mut items = Vec::new();
     while let Some(tok) = iter.peek() {
         match tok {
             Tok::Close => {
                 if depth == 0 {
-                    return Err("unbalanced `]`".to_string());
+                    return Err(PatternError::UnbalancedClose);
                 }
                 iter.next();
                 return Ok(items);
@@ -542,7 +595,7 @@ fn parse_group(
                         Some(v) => match placeholder(&v)? {
                             Some((shape, false)) => FlagValue::Ph { shape },
                             Some((_, true)) => {
-                                return Err(format!("flag value `{v}` cannot repeat"));
+                                return Err(PatternError::RepeatedFlagValue(v));
                             }
                             None => FlagValue::Lit { alts: alts(&v)? },
                         },
@@ -561,19 +614,22 @@ fn parse_group(
         }
     }
     if depth > 0 {
-        return Err("unclosed `[`".to_string());
+        return Err(PatternError::Unclosed);
     }
     Ok(items)
 }
 
-fn check_value(value: &FlagValue, arg: &ArgWord, paths: &dyn PathCheck) -> Result<(), String> {
+fn check_value(value: &FlagValue, arg: &ArgWord, paths: &dyn PathCheck) -> Result<(), Mismatch> {
     match value {
         FlagValue::None => Ok(()),
         FlagValue::Lit { alts } => {
             if !arg.glob && !arg.unknown && alts.contains(&arg.text) {
                 Ok(())
             } else {
-                Err(format!("`{}` is not one of {}", arg.text, alts.join("|")))
+                Err(Mismatch::NotOneOf {
+                    text: arg.text.clone(),
+                    alts: alts.join("|"),
+                })
             }
         }
         FlagValue::Ph { shape } => check_shape(*shape, arg, paths),
@@ -581,23 +637,24 @@ fn check_value(value: &FlagValue, arg: &ArgWord, paths: &dyn PathCheck) -> Resul
 }
 
 /// Does one argument fit a placeholder's shape?
-pub fn check_shape(shape: Shape, arg: &ArgWord, paths: &dyn PathCheck) -> Result<(), String> {
+pub fn check_shape(shape: Shape, arg: &ArgWord, paths: &dyn PathCheck) -> Result<(), Mismatch> {
     if arg.unknown {
-        return Err(format!(
-            "{shape:?} cannot be checked: xargs supplies it at run time"
-        ));
+        return Err(Mismatch::RunTimeValue(shape));
     }
     if shape.is_path() {
         if arg.text.starts_with('-') {
-            return Err(format!("path `{}` starts with `-`", arg.text));
+            return Err(Mismatch::PathDash(arg.text.clone()));
         }
         if shape == Shape::FsPath {
-            return paths.check_fs_path_arg(arg);
+            return Ok(paths.check_fs_path_arg(arg)?);
         }
-        return paths.check_path_arg(arg);
+        return Ok(paths.check_path_arg(arg)?);
     }
     if arg.glob {
-        return Err(format!("glob `{}` where {shape:?} is expected", arg.text));
+        return Err(Mismatch::GlobForShape {
+            text: arg.text.clone(),
+            shape,
+        });
     }
     let t = arg.text.as_str();
     let ok = match shape {
@@ -625,7 +682,10 @@ pub fn check_shape(shape: Shape, arg: &ArgWord, paths: &dyn PathCheck) -> Result
     if ok {
         Ok(())
     } else {
-        Err(format!("`{t}` is not a {shape:?}"))
+        Err(Mismatch::NotShape {
+            text: t.to_string(),
+            shape,
+        })
     }
 }
 
@@ -642,7 +702,7 @@ static TIME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(&re).ok()
 });
 
-fn match_pos(items: &[Pos], args: &[&ArgWord], paths: &dyn PathCheck) -> Result<bool, String> {
+fn match_pos(items: &[Pos], args: &[&ArgWord], paths: &dyn PathCheck) -> Result<bool, Mismatch> {
     // Returns Ok(true) on match; shape failures are remembered so the reason is useful.
     let mut last_err = None;
     let ok = match_rec(items, args, paths, &mut last_err, 0);
@@ -657,7 +717,7 @@ fn match_rec(
     items: &[Pos],
     args: &[&ArgWord],
     paths: &dyn PathCheck,
-    err: &mut Option<String>,
+    err: &mut Option<Mismatch>,
     depth: usize,
 ) -> bool {
     if depth > 64 {
@@ -733,18 +793,18 @@ mod tests {
 
     struct AnyPath;
     impl PathCheck for AnyPath {
-        fn check_path_arg(&self, w: &ArgWord) -> Result<(), String> {
+        fn check_path_arg(&self, w: &ArgWord) -> Result<(), PathError> {
             if w.text.starts_with("/ok") {
                 Ok(())
             } else {
-                Err("outside".into())
+                Err(PathError::NotAbsolutePath(w.text.clone()))
             }
         }
-        fn check_fs_path_arg(&self, w: &ArgWord) -> Result<(), String> {
+        fn check_fs_path_arg(&self, w: &ArgWord) -> Result<(), PathError> {
             if w.text.starts_with('/') {
                 Ok(())
             } else {
-                Err("relative".into())
+                Err(PathError::FsPathRelative(w.text.clone()))
             }
         }
     }
@@ -830,7 +890,7 @@ mod tests {
             "x|tail FSPATH",
         ] {
             let e = Pattern::compile(bad).unwrap_err();
-            assert!(e.contains("file contents"), "{bad}: {e}");
+            assert!(e.to_string().contains("file contents"), "{bad}: {e}");
         }
         assert!(Pattern::compile("openssl x509 -in FSPATH").is_err());
         assert!(Pattern::compile("nix path-info -S FSPATH").is_err());

@@ -167,13 +167,14 @@ mod tests {
     /// For each claimed shadowing, a sample of argvs the rule matches must all be denied: the
     /// proof is checked against the matcher itself.
     fn confirm(rule: &str, deny: &str, argvs: &[&str]) {
+        use super::super::files::PathError;
         use super::super::pattern::{ArgWord, PathCheck};
         struct Any;
         impl PathCheck for Any {
-            fn check_path_arg(&self, _: &ArgWord) -> Result<(), String> {
+            fn check_path_arg(&self, _: &ArgWord) -> Result<(), PathError> {
                 Ok(())
             }
-            fn check_fs_path_arg(&self, _: &ArgWord) -> Result<(), String> {
+            fn check_fs_path_arg(&self, _: &ArgWord) -> Result<(), PathError> {
                 Ok(())
             }
         }

@@ -189,7 +189,7 @@ impl Catalog {
             for raw in parsed.probe {
                 let at = line_col(&file.text, raw.name.span().start);
                 let def = validate(raw, &file.origin, defaults)
-                    .map_err(|m| definition(&file.origin, at, &m))?;
+                    .map_err(|m| definition(&file.origin, at, &m.to_string()))?;
                 if let Some(prev) = probes.iter().find(|p| p.name == def.name) {
                     return Err(definition(
                         &file.origin,
@@ -243,22 +243,60 @@ fn definition(origin: &str, (line, column): (usize, usize), message: &str) -> Pr
     }
 }
 
+/// What is wrong with one probe table: the message of a `ProbeError::Definition`.
+#[derive(Debug, thiserror::Error)]
+enum Invalid {
+    #[error("probe name `{0}` must be non-empty and use only letters, digits, `-`, `_`, `.`")]
+    Name(String),
+    #[error("probe `{name}`: {problem}")]
+    Field { name: String, problem: Problem },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("`{key}` does not apply to kind = \"{kind}\"")]
+    NotForKind {
+        key: &'static str,
+        kind: &'static str,
+    },
+    /// (kind, key)
+    #[error("kind = \"{0}\" needs `{1}`")]
+    Needs(&'static str, &'static str),
+    #[error("`argv` must not be empty")]
+    EmptyArgv,
+    #[error("`argv[0]` must name a program")]
+    NoProgram,
+    #[error("`url` must start with http:// or https://")]
+    Scheme,
+    #[error("`path` must be absolute")]
+    RelativePath,
+    #[error("`tail_lines` must be at least 1")]
+    NoTail,
+    #[error("`timeout_secs` = {0} must be between 0 and 3600")]
+    Timeout(f64),
+    #[error("`max_bytes` must be at least 1")]
+    NoBytes,
+    #[error("tag `{0}` must be one word")]
+    Tag(String),
+}
+
 /// Checks what serde cannot: which keys belong to which kind, and sane values.
-fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<ProbeDef, String> {
+fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<ProbeDef, Invalid> {
     let name = raw.name.into_inner();
     let valid_name = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !valid_name {
-        return Err(format!(
-            "probe name `{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"
-        ));
+        return Err(Invalid::Name(name));
     }
-    let p = |m: &str| format!("probe `{name}`: {m}");
-    let only = |present: bool, key: &str, kind: &str| -> Result<(), String> {
+    let p = |problem: Problem| Invalid::Field {
+        name: name.clone(),
+        problem,
+    };
+    let only = |present: bool, key: &'static str, kind: &'static str| -> Result<(), Invalid> {
         if present {
-            Err(p(&format!("`{key}` does not apply to kind = \"{kind}\"")))
+            Err(p(Problem::NotForKind { key, kind }))
         } else {
             Ok(())
         }
@@ -270,11 +308,11 @@ fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<Prob
             only(raw.tail_lines.is_some(), "tail_lines", "command")?;
             let argv = raw
                 .argv
-                .ok_or_else(|| p("kind = \"command\" needs `argv`"))?;
+                .ok_or_else(|| p(Problem::Needs("command", "argv")))?;
             match argv.first() {
-                None => return Err(p("`argv` must not be empty")),
+                None => return Err(p(Problem::EmptyArgv)),
                 Some(a) if a.trim().is_empty() => {
-                    return Err(p("`argv[0]` must name a program"));
+                    return Err(p(Problem::NoProgram));
                 }
                 Some(_) => {}
             }
@@ -285,9 +323,9 @@ fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<Prob
             only(raw.path.is_some(), "path", "http")?;
             only(raw.tail_lines.is_some(), "tail_lines", "http")?;
             only(!raw.unavailable_when.is_empty(), "unavailable_when", "http")?;
-            let url = raw.url.ok_or_else(|| p("kind = \"http\" needs `url`"))?;
+            let url = raw.url.ok_or_else(|| p(Problem::Needs("http", "url")))?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(p("`url` must start with http:// or https://"));
+                return Err(p(Problem::Scheme));
             }
             ProbeKind::Http { url }
         }
@@ -295,13 +333,13 @@ fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<Prob
             only(raw.argv.is_some(), "argv", "file")?;
             only(raw.url.is_some(), "url", "file")?;
             only(!raw.unavailable_when.is_empty(), "unavailable_when", "file")?;
-            let path = raw.path.ok_or_else(|| p("kind = \"file\" needs `path`"))?;
+            let path = raw.path.ok_or_else(|| p(Problem::Needs("file", "path")))?;
             if !path.is_absolute() {
-                return Err(p("`path` must be absolute"));
+                return Err(p(Problem::RelativePath));
             }
             let tail_lines = raw.tail_lines.unwrap_or(DEFAULT_TAIL_LINES);
             if tail_lines == 0 {
-                return Err(p("`tail_lines` must be at least 1"));
+                return Err(p(Problem::NoTail));
             }
             ProbeKind::File { path, tail_lines }
         }
@@ -310,21 +348,19 @@ fn validate(raw: RawProbe, origin: &str, defaults: ProbeDefaults) -> Result<Prob
         None => defaults.timeout,
         Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Duration::from_secs_f64(t),
         Some(t) => {
-            return Err(p(&format!(
-                "`timeout_secs` = {t} must be between 0 and 3600"
-            )));
+            return Err(p(Problem::Timeout(t)));
         }
     };
     let max_bytes = raw.max_bytes.unwrap_or(defaults.max_bytes);
     if max_bytes == 0 {
-        return Err(p("`max_bytes` must be at least 1"));
+        return Err(p(Problem::NoBytes));
     }
     if let Some(t) = raw
         .tags
         .iter()
         .find(|t| t.is_empty() || t.contains(char::is_whitespace))
     {
-        return Err(p(&format!("tag `{t}` must be one word")));
+        return Err(p(Problem::Tag(t.clone())));
     }
     Ok(ProbeDef {
         name,

@@ -77,6 +77,8 @@ pub async fn gather(probes: &[ProbeDef], redactor: &Redactor, path_env: &str) ->
     out
 }
 
+/// The shared client, or why there is none. The error is kept as text on purpose: it is the
+/// `detail` every HTTP probe result records (data, cloned per probe), not an error to propagate.
 type Client = Option<Result<reqwest::Client, String>>;
 
 fn http_client() -> Result<reqwest::Client, String> {
