@@ -25,10 +25,11 @@ as_root() {
 }
 
 # Debian packages the tests drive for real.
+# git: the workspaces of tests/it/ci.rs and the hostile-workspace tests;
 # systemd: systemd-analyze verify for triggers/; nix-bin: nix-instantiate --parse for nix/;
 # prometheus-alertmanager: amtool check-config for the receiver snippet, and the real Alertmanager
-# that delivers alerts to `steward serve` in tests/serve.rs.
-APT_PACKAGES=(procps iproute2 curl util-linux systemd nix-bin prometheus-alertmanager)
+# that delivers alerts to `steward serve` in tests/it/serve.rs.
+APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -63,11 +64,12 @@ install_claude() {
 CLAUDE_OLDEST_BIN="$(install_claude "$CLAUDE_OLDEST")"
 CLAUDE_NEWEST_BIN="$(install_claude "$CLAUDE_NEWEST")"
 
-# The test binaries that drive the real CLI (they call `claude_bin()`), run a second time against
-# the oldest version; everything runs against the newest, which is what users install.
+# The test modules that drive the real CLI (they call `claude_bin()`), run a second time against
+# the oldest version; everything runs against the newest, which is what users install. The tests
+# are one binary (tests/it/): a module is selected by its `name::` prefix.
 REAL_CLI_TESTS=()
-for f in $(grep -l 'claude_bin()' tests/*.rs); do
-  REAL_CLI_TESTS+=(--test "$(basename "$f" .rs)")
+for f in $(grep -l 'claude_bin()' tests/it/*.rs); do
+  REAL_CLI_TESTS+=("$(basename "$f" .rs)::")
 done
 THREADS="${STEWARD_TEST_THREADS:-4}"
 
@@ -77,5 +79,5 @@ log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 log "cargo test, real CLI $CLAUDE_NEWEST"
 STEWARD_TEST_CLAUDE="$CLAUDE_NEWEST_BIN" cargo test --locked --all-targets -- --test-threads="$THREADS"
-log "cargo test ${REAL_CLI_TESTS[*]}, real CLI $CLAUDE_OLDEST"
-STEWARD_TEST_CLAUDE="$CLAUDE_OLDEST_BIN" cargo test --locked "${REAL_CLI_TESTS[@]}" -- --test-threads="$THREADS"
+log "cargo test --test it -- ${REAL_CLI_TESTS[*]}, real CLI $CLAUDE_OLDEST"
+STEWARD_TEST_CLAUDE="$CLAUDE_OLDEST_BIN" cargo test --locked --test it -- "${REAL_CLI_TESTS[@]}" --test-threads="$THREADS"

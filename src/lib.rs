@@ -2,7 +2,7 @@
 //! decides.
 
 // The layers, bottom to top: base, config, defs, engine, daemon, adapters, cli. Each may use
-// only the layers below it (ARCHITECTURE.md; checked by tests/layers.rs).
+// only the layers below it (ARCHITECTURE.md; checked by tests/it/layers.rs).
 pub mod adapters;
 pub mod base;
 pub mod cli;

@@ -167,7 +167,7 @@ fn reap<T: DeserializeOwned>(
 mod tests {
     //! The harness is multi-threaded, which the function forbids its callers; glibc's malloc
     //! stays usable in a forked child, so these tests hold here. The real binary is tested in
-    //! tests/policy_hook.rs.
+    //! tests/it/policy_hook.rs.
     use super::*;
 
     #[test]

@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -16,8 +15,6 @@ use tokio::sync::OnceCell;
 use super::{AgentSpec, argv, environment};
 use crate::base::procfs;
 
-static PIDNS_DISABLED: AtomicBool = AtomicBool::new(false);
-
 const UNSHARE_CANDIDATES: &[&str] = &[
     "/usr/bin/unshare",
     "/bin/unshare",
@@ -26,21 +23,13 @@ const UNSHARE_CANDIDATES: &[&str] = &[
 ];
 const UNSHARE_FLAGS: &[&str] = &["--pid", "--fork", "--kill-child", "--mount-proc"];
 
-/// Runs claude without a PID namespace from now on in this process (tests of the fallback, or
-/// hosts where namespaces are unwanted).
-pub fn disable_pid_namespace() {
-    PIDNS_DISABLED.store(true, Ordering::Relaxed);
-}
-
 static PIDNS: OnceCell<Option<PathBuf>> = OnceCell::const_new();
 
 /// `unshare` if it can make a PID namespace here (root or CAP_SYS_ADMIN), probed once per process.
 /// In the namespace claude is PID 1: when it dies, the kernel kills every tool shell it left,
-/// which a process group alone cannot do (tool shells get their own groups).
+/// which a process group alone cannot do (tool shells get their own groups). Whether a run uses
+/// it is the run's own choice (`AgentSpec::pid_namespace`); only the host's answer is cached.
 pub async fn pid_namespace() -> Option<&'static Path> {
-    if PIDNS_DISABLED.load(Ordering::Relaxed) {
-        return None;
-    }
     PIDNS.get_or_init(probe_unshare).await.as_deref()
 }
 

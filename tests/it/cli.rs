@@ -1,5 +1,4 @@
 //! The command line as an operator meets it: config errors, exit codes, JSON output.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use assert_cmd::Command;
 use predicates::prelude::*;

@@ -1,7 +1,6 @@
 //! The scripted Anthropic API over HTTP, without claude.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use steward::adapters::scripted::{Scenario, start};

@@ -9,30 +9,15 @@
 //! man pages for `Documentation=man:` entries; `SYSTEMD_LOG_LEVEL=info` pins the verbosity
 //! whatever the caller's environment says. A template cannot be verified as such (it passes
 //! vacuously), so the test instantiates each one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::require::tool;
+
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const STEWARD: &str = env!("CARGO_BIN_EXE_steward");
 const INSTALLED: &str = "/usr/local/bin/steward";
-
-/// The tool on PATH, or `None` to skip; under `CI=true` a missing tool is a failure.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is not installed, and CI=true: scripts/test.sh installs it");
-        }
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
 
 /// The shipped units, copied to `dir` with `ExecStart=` pointing at the test's binary, and each
 /// template also written as the instance a real host would start.

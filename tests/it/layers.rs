@@ -1,6 +1,5 @@
 //! The layer rule of ARCHITECTURE.md, checked on the source: a module may use only its own layer
 //! and the layers below it, and the framework crates stay in the adapters that own them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 

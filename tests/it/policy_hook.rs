@@ -1,6 +1,5 @@
 //! The PreToolUse hook as Claude Code sees it: JSON in, a decision JSON or exit 2 out, and never
 //! a silent pass when anything goes wrong (Claude treats hook failures as "no opinion").
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::Path;
 use std::time::Instant;

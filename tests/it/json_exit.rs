@@ -1,9 +1,8 @@
 //! Every verdict-like `--json` answer carries `exit` and `exit_code`, equal to the process's exit
 //! status and its name in the README's exit code table: `validate`, `policy check`, `doctor`,
 //! `ci`, `run`, `ask`, `trigger`, `actions approve`, and errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

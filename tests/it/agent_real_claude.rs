@@ -1,7 +1,6 @@
 //! The agent runner driving the real, pinned Claude Code CLI against the scripted model.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use common::{Dirs, VERDICT_TURN, kind, run, script, server, spec};
 use steward::engine::agent::{AgentFailure, VerdictStatus};
@@ -121,7 +120,7 @@ async fn timeout_interrupts_and_cleans_up() {
     let Some(claude) = common::claude_bin() else {
         return;
     };
-    common::real_claude_timeout_leaves_nothing_behind(claude).await;
+    common::real_claude_timeout_leaves_nothing_behind(claude, true).await;
 }
 
 #[tokio::test]
@@ -496,7 +495,7 @@ input = {{ command = "touch forbidden", description = "denied" }}
 
 #[tokio::test]
 async fn repository_git_config_cannot_run_code() {
-    let Some(claude) = common::claude_bin() else {
+    let (Some(claude), Some(_)) = (common::claude_bin(), common::require::tool("git")) else {
         return;
     };
     let dirs = Dirs::new();

@@ -5,9 +5,8 @@
 //! Most of these point `claude.bin` at a path that does not exist (the self-test is then skipped
 //! and fails), because they are about one doctor line each; the whole doctor passing with the
 //! real claude is `run_e2e::doctor_proves_the_boundary_with_the_installed_claude`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -3,9 +3,8 @@
 //!
 //! Queued work is kept queued with `[serve] paused = true` (the worker claims nothing while it is
 //! set); a test lifts it by rewriting the config and sending SIGHUP, or by restarting.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -687,18 +686,11 @@ fn a_queued_job_the_spent_budget_stops_tells_the_operator() {
     d.stop();
 }
 
-/// `prometheus-alertmanager`, or None (a failure under `CI=true`).
+/// `prometheus-alertmanager`, with `amtool` beside it, or None (see `common::require`).
 fn alertmanager_bin() -> Option<PathBuf> {
-    for p in ["/usr/bin/prometheus-alertmanager", "/usr/bin/amtool"] {
-        if !Path::new(p).exists() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{p} not found (CI=true: a missing component is a failure)");
-            }
-            eprintln!("SKIP: {p} not found (apt-get install prometheus-alertmanager)");
-            return None;
-        }
-    }
-    Some(PathBuf::from("/usr/bin/prometheus-alertmanager"))
+    let alertmanager = common::require::tool("prometheus-alertmanager")?;
+    common::require::tool("amtool")?;
+    Some(alertmanager)
 }
 
 fn free_port() -> u16 {

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: the real claude binary, a scripted model, a spec.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,13 +10,13 @@ use steward::adapters::scripted::{self, Scenario, Server};
 use steward::engine::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
 
 pub mod cli;
+pub mod require;
 
 /// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
 /// `scripts/test.sh` sets it, once for each end of the tested range.
 pub const CLAUDE_VERSION: &str = steward::adapters::doctor::claude_version::OLDEST_TESTED;
 
-/// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache. Missing: a failure under
-/// `CI=true`, a skip (None) otherwise.
+/// The pinned claude: `STEWARD_TEST_CLAUDE`, else the test cache; missing: see [`require`].
 pub fn claude_bin() -> Option<PathBuf> {
     let path = match std::env::var_os("STEWARD_TEST_CLAUDE") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -32,20 +31,11 @@ pub fn claude_bin() -> Option<PathBuf> {
             cache.join(format!("claude-{CLAUDE_VERSION}/node_modules/.bin/claude"))
         }
     };
-    if steward::engine::agent::process::is_executable(&path) {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "claude {CLAUDE_VERSION} not found at {} (CI=true: a missing component is a failure; run scripts/test.sh)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIP: claude {CLAUDE_VERSION} not found at {} (set STEWARD_TEST_CLAUDE)",
-        path.display()
-    );
-    None
+    require::executable(
+        &path,
+        &format!("claude {CLAUDE_VERSION}"),
+        "set STEWARD_TEST_CLAUDE, or run scripts/test.sh",
+    )
 }
 
 pub async fn server(scenario: &str) -> Server {
@@ -233,7 +223,7 @@ pub async fn left_behind(marker: &str) -> Vec<(u32, String)> {
 }
 
 /// A Bash tool outliving the timeout: `Timeout`, and nothing it started survives.
-pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
+pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf, pid_namespace: bool) {
     // `sleep 60.…s`, not `sleep 60.…`: claude 2.1.332 refuses a Bash command that starts with
     // `sleep N` for a plain number N >= 25 ("Blocked: standalone sleep …"); 2.1.197 ran it.
     let marker = sleep_marker(60);
@@ -244,6 +234,7 @@ pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
     let dirs = Dirs::new();
     let mut spec = spec(claude, &srv, &dirs);
     spec.allowed_tools = vec!["Bash(sleep:*)".into()];
+    spec.pid_namespace = pid_namespace;
     // Long enough for claude to start the tool even on a loaded 2-core machine (6 s was not,
     // with four test threads each starting claude).
     spec.timeout = Duration::from_secs(15);
@@ -278,7 +269,7 @@ pub async fn real_claude_timeout_leaves_nothing_behind(claude: PathBuf) {
 
 /// A fake claude that ignores SIGINT and starts a child in its own session (like a tool shell):
 /// only SIGKILL of the group plus the namespace (or the descendant walk) ends both.
-pub async fn stubborn_process_is_killed(kill_grace: Duration) {
+pub async fn stubborn_process_is_killed(kill_grace: Duration, pid_namespace: bool) {
     let marker = sleep_marker(70);
     let srv = server(VERDICT_TURN).await;
     let dirs = Dirs::new();
@@ -289,6 +280,7 @@ pub async fn stubborn_process_is_killed(kill_grace: Duration) {
     let mut spec = spec(fake, &srv, &dirs);
     spec.timeout = Duration::from_secs(1);
     spec.kill_grace = kill_grace;
+    spec.pid_namespace = pid_namespace;
     let (seen, watcher) = watch_for(&marker);
     let started = Instant::now();
     let ran = run(&spec).await;
@@ -313,7 +305,7 @@ pub async fn stubborn_process_is_killed(kill_grace: Duration) {
 }
 
 /// The caller drops a running `agent::run` (e.g. its own timeout): nothing may survive.
-pub async fn cancelled_run_leaves_nothing_behind() {
+pub async fn cancelled_run_leaves_nothing_behind(pid_namespace: bool) {
     let marker = sleep_marker(80);
     let srv = server(VERDICT_TURN).await;
     let dirs = Dirs::new();
@@ -321,7 +313,8 @@ pub async fn cancelled_run_leaves_nothing_behind() {
         &dirs.root.path().join("stubborn-claude"),
         &format!("cat >/dev/null\ntrap '' INT TERM\nsetsid sleep {marker} &\nsleep {marker}"),
     );
-    let spec = spec(fake, &srv, &dirs);
+    let mut spec = spec(fake, &srv, &dirs);
+    spec.pid_namespace = pid_namespace;
     let (seen, watcher) = watch_for(&marker);
     let mut sink = |_: &str| Ok(());
     let mut observer = Collect::default();

@@ -1,7 +1,6 @@
 //! The real `steward hook pre-tool-use` process against hostile input: every answer is a deny
 //! (a decision JSON, or exit 2 with the reason), never a crash that claude would read as "no
 //! opinion", and every call leaves its line in the run's audit log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::io::Write;
 use std::path::Path;
@@ -106,7 +105,7 @@ fn audit_lines(run_dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-include!("data/hostile_table.rs");
+include!("../data/hostile_table.rs");
 
 /// Each hostile input is denied for the bound it crosses, by a hook that answered.
 #[test]
@@ -163,7 +162,7 @@ fn ordinary_commands_still_pass() {
     }
 }
 
-mod common;
+use crate::common;
 
 /// The issue's case end to end: the model sends 7.5 KB of nested braces. Before, the hook died
 /// of a stack overflow (exit 134), Claude's own rules refused the call, and the audit log said

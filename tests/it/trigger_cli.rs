@@ -1,6 +1,5 @@
 //! `steward trigger …` as systemd runs it: captured `systemctl show` output, the signal it
 //! builds, the errors an operator sees, and the lock a timer or failure may meet.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,9 +1,8 @@
 //! `steward serve` sent alerts as large as a request allows: what it keeps (router state, job
 //! files, events, memory) is bounded by the signal's caps, not by what it was sent, and every
 //! cut is on the record.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

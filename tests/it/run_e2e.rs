@@ -1,7 +1,6 @@
 //! `steward run` end to end: the real steward binary, the real claude CLI, the scripted model.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -3,9 +3,8 @@
 //! terminal, the daemon's job log lines, and retention (`runs prune`, `[retention]`).
 //!
 //! The runs are real: the daemon, the real claude against the scripted model, steward's hook.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};

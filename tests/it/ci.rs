@@ -1,15 +1,19 @@
 //! `steward ci` end to end: a real git repository as the workspace, the real steward binary, the
 //! real claude CLI and the scripted model; and the workflow examples that call it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use clap::Parser;
-use common::claude_bin;
 use common::cli::{Env, ScriptedModel};
+
+/// Every test here drives git as well as claude: both, or the test skips (see `common::require`).
+fn claude_bin() -> Option<std::path::PathBuf> {
+    common::require::tool("git")?;
+    common::claude_bin()
+}
 
 fn git(ws: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -228,12 +232,7 @@ fn an_api_error_fails_the_step() {
 fn a_broken_flake_fails_before_the_review() {
     let Some(claude) = claude_bin() else { return };
     // Without nix the static check is `unavailable`, never a failure: nothing to prove here.
-    if which_nix().is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nix not on PATH (CI=true: a missing component fails; scripts/test.sh installs nix-bin)"
-        );
-        eprintln!("SKIP: nix not on PATH");
+    if common::require::tool("nix").is_none() {
         return;
     }
     let p = push(&claude, &verdict_turn("ok", "clean", ""));
@@ -255,14 +254,6 @@ fn a_broken_flake_fails_before_the_review() {
     assert_eq!(v["decision"], "failed");
     assert_eq!(v["run"]["agent_started"], false);
     assert!(p.model.requests().as_array().is_some_and(|r| r.is_empty()));
-}
-
-fn which_nix() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("nix"))
-            .find(|p| p.is_file())
-    })
 }
 
 #[test]
@@ -343,9 +334,9 @@ fn workflow_examples_call_a_command_that_exists() {
             }
             other => {
                 // No PyYAML here: fall back to the text, under CI=true a failure.
-                assert!(
-                    std::env::var("CI").map_or(true, |v| v != "true"),
-                    "python3 with yaml is needed: {other:?}"
+                common::require::missing(
+                    &format!("python3 with yaml ({other:?}): reading `run:` lines as text"),
+                    "apt-get install python3-yaml",
                 );
                 text.lines()
                     .filter_map(|l| l.trim().strip_prefix("run: "))

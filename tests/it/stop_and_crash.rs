@@ -3,9 +3,8 @@
 //! `kill -9` of `steward run` and of `steward serve` mid-agent (the kernel ends claude's tree,
 //! the next start records the run `crashed` and charges its budget). The real binary, the real
 //! claude, the scripted model.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

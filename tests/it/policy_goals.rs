@@ -1,9 +1,8 @@
 //! The bundled goals' policies on the questions operators really ask: "is the disk full?",
 //! "why is my disk full?". Places to measure or list (`FSPATH`) may be anywhere; secrets, `..`,
 //! relative paths, globs and flags that read files stay denied.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,8 +1,7 @@
 //! Validation phases end to end: the real steward binary, the real claude CLI and the scripted
 //! model. Steward's own checks decide a run's outcome, before and after the agent.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,9 +1,8 @@
 //! The boundary end to end: the real steward binary, the real claude CLI and the scripted model.
 //! Bypass attempts are denied and audited, approval-required calls become pending actions that
 //! steward's executor runs once a human approves them, and a hostile workspace changes nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -463,7 +462,9 @@ Create the marker file in {{ workspace }}.
 
 #[test]
 fn a_hostile_workspace_changes_nothing() {
-    let Some(claude) = claude_bin() else { return };
+    let (Some(claude), Some(_)) = (claude_bin(), common::require::tool("git")) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let env = Env::new(&claude, "http://127.0.0.1:9", "");
     let ws = workspace(&env);

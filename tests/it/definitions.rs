@@ -1,8 +1,7 @@
 //! Definition files that do not load: one broken goal, probe or check file must not take every
 //! goal down. The real binary against a config whose context and goal directories hold a typo.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,8 +1,7 @@
 //! Wait-mode approvals end to end: the real steward binary, the real claude CLI asking steward's
 //! permission-prompt tool over MCP, the scripted model, and an operator on the CLI.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};

@@ -1,6 +1,5 @@
 //! The policy boundary as a table: Bash commands and file-tool calls that must be allowed, denied
 //! or sent for approval under a health-check goal's policy, against real temp dirs and symlinks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +7,7 @@ use serde_json::json;
 use steward::defs::policy::GoalPolicy;
 use steward::defs::policy::{self, Policy, Verdict};
 
-include!("data/policy_table.rs");
+include!("../data/policy_table.rs");
 
 #[test]
 fn bash_cases() {
