@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward::defs::policy::GoalPolicy;
-use steward::defs::policy::{Policy, Verdict};
+use steward::defs::policy::{Permission, Policy};
 
 include!("../tests/data/policy_table.rs");
 include!("../tests/data/hostile_table.rs");
@@ -72,7 +72,7 @@ fn main() {
         },
     )
     .unwrap();
-    let mut inputs: Vec<(Verdict, Vec<u8>)> = Vec::new();
+    let mut inputs: Vec<(Permission, Vec<u8>)> = Vec::new();
     let wrap = |tool: &str, tool_input: Value| {
         serde_json::to_vec(&json!({
             "session_id": "bench", "cwd": f.ws, "hook_event_name": "PreToolUse",
@@ -121,7 +121,7 @@ fn main() {
                     .as_str()
                     .map(str::to_string)
             });
-            let want = if *expected == Verdict::Allow {
+            let want = if *expected == Permission::Allow {
                 "allow"
             } else {
                 "deny"

@@ -336,11 +336,12 @@ fn signals_metric(text: &str) -> (u64, Vec<String>) {
     let mut total = 0;
     let mut seen = Vec::new();
     for l in text.lines() {
-        if l.starts_with("steward_signals_total{") && l.contains("source=\"alertmanager\"") {
-            if let Some(v) = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-                total += v as u64;
-                seen.push(l.to_string());
-            }
+        if l.starts_with("steward_signals_total{")
+            && l.contains("source=\"alertmanager\"")
+            && let Some(v) = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+        {
+            total += v as u64;
+            seen.push(l.to_string());
         }
     }
     (total, seen)

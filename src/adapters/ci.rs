@@ -348,18 +348,18 @@ fn short(id: &str) -> &str {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub enum DeployDecision {
     Deploy,
     NeedsApproval,
     Failed,
 }
 
-impl Decision {
+impl DeployDecision {
     pub fn as_str(self) -> &'static str {
         match self {
-            Decision::Deploy => "deploy",
-            Decision::NeedsApproval => "needs_approval",
-            Decision::Failed => "failed",
+            DeployDecision::Deploy => "deploy",
+            DeployDecision::NeedsApproval => "needs_approval",
+            DeployDecision::Failed => "failed",
         }
     }
 }
@@ -401,8 +401,8 @@ impl Classification {
 
 /// What CI does with the push, and why.
 #[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub decision: Decision,
+pub struct CiVerdict {
+    pub decision: DeployDecision,
     pub classification: Option<Classification>,
     pub reason: String,
     #[serde(skip)]
@@ -411,7 +411,7 @@ pub struct Verdict {
 
 /// The classification the agent reported: the `classification` finding, else the summary's
 /// `classification: …` prefix. Two findings that disagree count as none (a human decides).
-pub fn classification(verdict: &crate::engine::agent::Verdict) -> Option<Classification> {
+pub fn classification(verdict: &crate::engine::agent::AgentVerdict) -> Option<Classification> {
     let from_findings: Vec<Classification> = verdict
         .findings
         .iter()
@@ -454,10 +454,10 @@ fn strip_classification(summary: &str) -> &str {
 
 /// The decision for a push: a push that changes no file deploys once its run ended `no_action`
 /// (its static checks passed and there was nothing to review); everything else as [`decide`].
-pub fn decide_change(change: &Change, result: &RunResult) -> Verdict {
+pub fn decide_change(change: &Change, result: &RunResult) -> CiVerdict {
     if change.files.is_empty() && result.outcome == Outcome::NoAction {
-        return Verdict {
-            decision: Decision::Deploy,
+        return CiVerdict {
+            decision: DeployDecision::Deploy,
             classification: None,
             reason: result.reason.clone(),
             exit: ExitKind::Ok,
@@ -469,10 +469,10 @@ pub fn decide_change(change: &Change, result: &RunResult) -> Verdict {
 /// Maps a finished run to the decision. Only a clean classification of a run that ended `ok`
 /// with nothing proposed deploys; anything that stopped the review fails; the rest needs a
 /// human.
-pub fn decide(result: &RunResult) -> Verdict {
+pub fn decide(result: &RunResult) -> CiVerdict {
     let classification = result.verdict.as_ref().and_then(classification);
-    let failed = |exit: ExitKind, reason: String| Verdict {
-        decision: Decision::Failed,
+    let failed = |exit: ExitKind, reason: String| CiVerdict {
+        decision: DeployDecision::Failed,
         classification,
         reason,
         exit,
@@ -519,8 +519,8 @@ pub fn decide(result: &RunResult) -> Verdict {
     }
     // The summary starts with `classification: …`, which the decision already says.
     let summary = strip_classification(&verdict.summary);
-    let approval = |reason: String| Verdict {
-        decision: Decision::NeedsApproval,
+    let approval = |reason: String| CiVerdict {
+        decision: DeployDecision::NeedsApproval,
         classification,
         reason,
         exit: ExitKind::NeedsHuman,
@@ -541,8 +541,8 @@ pub fn decide(result: &RunResult) -> Verdict {
                     result.outcome, result.reason
                 ))
             } else {
-                Verdict {
-                    decision: Decision::Deploy,
+                CiVerdict {
+                    decision: DeployDecision::Deploy,
                     classification,
                     reason: format!("clean: {}", summary),
                     exit: ExitKind::Ok,
@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(var.lines().count(), 1, "{var}");
     }
 
-    fn verdict(summary: &str, findings: serde_json::Value) -> crate::engine::agent::Verdict {
+    fn verdict(summary: &str, findings: serde_json::Value) -> crate::engine::agent::AgentVerdict {
         serde_json::from_value(serde_json::json!({
             "status": "ok", "summary": summary, "findings": findings
         }))
@@ -641,7 +641,7 @@ mod tests {
     fn decisions() {
         let none = serde_json::json!([]);
         let d = decide(&result("ok", "ok", classified("ok", "clean", none.clone())));
-        assert_eq!((d.decision, d.exit), (Decision::Deploy, ExitKind::Ok));
+        assert_eq!((d.decision, d.exit), (DeployDecision::Deploy, ExitKind::Ok));
         for class in ["needs_reboot", "risky"] {
             let d = decide(&result(
                 "escalated",
@@ -650,7 +650,7 @@ mod tests {
             ));
             assert_eq!(
                 (d.decision, d.exit),
-                (Decision::NeedsApproval, ExitKind::NeedsHuman)
+                (DeployDecision::NeedsApproval, ExitKind::NeedsHuman)
             );
         }
         // Clean, but the model still proposes something: a human looks first.
@@ -661,16 +661,19 @@ mod tests {
             "needs_human",
             classified("ok", "clean", proposed),
         ));
-        assert_eq!(d.decision, Decision::NeedsApproval);
+        assert_eq!(d.decision, DeployDecision::NeedsApproval);
         // A risky classification never deploys, even in a run that ended ok.
         let d = decide(&result("ok", "ok", classified("ok", "risky", none.clone())));
-        assert_eq!(d.decision, Decision::NeedsApproval);
+        assert_eq!(d.decision, DeployDecision::NeedsApproval);
         let d = decide(&result("aborted", "aborted", serde_json::Value::Null));
-        assert_eq!((d.decision, d.exit), (Decision::Failed, ExitKind::Aborted));
+        assert_eq!(
+            (d.decision, d.exit),
+            (DeployDecision::Failed, ExitKind::Aborted)
+        );
         let d = decide(&result("failed", "agent_failed", serde_json::Value::Null));
         assert_eq!(
             (d.decision, d.exit),
-            (Decision::Failed, ExitKind::AgentFailed)
+            (DeployDecision::Failed, ExitKind::AgentFailed)
         );
         let d = decide(&result(
             "escalated",
@@ -679,10 +682,10 @@ mod tests {
         ));
         assert_eq!(
             (d.decision, d.exit),
-            (Decision::Failed, ExitKind::AgentFailed)
+            (DeployDecision::Failed, ExitKind::AgentFailed)
         );
         let d = decide(&result("no_action", "ok", serde_json::Value::Null));
-        assert_eq!(d.decision, Decision::Failed);
+        assert_eq!(d.decision, DeployDecision::Failed);
     }
 
     #[test]

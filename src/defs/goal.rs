@@ -237,7 +237,7 @@ fn validate(f: &Front) -> Result<(), (&'static str, String)> {
     ] {
         for r in rules {
             // The policy's own parser: one grammar, checked when the goal is loaded.
-            crate::defs::policy::Pattern::compile(r)
+            crate::defs::policy::ArgvPattern::compile(r)
                 .map_err(|m| (key, format!("policy.{key}: `{r}`: {m}")))?;
         }
     }

@@ -145,7 +145,7 @@ pub struct Proposal {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Decision {
+pub struct OperatorDecision {
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -188,7 +188,7 @@ pub struct Action {
     pub expires: OffsetDateTime,
     /// How often the same command was proposed while this action was open.
     pub proposals: u32,
-    pub decision: Option<Decision>,
+    pub decision: Option<OperatorDecision>,
     pub execution: Option<Execution>,
     /// Absent in records written before wait mode existed: those are steward's to run.
     #[serde(default)]
@@ -489,7 +489,7 @@ impl Store {
                 now: current_fingerprint.to_string(),
             });
         }
-        a.decision = Some(Decision {
+        a.decision = Some(OperatorDecision {
             by: by.to_string(),
             at: OffsetDateTime::now_utc(),
             note,
@@ -505,7 +505,7 @@ impl Store {
     ) -> Result<Action, ApprovalError> {
         let _lock = self.lock()?;
         let mut a = self.pending(id)?;
-        a.decision = Some(Decision {
+        a.decision = Some(OperatorDecision {
             by: by.to_string(),
             at: OffsetDateTime::now_utc(),
             note,

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::base::ledger;
-use crate::defs::policy::{AuditEntry, Decision, Policy, Verdict};
+use crate::defs::policy::{AuditEntry, Permission, Policy, PolicyDecision};
 use crate::engine::approval::{Action, ActionState, Executor, Store};
 use crate::engine::boundary::{self, AUDIT_FILE, HookContext, POLICY_FILE};
 
@@ -168,20 +168,20 @@ async fn decide(
     let decision = crate::defs::policy::decide_tool(&policy, &req.tool_name, &req.input, &cwd);
     let rule = decision.rule.clone();
     match decision.decision {
-        Verdict::Allow => Ok((
+        Permission::Allow => Ok((
             PromptAnswer::Allow {
                 updated_input: req.input.clone(),
             },
             entry_for(req, "allow", rule, &prefixed(&decision.reason)),
         )),
-        Verdict::Deny => {
+        Permission::Deny => {
             let message = format!("steward policy: {}", decision.reason);
             Ok((
                 PromptAnswer::deny(message.clone()),
                 entry_for(req, "deny", rule, &prefixed(&message)),
             ))
         }
-        Verdict::Approve => wait_for_operator(run_dir, req, &decision, poll).await,
+        Permission::Approve => wait_for_operator(run_dir, req, &decision, poll).await,
     }
 }
 
@@ -193,7 +193,7 @@ fn prefixed(reason: &str) -> String {
 async fn wait_for_operator(
     run_dir: &Path,
     req: &PromptRequest,
-    decision: &Decision,
+    decision: &PolicyDecision,
     poll: Duration,
 ) -> Result<(PromptAnswer, AuditEntry), PromptError> {
     let ctx = HookContext::read(run_dir)?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::base::ledger;
-use crate::defs::policy::{AuditEntry, HookAnswer, Verdict};
+use crate::defs::policy::{AuditEntry, HookAnswer, Permission};
 use crate::engine::approval::{ApprovalMode, Executor, Filed, Proposal, Store};
 
 /// Audit entries of a wait run that record a step, not a decision: the hook handing the call to
@@ -137,7 +137,7 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
     let approve = answer
         .decision
         .as_ref()
-        .filter(|d| d.decision == Verdict::Approve)
+        .filter(|d| d.decision == Permission::Approve)
         .cloned();
     if let Some(decision) = approve {
         match HookContext::read(run_dir) {
@@ -243,7 +243,7 @@ pub enum FileError {
 /// as long as the run waits.
 pub fn file_action(
     ctx: &HookContext,
-    decision: &crate::defs::policy::Decision,
+    decision: &crate::defs::policy::PolicyDecision,
     input: &serde_json::Value,
     executor: Executor,
 ) -> Result<Filed, FileError> {

@@ -1,10 +1,10 @@
 // The policy case table and its fixture, shared by `tests/policy_cases.rs` and
 // `examples/hook_bench.rs` through `include!` (the includer brings `Path`, `PathBuf`, `GoalPolicy`,
-// `Policy` and `Verdict` into scope).
+// `Policy` and `Permission` into scope).
 
-const A: Verdict = Verdict::Allow;
-const D: Verdict = Verdict::Deny;
-const P: Verdict = Verdict::Approve;
+const A: Permission = Permission::Allow;
+const D: Permission = Permission::Deny;
+const P: Permission = Permission::Approve;
 
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -118,7 +118,7 @@ impl Fixture {
 
 /// (expected, command). `{ws}` is the workspace (the cwd), `{logs}` a second read root; the only
 /// write root is `{ws}/out`.
-const BASH: &[(Verdict, &str)] = &[
+const BASH: &[(Permission, &str)] = &[
     // ---- plain allowed commands
     (A, "systemctl status nginx"),
     (A, "systemctl status nginx.service"),
@@ -643,7 +643,7 @@ const BASH: &[(Verdict, &str)] = &[
 ];
 
 /// (expected, tool, input JSON with `{ws}`/`{logs}`).
-const FILES: &[(Verdict, &str, &str)] = &[
+const FILES: &[(Permission, &str, &str)] = &[
     (A, "Read", r#"{"file_path":"{ws}/app.log"}"#),
     (A, "Read", r#"{"file_path":"app.log"}"#),
     (A, "Read", r#"{"file_path":"{logs}/syslog"}"#),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use steward::defs::policy::GoalPolicy;
-use steward::defs::policy::{self, Policy, Verdict};
+use steward::defs::policy::{self, Permission, Policy};
 
 include!("../data/policy_table.rs");
 
@@ -24,7 +24,7 @@ fn bash_cases() {
         }
         assert!(!d.reason.is_empty(), "{cmd:?} has no reason");
     }
-    let counts = |v: Verdict| BASH.iter().filter(|(e, _)| *e == v).count();
+    let counts = |v: Permission| BASH.iter().filter(|(e, _)| *e == v).count();
     eprintln!(
         "bash cases: {} ({} allow, {} deny, {} approve)",
         BASH.len(),

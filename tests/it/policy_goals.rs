@@ -8,11 +8,11 @@ use std::path::Path;
 
 use steward::defs::bundled::{self, Kind};
 use steward::defs::goal;
-use steward::defs::policy::{self, Policy, Verdict};
+use steward::defs::policy::{self, Permission, Policy};
 
-const A: Verdict = Verdict::Allow;
-const D: Verdict = Verdict::Deny;
-const P: Verdict = Verdict::Approve;
+const A: Permission = Permission::Allow;
+const D: Permission = Permission::Deny;
+const P: Permission = Permission::Approve;
 
 const DISK: &[&str] = &[
     "health-check",
@@ -24,7 +24,7 @@ const DISK: &[&str] = &[
 const WHY_FULL: &[&str] = &["incident", "intent", "proactive"];
 
 /// (goals, expected, command).
-const CASES: &[(&[&str], Verdict, &str)] = &[
+const CASES: &[(&[&str], Permission, &str)] = &[
     (DISK, A, "df -h /"),
     (DISK, A, "df -h /var"),
     (DISK, A, "df -h / /var /nix"),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use steward::defs::policy::GoalPolicy;
-use steward::defs::policy::{self, Policy, Verdict};
+use steward::defs::policy::{self, Permission, Policy};
 
 fn policy(ws: &Path) -> Policy {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -77,7 +77,7 @@ fn allow_deny_and_approve_answers() {
     let (d, reason) = decision(&a.stdout);
     assert_eq!(d, "deny");
     assert!(reason.contains("rm"), "{reason}");
-    assert_eq!(a.decision.unwrap().decision, Verdict::Deny);
+    assert_eq!(a.decision.unwrap().decision, Permission::Deny);
 
     let a = policy::hook_decision(
         &file,
@@ -91,7 +91,7 @@ fn allow_deny_and_approve_answers() {
     );
     assert!(reason.contains("queued"), "{reason}");
     let dec = a.decision.unwrap();
-    assert_eq!(dec.decision, Verdict::Approve);
+    assert_eq!(dec.decision, Permission::Approve);
     assert_eq!(dec.argv.unwrap(), vec!["systemctl", "restart", "nginx"]);
     assert_eq!(a.audit.decision, "approve");
 

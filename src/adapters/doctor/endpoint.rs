@@ -249,10 +249,10 @@ fn transport(url: &str, e: &reqwest::Error) -> EndpointError {
     }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return EndpointError::Refused { url };
-            }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return EndpointError::Refused { url };
         }
         cur = c.source();
     }

@@ -248,14 +248,14 @@ impl Script {
     /// The error the real API would answer before looking at the conversation: a key it does
     /// not know, or a model it does not serve.
     pub fn refuse(&self, key: Option<&str>, model: Option<&str>) -> Option<HttpError> {
-        if let Some(expected) = &self.scenario.api_key {
-            if key != Some(expected.as_str()) {
-                return Some(HttpError {
-                    status: 401,
-                    kind: "authentication_error".into(),
-                    message: "invalid x-api-key".into(),
-                });
-            }
+        if let Some(expected) = &self.scenario.api_key
+            && key != Some(expected.as_str())
+        {
+            return Some(HttpError {
+                status: 401,
+                kind: "authentication_error".into(),
+                message: "invalid x-api-key".into(),
+            });
         }
         match model {
             Some(m)

@@ -25,12 +25,12 @@ pub(super) struct Answer {
     subject: String,
     fingerprint: String,
     #[serde(flatten)]
-    verdict: Verdict,
+    verdict: AnswerBody,
 }
 
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
-pub(super) enum Verdict {
+pub(super) enum AnswerBody {
     Routed(Routed),
     Failed {
         /// Always `"error"`.
@@ -42,13 +42,13 @@ pub(super) enum Verdict {
 impl Answer {
     pub(super) fn decision(&self) -> &'static str {
         match &self.verdict {
-            Verdict::Routed(r) => r.decision.name(),
-            Verdict::Failed { decision, .. } => decision,
+            AnswerBody::Routed(r) => r.decision.name(),
+            AnswerBody::Failed { decision, .. } => decision,
         }
     }
 
     pub(super) fn failed(&self) -> bool {
-        matches!(self.verdict, Verdict::Failed { .. })
+        matches!(self.verdict, AnswerBody::Failed { .. })
     }
 }
 
@@ -201,13 +201,13 @@ impl Shared {
                         tracing::warn!(subject = %s.subject, source = s.source.as_str(),
                             decision = routed.decision.name(), "signal not run: {}", routed.reason);
                     }
-                    Verdict::Routed(routed)
+                    AnswerBody::Routed(routed)
                 }
                 Err(reason) => {
                     if log_failures {
                         tracing::error!(subject = %s.subject, "routing failed: {reason}");
                     }
-                    Verdict::Failed {
+                    AnswerBody::Failed {
                         decision: "error",
                         reason,
                     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{CheckDef, CheckError, CheckKind, DEFAULT_TIMEOUT, JsonCompare, JsonExpect, Pattern};
+use super::{
+    CheckDef, CheckError, CheckKind, CheckRegex, DEFAULT_TIMEOUT, JsonCompare, JsonExpect,
+};
 use crate::config::line_col;
 use crate::defs::bundled::SourceFile;
 
@@ -128,11 +130,11 @@ impl Ctx<'_> {
         }
     }
 
-    fn regex(&self, field: &str, v: &S<String>) -> Result<Option<Pattern>, CheckError> {
+    fn regex(&self, field: &str, v: &S<String>) -> Result<Option<CheckRegex>, CheckError> {
         match v {
             None => Ok(None),
             Some(s) => regex::Regex::new(s.get_ref())
-                .map(|r| Some(Pattern(r)))
+                .map(|r| Some(CheckRegex(r)))
                 .map_err(|e| self.err(self.at(s.span()), field, format!("invalid regex: {e}"))),
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use super::{CheckDef, CheckKind, CheckResult, CheckStatus, JsonCompare, JsonExpect, Pattern};
+use super::{CheckDef, CheckKind, CheckRegex, CheckResult, CheckStatus, JsonCompare, JsonExpect};
 use crate::base::exec::{self, ExecError};
 use crate::defs::probe::error_chain;
 
@@ -143,7 +143,7 @@ fn result(
 
 /// The expectation in words, so a failure can be read without the definition at hand.
 pub fn expected(kind: &CheckKind) -> String {
-    let re = |p: &Pattern| format!("/{}/", p.as_str());
+    let re = |p: &CheckRegex| format!("/{}/", p.as_str());
     match kind {
         CheckKind::Command {
             exit_code,
@@ -446,7 +446,7 @@ fn as_number(v: &Value) -> Option<f64> {
 async fn http(
     url: &str,
     want: &[u16],
-    body_matches: Option<&Pattern>,
+    body_matches: Option<&CheckRegex>,
     max_latency_ms: Option<u64>,
     timeout: Duration,
 ) -> Eval {
@@ -780,7 +780,7 @@ async fn file(
     path: &Path,
     exists: bool,
     max_age_secs: Option<u64>,
-    contains: Option<&Pattern>,
+    contains: Option<&CheckRegex>,
 ) -> Eval {
     let meta = match tokio::fs::metadata(path).await {
         Ok(m) => Some(m),

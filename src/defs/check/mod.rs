@@ -182,15 +182,15 @@ impl GoalChecks {
 
 /// A compiled regular expression that serialises as its source text.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
+pub struct CheckRegex(pub regex::Regex);
 
-impl Serialize for Pattern {
+impl Serialize for CheckRegex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.0.as_str())
     }
 }
 
-impl Pattern {
+impl CheckRegex {
     pub fn is_match(&self, text: &str) -> bool {
         self.0.is_match(text)
     }
@@ -222,17 +222,17 @@ pub enum CheckKind {
     Command {
         argv: Vec<String>,
         exit_code: i32,
-        stdout_matches: Option<Pattern>,
-        stdout_not_matches: Option<Pattern>,
+        stdout_matches: Option<CheckRegex>,
+        stdout_not_matches: Option<CheckRegex>,
         json_field: Option<JsonExpect>,
         /// Output (stderr and stdout) that means the facility is absent here, not broken: e.g.
         /// `systemctl` on a host whose PID 1 is not systemd.
-        unavailable_when: Option<Pattern>,
+        unavailable_when: Option<CheckRegex>,
     },
     Http {
         url: String,
         status: Vec<u16>,
-        body_matches: Option<Pattern>,
+        body_matches: Option<CheckRegex>,
         max_latency_ms: Option<u64>,
     },
     Tcp {
@@ -253,7 +253,7 @@ pub enum CheckKind {
         path: PathBuf,
         exists: bool,
         max_age_secs: Option<u64>,
-        contains: Option<Pattern>,
+        contains: Option<CheckRegex>,
     },
 }
 

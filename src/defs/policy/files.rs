@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::model::{Decision, Policy};
+use super::model::{Policy, PolicyDecision};
 use super::pattern::{ArgWord, PathCheck, wild_match};
 
 /// Why a path is refused. The messages are the deny reasons the audit records.
@@ -328,54 +328,54 @@ fn field<'a>(input: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// Checks a non-Bash tool call. `cwd` is the session's working directory (the workspace).
-pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> Decision {
+pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> PolicyDecision {
     let path_decision =
         |raw: &str, access: Access, rule: &str| match policy.check_path(raw, cwd, access) {
-            Ok(p) => Decision::allow(
+            Ok(p) => PolicyDecision::allow(
                 Some(rule.to_string()),
                 format!("{tool} on `{}`", p.display()),
             ),
-            Err(e) => Decision::deny(format!("{tool}: {e}")),
+            Err(e) => PolicyDecision::deny(format!("{tool}: {e}")),
         };
     match tool {
-        "StructuredOutput" => Decision::allow(
+        "StructuredOutput" => PolicyDecision::allow(
             Some("builtin: StructuredOutput".to_string()),
             "the verdict tool",
         ),
         "Read" => match field(input, "file_path") {
             Some(p) => path_decision(p, Access::Read, "read roots"),
-            None => Decision::deny("Read: missing `file_path`"),
+            None => PolicyDecision::deny("Read: missing `file_path`"),
         },
         "Edit" | "Write" => match field(input, "file_path") {
             Some(p) => path_decision(p, Access::Write, "write roots"),
-            None => Decision::deny(format!("{tool}: missing `file_path`")),
+            None => PolicyDecision::deny(format!("{tool}: missing `file_path`")),
         },
         "NotebookEdit" => match field(input, "notebook_path") {
             Some(p) => path_decision(p, Access::Write, "write roots"),
-            None => Decision::deny("NotebookEdit: missing `notebook_path`"),
+            None => PolicyDecision::deny("NotebookEdit: missing `notebook_path`"),
         },
         "Grep" | "Glob" => {
             // No path = the session cwd. A `pattern` (Glob) or `glob` (Grep) filter that is
             // absolute or climbs with `..` could reach outside the searched directory.
             let base = field(input, "path").unwrap_or(".");
             let filter_field = if tool == "Glob" { "pattern" } else { "glob" };
-            if let Some(f) = field(input, filter_field) {
-                if f.starts_with('/') || f.starts_with('~') || f.split('/').any(|c| c == "..") {
-                    return Decision::deny(format!(
-                        "{tool}: `{filter_field}` must be relative to `path` without `..` or `~`"
-                    ));
-                }
+            if let Some(f) = field(input, filter_field)
+                && (f.starts_with('/') || f.starts_with('~') || f.split('/').any(|c| c == ".."))
+            {
+                return PolicyDecision::deny(format!(
+                    "{tool}: `{filter_field}` must be relative to `path` without `..` or `~`"
+                ));
             }
             path_decision(base, Access::Read, "read roots")
         }
-        t if t.starts_with("mcp__steward__") => Decision::allow(
+        t if t.starts_with("mcp__steward__") => PolicyDecision::allow(
             Some("builtin: mcp__steward__*".to_string()),
             "steward's own MCP server",
         ),
-        t if t.starts_with("mcp__") => Decision::deny(format!(
+        t if t.starts_with("mcp__") => PolicyDecision::deny(format!(
             "MCP tool `{t}` is not steward's (only mcp__steward__*)"
         )),
-        t => Decision::deny(format!(
+        t => PolicyDecision::deny(format!(
             "unknown tool `{t}` is not allowed by steward's policy"
         )),
     }

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::PolicyError;
 use super::bash::check_command;
 use super::files::check_tool;
-use super::model::{Decision, Policy, Verdict};
+use super::model::{Permission, Policy, PolicyDecision};
 
 /// Why the hook could not decide; it blocks the call (exit 2) with this as the reason.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub struct HookAnswer {
     pub stdout: String,
     pub stderr: String,
     /// The decision, when one was reached; `Approve` means the caller files a pending action.
-    pub decision: Option<Decision>,
+    pub decision: Option<PolicyDecision>,
     /// One line for the run's `audit.jsonl`; present even when the hook failed.
     pub audit: AuditEntry,
 }
@@ -87,7 +87,10 @@ pub fn hook_decision(policy_file: &Path, stdin_json: &[u8]) -> HookAnswer {
     })
 }
 
-fn decide_file(policy_file: &Path, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), HookError> {
+fn decide_file(
+    policy_file: &Path,
+    stdin_json: &[u8],
+) -> Result<(PolicyDecision, AuditEntry), HookError> {
     let policy = Policy::from_file(policy_file)?;
     decide(&policy, stdin_json)
 }
@@ -117,7 +120,7 @@ pub fn hook_decision_with(policy: &Policy, stdin_json: &[u8]) -> HookAnswer {
 /// boundary's size limit) and tests bring their own reasons.
 pub fn fail_closed<F>(stdin_json: &[u8], f: F) -> HookAnswer
 where
-    F: FnOnce() -> Result<(Decision, AuditEntry), String>,
+    F: FnOnce() -> Result<(PolicyDecision, AuditEntry), String>,
 {
     let outcome = catch_unwind(AssertUnwindSafe(f));
     let error = match outcome {
@@ -164,22 +167,22 @@ where
 
 /// Decides one tool call of any kind (for callers other than the hook, e.g. a permission-prompt
 /// tool). A Bash call without a command string is denied.
-pub fn decide_tool(policy: &Policy, tool: &str, tool_input: &Value, cwd: &Path) -> Decision {
+pub fn decide_tool(policy: &Policy, tool: &str, tool_input: &Value, cwd: &Path) -> PolicyDecision {
     match tool {
         "Bash" => match tool_input.get("command").and_then(Value::as_str) {
             Some(cmd) => check_command(policy, cmd, cwd),
-            None => Decision::deny("Bash call without a `command` string"),
+            None => PolicyDecision::deny("Bash call without a `command` string"),
         },
         _ => check_tool(policy, tool, tool_input, cwd),
     }
 }
 
-fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), HookError> {
+fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(PolicyDecision, AuditEntry), HookError> {
     let input: HookInput = serde_json::from_slice(stdin_json).map_err(HookError::Malformed)?;
-    if let Some(ev) = &input.hook_event_name {
-        if ev != "PreToolUse" {
-            return Err(HookError::NotPreToolUse(ev.clone()));
-        }
+    if let Some(ev) = &input.hook_event_name
+        && ev != "PreToolUse"
+    {
+        return Err(HookError::NotPreToolUse(ev.clone()));
     }
     let cwd = match input.cwd.as_deref() {
         Some(c) if c.starts_with('/') => PathBuf::from(c),
@@ -199,9 +202,9 @@ fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), 
         tool: input.tool_name,
         input: input.tool_input,
         decision: match decision.decision {
-            Verdict::Allow => "allow",
-            Verdict::Approve => "approve",
-            Verdict::Deny => "deny",
+            Permission::Allow => "allow",
+            Permission::Approve => "approve",
+            Permission::Deny => "deny",
         }
         .to_string(),
         rule: decision.rule.clone(),
@@ -210,13 +213,13 @@ fn decide(policy: &Policy, stdin_json: &[u8]) -> Result<(Decision, AuditEntry), 
     Ok((decision, audit))
 }
 
-fn answer(decision: Decision, audit: AuditEntry) -> HookAnswer {
+fn answer(decision: PolicyDecision, audit: AuditEntry) -> HookAnswer {
     let (permission, reason) = match decision.decision {
-        Verdict::Allow => ("allow", decision.reason.clone()),
-        Verdict::Deny => ("deny", format!("steward policy: {}", decision.reason)),
+        Permission::Allow => ("allow", decision.reason.clone()),
+        Permission::Deny => ("deny", format!("steward policy: {}", decision.reason)),
         // Claude cannot wait for a human inside one tool call: deny now, and the caller files the
         // pending action so an operator can approve it and steward's executor runs it.
-        Verdict::Approve => (
+        Permission::Approve => (
             "deny",
             format!(
                 "steward policy: {}. It was not run: the action was queued for a human to \

@@ -41,8 +41,8 @@ pub use hook::{
     AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_isolated,
     hook_decision_with,
 };
-pub use model::{Decision, Origin, POLICY_FORMAT, Policy, Rule, SharedPolicy, Verdict};
-pub use pattern::{ArgWord, FlagSpec, FlagValue, Mismatch, Pattern, PatternError, Pos, Shape};
+pub use model::{Origin, POLICY_FORMAT, Permission, Policy, PolicyDecision, Rule, SharedPolicy};
+pub use pattern::{ArgWord, ArgvPattern, FlagSpec, FlagValue, Mismatch, PatternError, Pos, Shape};
 pub use shadow::{Shadowed, always_denied, shadowed};
 pub use spec::GoalPolicy;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::PolicyError;
-use super::pattern::Pattern;
+use super::pattern::ArgvPattern;
 use crate::defs::policy::GoalPolicy;
 
 /// Bumped when the compiled form changes; a hook refuses a file of another format (fail closed).
@@ -45,7 +45,7 @@ impl SharedPolicy {
 /// allow / approve (a human must approve) / deny. Deny beats approve beats allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum Permission {
     Allow,
     Approve,
     Deny,
@@ -53,8 +53,8 @@ pub enum Verdict {
 
 /// A decision with the rule that made it and a reason the model and the operator can read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub decision: Verdict,
+pub struct PolicyDecision {
+    pub decision: Permission,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rule: Option<String>,
     pub reason: String,
@@ -64,28 +64,28 @@ pub struct Decision {
     pub argv: Option<Vec<String>>,
 }
 
-impl Decision {
-    pub fn allow(rule: Option<String>, reason: impl Into<String>) -> Decision {
-        Decision {
-            decision: Verdict::Allow,
+impl PolicyDecision {
+    pub fn allow(rule: Option<String>, reason: impl Into<String>) -> PolicyDecision {
+        PolicyDecision {
+            decision: Permission::Allow,
             rule,
             reason: reason.into(),
             argv: None,
         }
     }
 
-    pub fn deny(reason: impl Into<String>) -> Decision {
-        Decision {
-            decision: Verdict::Deny,
+    pub fn deny(reason: impl Into<String>) -> PolicyDecision {
+        PolicyDecision {
+            decision: Permission::Deny,
             rule: None,
             reason: reason.into(),
             argv: None,
         }
     }
 
-    pub fn deny_by(rule: &Rule, reason: impl Into<String>) -> Decision {
-        Decision {
-            decision: Verdict::Deny,
+    pub fn deny_by(rule: &Rule, reason: impl Into<String>) -> PolicyDecision {
+        PolicyDecision {
+            decision: Permission::Deny,
             rule: Some(rule.label()),
             reason: reason.into(),
             argv: None,
@@ -93,7 +93,7 @@ impl Decision {
     }
 
     pub fn is_allow(&self) -> bool {
-        self.decision == Verdict::Allow
+        self.decision == Permission::Allow
     }
 }
 
@@ -108,7 +108,7 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     pub origin: Origin,
-    pub pattern: Pattern,
+    pub pattern: ArgvPattern,
 }
 
 impl Rule {
@@ -156,7 +156,7 @@ impl Policy {
         let compile = |origin: Origin, list: &[String]| -> Result<Vec<Rule>, PolicyError> {
             list.iter()
                 .map(|p| {
-                    Pattern::compile(p)
+                    ArgvPattern::compile(p)
                         .map(|pattern| Rule { origin, pattern })
                         .map_err(|source| PolicyError::Pattern {
                             goal: goal.to_string(),

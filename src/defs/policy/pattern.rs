@@ -237,7 +237,7 @@ impl FlagSpec {
 
 /// A compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pattern {
+pub struct ArgvPattern {
     pub source: String,
     pub command: Vec<String>,
     pub positional: Vec<Pos>,
@@ -334,9 +334,9 @@ fn placeholder(word: &str) -> Result<Option<(Shape, bool)>, PatternError> {
     }
 }
 
-impl Pattern {
+impl ArgvPattern {
     /// Compiles a pattern string; errors are reported in `PolicyError::Pattern`.
-    pub fn compile(source: &str) -> Result<Pattern, PatternError> {
+    pub fn compile(source: &str) -> Result<ArgvPattern, PatternError> {
         let toks = tokenize(source);
         let mut iter = toks.into_iter().peekable();
         let command = match iter.next() {
@@ -348,7 +348,7 @@ impl Pattern {
         if iter.next().is_some() {
             return Err(PatternError::UnbalancedClose);
         }
-        let pattern = Pattern {
+        let pattern = ArgvPattern {
             source: source.to_string(),
             command,
             positional,
@@ -810,7 +810,7 @@ mod tests {
     }
 
     fn m(p: &str, argv: &str) -> bool {
-        let pat = Pattern::compile(p).unwrap();
+        let pat = ArgvPattern::compile(p).unwrap();
         let words: Vec<ArgWord> = argv.split_whitespace().map(ArgWord::lit).collect();
         pat.matches(&words[0].text, &words[1..], &AnyPath).is_ok()
     }
@@ -850,9 +850,9 @@ mod tests {
             "docker logs --tail NUM NAME",
             "docker logs web --tail 20"
         ));
-        assert!(Pattern::compile("UNIT").is_err());
-        assert!(Pattern::compile("x [a").is_err());
-        assert!(Pattern::compile("x FOO").is_err());
+        assert!(ArgvPattern::compile("UNIT").is_err());
+        assert!(ArgvPattern::compile("x [a").is_err());
+        assert!(ArgvPattern::compile("x FOO").is_err());
     }
 
     #[test]
@@ -876,7 +876,7 @@ mod tests {
         ] {
             assert!(!m(du, bad), "{bad}");
         }
-        let p = Pattern::compile("du -x -d|--max-depth NUM [-h] FSPATH").unwrap();
+        let p = ArgvPattern::compile("du -x -d|--max-depth NUM [-h] FSPATH").unwrap();
         assert!(p.uses(Shape::FsPath) && !p.uses(Shape::Path));
         assert!(m("du -x -d|--max-depth NUM [-h] FSPATH", "du -x -d1 /"));
         assert!(m(
@@ -889,22 +889,22 @@ mod tests {
             "grep ARG FSPATH...",
             "x|tail FSPATH",
         ] {
-            let e = Pattern::compile(bad).unwrap_err();
+            let e = ArgvPattern::compile(bad).unwrap_err();
             assert!(e.to_string().contains("file contents"), "{bad}: {e}");
         }
-        assert!(Pattern::compile("openssl x509 -in FSPATH").is_err());
-        assert!(Pattern::compile("nix path-info -S FSPATH").is_err());
-        assert!(Pattern::compile("cat FILE").is_ok());
+        assert!(ArgvPattern::compile("openssl x509 -in FSPATH").is_err());
+        assert!(ArgvPattern::compile("nix path-info -S FSPATH").is_err());
+        assert!(ArgvPattern::compile("cat FILE").is_ok());
     }
 
     #[test]
     fn deny_loose() {
-        let p = Pattern::compile("curl -T|--upload-file|--data*").unwrap();
+        let p = ArgvPattern::compile("curl -T|--upload-file|--data*").unwrap();
         let w = |s: &str| s.split_whitespace().map(ArgWord::lit).collect::<Vec<_>>();
         assert!(p.deny_matches("curl", &w("-sT f http://x")));
         assert!(p.deny_matches("curl", &w("--data-binary=@f http://x")));
         assert!(!p.deny_matches("curl", &w("-s http://x")));
-        let p = Pattern::compile("mkfs*").unwrap();
+        let p = ArgvPattern::compile("mkfs*").unwrap();
         assert!(p.deny_matches("mkfs.ext4", &w("/dev/sda")));
     }
 

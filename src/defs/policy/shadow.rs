@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::PolicyError;
 use super::model::{Origin, SharedPolicy};
-use super::pattern::{FlagSpec, FlagValue, Pattern, Pos, deny_word, wild_match};
+use super::pattern::{ArgvPattern, FlagSpec, FlagValue, Pos, deny_word, wild_match};
 use crate::defs::policy::GoalPolicy;
 
 /// One goal rule that a deny rule always beats.
@@ -55,9 +55,9 @@ impl Shadowed {
 /// goal's own) always beats. Patterns that do not compile are skipped: loading reports them.
 pub fn shadowed(policy: &GoalPolicy) -> Result<Vec<Shadowed>, PolicyError> {
     let shared = SharedPolicy::bundled()?;
-    let compile = |origin: Origin, list: &[String]| -> Vec<(Origin, Pattern)> {
+    let compile = |origin: Origin, list: &[String]| -> Vec<(Origin, ArgvPattern)> {
         list.iter()
-            .filter_map(|p| Pattern::compile(p).ok().map(|c| (origin, c)))
+            .filter_map(|p| ArgvPattern::compile(p).ok().map(|c| (origin, c)))
             .collect()
     };
     let mut denies = compile(Origin::Default, &shared.deny);
@@ -65,7 +65,7 @@ pub fn shadowed(policy: &GoalPolicy) -> Result<Vec<Shadowed>, PolicyError> {
     let mut out = Vec::new();
     for (list, rules) in [("allow", &policy.allow), ("approve", &policy.approve)] {
         for (index, source) in rules.iter().enumerate() {
-            let Ok(rule) = Pattern::compile(source) else {
+            let Ok(rule) = ArgvPattern::compile(source) else {
                 continue;
             };
             if let Some((origin, deny)) = denies.iter().find(|(_, d)| always_denied(&rule, d)) {
@@ -83,7 +83,7 @@ pub fn shadowed(policy: &GoalPolicy) -> Result<Vec<Shadowed>, PolicyError> {
 }
 
 /// Whether every argv `rule` matches is also matched by `deny`'s loose matching.
-pub fn always_denied(rule: &Pattern, deny: &Pattern) -> bool {
+pub fn always_denied(rule: &ArgvPattern, deny: &ArgvPattern) -> bool {
     let same_program = rule
         .command
         .iter()
@@ -105,7 +105,7 @@ enum Present<'a> {
     Flag(&'a FlagSpec),
 }
 
-fn present_words(rule: &Pattern) -> Vec<Present<'_>> {
+fn present_words(rule: &ArgvPattern) -> Vec<Present<'_>> {
     let mut out: Vec<Present<'_>> = rule
         .positional
         .iter()
@@ -159,8 +159,8 @@ mod tests {
 
     fn denied(rule: &str, deny: &str) -> bool {
         always_denied(
-            &Pattern::compile(rule).unwrap(),
-            &Pattern::compile(deny).unwrap(),
+            &ArgvPattern::compile(rule).unwrap(),
+            &ArgvPattern::compile(deny).unwrap(),
         )
     }
 
@@ -179,8 +179,8 @@ mod tests {
             }
         }
         let (r, d) = (
-            Pattern::compile(rule).unwrap(),
-            Pattern::compile(deny).unwrap(),
+            ArgvPattern::compile(rule).unwrap(),
+            ArgvPattern::compile(deny).unwrap(),
         );
         for argv in argvs {
             let w: Vec<ArgWord> = argv.split_whitespace().map(ArgWord::lit).collect();

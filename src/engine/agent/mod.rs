@@ -106,7 +106,7 @@ pub enum VerdictStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct AgentVerdict {
     pub status: VerdictStatus,
     pub summary: String,
     #[serde(default)]
@@ -177,7 +177,7 @@ pub struct Denial {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentOutcome {
     /// Set exactly when `failure` is not.
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<AgentVerdict>,
     pub failure: Option<AgentFailure>,
     /// The CLI's own estimate (`total_cost_usd`), 0 without a result line.
     pub cost_usd: f64,
@@ -240,7 +240,7 @@ pub const GIT_OVERRIDES: &[(&str, &str)] = &[
     ("gpg.program", "false"),
 ];
 
-/// The verdict schema passed as `--json-schema`; [`Verdict`] deserialises anything it accepts.
+/// The verdict schema passed as `--json-schema`; [`AgentVerdict`] deserialises anything it accepts.
 pub fn verdict_schema() -> Value {
     let text =
         |description: &str| serde_json::json!({"type": "string", "description": description});
@@ -743,7 +743,7 @@ mod tests {
 
     #[test]
     fn schema_accepts_what_verdict_parses() {
-        let v: Verdict = serde_json::from_value(serde_json::json!({
+        let v: AgentVerdict = serde_json::from_value(serde_json::json!({
             "status": "needs_attention", "summary": "s",
             "findings": [{"severity": "warning", "subject": "disk", "detail": "90%"}],
             "proposed_actions": [{"command": ["systemctl", "restart", "x"], "rationale": "r", "risk": "low"}]

@@ -38,18 +38,22 @@ async fn probe_unshare() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| is_executable(p))?;
-    let status = Command::new(&unshare)
-        .args(UNSHARE_FLAGS)
-        .arg(&unshare)
-        .arg("--version")
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    match tokio::time::timeout(Duration::from_secs(5), status).await {
-        Ok(Ok(s)) if s.success() => Some(unshare),
+    let program = unshare.display().to_string();
+    let argv: Vec<String> = std::iter::once(program.clone())
+        .chain(UNSHARE_FLAGS.iter().map(|f| f.to_string()))
+        .chain([program, "--version".to_string()])
+        .collect();
+    // Through exec like every other child: its own group, killed whole at the timeout.
+    let probe = crate::base::exec::Command {
+        argv: &argv,
+        path_env: "/usr/bin:/bin:/usr/sbin:/sbin",
+        cwd: None,
+        timeout: Duration::from_secs(5),
+        stdout_cap: 4096,
+        stderr_tail: 4096,
+    };
+    match crate::base::exec::run(&probe).await {
+        Ok(out) if out.status.is_some_and(|s| s.success()) => Some(unshare),
         _ => {
             tracing::info!(
                 "no PID namespace for claude runs (unshare unavailable or not permitted)"
@@ -202,10 +206,11 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 pub fn kill_descendant_groups(root: u32) {
     let tree = descendants(root);
     for &pid in &tree {
-        if let Some(pgid) = pgid_of(pid) {
-            if pgid != root && tree.contains(&pgid) {
-                signal_group(pgid, Signal::SIGKILL);
-            }
+        if let Some(pgid) = pgid_of(pid)
+            && pgid != root
+            && tree.contains(&pgid)
+        {
+            signal_group(pgid, Signal::SIGKILL);
         }
         if let Ok(raw) = i32::try_from(pid) {
             let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);

@@ -11,13 +11,13 @@
 //!   (`dontAsk`, or `default` in a run that waits for approvals), the pinned model, only connected
 //!   MCP servers, and among them the prompt tool's server when there is one.
 //! - Success needs a `result` with `is_error:false` and a `structured_output` that parses as a
-//!   [`Verdict`]; every other ending is a typed [`AgentFailure`].
+//!   [`AgentVerdict`]; every other ending is a typed [`AgentFailure`].
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{AgentFailure, AgentOutcome, AgentSpec, Denial, Verdict};
+use super::{AgentFailure, AgentOutcome, AgentSpec, AgentVerdict, Denial};
 
 /// What `system/init` must show.
 #[derive(Debug, Clone)]
@@ -152,10 +152,10 @@ impl StreamState {
 
     /// Feeds one parsed line. `Err` = the boundary is not proven: abort the run.
     pub fn line(&mut self, v: &Value) -> Result<(), BoundaryError> {
-        if self.session_id.is_none() {
-            if let Some(s) = v.get("session_id").and_then(Value::as_str) {
-                self.session_id = Some(s.to_string());
-            }
+        if self.session_id.is_none()
+            && let Some(s) = v.get("session_id").and_then(Value::as_str)
+        {
+            self.session_id = Some(s.to_string());
         }
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
         let subtype = v.get("subtype").and_then(Value::as_str).unwrap_or("");
@@ -308,7 +308,7 @@ fn denials(result: &Value) -> Vec<Denial> {
 }
 
 /// Maps a `result` line to a verdict or a failure.
-fn judge(result: &Value) -> Result<Verdict, AgentFailure> {
+fn judge(result: &Value) -> Result<AgentVerdict, AgentFailure> {
     let subtype = result.get("subtype").and_then(Value::as_str).unwrap_or("");
     let Some(is_error) = result.get("is_error").and_then(Value::as_bool) else {
         return Err(AgentFailure::Malformed {
@@ -353,11 +353,11 @@ fn judge(result: &Value) -> Result<Verdict, AgentFailure> {
                 message.chars().take(300).collect::<String>()
             ),
         }),
-        Some(out) => {
-            serde_json::from_value::<Verdict>(out.clone()).map_err(|e| AgentFailure::NoVerdict {
+        Some(out) => serde_json::from_value::<AgentVerdict>(out.clone()).map_err(|e| {
+            AgentFailure::NoVerdict {
                 message: format!("structured_output is not a verdict: {e}"),
-            })
-        }
+            }
+        }),
     }
 }
 

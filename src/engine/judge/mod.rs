@@ -32,7 +32,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use crate::base::outcome::{ExitKind, Outcome};
-use crate::engine::agent::{AgentFailure, Verdict, VerdictStatus};
+use crate::engine::agent::{AgentFailure, AgentVerdict, VerdictStatus};
 
 pub mod acts;
 
@@ -46,7 +46,7 @@ pub enum AgentRun<'a> {
     NotStarted,
     /// It ended without a verdict.
     Failed(&'a AgentFailure),
-    Verdict(&'a Verdict),
+    Verdict(&'a AgentVerdict),
 }
 
 /// Everything the judge looks at. `post` holds the latest post-action results: before the agent
@@ -366,7 +366,7 @@ fn after_agent(ev: &Evidence<'_>) -> Judgement {
 }
 
 /// The agent's verdict, or the judgement of an agent that never gave one.
-fn agent_ended<'a>(ev: &Evidence<'a>) -> ControlFlow<Judgement, &'a Verdict> {
+fn agent_ended<'a>(ev: &Evidence<'a>) -> ControlFlow<Judgement, &'a AgentVerdict> {
     match ev.agent {
         AgentRun::NotStarted => ControlFlow::Break(ev.base(
             Outcome::Failed,
@@ -394,7 +394,11 @@ fn agent_ended<'a>(ev: &Evidence<'a>) -> ControlFlow<Judgement, &'a Verdict> {
 }
 
 /// A failing post-action check overrules the agent, unless the fix waits for a human.
-fn post_failed(ev: &Evidence<'_>, verdict: &Verdict, regressions: &[String]) -> Option<Judgement> {
+fn post_failed(
+    ev: &Evidence<'_>,
+    verdict: &AgentVerdict,
+    regressions: &[String],
+) -> Option<Judgement> {
     let acts = ev.acts;
     let post_failed = failing(ev.post);
     if post_failed.is_empty() {
@@ -448,7 +452,7 @@ fn regressed(ev: &Evidence<'_>, regressions: Vec<String>) -> Option<Judgement> {
 }
 
 /// Actions filed for approval: a human decides.
-fn queued(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> Option<Judgement> {
+fn queued(ev: &Evidence<'_>, verdict: &AgentVerdict, still_note: &str) -> Option<Judgement> {
     let acts = ev.acts;
     if acts.queued.is_empty() {
         return None;
@@ -470,7 +474,7 @@ fn queued(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> Option<Judg
 /// `fixed` claimed while every state-changing call was held back: not fixed.
 fn fixed_without_change(
     ev: &Evidence<'_>,
-    verdict: &Verdict,
+    verdict: &AgentVerdict,
     still_note: &str,
 ) -> Option<Judgement> {
     let acts = ev.acts;
@@ -490,7 +494,11 @@ fn fixed_without_change(
 }
 
 /// Actions proposed only in the verdict, none filed: a human must look.
-fn proposed_unfiled(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> Option<Judgement> {
+fn proposed_unfiled(
+    ev: &Evidence<'_>,
+    verdict: &AgentVerdict,
+    still_note: &str,
+) -> Option<Judgement> {
     if verdict.proposed_actions.is_empty() {
         return None;
     }
@@ -510,7 +518,7 @@ fn proposed_unfiled(ev: &Evidence<'_>, verdict: &Verdict, still_note: &str) -> O
 /// `ok` from standing.
 fn by_status(
     ev: &Evidence<'_>,
-    verdict: &Verdict,
+    verdict: &AgentVerdict,
     still: &[String],
     still_note: &str,
 ) -> Judgement {

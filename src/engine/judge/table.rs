@@ -3,7 +3,7 @@
 use super::{Acts, AgentRun, Evidence, Judgement, NO_ACTS, gate, judge};
 use crate::base::outcome::{ExitKind, Outcome};
 use crate::defs::check::{CheckResult, CheckStatus, ModelPolicy};
-use crate::engine::agent::{AgentFailure, Verdict, VerdictStatus};
+use crate::engine::agent::{AgentFailure, AgentVerdict, VerdictStatus};
 
 fn r(name: &str, status: CheckStatus) -> CheckResult {
     CheckResult {
@@ -20,8 +20,8 @@ fn r(name: &str, status: CheckStatus) -> CheckResult {
 
 use CheckStatus::{Error, Fail, Pass, Unavailable};
 
-fn verdict(status: VerdictStatus, proposed: usize) -> Verdict {
-    Verdict {
+fn verdict(status: VerdictStatus, proposed: usize) -> AgentVerdict {
+    AgentVerdict {
         status,
         summary: "summary".into(),
         findings: vec![],

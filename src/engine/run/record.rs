@@ -10,7 +10,7 @@ use crate::base::outcome::{ExitKind, Outcome};
 use crate::defs::check::CheckResult;
 use crate::defs::policy::ClaudeRules;
 use crate::defs::probe::ProbeResult;
-use crate::engine::agent::{AgentFailure, AgentOutcome, Denial, Verdict};
+use crate::engine::agent::{AgentFailure, AgentOutcome, AgentVerdict, Denial};
 
 /// `result.json`: the summary of a run, written when it ends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ pub struct RunResult {
     #[serde(default)]
     pub hook_errors: usize,
     pub failure: Option<AgentFailure>,
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<AgentVerdict>,
     #[serde(default)]
     pub failed_checks: Vec<String>,
     #[serde(default)]

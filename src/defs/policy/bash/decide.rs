@@ -2,7 +2,7 @@
 //! scripts (walked in turn), awk programs, wrappers unwrapped, then the approve and allow rules.
 
 use super::super::files::PathCtx;
-use super::super::model::{Decision, Verdict};
+use super::super::model::{Permission, PolicyDecision};
 use super::super::pattern::{ArgWord, Pos};
 use super::wrappers::unwrap_xargs;
 use super::{BashError, CommandInfo, MAX_DEPTH, Walker};
@@ -84,22 +84,22 @@ impl Walker<'_> {
         mut argv: Vec<ArgWord>,
         info: &mut CommandInfo,
         depth: usize,
-    ) -> Decision {
+    ) -> PolicyDecision {
         for _ in 0..=MAX_DEPTH {
             info.unwrapped
                 .push(argv.iter().map(|a| a.text.clone()).collect());
             let Some(first) = argv.first() else {
-                return Decision::deny("wrapper without a command");
+                return PolicyDecision::deny("wrapper without a command");
             };
             if first.unknown || first.glob {
-                return Decision::deny(format!(
+                return PolicyDecision::deny(format!(
                     "the command name `{}` is not a literal",
                     first.text
                 ));
             }
             let name = match command_name(&first.text) {
                 Ok(n) => n.to_string(),
-                Err(e) => return Decision::deny(e.to_string()),
+                Err(e) => return PolicyDecision::deny(e.to_string()),
             };
             let args = &argv[1..];
             if let Some(rule) = self
@@ -108,7 +108,7 @@ impl Walker<'_> {
                 .iter()
                 .find(|r| r.pattern.deny_matches(&name, args))
             {
-                return Decision::deny_by(
+                return PolicyDecision::deny_by(
                     rule,
                     format!(
                         "`{}` is denied by policy rule `{}`",
@@ -118,7 +118,7 @@ impl Walker<'_> {
                 );
             }
             if SHELL_STATE.contains(&name.as_str()) {
-                return Decision::deny(format!(
+                return PolicyDecision::deny(format!(
                     "`{name}` changes the shell's state or runs text as code; steward does not \
                      allow it"
                 ));
@@ -126,10 +126,10 @@ impl Walker<'_> {
             if SHELLS.contains(&name.as_str()) {
                 return self.shell_c(&name, args, info, depth);
             }
-            if AWKS.contains(&name.as_str()) {
-                if let Err(e) = awk_ok(args) {
-                    return Decision::deny(e.to_string());
-                }
+            if AWKS.contains(&name.as_str())
+                && let Err(e) = awk_ok(args)
+            {
+                return PolicyDecision::deny(e.to_string());
             }
             if name == "xargs" {
                 // An exact allow rule for the whole xargs line wins; otherwise the command xargs
@@ -143,7 +143,7 @@ impl Walker<'_> {
                         argv = inner;
                         continue;
                     }
-                    Err(e) => return Decision::deny(e.to_string()),
+                    Err(e) => return PolicyDecision::deny(e.to_string()),
                 }
             }
             match self.unwrap(&name, args) {
@@ -151,26 +151,26 @@ impl Walker<'_> {
                     argv = inner;
                     continue;
                 }
-                Some(Err(e)) => return Decision::deny(e.to_string()),
+                Some(Err(e)) => return PolicyDecision::deny(e.to_string()),
                 None => {}
             }
-            return self
-                .rules(&name, args, true)
-                .unwrap_or_else(|| Decision::deny(format!("no rule matches `{}`", show(&argv))));
+            return self.rules(&name, args, true).unwrap_or_else(|| {
+                PolicyDecision::deny(format!("no rule matches `{}`", show(&argv)))
+            });
         }
-        Decision::deny("wrappers nested too deeply")
+        PolicyDecision::deny("wrappers nested too deeply")
     }
 
     /// Approve rules, then allow rules. With `explain_miss`, a miss explains the closest rule.
-    fn rules(&self, name: &str, args: &[ArgWord], explain_miss: bool) -> Option<Decision> {
+    fn rules(&self, name: &str, args: &[ArgWord], explain_miss: bool) -> Option<PolicyDecision> {
         let ctx = PathCtx {
             policy: self.policy,
             cwd: self.cwd,
         };
         for rule in &self.policy.approve {
             if rule.pattern.matches(name, args, &ctx).is_ok() {
-                return Some(Decision {
-                    decision: Verdict::Approve,
+                return Some(PolicyDecision {
+                    decision: Permission::Approve,
                     rule: Some(rule.label()),
                     argv: Some(
                         std::iter::once(name.to_string())
@@ -199,7 +199,7 @@ impl Walker<'_> {
         for rule in &self.policy.allow {
             match rule.pattern.matches(name, args, &ctx) {
                 Ok(()) => {
-                    return Some(Decision::allow(
+                    return Some(PolicyDecision::allow(
                         Some(rule.label()),
                         format!("allowed by `{}`", rule.pattern.source),
                     ));
@@ -225,7 +225,7 @@ impl Walker<'_> {
             .chain(args.iter().map(|a| a.text.as_str()))
             .collect::<Vec<_>>()
             .join(" ");
-        Some(Decision::deny(match closest.map(|(_, c)| c) {
+        Some(PolicyDecision::deny(match closest.map(|(_, c)| c) {
             Some(c) => format!("no allow rule matches `{full}` (closest {c})"),
             None => format!("no allow rule matches `{full}`"),
         }))
@@ -237,16 +237,19 @@ impl Walker<'_> {
         args: &[ArgWord],
         info: &mut CommandInfo,
         depth: usize,
-    ) -> Decision {
+    ) -> PolicyDecision {
         if depth >= MAX_DEPTH {
-            return Decision::deny("shell scripts nested too deeply");
+            return PolicyDecision::deny("shell scripts nested too deeply");
         }
         let mut i = 0;
         let mut script = None;
         while i < args.len() {
             let a = &args[i];
             if a.glob || a.unknown {
-                return Decision::deny(format!("`{name}`: argument `{}` is not literal", a.text));
+                return PolicyDecision::deny(format!(
+                    "`{name}`: argument `{}` is not literal",
+                    a.text
+                ));
             }
             let t = a.text.as_str();
             // Only -e -u -x (and clusters of them), then -c: other options load profiles or
@@ -259,19 +262,19 @@ impl Walker<'_> {
                 None => (flags, false),
             };
             if !opts.chars().all(|c| "eux".contains(c)) {
-                return Decision::deny(format!("`{name}` option `{t}` is not allowed"));
+                return PolicyDecision::deny(format!("`{name}` option `{t}` is not allowed"));
             }
             i += 1;
             if has_c {
                 script = args.get(i).map(|a| a.text.clone());
                 if args.get(i).is_some_and(|a| a.unknown || a.glob) {
-                    return Decision::deny(format!("`{name} -c` needs a literal script"));
+                    return PolicyDecision::deny(format!("`{name} -c` needs a literal script"));
                 }
                 break;
             }
         }
         let Some(script) = script else {
-            return Decision::deny(format!(
+            return PolicyDecision::deny(format!(
                 "`{name}` is allowed only as `{name} -c 'COMMAND'`: a script file or stdin \
                  cannot be checked"
             ));
@@ -280,7 +283,7 @@ impl Walker<'_> {
         let d = nested.decision.clone();
         info.nested.push(nested);
         match d.decision {
-            Verdict::Deny => Decision {
+            Permission::Deny => PolicyDecision {
                 reason: format!("in `{name} -c`: {}", d.reason),
                 ..d
             },

@@ -19,7 +19,7 @@ use brush_parser::ast::{
 };
 use serde::Serialize;
 
-use super::model::{Decision, Policy, Verdict};
+use super::model::{Permission, Policy, PolicyDecision};
 use super::pattern::{ArgWord, wild_match};
 pub use error::BashError;
 use words::{expand, options};
@@ -40,7 +40,7 @@ pub struct Explanation {
     pub error: Option<String>,
     /// Lists separated by `;`, `&` or newlines.
     pub lists: Vec<ListInfo>,
-    pub decision: Decision,
+    pub decision: PolicyDecision,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,7 +75,7 @@ pub struct CommandInfo {
     /// `sh -c '…'` scripts, explained in turn.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nested: Vec<Explanation>,
-    pub verdict: Decision,
+    pub verdict: PolicyDecision,
 }
 
 impl CommandInfo {
@@ -89,7 +89,7 @@ impl CommandInfo {
             heredocs: Vec::new(),
             unwrapped: Vec::new(),
             nested: Vec::new(),
-            verdict: Decision::deny("not checked"),
+            verdict: PolicyDecision::deny("not checked"),
         }
     }
 }
@@ -113,7 +113,7 @@ pub struct HeredocInfo {
 /// Decides a Bash command: every simple command must be allowed (deny beats approve beats allow);
 /// an approval-required command must be the whole command, because the executor later runs that
 /// one argv for the human, without a shell.
-pub fn check_command(policy: &Policy, command: &str, cwd: &Path) -> Decision {
+pub fn check_command(policy: &Policy, command: &str, cwd: &Path) -> PolicyDecision {
     explain_with(policy, command, cwd).decision
 }
 
@@ -127,7 +127,7 @@ pub fn explain(command: &str) -> Explanation {
             command: command.to_string(),
             error: Some(e.to_string()),
             lists: Vec::new(),
-            decision: Decision::deny(e.to_string()),
+            decision: PolicyDecision::deny(e.to_string()),
         },
     }
 }
@@ -141,9 +141,9 @@ pub fn explain_with(policy: &Policy, command: &str, cwd: &Path) -> Explanation {
         simple: 0,
     };
     let mut ex = walker.program(command, 0);
-    if ex.decision.decision == Verdict::Approve && walker.simple > 1 {
-        ex.decision = Decision {
-            decision: Verdict::Deny,
+    if ex.decision.decision == Permission::Approve && walker.simple > 1 {
+        ex.decision = PolicyDecision {
+            decision: Permission::Deny,
             rule: ex.decision.rule.clone(),
             argv: None,
             reason: format!(
@@ -164,20 +164,20 @@ struct Walker<'a> {
     simple: usize,
 }
 
-fn too_many_commands() -> Decision {
-    Decision::deny(format!(
+fn too_many_commands() -> PolicyDecision {
+    PolicyDecision::deny(format!(
         "more than {MAX_SIMPLE_COMMANDS} simple commands in one command line: not checked"
     ))
 }
 
-fn combine(parts: &[&Decision]) -> Decision {
+fn combine(parts: &[&PolicyDecision]) -> PolicyDecision {
     if parts.is_empty() {
-        return Decision::deny("empty command: nothing to run");
+        return PolicyDecision::deny("empty command: nothing to run");
     }
-    if let Some(d) = parts.iter().find(|d| d.decision == Verdict::Deny) {
+    if let Some(d) = parts.iter().find(|d| d.decision == Permission::Deny) {
         return (*d).clone();
     }
-    if let Some(d) = parts.iter().find(|d| d.decision == Verdict::Approve) {
+    if let Some(d) = parts.iter().find(|d| d.decision == Permission::Approve) {
         return (*d).clone();
     }
     let rules: Vec<String> = parts.iter().filter_map(|d| d.rule.clone()).collect();
@@ -190,7 +190,7 @@ fn combine(parts: &[&Decision]) -> Decision {
     if let [one] = parts {
         return (*one).clone();
     }
-    Decision::allow(
+    PolicyDecision::allow(
         Some(uniq.join("; ")),
         format!("all {} commands are allowed", parts.len()),
     )
@@ -202,11 +202,11 @@ impl Walker<'_> {
             command: command.to_string(),
             error: None,
             lists: Vec::new(),
-            decision: Decision::deny("not checked"),
+            decision: PolicyDecision::deny("not checked"),
         };
         let fail = |ex: &mut Explanation, msg: String| {
             ex.error = Some(msg.clone());
-            ex.decision = Decision::deny(msg);
+            ex.decision = PolicyDecision::deny(msg);
         };
         if command.len() > MAX_COMMAND {
             fail(&mut ex, format!("command longer than {MAX_COMMAND} bytes"));
@@ -256,7 +256,7 @@ impl Walker<'_> {
                 ex.lists.push(list);
             }
         }
-        let verdicts: Vec<&Decision> = ex
+        let verdicts: Vec<&PolicyDecision> = ex
             .lists
             .iter()
             .flat_map(|l| &l.pipelines)
@@ -325,10 +325,10 @@ impl Walker<'_> {
             items.extend(suffix.0.iter());
         }
         for (idx, item) in items.iter().enumerate() {
-            if idx == prefix_len {
-                if let Some(w) = &sc.word_or_name {
-                    words.push(w);
-                }
+            if idx == prefix_len
+                && let Some(w) = &sc.word_or_name
+            {
+                words.push(w);
             }
             match item {
                 CommandPrefixOrSuffixItem::IoRedirect(r) => {
@@ -358,10 +358,10 @@ impl Walker<'_> {
                 }
             }
         }
-        if items.len() == prefix_len {
-            if let Some(w) = &sc.word_or_name {
-                words.push(w);
-            }
+        if items.len() == prefix_len
+            && let Some(w) = &sc.word_or_name
+        {
+            words.push(w);
         }
         for w in words {
             match expand(&w.value, self.home.as_deref(), &mut info.substitutions) {
@@ -376,11 +376,11 @@ impl Walker<'_> {
             }
         }
         if let Some(p) = problems.into_iter().next() {
-            info.verdict = Decision::deny(p.to_string());
+            info.verdict = PolicyDecision::deny(p.to_string());
             return info;
         }
         if argv.is_empty() {
-            info.verdict = Decision::deny(
+            info.verdict = PolicyDecision::deny(
                 "no command: assignments or redirections alone change the shell's state",
             );
             return info;
@@ -419,7 +419,7 @@ impl Walker<'_> {
 
 fn refused(kind: &str) -> CommandInfo {
     let mut ci = CommandInfo::new(kind);
-    ci.verdict = Decision::deny(format!(
+    ci.verdict = PolicyDecision::deny(format!(
         "{kind} constructs are not checked by steward's policy; run simple commands one at a time"
     ));
     ci

@@ -142,12 +142,12 @@ impl WrapSpec {
                 }
                 continue;
             }
-            if self.assignments {
-                if let Some((var, _)) = t.split_once('=') {
-                    env_ok(var)?;
-                    i += 1;
-                    continue;
-                }
+            if self.assignments
+                && let Some((var, _)) = t.split_once('=')
+            {
+                env_ok(var)?;
+                i += 1;
+                continue;
             }
             break;
         }
