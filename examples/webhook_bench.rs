@@ -146,15 +146,16 @@ fn steward_env(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&ws).expect("workspace");
     let config = dir.join("steward.toml");
     // Paused: the worker runs nothing, so this measures ingest (auth, parse, route, queue,
-    // events). Limits high: nothing is refused for rate, though merged/cooldown/flapping would
+    // events). Limits high (flapping at its maximum count, 100: the bench never resolves, so
+    // nothing flaps): nothing is refused for rate, though merged/cooldown/flapping would
     // still be routing decisions, not losses. `ROUTER_LIMITS=default` keeps steward's own.
     let limits = if std::env::var("ROUTER_LIMITS").as_deref() == Ok("default") {
         ""
     } else {
         "[router]\ndaily_budget_usd = 1000000.0\nmax_runs_per_hour = 1000000\n\
          max_runs_per_hour_per_source = 1000000\ncooldown_secs = 0\n\
-         flapping_acute = { count = 1000000, window_secs = 600 }\n\
-         flapping_chronic = { count = 1000000, window_secs = 86400 }\n"
+         flapping_acute = { count = 100, window_secs = 600 }\n\
+         flapping_chronic = { count = 100, window_secs = 86400 }\n"
     };
     std::fs::write(
         &config,
