@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod approval;
 pub mod approval_prompt;
+pub mod change;
 pub mod boundary;
 pub mod judge;
 pub mod liveness;
