@@ -4,8 +4,8 @@
 pub mod agent;
 pub mod approval;
 pub mod approval_prompt;
-pub mod change;
 pub mod boundary;
+pub mod change;
 pub mod judge;
 pub mod liveness;
 pub mod memory;
