@@ -91,6 +91,31 @@ pub async fn run(cmd: &Command<'_>) -> Result<Output, ExecError> {
 /// [`run`] with variables added to the clean environment (e.g. `SYSTEMD_PAGER` for
 /// `systemctl`), set after `PATH`, `LANG` and `LC_ALL` and so able to replace them.
 pub async fn run_env(cmd: &Command<'_>, extra_env: &[(&str, &str)]) -> Result<Output, ExecError> {
+    let raw = run_env_raw(cmd, extra_env).await?;
+    Ok(Output {
+        status: raw.status,
+        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+        stdout_truncated: raw.stdout_truncated,
+        stderr: raw.stderr,
+    })
+}
+
+/// [`Output`] with stdout as the bytes the command wrote: for output that is not text or must be
+/// hashed exactly (git's `-z` lists, where paths may be any bytes; a diff's digest).
+#[derive(Debug, Clone)]
+pub struct RawOutput {
+    /// None when the command timed out (its process group was killed).
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr: String,
+}
+
+/// [`run_env`] keeping stdout's bytes as they were written.
+pub async fn run_env_raw(
+    cmd: &Command<'_>,
+    extra_env: &[(&str, &str)],
+) -> Result<RawOutput, ExecError> {
     let (program, args) = cmd.argv.split_first().ok_or(ExecError::EmptyArgv)?;
     let mut command = tokio::process::Command::new(program);
     command
@@ -182,9 +207,9 @@ pub async fn run_env(cmd: &Command<'_>, extra_env: &[(&str, &str)]) -> Result<Ou
         }
     };
     let ((stdout, stdout_truncated), stderr) = tokio::join!(drain_out, drain_err);
-    Ok(Output {
+    Ok(RawOutput {
         status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout,
         stdout_truncated,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
