@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn z_listings_keep_newlines_tabs_and_non_utf8_in_paths() {
         let names = b"M\0a\nb\0R087\0old name\0new\tname\0A\0\xff\xfe.bin\0";
-        let stats = b"1\t2\ta\nb\03\t0\t\0old name\0new\tname\0-\t-\t\xff\xfe.bin\0";
+        let stats = b"1\t2\ta\nb\x003\t0\t\0old name\0new\tname\0-\t-\t\xff\xfe.bin\0";
         let files = merge(
             parse_name_status(names).unwrap(),
             parse_numstat(stats).unwrap(),
