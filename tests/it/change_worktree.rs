@@ -382,6 +382,31 @@ async fn a_hostile_repository_runs_no_hook_and_no_fsmonitor() {
 }
 
 #[tokio::test]
+async fn a_repository_with_a_filter_driver_is_refused() {
+    let Some(f) = fixture() else { return };
+    let head = git(&f.ws, &["rev-parse", "HEAD"]);
+    let marker = f._tmp.path().join("filter-ran");
+    let cmd = format!("touch '{}'; cat", marker.display());
+    // Set after the worktree exists: steward's commit (`git add`) would run the clean filter.
+    let wt = f.create("filtered").await.unwrap();
+    std::fs::write(wt.path.join(".gitattributes"), "* filter=evil\n").unwrap();
+    std::fs::write(wt.path.join("a.txt"), "changed\n").unwrap();
+    git(&f.ws, &["config", "Filter.evil.Clean", &cmd]);
+    let err = wt.commit("intent").await.unwrap_err();
+    assert!(matches!(err, WorktreeError::RunsCode { .. }), "{err}");
+    assert!(err.to_string().contains("filter.evil.clean"), "{err}");
+    assert!(!marker.exists(), "the clean filter ran");
+    // And a new worktree of such a workspace (its checkout would run `smudge`) is refused.
+    git(&f.ws, &["config", "--unset", "filter.evil.clean"]);
+    git(&f.ws, &["config", "filter.evil.smudge", &cmd]);
+    let err = f.create("filtered-2").await.unwrap_err();
+    assert!(err.to_string().contains("filter.evil.smudge"), "{err}");
+    assert!(!marker.exists(), "the smudge filter ran");
+    wt.remove(true).await.unwrap();
+    f.assert_live_untouched(&head);
+}
+
+#[tokio::test]
 async fn prune_removes_finished_runs_only_and_tolerates_gone_ones() {
     let Some(f) = fixture() else { return };
     let head = git(&f.ws, &["rev-parse", "HEAD"]);

@@ -153,6 +153,26 @@ fn argv(args: &[&str]) -> Vec<String> {
     argv
 }
 
+/// The first repository setting that would make git run a command of the repository's choosing
+/// and that `-c` cannot switch off: a filter driver (`filter.<name>.clean`, `.smudge`,
+/// `.process`) runs on checkout and on `git add` for every path `.gitattributes` assigns to it.
+/// Such a workspace is refused rather than trusted.
+pub async fn code_running_setting(git: &Git, dir: &Path) -> Result<Option<String>, WorktreeError> {
+    let out = git.ok(dir, &["config", "--list", "-z"]).await?;
+    Ok(out
+        .split(|b| *b == 0)
+        .filter_map(|entry| entry.split(|b| *b == b'\n').next())
+        .map(|key| String::from_utf8_lossy(key).into_owned())
+        .find(|key| {
+            // Section and variable names are case-insensitive (the subsection is not).
+            let key = key.to_ascii_lowercase();
+            key.starts_with("filter.")
+                && [".clean", ".smudge", ".process"]
+                    .iter()
+                    .any(|end| key.ends_with(end))
+        }))
+}
+
 /// The error for a git command that did not exit 0.
 pub fn failed(cwd: &Path, args: &[&str], out: &RawOutput) -> WorktreeError {
     let status = match (out.status.and_then(|s| s.code()), out.status) {

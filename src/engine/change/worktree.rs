@@ -27,6 +27,8 @@ pub enum WorktreeError {
     NoCommits { workspace: PathBuf },
     #[error("branch `{branch}` exists already in {}: a change set never reuses a branch", workspace.display())]
     BranchExists { branch: String, workspace: PathBuf },
+    #[error("workspace {} sets `{key}`, which would run a command of the repository's choosing when steward checks out or stages files; refused", workspace.display())]
+    RunsCode { workspace: PathBuf, key: String },
     #[error("worktree directory {} exists already", path.display())]
     DirExists { path: PathBuf },
     #[error("worktrees directory {} is inside the live checkout {}", root.display(), workspace.display())]
@@ -91,6 +93,7 @@ impl Worktree {
     ) -> Result<Worktree, WorktreeError> {
         check_run_id(run_id)?;
         let workspace = toplevel(git, workspace).await?;
+        refuse_code_running(git, &workspace).await?;
         let base = head_commit(git, &workspace).await?;
         let branch = format!("{BRANCH_PREFIX}{run_id}");
         let ref_name = format!("refs/heads/{branch}");
@@ -130,6 +133,7 @@ impl Worktree {
     /// and the intent. `None` when nothing changed since the base: no change is not an error.
     /// Commits the agent made itself (the hook denies them) stay in the history and in the diff.
     pub async fn commit(&self, intent: &str) -> Result<Option<Commit>, WorktreeError> {
+        refuse_code_running(&self.git, &self.path).await?;
         self.git.ok(&self.path, &["add", "-A", "--", "."]).await?;
         let staged = self
             .git
@@ -251,6 +255,17 @@ async fn toplevel(git: &Git, workspace: &Path) -> Result<PathBuf, WorktreeError>
         )));
     }
     Ok(canonical)
+}
+
+/// [`WorktreeError::RunsCode`] when the repository at `dir` configures a filter driver.
+async fn refuse_code_running(git: &Git, dir: &Path) -> Result<(), WorktreeError> {
+    match git::code_running_setting(git, dir).await? {
+        Some(key) => Err(WorktreeError::RunsCode {
+            workspace: dir.to_path_buf(),
+            key,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The full sha of HEAD in `dir`, or [`WorktreeError::NoCommits`].
