@@ -318,6 +318,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn raw_output_keeps_bytes_that_are_not_utf8() {
+        let a = argv(&["printf", "a\\377\\0b"]);
+        let mut c = cmd(&a, 5000);
+        c.stdout_cap = 1024;
+        let raw = run_env_raw(&c, &[]).await.unwrap();
+        assert_eq!(raw.stdout, b"a\xff\0b");
+        assert!(!raw.stdout_truncated);
+        // The text form replaces what is not UTF-8.
+        assert_eq!(run(&c).await.unwrap().stdout, "a\u{fffd}\0b");
+    }
+
+    #[tokio::test]
     async fn a_missing_program_is_not_found() {
         let a = argv(&["steward-no-such-program"]);
         assert!(matches!(

@@ -2,6 +2,11 @@
 //! a worktree of its own, and steward judges the diff, validates it, binds the approval to it,
 //! applies, verifies and rolls back. Not wired into runs yet: goals cannot declare `[change]`
 //! until the whole path (validation, record, approval, apply) exists.
+//!
+//! The git side: `worktree` (a worktree per run on `steward/<run-id>`, steward's commit, removal),
+//! `diff` (the change against the base: files, counts, text, digest), `prune` (worktrees of
+//! finished runs), all through `git` (steward's own git: no user config, code-running repository
+//! settings overridden or refused).
 
 pub mod diff;
 pub mod git;
