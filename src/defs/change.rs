@@ -93,11 +93,13 @@ pub struct ChangeSpec {
 impl ChangeSpec {
     /// Parses and checks the `[change]` table.
     pub fn from_value(value: &toml::Value) -> Result<ChangeSpec, ChangeError> {
-        let raw: Raw = value.clone().try_into().map_err(|e: toml::de::Error| {
-            ChangeError::Shape {
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let raw: Raw =
+            value
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ChangeError::Shape {
+                    message: e.message().trim().to_string(),
+                })?;
         let globs = compile_edit(&raw.edit)?;
         check_argvs("validate", &raw.validate)?;
         check_apply(&raw)?;

@@ -61,8 +61,12 @@ colour = 1"#,
             None,
             "unknown field `colour`",
         ),
-        (r#"edit = []
-profile = "nixos""#, Some("edit"), "change.edit: must name at least one glob"),
+        (
+            r#"edit = []
+profile = "nixos""#,
+            Some("edit"),
+            "change.edit: must name at least one glob",
+        ),
         (
             r#"edit = ["/etc/nixos/*.nix"]
 profile = "nixos""#,
@@ -75,8 +79,12 @@ profile = "nixos""#,
             Some("edit"),
             "change.edit: `hosts/../../x`: must not contain `..`",
         ),
-        (r#"edit = [""]
-profile = "nixos""#, Some("edit"), "change.edit: ``: is empty"),
+        (
+            r#"edit = [""]
+profile = "nixos""#,
+            Some("edit"),
+            "change.edit: ``: is empty",
+        ),
         (
             r#"edit = ["a[b"]
 profile = "nixos""#,
@@ -97,8 +105,12 @@ validate = [[""]]"#,
             Some("validate"),
             "change.validate: the program must not be empty",
         ),
-        (r#"edit = ["a"]
-profile = "ansible""#, None, "unknown variant `ansible`"),
+        (
+            r#"edit = ["a"]
+profile = "ansible""#,
+            None,
+            "unknown variant `ansible`",
+        ),
         (r#"edit = ["a"]"#, None, "missing field `profile`"),
         (
             r#"edit = ["a"]
