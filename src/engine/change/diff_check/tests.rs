@@ -393,7 +393,7 @@ fn binary_files_cannot_be_checked_but_may_be_deleted() {
         ..modified("hosts/a.nix")
     };
     assert_eq!(
-        judge(&[bin.clone()], ""),
+        judge(std::slice::from_ref(&bin), ""),
         Err(vec![r("hosts/a.nix", Reason::Binary)])
     );
     let gone = ChangedFile {
