@@ -17,6 +17,7 @@ mod bounded_state;
 mod ci;
 mod cli;
 mod definitions;
+mod diff_check;
 mod doctor;
 mod durable;
 mod hook_hostile;
