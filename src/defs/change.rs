@@ -143,7 +143,7 @@ fn compile_edit(edit: &[String]) -> Result<GlobSet, ChangeError> {
 }
 
 /// A workspace-relative path or glob steward can interpret: not empty, not absolute, no `..`,
-/// no NUL, no `~`. The message says which.
+/// no `.` component, no NUL, no `~`. The message says which.
 pub fn check_relative(p: &str) -> Result<(), &'static str> {
     if p.is_empty() {
         return Err("is empty");
@@ -159,6 +159,10 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
     }
     if p.split('/').any(|c| c == "..") {
         return Err("must not contain `..`");
+    }
+    // git prints `hosts/a.nix`, never `./hosts/a.nix`: such a glob would silently match nothing.
+    if p.split('/').any(|c| c == ".") {
+        return Err("must not contain `.` components (write `hosts/*`, not `./hosts/*`)");
     }
     Ok(())
 }

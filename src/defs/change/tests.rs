@@ -80,6 +80,12 @@ profile = "nixos""#,
             "change.edit: `hosts/../../x`: must not contain `..`",
         ),
         (
+            r#"edit = ["./hosts/*.nix"]
+profile = "nixos""#,
+            Some("edit"),
+            "change.edit: `./hosts/*.nix`: must not contain `.` components (write `hosts/*`, not `./hosts/*`)",
+        ),
+        (
             r#"edit = [""]
 profile = "nixos""#,
             Some("edit"),
