@@ -185,6 +185,24 @@ impl Redactor {
     }
 }
 
+/// The kind of the first token shape or private key `text` carries (`anthropic`,
+/// `private_key`, `secret`, ...), or `None`. The same rules as [`Redactor::redact`]: a match
+/// whose secret part is empty or already redacted does not count.
+pub fn find_secret(text: &str) -> Option<&'static str> {
+    RULES.iter().find_map(|rule| {
+        rule.re
+            .captures_iter(text)
+            .any(|caps| {
+                let part = SECRET_GROUPS
+                    .iter()
+                    .find_map(|g| caps.name(g))
+                    .or_else(|| caps.get(0));
+                part.is_some_and(|m| !m.as_str().is_empty() && !m.as_str().starts_with(MARK))
+            })
+            .then_some(rule.kind)
+    })
+}
+
 /// The replacement for one match: the secret group if the rule has one, else the whole match.
 fn replace_one(kind: &str, caps: &Captures<'_>) -> String {
     let Some(whole) = caps.get(0) else {
@@ -219,6 +237,20 @@ mod tests {
     fn all_rules_compile() {
         assert_eq!(RULES.len(), 16);
         assert!(SECRET_KEY_NAME.is_some());
+    }
+
+    #[test]
+    fn find_secret_names_the_kind() {
+        for (text, kind) in [
+            ("key sk-ant-api03-AbCdEf0123456789_-xyz", Some("anthropic")),
+            ("-----BEGIN OPENSSH PRIVATE KEY-----", Some("private_key")),
+            ("password = \"hunter22\"", Some("secret")),
+            ("password = \"\"", None),
+            ("password=[REDACTED:secret]", None),
+            ("services.nginx.enable = true;", None),
+        ] {
+            assert_eq!(find_secret(text), kind, "{text}");
+        }
     }
 
     #[test]

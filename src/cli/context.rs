@@ -24,7 +24,10 @@ pub(super) async fn run(cli: &Cli, args: &ContextArgs) -> Result<ExitKind, CliEr
     } else {
         args.probes.clone()
     };
-    let selected = defs.catalog.select(&names).map_err(usage)?;
+    let selected = defs
+        .catalog
+        .select(&names)
+        .map_err(|e| unknown_probe(&defs, e))?;
     let results = probe::gather(&selected, &run::redactor(cfg), &cfg.claude.path).await;
     if cli.json {
         print_json(&results)?;
@@ -58,4 +61,22 @@ fn print_probe(r: &probe::ProbeResult) -> Result<(), CliError> {
         crate::outln!("   {line}")?;
     }
     Ok(())
+}
+
+/// An unknown probe, with the context files that failed to load: the probe may be defined in
+/// one of them, and "unknown" alone would send the operator looking in the wrong place.
+fn unknown_probe(defs: &Definitions, e: probe::ProbeError) -> CliError {
+    let broken: Vec<&str> = defs
+        .errors
+        .iter()
+        .filter(|b| b.kind == "context")
+        .map(|b| b.error.as_str())
+        .collect();
+    if broken.is_empty() {
+        return usage(e);
+    }
+    usage(anyhow::anyhow!(
+        "{e}; it may be defined in a context file that failed to load: {}",
+        broken.join("; ")
+    ))
 }

@@ -2,6 +2,7 @@
 //! checks, knowledge notes, cron schedules.
 
 pub mod bundled;
+pub mod change;
 pub mod check;
 pub mod definitions;
 pub mod frontmatter;

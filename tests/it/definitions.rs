@@ -300,3 +300,18 @@ fn a_shadowed_goal_rule_is_a_warning_naming_both_rules() {
     assert_eq!(entry["ok"], true, "{entry}");
     assert!(entry["detail"].as_str().unwrap().contains(&at), "{entry}");
 }
+
+#[test]
+fn context_for_a_probe_in_a_broken_file_names_the_file() {
+    let s = Setup::new();
+    let located = format!("{}:4:8:", s.context.join("typo.toml").display());
+    let out = s.steward(&["context", "--probe", "nginx-status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("unknown probe `nginx-status`"), "{err}");
+    assert!(
+        err.contains("may be defined in a context file that failed to load")
+            && err.contains(&located),
+        "{err}"
+    );
+}

@@ -18,6 +18,7 @@ mod change_worktree;
 mod ci;
 mod cli;
 mod definitions;
+mod diff_check;
 mod doctor;
 mod durable;
 mod hook_hostile;

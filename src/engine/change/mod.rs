@@ -9,6 +9,7 @@
 //! settings overridden or refused).
 
 pub mod diff;
+pub mod diff_check;
 pub mod git;
 pub mod prune;
 pub mod worktree;
