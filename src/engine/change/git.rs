@@ -120,13 +120,15 @@ impl Git {
         Ok(out.stdout)
     }
 
-    /// The exit code of a query command (`show-ref --quiet`, `diff --quiet`); a timeout or a
-    /// signal is an error.
-    pub async fn code(&self, cwd: &Path, args: &[&str]) -> Result<i32, WorktreeError> {
+    /// A yes/no query (`show-ref --quiet`, `diff --quiet`): exit 0 is yes, 1 is no; anything else
+    /// (an error, a timeout, a signal) is an error, never read as an answer.
+    pub async fn query(&self, cwd: &Path, args: &[&str]) -> Result<bool, WorktreeError> {
         let out = self.raw(cwd, args, &[], LIST_CAP).await?;
-        out.status
-            .and_then(|s| s.code())
-            .ok_or_else(|| failed(cwd, args, &out))
+        match out.status.and_then(|s| s.code()) {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(failed(cwd, args, &out)),
+        }
     }
 
     /// The environment that makes steward the author and committer of one command.

@@ -98,12 +98,12 @@ impl Worktree {
         let branch = format!("{BRANCH_PREFIX}{run_id}");
         let ref_name = format!("refs/heads/{branch}");
         let exists = git
-            .code(
+            .query(
                 &workspace,
                 &["show-ref", "--verify", "--quiet", "--", &ref_name],
             )
             .await?;
-        if exists == 0 {
+        if exists {
             return Err(WorktreeError::BranchExists { branch, workspace });
         }
         let root = prepare_root(&workspace, worktrees_root)?;
@@ -135,14 +135,14 @@ impl Worktree {
     pub async fn commit(&self, intent: &str) -> Result<Option<Commit>, WorktreeError> {
         refuse_code_running(&self.git, &self.path).await?;
         self.git.ok(&self.path, &["add", "-A", "--", "."]).await?;
-        let staged = self
+        let unchanged = self
             .git
-            .code(
+            .query(
                 &self.path,
                 &["diff", "--cached", "--quiet", "--no-ext-diff"],
             )
             .await?;
-        if staged == 0 {
+        if unchanged {
             let head = self.head().await?;
             return Ok((head != self.base).then_some(Commit { sha: head }));
         }
