@@ -7,7 +7,7 @@ use std::process::Command;
 
 use steward::defs::change::{ChangeSpec, ProtectedPaths};
 use steward::engine::change::diff_check::{
-    ChangedFile, FileStatus, Reason, Refusal, SYMLINK_MODE, Verdict, check,
+    ChangedFile, DiffVerdict, FileStatus, Reason, Refusal, SYMLINK_MODE, check,
 };
 
 use crate::common::require;
@@ -124,5 +124,5 @@ fn a_real_git_diff_is_judged() {
 
     // The same tree with nothing changed is "no change", not a refusal.
     let same = git(ws, &["diff", "HEAD", "HEAD"]);
-    assert_eq!(check(&spec(), &none, &[], &same), Ok(Verdict::NoChange));
+    assert_eq!(check(&spec(), &none, &[], &same), Ok(DiffVerdict::NoChange));
 }

@@ -51,7 +51,7 @@ pub struct ChangedFile {
 
 /// A diff that passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum DiffVerdict {
     /// Nothing changed: not a refusal, and nothing to validate or apply.
     NoChange,
     Change,
@@ -124,10 +124,10 @@ pub fn check(
     protected: &ProtectedPaths,
     files: &[ChangedFile],
     diff: &str,
-) -> Result<Verdict, Vec<Refusal>> {
+) -> Result<DiffVerdict, Vec<Refusal>> {
     if files.is_empty() {
         if diff.trim().is_empty() {
-            return Ok(Verdict::NoChange);
+            return Ok(DiffVerdict::NoChange);
         }
         let why = "a diff with no changed files listed".to_string();
         return Err(vec![refusal("", Reason::UnreadableDiff(why))]);
@@ -138,7 +138,7 @@ pub fn check(
     }
     out.extend(check_secrets(diff));
     if out.is_empty() {
-        Ok(Verdict::Change)
+        Ok(DiffVerdict::Change)
     } else {
         Err(out)
     }

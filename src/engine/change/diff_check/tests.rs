@@ -53,7 +53,7 @@ fn r(path: &str, reason: Reason) -> Refusal {
     }
 }
 
-fn judge(files: &[ChangedFile], diff: &str) -> Result<Verdict, Vec<Refusal>> {
+fn judge(files: &[ChangedFile], diff: &str) -> Result<DiffVerdict, Vec<Refusal>> {
     check(&spec(), &extra(), files, diff)
 }
 
@@ -84,12 +84,12 @@ fn allowed_edits_pass() {
         "hosts/web/configuration.nix",
         &["services.nginx.enable = true;"],
     );
-    assert_eq!(judge(&files, &diff), Ok(Verdict::Change));
+    assert_eq!(judge(&files, &diff), Ok(DiffVerdict::Change));
 }
 
 #[test]
 fn empty_file_list_is_no_change() {
-    assert_eq!(judge(&[], ""), Ok(Verdict::NoChange));
+    assert_eq!(judge(&[], ""), Ok(DiffVerdict::NoChange));
     // A diff with no file listed is inconsistent input: refused, not "no change".
     let diff = adding("hosts/a.nix", &["x"]);
     let why = "a diff with no changed files listed".to_string();
@@ -215,7 +215,7 @@ fn rename_refusals() {
             from: "flake.nix".into(),
         },
     );
-    assert_eq!(judge(&[copy], ""), Ok(Verdict::Change));
+    assert_eq!(judge(&[copy], ""), Ok(DiffVerdict::Change));
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn limits() {
         },
     )];
     assert_eq!(judge(&many, ""), Err(want));
-    assert_eq!(judge(&many[..MAX_FILES], ""), Ok(Verdict::Change));
+    assert_eq!(judge(&many[..MAX_FILES], ""), Ok(DiffVerdict::Change));
 
     let big = |added, removed| ChangedFile {
         added,
@@ -359,7 +359,7 @@ fn limits() {
         },
     )];
     assert_eq!(judge(&[big(max, 1)], ""), Err(want));
-    assert_eq!(judge(&[big(max - 1, 1)], ""), Ok(Verdict::Change));
+    assert_eq!(judge(&[big(max - 1, 1)], ""), Ok(DiffVerdict::Change));
 
     let diff = adding("hosts/a.nix", &[&"x".repeat(MAX_DIFF_BYTES)]);
     let bytes = diff.len();
@@ -401,7 +401,7 @@ fn binary_files_cannot_be_checked_but_may_be_deleted() {
         mode: None,
         ..bin
     };
-    assert_eq!(judge(&[gone], ""), Ok(Verdict::Change));
+    assert_eq!(judge(&[gone], ""), Ok(DiffVerdict::Change));
 }
 
 #[test]
