@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use steward::engine::change::diff::{DiffLimits, FileStatus};
-use steward::engine::change::git::Git;
+use steward::engine::change::diff::{DiffLimits, DiffStatus};
+use steward::engine::change::git::ChangeGit;
 use steward::engine::change::prune::prune;
 use steward::engine::change::worktree::{Worktree, WorktreeError};
 
@@ -59,7 +59,7 @@ struct Fixture {
     _tmp: tempfile::TempDir,
     ws: PathBuf,
     root: PathBuf,
-    git: Git,
+    git: ChangeGit,
 }
 
 /// A repository with a first commit: `a.txt`, `del.txt`, `ren.txt`, in `<tmp>/ws`; worktrees go
@@ -77,7 +77,7 @@ fn fixture() -> Option<Fixture> {
     git(&ws, &["add", "-A"]);
     git(&ws, &["commit", "-q", "-m", "first"]);
     let root = tmp.path().join("state/worktrees");
-    let git = Git::new(PATH).unwrap();
+    let git = ChangeGit::new(PATH).unwrap();
     Some(Fixture {
         ws,
         root,
@@ -143,7 +143,7 @@ async fn a_change_is_committed_by_steward_and_diffed_exactly() {
         (diff.base.as_str(), diff.head.as_str()),
         (head.as_str(), commit.sha.as_str())
     );
-    let mut got: Vec<(Vec<u8>, FileStatus, u64, u64, bool)> = diff
+    let mut got: Vec<(Vec<u8>, DiffStatus, u64, u64, bool)> = diff
         .files
         .iter()
         .map(|f| {
@@ -152,20 +152,20 @@ async fn a_change_is_committed_by_steward_and_diffed_exactly() {
         })
         .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
-    let want: Vec<(&[u8], FileStatus, u64, u64, bool)> = vec![
-        (b"a.txt", FileStatus::Modified, 2, 1, false),
-        (b"blob.bin", FileStatus::Added, 0, 0, true),
-        (b"bytes-\xff.txt", FileStatus::Added, 1, 0, false),
-        (b"del.txt", FileStatus::Deleted, 0, 2, false),
-        (b"line\nbreak", FileStatus::Added, 1, 0, false),
+    let want: Vec<(&[u8], DiffStatus, u64, u64, bool)> = vec![
+        (b"a.txt", DiffStatus::Modified, 2, 1, false),
+        (b"blob.bin", DiffStatus::Added, 0, 0, true),
+        (b"bytes-\xff.txt", DiffStatus::Added, 1, 0, false),
+        (b"del.txt", DiffStatus::Deleted, 0, 2, false),
+        (b"line\nbreak", DiffStatus::Added, 1, 0, false),
         (
             b"moved dir/ren.txt",
-            FileStatus::Renamed { similarity: 100 },
+            DiffStatus::Renamed { similarity: 100 },
             0,
             0,
             false,
         ),
-        (b"new file.txt", FileStatus::Added, 3, 0, false),
+        (b"new file.txt", DiffStatus::Added, 3, 0, false),
     ];
     let want: Vec<_> = want
         .into_iter()

@@ -59,7 +59,7 @@ impl Default for DiffLimits {
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileStatus {
+pub enum DiffStatus {
     Added,
     Modified,
     Deleted,
@@ -73,12 +73,12 @@ pub enum FileStatus {
 
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangedFile {
+pub struct DiffFile {
     /// The path after the change (relative to the repository), exactly as git has it.
     pub path: PathBuf,
     /// The path before, for a rename.
     pub old_path: Option<PathBuf>,
-    pub status: FileStatus,
+    pub status: DiffStatus,
     /// Lines added and removed; 0 for a binary file.
     pub added: u64,
     pub removed: u64,
@@ -90,7 +90,7 @@ pub struct ChangedFile {
 pub struct Diff {
     pub base: String,
     pub head: String,
-    pub files: Vec<ChangedFile>,
+    pub files: Vec<DiffFile>,
     /// The unified diff, up to [`DiffLimits::text_cap`] bytes (invalid UTF-8 shown as U+FFFD).
     pub text: String,
     pub truncated: bool,
@@ -147,7 +147,7 @@ impl Worktree {
 }
 
 /// `--name-status -z`: `STATUS NUL path NUL`, or `Rnnn NUL old NUL new NUL` for a rename.
-fn parse_name_status(out: &[u8]) -> Result<Vec<ChangedFile>, WorktreeError> {
+fn parse_name_status(out: &[u8]) -> Result<Vec<DiffFile>, WorktreeError> {
     let mut fields = split_z(out);
     let mut files = Vec::new();
     while let Some(status) = fields.next() {
@@ -159,16 +159,16 @@ fn parse_name_status(out: &[u8]) -> Result<Vec<ChangedFile>, WorktreeError> {
                 .ok_or_else(|| parse_error("--name-status", format!("`{status}` without a path")))
         };
         let (status, old_path, path) = match status.as_bytes().first() {
-            Some(b'A') => (FileStatus::Added, None, path()?),
-            Some(b'M') => (FileStatus::Modified, None, path()?),
-            Some(b'D') => (FileStatus::Deleted, None, path()?),
-            Some(b'T') => (FileStatus::TypeChanged, None, path()?),
+            Some(b'A') => (DiffStatus::Added, None, path()?),
+            Some(b'M') => (DiffStatus::Modified, None, path()?),
+            Some(b'D') => (DiffStatus::Deleted, None, path()?),
+            Some(b'T') => (DiffStatus::TypeChanged, None, path()?),
             Some(b'R') => {
                 let similarity = status[1..].parse().map_err(|_| {
                     parse_error("--name-status", format!("bad rename score `{status}`"))
                 })?;
                 let old = path()?;
-                (FileStatus::Renamed { similarity }, Some(old), path()?)
+                (DiffStatus::Renamed { similarity }, Some(old), path()?)
             }
             // Copies are not asked for; unmerged or unknown entries are not a change steward
             // can judge.
@@ -179,7 +179,7 @@ fn parse_name_status(out: &[u8]) -> Result<Vec<ChangedFile>, WorktreeError> {
                 ));
             }
         };
-        files.push(ChangedFile {
+        files.push(DiffFile {
             path,
             old_path,
             status,
@@ -230,10 +230,7 @@ fn parse_numstat(out: &[u8]) -> Result<Vec<Numstat>, WorktreeError> {
 }
 
 /// The two listings describe the same files in the same order; anything else is refused.
-fn merge(
-    mut files: Vec<ChangedFile>,
-    stats: Vec<Numstat>,
-) -> Result<Vec<ChangedFile>, WorktreeError> {
+fn merge(mut files: Vec<DiffFile>, stats: Vec<Numstat>) -> Result<Vec<DiffFile>, WorktreeError> {
     if files.len() != stats.len() {
         return Err(parse_error(
             "diff",
@@ -306,7 +303,7 @@ mod tests {
         assert_eq!(files.len(), 3);
         assert_eq!(files[0].path, PathBuf::from("a\nb"));
         assert_eq!((files[0].added, files[0].removed), (1, 2));
-        assert_eq!(files[1].status, FileStatus::Renamed { similarity: 87 });
+        assert_eq!(files[1].status, DiffStatus::Renamed { similarity: 87 });
         assert_eq!(files[1].old_path, Some(PathBuf::from("old name")));
         assert_eq!(files[1].path, PathBuf::from("new\tname"));
         assert!(files[2].binary);

@@ -33,12 +33,12 @@ pub const IDENTITY_EMAIL: &str = "steward@localhost";
 /// How steward runs git: the PATH it is found on and a private, empty HOME (so that no
 /// `~/.gitconfig`, `~/.config/git` or credential store of the user's is read).
 #[derive(Debug, Clone)]
-pub struct Git {
+pub struct ChangeGit {
     path_env: String,
     home: Arc<tempfile::TempDir>,
 }
 
-impl Git {
+impl ChangeGit {
     /// `path_env` is the only PATH git sees (steward's configured PATH for the tools it runs).
     pub fn new(path_env: &str) -> Result<Self, WorktreeError> {
         let home = tempfile::Builder::new()
@@ -49,7 +49,7 @@ impl Git {
                 what: "create a private HOME for git",
                 source,
             })?;
-        Ok(Git {
+        Ok(ChangeGit {
             path_env: path_env.to_string(),
             home: Arc::new(home),
         })
@@ -99,7 +99,7 @@ impl Git {
         self.ok_env(cwd, args, &[], LIST_CAP).await
     }
 
-    /// [`Git::ok`] with extra environment and an own stdout cap.
+    /// [`ChangeGit::ok`] with extra environment and an own stdout cap.
     pub async fn ok_env(
         &self,
         cwd: &Path,
@@ -159,7 +159,10 @@ fn argv(args: &[&str]) -> Vec<String> {
 /// and that `-c` cannot switch off: a filter driver (`filter.<name>.clean`, `.smudge`,
 /// `.process`) runs on checkout and on `git add` for every path `.gitattributes` assigns to it.
 /// Such a workspace is refused rather than trusted.
-pub async fn code_running_setting(git: &Git, dir: &Path) -> Result<Option<String>, WorktreeError> {
+pub async fn code_running_setting(
+    git: &ChangeGit,
+    dir: &Path,
+) -> Result<Option<String>, WorktreeError> {
     let out = git.ok(dir, &["config", "--list", "-z"]).await?;
     Ok(out
         .split(|b| *b == 0)

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::git::{self, Git};
+use super::git::{self, ChangeGit};
 use super::worktree::{self, BRANCH_PREFIX, WorktreeError};
 
 /// What [`prune`] removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Pruned {
+pub struct PrunedWorktrees {
     /// Run ids whose worktree was removed.
     pub worktrees: Vec<String>,
     /// Run ids whose branch was deleted.
@@ -27,13 +27,13 @@ struct Listed {
 /// Removes the worktrees under `worktrees_root` whose run `is_finished`, and with
 /// `delete_branches` their branches (also for runs whose worktree is gone already).
 pub async fn prune(
-    git: &Git,
+    git: &ChangeGit,
     workspace: &Path,
     worktrees_root: &Path,
     is_finished: impl Fn(&str) -> bool,
     delete_branches: bool,
-) -> Result<Pruned, WorktreeError> {
-    let mut pruned = Pruned::default();
+) -> Result<PrunedWorktrees, WorktreeError> {
+    let mut pruned = PrunedWorktrees::default();
     // Registrations whose directory was deleted by hand go first, so that they are not listed.
     git.ok(workspace, &["worktree", "prune"]).await?;
     let Ok(root) = worktrees_root.canonicalize() else {
@@ -69,12 +69,12 @@ fn steward_run(listed: &Listed, root: &Path) -> Option<String> {
 
 /// Deletes the `steward/<run-id>` branches of finished runs that no worktree has checked out.
 async fn prune_branches(
-    git: &Git,
+    git: &ChangeGit,
     workspace: &Path,
     is_finished: &impl Fn(&str) -> bool,
     delete_branches: bool,
-    mut pruned: Pruned,
-) -> Result<Pruned, WorktreeError> {
+    mut pruned: PrunedWorktrees,
+) -> Result<PrunedWorktrees, WorktreeError> {
     if !delete_branches {
         return Ok(pruned);
     }
@@ -108,7 +108,7 @@ async fn prune_branches(
 }
 
 /// The workspace's worktrees, the main checkout included.
-async fn list(git: &Git, workspace: &Path) -> Result<Vec<Listed>, WorktreeError> {
+async fn list(git: &ChangeGit, workspace: &Path) -> Result<Vec<Listed>, WorktreeError> {
     let out = git
         .ok(workspace, &["worktree", "list", "--porcelain", "-z"])
         .await?;

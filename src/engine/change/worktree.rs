@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::git::{self, Git};
+use super::git::{self, ChangeGit};
 
 /// The branch every change-set worktree is on is `BRANCH_PREFIX` + the run id.
 pub const BRANCH_PREFIX: &str = "steward/";
@@ -62,7 +62,7 @@ pub enum WorktreeError {
 /// One run's worktree: where it is, what it started from.
 #[derive(Debug)]
 pub struct Worktree {
-    pub(super) git: Git,
+    pub(super) git: ChangeGit,
     /// The live checkout's top level (canonical).
     pub workspace: PathBuf,
     /// The worktree's directory, `<worktrees_root>/<run-id>`.
@@ -86,7 +86,7 @@ impl Worktree {
     /// repository with a commit, an existing branch or directory, a root inside the checkout,
     /// and a run id that is not a safe ref and path component.
     pub async fn create(
-        git: &Git,
+        git: &ChangeGit,
         workspace: &Path,
         worktrees_root: &Path,
         run_id: &str,
@@ -162,7 +162,7 @@ impl Worktree {
             &message,
         ];
         self.git
-            .ok_env(&self.path, &args, &Git::identity_env(), git::LIST_CAP)
+            .ok_env(&self.path, &args, &ChangeGit::identity_env(), git::LIST_CAP)
             .await?;
         Ok(Some(Commit {
             sha: self.head().await?,
@@ -190,7 +190,7 @@ impl Worktree {
 
 /// Deletes `branch` (forced: its commits were never merged when the change was rejected).
 pub(super) async fn delete_branch_in(
-    git: &Git,
+    git: &ChangeGit,
     workspace: &Path,
     branch: &str,
 ) -> Result<(), WorktreeError> {
@@ -233,7 +233,7 @@ pub fn check_run_id(run_id: &str) -> Result<(), WorktreeError> {
 }
 
 /// The canonical top level of the repository `workspace` is, which must be `workspace` itself.
-async fn toplevel(git: &Git, workspace: &Path) -> Result<PathBuf, WorktreeError> {
+async fn toplevel(git: &ChangeGit, workspace: &Path) -> Result<PathBuf, WorktreeError> {
     let not_a_repo = |detail: String| WorktreeError::NotARepo {
         workspace: workspace.to_path_buf(),
         detail,
@@ -258,7 +258,7 @@ async fn toplevel(git: &Git, workspace: &Path) -> Result<PathBuf, WorktreeError>
 }
 
 /// [`WorktreeError::RunsCode`] when the repository at `dir` configures a filter driver.
-async fn refuse_code_running(git: &Git, dir: &Path) -> Result<(), WorktreeError> {
+async fn refuse_code_running(git: &ChangeGit, dir: &Path) -> Result<(), WorktreeError> {
     match git::code_running_setting(git, dir).await? {
         Some(key) => Err(WorktreeError::RunsCode {
             workspace: dir.to_path_buf(),
@@ -269,7 +269,7 @@ async fn refuse_code_running(git: &Git, dir: &Path) -> Result<(), WorktreeError>
 }
 
 /// The full sha of HEAD in `dir`, or [`WorktreeError::NoCommits`].
-async fn head_commit(git: &Git, dir: &Path) -> Result<String, WorktreeError> {
+async fn head_commit(git: &ChangeGit, dir: &Path) -> Result<String, WorktreeError> {
     let args = ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"];
     let out = git.raw(dir, &args, &[], git::LIST_CAP).await?;
     match out.status.and_then(|s| s.code()) {
