@@ -6,41 +6,20 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use steward::engine::change::diff::{DiffLimits, DiffStatus};
 use steward::engine::change::git::ChangeGit;
 use steward::engine::change::prune::prune;
 use steward::engine::change::worktree::{Worktree, WorktreeError};
 
-use crate::common::require;
+use crate::common::{self, require};
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// The test's own git, with no user config and a fixed identity (the test process's environment
-/// is never changed).
-fn git_out(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap()
-}
+use common::git::output as git_out;
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_out(dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    common::git::stdout(dir, args).trim_end().to_string()
 }
 
 /// The `steward/*` branches, one a line.

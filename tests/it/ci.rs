@@ -16,28 +16,7 @@ fn claude_bin() -> Option<std::path::PathBuf> {
 }
 
 fn git(ws: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=ci test",
-            "-c",
-            "user.email=ci@test.invalid",
-            "-c",
-            "commit.gpgSign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(ws)
-        .env_remove("GIT_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::git::stdout(ws, args).trim().to_string()
 }
 
 /// Two commits: the first adds `hosts/web.nix`, the second changes it and adds a job file.

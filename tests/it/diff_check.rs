@@ -3,33 +3,17 @@
 //! added line that is itself `++...`.
 
 use std::path::Path;
-use std::process::Command;
 
 use steward::defs::change::{ChangeSpec, ProtectedPaths};
 use steward::engine::change::diff_check::{
     ChangedFile, DiffVerdict, FileStatus, Reason, Refusal, SYMLINK_MODE, check,
 };
 
-use crate::common::require;
+use crate::common::{self, require};
 
 /// git's stdout untrimmed (a diff's trailing newline matters).
 fn git(ws: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@test.invalid"])
-        .args([
-            "-c",
-            "commit.gpgSign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(ws)
-        .env_remove("GIT_DIR")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    common::git::stdout(ws, args)
 }
 
 fn spec() -> ChangeSpec {

@@ -46,22 +46,7 @@ fn no_claude() -> PathBuf {
 }
 
 fn git(ws: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@test.invalid",
-            "-c",
-            "commit.gpgSign=false",
-        ])
-        .args(args)
-        .current_dir(ws)
-        .env_remove("GIT_DIR")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::git::stdout(ws, args).trim().to_string()
 }
 
 /// Two commits in the workspace; (base, head).

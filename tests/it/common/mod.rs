@@ -10,6 +10,7 @@ use steward::adapters::scripted::{self, Scenario, Server};
 use steward::engine::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observer};
 
 pub mod cli;
+pub mod git;
 pub mod require;
 
 /// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
