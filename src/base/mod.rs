@@ -4,6 +4,7 @@
 pub mod append;
 pub mod cancel;
 pub mod exec;
+pub mod flock;
 pub mod ledger;
 pub mod outcome;
 pub mod procfs;

@@ -1,15 +1,17 @@
-//! Change sets (issue 12), being built in steps: the agent edits the infrastructure repository in
-//! a worktree of its own, and steward judges the diff, validates it, binds the approval to it,
-//! applies, verifies and rolls back. Not wired into runs yet: goals cannot declare `[change]`
-//! until the whole path (validation, record, approval, apply) exists.
+//! Change sets (issue 12): the agent edits the infrastructure repository in a worktree of its
+//! own, and steward judges the diff, validates it, binds the approval to it, applies, verifies
+//! and rolls back.
 //!
 //! The git side: `worktree` (a worktree per run on `steward/<run-id>`, steward's commit, removal),
 //! `diff` (the change against the base: files, counts, text, digest), `prune` (worktrees of
 //! finished runs), all through `git` (steward's own git: no user config, code-running repository
-//! settings overridden or refused).
+//! settings overridden or refused). steward's judgement: `diff_check`. The record: `record` (what
+//! is known about one change) and `store` (`STATE/changes/<state>/<id>.json`).
 
 pub mod diff;
 pub mod diff_check;
 pub mod git;
 pub mod prune;
+pub mod record;
+pub mod store;
 pub mod worktree;
