@@ -4,12 +4,15 @@
 //! else built-in defaults with the current directory as the workspace. Unknown keys and bad values
 //! are rejected with the file, line and key.
 
+pub mod change;
 pub mod maintenance;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use change::ChangeConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +65,7 @@ pub struct Config {
     pub router: RouterConfig,
     pub serve: ServeConfig,
     pub retention: RetentionConfig,
+    pub change: ChangeConfig,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -293,6 +297,7 @@ impl Default for Config {
             router: RouterConfig::default(),
             serve: ServeConfig::default(),
             retention: RetentionConfig::default(),
+            change: ChangeConfig::default(),
         }
     }
 }
@@ -499,6 +504,9 @@ impl Config {
         }
         if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("serve.listen", "must be an address such as 127.0.0.1:8787");
+        }
+        if let Err((key, message)) = self.change.check() {
+            return bad(key, message);
         }
         // Compiling the windows here means a bad regex or time is a config error at start.
         maintenance::Maintenance::compile(&r.maintenance)?;

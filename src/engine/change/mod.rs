@@ -11,6 +11,7 @@
 pub mod diff;
 pub mod diff_check;
 pub mod git;
+pub mod profile;
 pub mod prune;
 pub mod record;
 pub mod store;

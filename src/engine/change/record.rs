@@ -234,6 +234,10 @@ pub struct ChangeRecord {
     pub diff_sha256: String,
     pub files: Vec<ChangeFile>,
     pub profile: Profile,
+    /// The goal's `[change] edit` globs and `validate` argv when the change was proposed: a
+    /// change re-checked later (rebased at approval) is judged by the rules it was made under.
+    pub edit: Vec<String>,
+    pub validate: Vec<Vec<String>>,
     /// `command` profile: the argv, as the goal had them when the change was proposed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply: Option<Vec<String>>,

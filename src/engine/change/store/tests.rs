@@ -24,6 +24,8 @@ fn record(state: ChangeState, created: OffsetDateTime) -> ChangeRecord {
         diff_sha256: "c".repeat(64),
         files: Vec::new(),
         profile: Profile::Command,
+        edit: vec!["**".into()],
+        validate: vec![],
         apply: Some(vec!["true".into()]),
         rollback: Some(vec!["true".into()]),
         validation: Vec::new(),
