@@ -14,5 +14,6 @@ pub mod git;
 pub mod profile;
 pub mod prune;
 pub mod record;
+pub mod static_phase;
 pub mod store;
 pub mod worktree;
