@@ -123,8 +123,9 @@ impl ChangeSpec {
 }
 
 /// Each glob: relative, without `..`, compiled so that `*` stays inside one directory and `**`
-/// crosses them (`hosts/**/*.nix`).
-fn compile_edit(edit: &[String]) -> Result<GlobSet, ChangeError> {
+/// crosses them (`hosts/**/*.nix`). Public so the compiled policy's edit scope matches paths
+/// exactly as [`ChangeSpec::allows`] does.
+pub fn compile_edit(edit: &[String]) -> Result<GlobSet, ChangeError> {
     if edit.is_empty() {
         return Err(field_err("edit", "must name at least one glob"));
     }
@@ -222,7 +223,8 @@ fn repair_rounds(n: Option<i64>) -> Result<u8, ChangeError> {
 /// Protected paths beyond [`ALWAYS_PROTECTED`]: the policy's `protected` names and `secrets`
 /// patterns (same grammar: bare name = any component, `a/b` = that sequence anywhere, `/x` =
 /// absolute prefix), and steward's own files inside the workspace (its config, its module).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProtectedPaths {
     /// The workspace, so that absolute secret patterns (`/run/secrets`) are matched against
     /// where the file really lives.
@@ -231,6 +233,40 @@ pub struct ProtectedPaths {
     pub patterns: Vec<String>,
     /// Workspace-relative files or directories (everything under a directory is protected).
     pub paths: Vec<String>,
+}
+
+impl ProtectedPaths {
+    /// The protected paths of a change made in `tree` (a worktree of `live`, the workspace):
+    /// `patterns` in the policy's grammar, and `absolute` paths (steward's config file, its state
+    /// dir). An absolute path inside `live` or `tree` also protects the same relative path in the
+    /// tree, because that is the copy the change would ship. `tree` and `live` are expected
+    /// canonical; each absolute path is canonicalised when it exists.
+    pub fn for_change(
+        tree: &Path,
+        live: &Path,
+        patterns: Vec<String>,
+        absolute: &[std::path::PathBuf],
+    ) -> ProtectedPaths {
+        let mut paths: Vec<String> = Vec::new();
+        for abs in absolute {
+            let real = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
+            for form in [abs, &real] {
+                for base in [live, tree] {
+                    let rel = form.strip_prefix(base).ok().and_then(Path::to_str);
+                    if let Some(rel) = rel.filter(|r| !r.is_empty())
+                        && !paths.iter().any(|p| p == rel)
+                    {
+                        paths.push(rel.to_string());
+                    }
+                }
+            }
+        }
+        ProtectedPaths {
+            workspace: tree.to_path_buf(),
+            patterns,
+            paths,
+        }
+    }
 }
 
 /// Why `rel_path` (workspace-relative) is protected, if it is: the rule that matched.
