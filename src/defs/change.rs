@@ -237,36 +237,37 @@ pub struct ProtectedPaths {
 }
 
 impl ProtectedPaths {
-    /// The protected paths of a change made in `tree` (a worktree of `live`, the workspace):
-    /// `patterns` in the policy's grammar, and `absolute` paths (steward's config file, its state
-    /// dir). An absolute path inside `live` or `tree` also protects the same relative path in the
-    /// tree, because that is the copy the change would ship. `tree` and `live` are expected
-    /// canonical; each absolute path is canonicalised when it exists.
-    pub fn for_change(
+    /// These rules for a change made in `tree` (a worktree of `self.workspace`), extended by
+    /// `patterns` (the policy's protected names and secret patterns, those not already here) and
+    /// by `absolute` paths (steward's config file, its state dir): one inside the workspace or
+    /// the tree protects its relative path, because that is the copy a change would ship.
+    pub fn extended(
+        mut self,
         tree: &Path,
-        live: &Path,
-        patterns: Vec<String>,
+        patterns: &[String],
         absolute: &[std::path::PathBuf],
     ) -> ProtectedPaths {
-        let mut paths: Vec<String> = Vec::new();
+        for p in patterns {
+            if !self.patterns.contains(p) {
+                self.patterns.push(p.clone());
+            }
+        }
+        let live =
+            std::fs::canonicalize(&self.workspace).unwrap_or_else(|_| self.workspace.clone());
         for abs in absolute {
             let real = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
             for form in [abs, &real] {
-                for base in [live, tree] {
+                for base in [&self.workspace, &live, tree] {
                     let rel = form.strip_prefix(base).ok().and_then(Path::to_str);
                     if let Some(rel) = rel.filter(|r| !r.is_empty())
-                        && !paths.iter().any(|p| p == rel)
+                        && !self.paths.iter().any(|p| p == rel)
                     {
-                        paths.push(rel.to_string());
+                        self.paths.push(rel.to_string());
                     }
                 }
             }
         }
-        ProtectedPaths {
-            workspace: tree.to_path_buf(),
-            patterns,
-            paths,
-        }
+        self
     }
 }
 

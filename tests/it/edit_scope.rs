@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use steward::defs::change::ChangeSpec;
+use steward::defs::change::{ChangeSpec, ProtectedPaths};
 use steward::defs::policy::{GoalPolicy, Policy, STEWARD_COMMITS};
 use steward::engine::change::git::ChangeGit;
 use steward::engine::change::worktree::Worktree;
@@ -62,11 +62,17 @@ async fn fixture() -> Option<Fixture> {
         read: s(&["{workspace}"]),
         write: s(&["{workspace}"]),
     };
+    // The diff check's rules, as a change run builds them.
+    let rules = ProtectedPaths {
+        workspace: ws.clone(),
+        patterns: vec!["steward.nix".into()],
+        paths: vec!["nix/steward/".into()],
+    };
     let run_dir = state.join("runs/run-1");
     std::fs::create_dir_all(&run_dir).unwrap();
     Policy::build("change", &gp, &ws)
         .unwrap()
-        .with_edit_scope(&wt.path, &spec(), &[ws.join("steward.toml"), state])
+        .with_edit_scope(&wt.path, &spec(), &rules, &[ws.join("steward.toml"), state])
         .unwrap()
         .to_file(&run_dir.join("policy.json"))
         .unwrap();

@@ -77,6 +77,8 @@ const VALIDATE_RULE: &str = "change: validate";
 pub struct EditScope {
     /// The worktree root, canonical.
     pub root: PathBuf,
+    /// The live checkout the worktree was made from, canonical: never written in a change run.
+    pub live: PathBuf,
     /// The `edit` globs as written, relative to the root.
     pub edit: Vec<String>,
     /// Protected rules inside the tree (always-protected names, the policy's protected names
@@ -95,6 +97,7 @@ pub struct EditScope {
 #[serde(deny_unknown_fields)]
 struct EditScopeForm {
     root: PathBuf,
+    live: PathBuf,
     edit: Vec<String>,
     protected: ProtectedPaths,
     protected_abs: Vec<PathBuf>,
@@ -105,15 +108,13 @@ impl TryFrom<EditScopeForm> for EditScope {
     type Error = String;
 
     fn try_from(f: EditScopeForm) -> Result<EditScope, String> {
-        if !f.root.is_absolute() {
-            return Err(format!(
-                "edit scope root `{}` is not absolute",
-                f.root.display()
-            ));
+        if !f.root.is_absolute() || !f.live.is_absolute() {
+            return Err("edit scope: the worktree and the workspace must be absolute".to_string());
         }
         let globs = compile_edit(&f.edit).map_err(|e| e.to_string())?;
         Ok(EditScope {
             root: f.root,
+            live: f.live,
             edit: f.edit,
             protected: f.protected,
             protected_abs: f.protected_abs,
@@ -127,6 +128,7 @@ impl From<EditScope> for EditScopeForm {
     fn from(s: EditScope) -> EditScopeForm {
         EditScopeForm {
             root: s.root,
+            live: s.live,
             edit: s.edit,
             protected: s.protected,
             protected_abs: s.protected_abs,
@@ -139,6 +141,7 @@ impl From<EditScope> for EditScopeForm {
 impl PartialEq for EditScope {
     fn eq(&self, other: &EditScope) -> bool {
         self.root == other.root
+            && self.live == other.live
             && self.edit == other.edit
             && self.protected == other.protected
             && self.protected_abs == other.protected_abs
@@ -156,14 +159,17 @@ fn scope_err(message: impl Into<String>) -> PolicyError {
 
 impl Policy {
     /// The policy of a change run: the agent edits `spec.edit` files in `worktree` (a git
-    /// worktree of `self.workspace`) and nothing else. `protected_extra` are absolute paths no
+    /// worktree of `protected.workspace`, the live checkout) and nothing else. `protected` are
+    /// the rules steward's diff check applies (the hook applies the same ones, plus this
+    /// policy's protected names and secret patterns); `protected_extra` are absolute paths no
     /// edit may touch: steward's config file and state dir. The worktree becomes a read root;
-    /// write roots inside the worktree or the live workspace are dropped (and writes there
+    /// write roots inside the worktree or the live checkout are dropped (and shell writes there
     /// refused whatever the roots say); the git commands that commit are denied.
     pub fn with_edit_scope(
         mut self,
         worktree: &Path,
         spec: &ChangeSpec,
+        protected: &ProtectedPaths,
         protected_extra: &[PathBuf],
     ) -> Result<Policy, PolicyError> {
         let root = std::fs::canonicalize(worktree)
@@ -180,10 +186,17 @@ impl Policy {
                 p.display()
             )));
         }
-        let live = resolve(&self.workspace).unwrap_or_else(|_| self.workspace.clone());
+        let live = std::fs::canonicalize(&protected.workspace).map_err(|e| {
+            scope_err(format!(
+                "workspace `{}`: {e}",
+                protected.workspace.display()
+            ))
+        })?;
         let mut patterns = self.protected.clone();
         patterns.extend(self.secrets.iter().cloned());
-        let protected = ProtectedPaths::for_change(&root, &live, patterns, protected_extra);
+        let protected = protected
+            .clone()
+            .extended(&root, &patterns, protected_extra);
         let globs = compile_edit(&spec.edit).map_err(|e| scope_err(e.to_string()))?;
         self.write.retain(|w| {
             let w = resolve(w).unwrap_or_else(|_| w.clone());
@@ -192,9 +205,11 @@ impl Policy {
         if !self.read.contains(&root) {
             self.read.push(root.clone());
         }
-        self.deny.extend(git_writer_rules()?);
+        // First, so that their reason is steward's even when the goal denies them too.
+        self.deny.splice(0..0, git_writer_rules()?);
         self.edit = Some(EditScope {
             root,
+            live,
             edit: spec.edit.clone(),
             protected,
             protected_abs: protected_extra.to_vec(),
@@ -308,9 +323,9 @@ impl EditScope {
     }
 
     /// Whether a shell write to `real` (resolved) is refused: anything in the worktree or in
-    /// the live workspace `live` (resolved).
-    pub fn blocks_shell_write(&self, real: &Path, live: &Path) -> bool {
-        real.starts_with(&self.root) || real.starts_with(live)
+    /// the live checkout.
+    pub fn blocks_shell_write(&self, real: &Path) -> bool {
+        real.starts_with(&self.root) || real.starts_with(&self.live)
     }
 
     /// A goal's `validate` argv, word for word (no glob, no wrapper), allowed in the worktree

@@ -211,16 +211,15 @@ impl Policy {
                 secret: s.to_string(),
             });
         }
+        // A change run's tree is edited through the file tools only (see edit_scope.rs).
         if access == Access::Write
             && let Some(scope) = &self.edit
+            && scope.blocks_shell_write(&real)
         {
-            let live = resolve(&self.workspace).unwrap_or_else(|_| self.workspace.clone());
-            if scope.blocks_shell_write(&real, &live) {
-                return Err(PathError::ChangeTree {
-                    raw: raw.to_string(),
-                    real,
-                });
-            }
+            return Err(PathError::ChangeTree {
+                raw: raw.to_string(),
+                real,
+            });
         }
         let (roots, what) = match access {
             Access::Read => (&self.read, "read"),

@@ -24,6 +24,15 @@ profile = "compose""#,
     ChangeSpec::from_value(&v).unwrap()
 }
 
+/// The diff check's rules for `live`, as a change run builds them.
+fn rules(live: &Path) -> ProtectedPaths {
+    ProtectedPaths {
+        workspace: live.to_path_buf(),
+        patterns: vec!["steward.nix".into()],
+        paths: vec!["nix/steward/".into()],
+    }
+}
+
 fn write(p: &Path, text: &str) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(p, text).unwrap();
@@ -58,7 +67,7 @@ fn fixture() -> Fixture {
     };
     let policy = Policy::build("change", &gp, &live)
         .unwrap()
-        .with_edit_scope(&tree, &spec(), &[live.join("steward.toml")])
+        .with_edit_scope(&tree, &spec(), &rules(&live), &[live.join("steward.toml")])
         .unwrap();
     Fixture {
         _dir: dir,
@@ -181,7 +190,15 @@ fn steward_config_is_protected_in_the_tree_too() {
     fs::create_dir_all(&state).unwrap();
     let p = Policy::build("change", &GoalPolicy::default(), &f.live)
         .unwrap()
-        .with_edit_scope(&f.tree, &spec, &[f.live.join("steward.toml"), state])
+        .with_edit_scope(
+            &f.tree,
+            &spec,
+            &ProtectedPaths {
+                workspace: f.live.clone(),
+                ..ProtectedPaths::default()
+            },
+            &[f.live.join("steward.toml"), state],
+        )
         .unwrap();
     let d = check_tool(
         &p,
@@ -206,7 +223,7 @@ fn a_protected_state_dir_holding_the_worktree_protects_all_but_the_worktree() {
     let state = f.tree.parent().unwrap().to_path_buf();
     let p = Policy::build("change", &GoalPolicy::default(), &f.live)
         .unwrap()
-        .with_edit_scope(&f.tree, &spec(), &[state])
+        .with_edit_scope(&f.tree, &spec(), &rules(&f.live), &[state])
         .unwrap();
     let d = check_tool(
         &p,
@@ -344,11 +361,45 @@ fn a_bad_worktree_or_relative_protected_path_is_refused() {
     let base = Policy::build("change", &GoalPolicy::default(), &f.live).unwrap();
     let e = base
         .clone()
-        .with_edit_scope(&f.live.join("missing"), &spec(), &[])
+        .with_edit_scope(&f.live.join("missing"), &spec(), &rules(&f.live), &[])
         .unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
     let e = base
-        .with_edit_scope(&f.tree, &spec(), &[PathBuf::from("steward.toml")])
+        .with_edit_scope(
+            &f.tree,
+            &spec(),
+            &rules(&f.live),
+            &[PathBuf::from("steward.toml")],
+        )
         .unwrap_err();
     assert!(e.to_string().contains("must be absolute"), "{e}");
+}
+
+#[test]
+fn a_policy_built_on_the_worktree_loses_its_write_roots_there() {
+    let f = fixture();
+    // A change run builds the goal's policy with the worktree as `{workspace}`.
+    let gp = GoalPolicy {
+        allow: vec!["git log".into()],
+        read: vec!["{workspace}".into()],
+        write: vec!["{workspace}".into(), "{workspace}/out".into()],
+        ..GoalPolicy::default()
+    };
+    let p = Policy::build("change", &gp, &f.tree)
+        .unwrap()
+        .with_edit_scope(&f.tree, &spec(), &rules(&f.live), &[])
+        .unwrap();
+    assert!(p.write.is_empty(), "{:?}", p.write);
+    assert_eq!(p.read, vec![f.tree.clone()]);
+    for target in [f.tree.join("out/log"), f.live.join("log")] {
+        let cmd = format!("git log > {}", target.display());
+        denied(&check_command(&p, &cmd, &f.tree), "Edit/Write only");
+    }
+    let d = check_tool(
+        &p,
+        "Edit",
+        &json!({"file_path": f.tree.join("hosts/a.nix")}),
+        &f.tree,
+    );
+    assert!(d.is_allow(), "{d:?}");
 }
