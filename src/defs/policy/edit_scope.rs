@@ -40,6 +40,8 @@ const GIT_WRITERS: &[&str] = &[
     "mv",
     "restore",
     "switch",
+    "branch",
+    "tag",
     "merge",
     "rebase",
     "cherry-pick",

@@ -269,6 +269,8 @@ fn git_writers_are_denied_even_when_the_goal_allows_them() {
         "git stash",
         "git config user.name x",
         "git worktree add /tmp/x",
+        "git branch -f main HEAD~1",
+        "git tag v1",
         "sudo git commit -am x",
     ] {
         let d = check_command(&f.policy, cmd, &f.tree);
@@ -402,4 +404,18 @@ fn a_policy_built_on_the_worktree_loses_its_write_roots_there() {
         &f.tree,
     );
     assert!(d.is_allow(), "{d:?}");
+}
+
+#[test]
+fn a_validator_named_by_a_relative_path_is_not_run_by_the_agent() {
+    let f = fixture();
+    let v: toml::Value =
+        toml::from_str("edit = [\"nix/**\"]\nvalidate = [[\"./check.sh\"]]\nprofile = \"nixos\"")
+            .unwrap();
+    let spec = ChangeSpec::from_value(&v).unwrap();
+    let p = Policy::build("change", &GoalPolicy::default(), &f.live)
+        .unwrap()
+        .with_edit_scope(&f.tree, &spec, &rules(&f.live), &[])
+        .unwrap();
+    denied(&check_command(&p, "./check.sh", &f.tree), "./check.sh");
 }
