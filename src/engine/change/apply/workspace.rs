@@ -4,7 +4,7 @@
 //! git command goes through [`ChangeGit`] (no user config, code-running settings overridden) and
 //! is recorded as a [`Step`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use time::OffsetDateTime;
@@ -129,7 +129,7 @@ pub(super) async fn remove_checkout(git: &ChangeGit, rec: &ChangeRecord, dir: &P
     git_step(git, &rec.workspace, "remove_base_checkout", &args).await
 }
 
-async fn git_step(git: &ChangeGit, ws: &PathBuf, what: &str, args: &[&str]) -> Step {
+async fn git_step(git: &ChangeGit, ws: &Path, what: &str, args: &[&str]) -> Step {
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let out = git.raw(ws, args, &[], git::LIST_CAP).await;
