@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn ls_tree_entries_parse_modes_sizes_and_odd_paths() {
-        let out = b"100644 blob 1111111111111111111111111111111111111111      12\ta b\n\0120000 blob 2222222222222222222222222222222222222222       9\tlink\0160000 commit 3333333333333333333333333333333333333333       -\tsub\0";
+        let out = b"100644 blob 1111111111111111111111111111111111111111      12\ta b\n\x00120000 blob 2222222222222222222222222222222222222222       9\tlink\x00160000 commit 3333333333333333333333333333333333333333       -\tsub\0";
         let map = parse_ls_tree(out).unwrap();
         assert_eq!(map[b"a b\n".as_slice()].size, Some(12));
         assert_eq!(map[b"link".as_slice()].mode, SYMLINK_MODE);
