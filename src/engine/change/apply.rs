@@ -322,7 +322,13 @@ impl Applier<'_> {
         if let Some(end) = self.finish_step().await {
             return end;
         }
-        let mut note = String::new();
+        let mut note = if self.checks.is_empty() {
+            "applied, but nothing verified it: the change has no post-checks and its goal no \
+             invariants"
+                .to_string()
+        } else {
+            String::new()
+        };
         if self.rec.profile == Profile::Command {
             let step = workspace::fast_forward(&self.git, &self.rec).await;
             if !step.ok {
@@ -565,7 +571,7 @@ impl Applier<'_> {
             End::Applied { note } => (ChangeState::Applied, note, false),
             End::RolledBack { why } => (
                 ChangeState::RolledBack,
-                format!("rolled back, and the rollback verified: {why}"),
+                format!("rolled back because {why}; the rollback verified"),
                 false,
             ),
             End::Failed { why, alarm } => (ChangeState::Failed, why, alarm),

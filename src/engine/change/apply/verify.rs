@@ -53,6 +53,10 @@ pub(super) fn resolve(defs: &Definitions, rec: &ChangeRecord) -> Result<Checks, 
 }
 
 impl Checks {
+    pub(super) fn is_empty(&self) -> bool {
+        self.post.is_empty() && self.invariants.is_empty()
+    }
+
     /// Observes until `holds` says the observation is good or `settle` has passed (every
     /// [`SETTLE_RETRY`]): a service just (re)started may need a moment to answer. Returns the
     /// last observation and how many were made.
