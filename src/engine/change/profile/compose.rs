@@ -18,9 +18,11 @@
 //! Static checks: `<compose> -p NAME -f FILE... config` per touched project, recording the
 //! sha256 of its output in `artefacts.compose_config_sha256[MAIN_FILE]` (with the worktree's
 //! path replaced by the workspace's, so the hash is of what applying in the workspace runs and
-//! does not depend on where the tree was checked out), and `config --services` for
-//! `blast_radius.compose_services[MAIN_FILE]`: every service of a touched project, not only
-//! those compose will recreate (compose recreates only services whose configuration changed).
+//! does not depend on where the tree was checked out), and `config --hash=*` for
+//! `blast_radius.compose_services[MAIN_FILE]`: the services whose configuration hash differs
+//! from the live workspace's (those compose recreates), new ones and removed ones (`radius.rs`).
+
+mod radius;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -221,15 +223,13 @@ pub async fn static_checks(
                 .compose_config_sha256
                 .insert(project.main.clone(), sha);
         }
-        let services = argv(env, &name, dir, &project, &["config", "--services"]);
-        let (v, out) = run_config(env, &services, &cwd, round).await;
+        let (v, services) = radius::services(env, &name, dir, &ws, &project, round).await;
         report.validations.push(v);
-        if let Some(out) = out {
-            let names = out.lines().map(str::trim).filter(|l| !l.is_empty());
+        if let Some(services) = services {
             report
                 .blast_radius
                 .compose_services
-                .insert(project.main.clone(), names.map(str::to_string).collect());
+                .insert(project.main.clone(), services);
         }
     }
     report
