@@ -464,6 +464,37 @@ async fn a_commit_on_the_workspace_after_the_proposal_makes_the_change_stale_and
     assert_ne!(exit_kind(&done), ExitKind::Ok);
 }
 
+/// A push filed by `steward ci --apply`: the workspace is at the change's head already, and
+/// applying it is not stale; a failing check still rolls the host back.
+#[tokio::test]
+async fn a_workspace_already_at_the_change_head_is_applied_and_rolled_back_from_there() {
+    let Some((f, host)) = command_fixture() else {
+        return;
+    };
+    let (rec, _) = f
+        .propose(Proposal {
+            run: "r-cmd-pushed",
+            edits: &[("state.txt", Some("broken v2\n"))],
+            profile: Profile::Command,
+            apply: Some(copy_to(&host)),
+            rollback: Some(copy_to(&host)),
+            post_checks: &[],
+        })
+        .await;
+    git(f.ws(), &["merge", "--ff-only", "-q", &rec.head]);
+    let done = f.apply(&rec.id).await;
+    assert_eq!(done.state, ChangeState::RolledBack, "{:#?}", done.steps);
+    assert!(
+        done.reason.contains("invariant `host-healthy`"),
+        "{}",
+        done.reason
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("current")).unwrap(),
+        "healthy v1\n"
+    );
+}
+
 #[tokio::test]
 async fn a_change_a_crash_left_applying_is_recovered_as_failed() {
     let Some((f, host)) = command_fixture() else {

@@ -4,8 +4,9 @@
 //!
 //! The order, every step recorded in the change (and saved) as it finishes:
 //! 1. refused while nothing has changed: the change is not `approved`, its checks do not resolve,
-//!    another steward holds the host lock (the change stays `approved`); the workspace is no
-//!    longer at the change's base, on its branch, clean (→ `stale`);
+//!    another steward holds the host lock (the change stays `approved`); the workspace is not at
+//!    the change's base (nor at its head already, as for a push), on its branch, clean
+//!    (→ `stale`);
 //! 2. `check_before`: the post-checks and invariants, observed before anything is applied;
 //! 3. `compose`/`nixos`/`nomad`: the workspace's branch is fast-forwarded to the change, then
 //!    the profile applies from the workspace; `command`: the goal's `apply` runs in the change's

@@ -14,7 +14,8 @@ use crate::engine::change::profile::tail;
 use crate::engine::change::record::{ChangeRecord, Step};
 use crate::engine::change::worktree::WorktreeError;
 
-/// Why the workspace is no longer where the change started, if it is not: the change is stale.
+/// Why the workspace is no longer where the change started (or where it ends), if it is not:
+/// the change is stale.
 pub(super) async fn not_at_base(
     git: &ChangeGit,
     rec: &ChangeRecord,
@@ -26,11 +27,13 @@ pub(super) async fn not_at_base(
              when steward checks files out"
         )));
     }
+    // At the base (an agent's change), or at the change's head already (a push `steward ci
+    // --apply` filed, checked out by the operator): fast-forwarding is then a no-op.
     let head = git::line(&git.ok(ws, &["rev-parse", "--verify", "HEAD"]).await?);
-    if head != rec.base {
+    if head != rec.base && head != rec.head {
         return Ok(Some(format!(
-            "the workspace HEAD is {head}, not the change's base {}: a commit landed after the \
-             proposal",
+            "the workspace HEAD is {head}, neither the change's base {} nor its head: a commit \
+             landed after the proposal",
             rec.base
         )));
     }
