@@ -493,6 +493,8 @@ async fn a_workspace_already_at_the_change_head_is_applied_and_rolled_back_from_
         std::fs::read_to_string(host.join("current")).unwrap(),
         "healthy v1\n"
     );
+    // The command profile's rollback runs in a checkout of the base: the workspace stays put.
+    assert_eq!(f.head(), rec.head);
 }
 
 #[tokio::test]
