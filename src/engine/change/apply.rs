@@ -99,7 +99,8 @@ pub fn exit_kind(rec: &ChangeRecord) -> ExitKind {
 }
 
 /// What a crash left `applying` is `failed`: nobody knows how far it got but its steps. Returns
-/// the ids moved (startup recovery tells the operator).
+/// the ids moved (startup recovery tells the operator). Call it holding the host lock: an apply
+/// in progress holds it, so only a change whose steward died is moved.
 pub fn recover_applying(store: &ChangeStore) -> Result<Vec<String>, StoreError> {
     let mut moved = Vec::new();
     for rec in store.list()? {
