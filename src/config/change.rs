@@ -37,6 +37,9 @@ pub struct ChangeConfig {
     pub apply_timeout_secs: u64,
     /// A pending change nobody decided on expires after this many hours.
     pub ttl_hours: u64,
+    /// After applying or rolling back, failing checks are observed again (every second) for up
+    /// to this long before they count: a service just (re)started needs a moment. 0: once.
+    pub settle_secs: u64,
     /// The compose implementation: `docker compose` (v2), `docker-compose` (v1), `podman-compose`.
     pub compose: Vec<String>,
     /// How to call nix (flakes enabled).
@@ -67,6 +70,7 @@ impl Default for ChangeConfig {
             validate_timeout_secs: 600,
             apply_timeout_secs: 1800,
             ttl_hours: 168,
+            settle_secs: 30,
             compose: words(&["docker", "compose"]),
             nix: words(&["nix", "--extra-experimental-features", "nix-command flakes"]),
             nixos_rebuild: words(&["nixos-rebuild"]),

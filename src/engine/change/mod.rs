@@ -8,6 +8,7 @@
 //! settings overridden or refused). steward's judgement: `diff_check`. The record: `record` (what
 //! is known about one change) and `store` (`STATE/changes/<state>/<id>.json`).
 
+pub mod apply;
 pub mod diff;
 pub mod diff_check;
 pub mod git;
