@@ -145,7 +145,8 @@ pub async fn apply(cfg: &Config, id: &str, cancel: &Cancel) -> Result<ChangeReco
         detail,
     })?;
     let ledger = Ledger::open(&cfg.state_dir)?;
-    let _lock = host_lock(&ledger, id, cancel).await?;
+    let lock = host_lock(&ledger, id, cancel).await?;
+    crate::engine::recover::recover_changes(&ledger, &lock);
     let git_error = |source| ApplyError::Git {
         id: id.to_string(),
         source,
