@@ -116,12 +116,15 @@ pub fn dry_activation(text: &str) -> Result<DryActivation, ParseError> {
     Ok(out)
 }
 
+/// Which list of a [`DryActivation`] a verb's line fills.
+type ListOf = fn(&mut DryActivation) -> &mut Vec<String>;
+
 fn verb_list<'a, 'l>(
     out: &'a mut DryActivation,
     line: &'l str,
 ) -> Option<(&'a mut Vec<String>, &'l str)> {
     // "as well" is the Perl switch-to-configuration's wording of the stop line.
-    let prefixes: [(&str, fn(&mut DryActivation) -> &mut Vec<String>); 6] = [
+    let prefixes: [(&str, ListOf); 6] = [
         ("would stop the following units:", |d| &mut d.stop),
         ("would stop the following units as well:", |d| &mut d.stop),
         ("would NOT stop the following changed units:", |d| {
