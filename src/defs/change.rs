@@ -77,7 +77,7 @@ struct Raw {
 }
 
 /// A validated `[change]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ChangeSpec {
     /// The globs as written, relative to the workspace.
     pub edit: Vec<String>,
@@ -87,6 +87,7 @@ pub struct ChangeSpec {
     pub apply: Option<Vec<String>>,
     pub rollback: Option<Vec<String>>,
     pub repair_rounds: u8,
+    #[serde(skip)]
     globs: GlobSet,
 }
 
@@ -231,6 +232,42 @@ pub struct ProtectedPaths {
     pub patterns: Vec<String>,
     /// Workspace-relative files or directories (everything under a directory is protected).
     pub paths: Vec<String>,
+}
+
+/// Names protected beyond git's and Claude Code's own files: steward's configuration and its
+/// NixOS module, wherever they are in the repository.
+pub const STEWARD_FILES: [&str; 2] = ["steward.toml", "steward.nix"];
+
+impl ProtectedPaths {
+    /// What no change to `workspace` may touch under this configuration: the bundled policy's
+    /// secret and protected patterns, steward's own files, and steward's directories where the
+    /// operator keeps them inside the repository.
+    pub fn for_workspace(cfg: &crate::config::Config, workspace: &Path) -> ProtectedPaths {
+        let mut patterns: Vec<String> = STEWARD_FILES.iter().map(|s| s.to_string()).collect();
+        if let Ok(shared) = crate::defs::policy::SharedPolicy::bundled() {
+            patterns.extend(shared.secrets);
+            patterns.extend(shared.protected);
+        }
+        let own = [
+            &cfg.goals_dir,
+            &cfg.context_dir,
+            &cfg.knowledge_dir,
+            &cfg.routes_file,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&cfg.state_dir));
+        let paths = own
+            .filter_map(|p| p.strip_prefix(workspace).ok())
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .map(|rel| rel.to_string_lossy().into_owned())
+            .collect();
+        ProtectedPaths {
+            workspace: workspace.to_path_buf(),
+            patterns,
+            paths,
+        }
+    }
 }
 
 /// Why `rel_path` (workspace-relative) is protected, if it is: the rule that matched.

@@ -20,6 +20,7 @@ use crate::engine::agent::{self, Observer};
 use crate::engine::memory::MemoryError;
 
 mod approve;
+mod change;
 mod checks;
 pub mod history;
 mod host_lock;
@@ -76,6 +77,8 @@ pub enum RunError {
          lower `approval_timeout_secs` or raise `timeout_secs`"
     )]
     ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
+    #[error(transparent)]
+    Change(#[from] change::ChangeRunError),
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
     #[error(
@@ -99,6 +102,7 @@ impl RunError {
             | RunError::Workspace { .. }
             | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
             RunError::Cancelled { signal } => signal.exit_kind(),
+            RunError::Change(e) if e.is_usage() => ExitKind::Usage,
             _ => ExitKind::Error,
         }
     }
@@ -150,6 +154,7 @@ pub async fn execute_until(
     if req.dry_run {
         return stages::plan(setup).await;
     }
+    change::preflight(&setup).await?;
     let ledger = Ledger::open(&cfg.state_dir)?;
     let purpose = format!("goal {}", req.goal);
     let _lock = host_lock::wait(&ledger, &purpose, req.lock_wait, &cancel).await?;
@@ -171,8 +176,23 @@ pub async fn execute_until(
         Ok(history) => history,
         Err(judgement) => return rec.finish(&judgement, None, None, &[]),
     };
-    let (prepared, home) = stages::render(&setup, &mut rec, &ledger, &gathered, &history)?;
-    let agent = stages::run_agent(&setup, &mut rec, &prepared, observer, &cancel).await?;
+    // A change run works in a worktree of its own; the live checkout is never the agent's.
+    let change_run = match change::open(&setup, &rec.run.id).await {
+        Ok(c) => c,
+        Err(e) => return rec.finish(&change::not_opened(&e), None, None, &[]),
+    };
+    let workspace = change_run
+        .as_ref()
+        .map_or(cfg.workspace.clone(), |c| c.worktree.path.clone());
+    let (prepared, home) =
+        stages::render(&setup, &mut rec, &ledger, &gathered, &history, &workspace)?;
+    let mut agent = stages::run_agent(&setup, &mut rec, &prepared, observer, &cancel).await?;
+    let mut concluded = None;
+    if let Some(run) = change_run {
+        let (last, c) =
+            change::conclude(&setup, &mut rec, run, &prepared, agent, observer, &cancel).await?;
+        (agent, concluded) = (last, Some(c));
+    }
     drop(home);
     if let Some(stop) = stages::agent_stopped(&agent) {
         return rec.cancelled(stop, Some(agent));
@@ -189,6 +209,9 @@ pub async fn execute_until(
         audit,
         acts,
     } = stages::judge_run(&setup, &rec, &gathered, &after, &agent)?;
+    if let Some(c) = &concluded {
+        judgement = change::judge_change(judgement, c);
+    }
     let rollback = rollback::rollback(
         &mut rec,
         cfg,

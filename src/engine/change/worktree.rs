@@ -81,6 +81,14 @@ pub struct Commit {
 }
 
 impl Worktree {
+    /// What [`Worktree::create`] refuses about the workspace itself (not a repository's top
+    /// level, no commit, code-running settings), checked before a run records anything.
+    pub async fn check_workspace(git: &ChangeGit, workspace: &Path) -> Result<(), WorktreeError> {
+        let top = toplevel(git, workspace).await?;
+        refuse_code_running(git, &top).await?;
+        head_commit(git, &top).await.map(|_| ())
+    }
+
     /// A worktree of `workspace` at its HEAD, on a new branch `steward/<run_id>`, in
     /// `<worktrees_root>/<run_id>`. Refuses a workspace that is not the top level of a git
     /// repository with a commit, an existing branch or directory, a root inside the checkout,
@@ -167,6 +175,18 @@ impl Worktree {
         Ok(Some(Commit {
             sha: self.head().await?,
         }))
+    }
+
+    /// The live checkout's branch (`main`), or `None` when its HEAD is detached.
+    pub async fn workspace_branch(&self) -> Result<Option<String>, WorktreeError> {
+        let args = ["symbolic-ref", "--quiet", "--short", "HEAD"];
+        let out = self.git.raw(&self.workspace, &args, &[], 4096).await?;
+        match out.status.and_then(|s| s.code()) {
+            Some(0) => Ok(Some(git::line(&out.stdout))),
+            // Exit 1 with --quiet: HEAD is not a symbolic ref (detached).
+            Some(1) => Ok(None),
+            _ => Err(git::failed(&self.workspace, &args, &out)),
+        }
     }
 
     /// The worktree's HEAD, a full sha.
