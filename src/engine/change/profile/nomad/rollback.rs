@@ -105,13 +105,15 @@ async fn stop_created(
     verdict(steps, started, after.stopped, msg)
 }
 
-/// The last step was `nomad job inspect` saying the job does not exist
-/// (`command/job_inspect.go`: "No job(s) with prefix or id %q found").
+/// The last step was `nomad job inspect` saying the job does not exist: "No job(s) with prefix
+/// or ID %q found" (`command/meta.go`; older releases wrote "id").
 fn not_registered(steps: &[Step]) -> bool {
     steps.last().is_some_and(|s| {
         s.what == "read_version"
             && s.exit_code == Some(1)
-            && s.output.contains("No job(s) with prefix or id")
+            && s.output
+                .to_ascii_lowercase()
+                .contains("no job(s) with prefix or id")
     })
 }
 

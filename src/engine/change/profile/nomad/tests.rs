@@ -47,7 +47,7 @@ case "$2" in
          failed-exit-0) cat {DATA}/deployment-monitor-failed-auto-revert.txt ;;
          *) cat {DATA}/run-check-index-successful.txt ;;
        esac ;;
-  inspect) [ "$mode" = unregistered ] && {{ echo "No job(s) with prefix or id \"$4\" found" >&2; exit 1; }}
+  inspect) [ "$mode" = unregistered ] && {{ echo "No job(s) with prefix or ID \"$4\" found" >&2; exit 1; }}
            sed -e "s/\"Version\": 0/\"Version\": $(cat {r}/version)/" \
                -e "s/\"Stop\": false/\"Stop\": $(cat {r}/stopped)/" {DATA}/inspect-example.json ;;
   revert) cat {DATA}/revert.txt
