@@ -52,16 +52,7 @@ fn field_err(field: &'static str, message: impl Into<String>) -> ChangeError {
     }
 }
 
-/// How a change is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Profile {
-    Nixos,
-    Nomad,
-    Compose,
-    /// The goal's own `apply` and `rollback` argv.
-    Command,
-}
+pub use crate::config::change::Profile;
 
 /// The table as written.
 #[derive(Debug, Deserialize)]

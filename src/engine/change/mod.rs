@@ -12,6 +12,7 @@ pub mod diff;
 pub mod diff_check;
 pub mod git;
 pub mod profile;
+pub mod propose;
 pub mod prune;
 pub mod record;
 pub mod static_phase;
