@@ -22,6 +22,7 @@ mod definitions;
 mod diff_check;
 mod doctor;
 mod durable;
+mod edit_scope;
 mod hook_hostile;
 mod json_exit;
 mod layers;
