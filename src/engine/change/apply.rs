@@ -425,6 +425,11 @@ impl Applier<'_> {
             .await;
         match result {
             Ok(Ok(())) => {
+                // The new system is the boot default now: a changed kernel, initrd or modules
+                // only take effect at the next boot, and the record says so.
+                if self.rec.profile == Profile::Nixos {
+                    self.rec.reboot_needed = profile::nixos::reboot_needed();
+                }
                 self.record(steps);
                 None
             }
