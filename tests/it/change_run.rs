@@ -40,33 +40,38 @@ const FLAKE: &str = r#"{
 }
 "#;
 
+/// nix offline, as root without a daemon (see real-peers.md).
+const OFFLINE_NIX: [&str; 12] = [
+    "nix",
+    "--extra-experimental-features",
+    "nix-command flakes",
+    "--option",
+    "substituters",
+    "",
+    "--option",
+    "sandbox",
+    "false",
+    "--option",
+    "build-users-group",
+    "",
+];
+
+fn toml_argv(words: &[&str]) -> String {
+    toml::Value::Array(
+        words
+            .iter()
+            .map(|w| toml::Value::String(w.to_string()))
+            .collect(),
+    )
+    .to_string()
+}
+
 /// The goal's validator: the real `nix flake check`, offline.
 fn nix_validator() -> Option<String> {
     common::require::tool("nix")?;
-    let argv = [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command flakes",
-        "--option",
-        "substituters",
-        "",
-        "--option",
-        "sandbox",
-        "false",
-        "--option",
-        "build-users-group",
-        "",
-        "flake",
-        "check",
-    ];
-    Some(
-        toml::Value::Array(
-            argv.iter()
-                .map(|w| toml::Value::String(w.to_string()))
-                .collect(),
-        )
-        .to_string(),
-    )
+    let mut argv = OFFLINE_NIX.to_vec();
+    argv.extend(["flake", "check"]);
+    Some(toml_argv(&argv))
 }
 
 fn goal(validate: &str, repair_rounds: u8) -> String {
@@ -453,27 +458,7 @@ fn a_diff_carrying_a_token_is_refused_by_steward_whatever_the_hook_allowed() {
 
 /// The offline nix of these tests as `[change] nix` (the bundled profiles' validators use it).
 fn offline_nix_table() -> String {
-    let words = [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command flakes",
-        "--option",
-        "substituters",
-        "",
-        "--option",
-        "sandbox",
-        "false",
-        "--option",
-        "build-users-group",
-        "",
-    ];
-    let argv = toml::Value::Array(
-        words
-            .iter()
-            .map(|w| toml::Value::String(w.to_string()))
-            .collect(),
-    );
-    format!("#--tables--\n[change]\nnix = {argv}\n")
+    format!("#--tables--\n[change]\nnix = {}\n", toml_argv(&OFFLINE_NIX))
 }
 
 /// The bundled `proactive` goal proposes its fix as a change set; on this host (not NixOS) the
