@@ -15,6 +15,7 @@ mod approval_wait;
 mod boundary_e2e;
 mod bounded_state;
 mod change_worktree;
+mod changes;
 mod ci;
 mod cli;
 mod definitions;

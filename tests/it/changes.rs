@@ -1,0 +1,329 @@
+//! `steward changes list|show|approve|reject` with the real binary on change records made as a
+//! run makes them (a real worktree and steward's commit through the library, the record in the
+//! store): the listing and the record with its diff, an approval refused as stale after a commit
+//! lands on the workspace or after the branch was tampered with, a rebase into a new pending
+//! change, rejection, expiry, an unknown id, and `--yes` off a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use steward::defs::change::Profile;
+use steward::engine::change::diff::DiffLimits;
+use steward::engine::change::diff_files::record_files;
+use steward::engine::change::git::ChangeGit;
+use steward::engine::change::record::{
+    Artefacts, BlastRadius, CHANGE_FORMAT, ChangeRecord, ChangeState, RollbackTarget, Transition,
+};
+use steward::engine::change::store::ChangeStore;
+use steward::engine::change::worktree::Worktree;
+use time::{Duration, OffsetDateTime};
+
+use crate::common::{self, require};
+
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    common::git::stdout(dir, args).trim_end().to_string()
+}
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    ws: PathBuf,
+    config: PathBuf,
+}
+
+/// A workspace with `hosts/web.nix` and `notes.txt` on `main`, a config naming it.
+fn fixture() -> Option<Fixture> {
+    require::tool("git")?;
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(ws.join("hosts")).unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("hosts/web.nix"), "{\n  port = 80;\n}\n").unwrap();
+    std::fs::write(ws.join("notes.txt"), "one\n").unwrap();
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "first"]);
+    let ws = ws.canonicalize().unwrap();
+    let config = tmp.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "workspace = \"{}\"\nstate_dir = \"{}\"\n[change]\npath = \"{PATH}\"\n",
+            ws.display(),
+            tmp.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    Some(Fixture { tmp, ws, config })
+}
+
+impl Fixture {
+    fn state(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    fn store(&self) -> ChangeStore {
+        ChangeStore::open(&self.state()).unwrap()
+    }
+
+    /// A pending change of run `run` as a run files it: a worktree, an edit of `hosts/web.nix`,
+    /// steward's commit, the diff and its digest.
+    fn propose(&self, run: &str) -> ChangeRecord {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (wt, diff) = rt.block_on(async {
+            let git = ChangeGit::new(PATH).unwrap();
+            let root = self.state().join("worktrees");
+            let wt = Worktree::create(&git, &self.ws, &root, run).await.unwrap();
+            std::fs::write(wt.path.join("hosts/web.nix"), "{\n  port = 8080;\n}\n").unwrap();
+            wt.commit("serve web on 8080").await.unwrap().unwrap();
+            let diff = wt.diff(DiffLimits::default()).await.unwrap();
+            (wt, diff)
+        });
+        let now = OffsetDateTime::now_utc();
+        let rec = ChangeRecord {
+            format: CHANGE_FORMAT,
+            id: ChangeRecord::new_id(),
+            state: ChangeState::Pending,
+            run: run.into(),
+            goal: "health-check".into(),
+            subject: "host:web".into(),
+            intent: "serve web on 8080".into(),
+            workspace: self.ws.clone(),
+            workspace_branch: Some("main".into()),
+            base: wt.base.clone(),
+            branch: wt.branch.clone(),
+            head: diff.head.clone(),
+            worktree: wt.path.clone(),
+            diff_sha256: diff.diff_sha256.clone(),
+            files: record_files(&diff),
+            profile: Profile::Command,
+            edit: vec!["hosts/**".into()],
+            validate: vec![vec!["true".into()]],
+            apply: Some(vec!["true".into()]),
+            rollback: Some(vec!["true".into()]),
+            validation: Vec::new(),
+            repair_rounds: 0,
+            artefacts: Artefacts::default(),
+            blast_radius: BlastRadius::default(),
+            rollback_target: RollbackTarget::BaseCommit {
+                sha: wt.base.clone(),
+            },
+            post_checks: vec!["web-answers".into()],
+            created: now,
+            expires: now + Duration::days(7),
+            reason: String::new(),
+            steps: Vec::new(),
+            reboot_needed: false,
+            history: vec![Transition {
+                at: now,
+                to: ChangeState::Pending,
+                by: "steward".into(),
+                note: String::new(),
+            }],
+        };
+        self.store().create(&rec).unwrap();
+        rec
+    }
+
+    fn steward(&self, args: &[&str]) -> Output {
+        Command::new(common::cli::steward_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.tmp.path())
+            .env("USER", "tester")
+            .output()
+            .unwrap()
+    }
+
+    fn state_of(&self, id: &str) -> ChangeRecord {
+        self.store().get(id).unwrap()
+    }
+
+    fn commit_on_workspace(&self, file: &str, text: &str) {
+        std::fs::write(self.ws.join(file), text).unwrap();
+        git(&self.ws, &["commit", "-qam", "later"]);
+    }
+}
+
+fn text(out: &Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn list_and_show_read_the_record_and_the_diff_from_git() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+
+    let (code, out, err) = text(&f.steward(&["changes", "list"]));
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with(&rec.id)).unwrap();
+    for want in ["pending", "health-check", "host:web", "1 file(s) +1 -1", "serve web on 8080"] {
+        assert!(line.contains(want), "{want}: {line}");
+    }
+    let list = json(&f.steward(&["changes", "list", "--json"]));
+    let first = &list.as_array().unwrap()[0];
+    assert_eq!(first["id"], rec.id.as_str());
+    assert_eq!(first["state"], "pending");
+    assert_eq!(first["base"], rec.base.as_str());
+    assert_eq!(first["head"], rec.head.as_str());
+    assert_eq!(first["diff_sha256"], rec.diff_sha256.as_str());
+    assert_eq!(first["files"][0]["path"], "hosts/web.nix");
+    let (code, out, _) = text(&f.steward(&["changes", "list", "--state", "applied"]));
+    assert_eq!((code, out.trim()), (0, "no changes match (1 recorded)"));
+    let (code, _, err) = text(&f.steward(&["changes", "list", "--state", "done"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not a change state"), "{err}");
+
+    let (code, out, err) = text(&f.steward(&["changes", "show", &rec.id]));
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "intent:  serve web on 8080",
+        "modified     hosts/web.nix  +1 -1",
+        "rollback to: the base commit",
+        "post-checks: web-answers",
+        "the diff that was proposed",
+        "-  port = 80;",
+        "+  port = 8080;",
+        "@@ -1,3 +1,3 @@",
+    ] {
+        assert!(out.contains(want), "{want}:\n{out}");
+    }
+    // Not a terminal: no colour.
+    assert!(!out.contains('\x1b'), "{out}");
+    let shown = json(&f.steward(&["changes", "show", &rec.id, "--json"]));
+    assert_eq!(shown["id"], rec.id.as_str());
+    assert_eq!(shown["diff_truncated"], false);
+    assert_eq!(shown["diff_matches"], true);
+    assert!(shown["diff"].as_str().unwrap().contains("+  port = 8080;"));
+}
+
+#[test]
+fn an_unknown_id_and_an_unconfirmed_approval_are_refused() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+    for cmd in ["show", "approve", "reject"] {
+        let (code, _, err) = text(&f.steward(&["changes", cmd, "c-nope"]));
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(err.contains("no change `c-nope`"), "{cmd}: {err}");
+    }
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id]));
+    assert_eq!(code, 2);
+    assert!(err.contains("stdin is not a terminal"), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(f.state_of(&rec.id).state, ChangeState::Pending);
+}
+
+#[test]
+fn approving_an_unchanged_change_approves_it_and_says_apply_is_not_built() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+    let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!((v["exit"].as_str(), v["exit_code"].as_i64()), (Some("usage"), Some(2)));
+    assert!(v["error"].as_str().unwrap().contains("apply is not built yet"), "{v}");
+    let approved = f.state_of(&rec.id);
+    assert_eq!(approved.state, ChangeState::Approved);
+    assert_eq!(approved.approved_by(), Some("cli:tester"));
+}
+
+#[test]
+fn a_commit_on_the_workspace_makes_the_approval_stale_with_the_reason() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+    // A conflicting commit: the change cannot be replayed onto it.
+    f.commit_on_workspace("hosts/web.nix", "{\n  port = 443;\n}\n");
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes", "--by", "ops"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{} is now stale", rec.id)), "{err}");
+    assert!(err.contains("workspace HEAD moved from"), "{err}");
+    assert!(err.contains("does not apply cleanly"), "{err}");
+    let stale = f.state_of(&rec.id);
+    assert_eq!(stale.state, ChangeState::Stale);
+    assert!(stale.reason.contains("workspace HEAD moved"), "{}", stale.reason);
+
+    // A commit elsewhere: replayed, validated, filed as a new pending change (exit 6).
+    let rec = f.propose("r-2");
+    f.commit_on_workspace("notes.txt", "two\n");
+    let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(6), "{v}");
+    assert_eq!(v["exit"], "needs_human");
+    assert_eq!(v["state"], "stale");
+    let new_id = v["rebased_as"]["id"].as_str().unwrap().to_string();
+    assert!(v["reason"].as_str().unwrap().contains(&new_id), "{v}");
+    let new = f.state_of(&new_id);
+    assert_eq!(new.state, ChangeState::Pending);
+    assert_eq!(new.base, git(&f.ws, &["rev-parse", "HEAD"]));
+    assert!(new.reason.contains(&rec.id), "{}", new.reason);
+}
+
+#[test]
+fn a_tampered_branch_or_digest_is_refused_as_stale() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+    std::fs::write(rec.worktree.join("hosts/web.nix"), "{ port = 1; }\n").unwrap();
+    git(&rec.worktree, &["commit", "-qam", "after the review"]);
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("points at"), "{err}");
+    assert_eq!(f.state_of(&rec.id).state, ChangeState::Stale);
+
+    // The record on disk names another digest than the diff the branch holds.
+    let rec = f.propose("r-2");
+    let path = f.state().join(format!("changes/pending/{}.json", rec.id));
+    let text_on_disk = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text_on_disk.replace(&rec.diff_sha256, &"0".repeat(64))).unwrap();
+    let shown = json(&f.steward(&["changes", "show", &rec.id, "--json"]));
+    assert_eq!(shown["diff_matches"], false);
+    let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["state"], "stale");
+    assert!(v["reason"].as_str().unwrap().contains("hashes to"), "{v}");
+}
+
+#[test]
+fn reject_and_expiry_end_a_change() {
+    let Some(f) = fixture() else { return };
+    let rec = f.propose("r-1");
+    let out = f.steward(&["changes", "reject", &rec.id, "--note", "not today", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!((v["state"].as_str(), v["exit_code"].as_i64()), (Some("rejected"), Some(0)));
+    assert_eq!(v["reason"], "not today");
+    assert_eq!(v["worktree_removed"], true);
+    assert_eq!(v["branch_deleted"], true);
+    assert!(!rec.worktree.exists());
+    assert_eq!(git(&f.ws, &["branch", "--list", "steward/*"]), "");
+    assert_eq!(f.state_of(&rec.id).history.last().unwrap().by, "cli:tester");
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("is rejected, not pending"), "{err}");
+
+    let rec = f.propose("r-2");
+    let path = f.state().join(format!("changes/pending/{}.json", rec.id));
+    let mut on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    on_disk["expires"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(&path, on_disk.to_string()).unwrap();
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("expired"), "{err}");
+    assert_eq!(f.state_of(&rec.id).state, ChangeState::Expired);
+}
