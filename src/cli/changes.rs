@@ -130,7 +130,10 @@ pub(super) async fn run(cli: &Cli, cmd: &ChangesCommand) -> Result<ExitKind, Cli
                     if r.branch_deleted {
                         format!("branch {} deleted", r.change.branch)
                     } else {
-                        format!("branch {} not deleted (gone, or not steward's)", r.change.branch)
+                        format!(
+                            "branch {} not deleted (gone, or not steward's)",
+                            r.change.branch
+                        )
                     }
                 )?;
             }
@@ -222,15 +225,14 @@ fn confirm(rec: &ChangeRecord, yes: bool) -> Result<(), CliError> {
 
 /// Approved: apply. Refused: exit `usage` with the reason. Rebased: exit `needs_human`, the
 /// new change waiting for its own approval.
-async fn answer_approval(
-    cli: &Cli,
-    cfg: &Config,
-    verdict: Verdict,
-) -> Result<ExitKind, CliError> {
+async fn answer_approval(cli: &Cli, cfg: &Config, verdict: Verdict) -> Result<ExitKind, CliError> {
     match verdict {
         Verdict::Approved(rec) => apply_approved(cli, cfg, &rec).await,
         Verdict::Refused(rec) => {
-            let msg = format!("not approved: {} is now {}: {}", rec.id, rec.state, rec.reason);
+            let msg = format!(
+                "not approved: {} is now {}: {}",
+                rec.id, rec.state, rec.reason
+            );
             if !cli.json {
                 return Err(usage(anyhow::anyhow!(msg)));
             }
@@ -243,7 +245,10 @@ async fn answer_approval(
             let exit = ExitKind::NeedsHuman;
             if cli.json {
                 let mut v = to_object(&old)?;
-                v.insert("rebased_as".into(), serde_json::to_value(&new).map_err(internal)?);
+                v.insert(
+                    "rebased_as".into(),
+                    serde_json::to_value(&new).map_err(internal)?,
+                );
                 print_verdict(&v, exit)?;
             } else {
                 crate::outln!("not approved: {} is now stale: {}", old.id, old.reason)?;
@@ -279,6 +284,8 @@ async fn apply_approved(
 fn to_object(rec: &ChangeRecord) -> Result<serde_json::Map<String, Value>, CliError> {
     match serde_json::to_value(rec).map_err(internal)? {
         Value::Object(map) => Ok(map),
-        _ => Err(internal(anyhow::anyhow!("a change record is not a JSON object"))),
+        _ => Err(internal(anyhow::anyhow!(
+            "a change record is not a JSON object"
+        ))),
     }
 }

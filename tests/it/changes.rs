@@ -172,7 +172,13 @@ fn list_and_show_read_the_record_and_the_diff_from_git() {
     let (code, out, err) = text(&f.steward(&["changes", "list"]));
     assert_eq!(code, 0, "{err}");
     let line = out.lines().find(|l| l.starts_with(&rec.id)).unwrap();
-    for want in ["pending", "health-check", "host:web", "1 file(s) +1 -1", "serve web on 8080"] {
+    for want in [
+        "pending",
+        "health-check",
+        "host:web",
+        "1 file(s) +1 -1",
+        "serve web on 8080",
+    ] {
         assert!(line.contains(want), "{want}: {line}");
     }
     let list = json(&f.steward(&["changes", "list", "--json"]));
@@ -235,8 +241,17 @@ fn approving_an_unchanged_change_approves_it_and_says_apply_is_not_built() {
     let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
     let v = json(&out);
     assert_eq!(out.status.code(), Some(2), "{v}");
-    assert_eq!((v["exit"].as_str(), v["exit_code"].as_i64()), (Some("usage"), Some(2)));
-    assert!(v["error"].as_str().unwrap().contains("apply is not built yet"), "{v}");
+    assert_eq!(
+        (v["exit"].as_str(), v["exit_code"].as_i64()),
+        (Some("usage"), Some(2))
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("apply is not built yet"),
+        "{v}"
+    );
     let approved = f.state_of(&rec.id);
     assert_eq!(approved.state, ChangeState::Approved);
     assert_eq!(approved.approved_by(), Some("cli:tester"));
@@ -255,7 +270,11 @@ fn a_commit_on_the_workspace_makes_the_approval_stale_with_the_reason() {
     assert!(err.contains("does not apply cleanly"), "{err}");
     let stale = f.state_of(&rec.id);
     assert_eq!(stale.state, ChangeState::Stale);
-    assert!(stale.reason.contains("workspace HEAD moved"), "{}", stale.reason);
+    assert!(
+        stale.reason.contains("workspace HEAD moved"),
+        "{}",
+        stale.reason
+    );
 
     // A commit elsewhere: replayed, validated, filed as a new pending change (exit 6).
     let rec = f.propose("r-2");
@@ -288,7 +307,11 @@ fn a_tampered_branch_or_digest_is_refused_as_stale() {
     let rec = f.propose("r-2");
     let path = f.state().join(format!("changes/pending/{}.json", rec.id));
     let text_on_disk = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text_on_disk.replace(&rec.diff_sha256, &"0".repeat(64))).unwrap();
+    std::fs::write(
+        &path,
+        text_on_disk.replace(&rec.diff_sha256, &"0".repeat(64)),
+    )
+    .unwrap();
     let shown = json(&f.steward(&["changes", "show", &rec.id, "--json"]));
     assert_eq!(shown["diff_matches"], false);
     let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
@@ -302,10 +325,20 @@ fn a_tampered_branch_or_digest_is_refused_as_stale() {
 fn reject_and_expiry_end_a_change() {
     let Some(f) = fixture() else { return };
     let rec = f.propose("r-1");
-    let out = f.steward(&["changes", "reject", &rec.id, "--note", "not today", "--json"]);
+    let out = f.steward(&[
+        "changes",
+        "reject",
+        &rec.id,
+        "--note",
+        "not today",
+        "--json",
+    ]);
     let v = json(&out);
     assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_eq!((v["state"].as_str(), v["exit_code"].as_i64()), (Some("rejected"), Some(0)));
+    assert_eq!(
+        (v["state"].as_str(), v["exit_code"].as_i64()),
+        (Some("rejected"), Some(0))
+    );
     assert_eq!(v["reason"], "not today");
     assert_eq!(v["worktree_removed"], true);
     assert_eq!(v["branch_deleted"], true);

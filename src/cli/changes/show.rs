@@ -10,7 +10,9 @@ use super::super::output::stdout_colour;
 use super::to_object;
 use crate::engine::change::approve::rfc3339;
 use crate::engine::change::diff::Diff;
-use crate::engine::change::record::{ChangeRecord, RollbackTarget, Step, Validation};
+use crate::engine::change::record::{
+    ChangeRecord, RollbackTarget, Step, Validation, ValidatorSource,
+};
 
 /// Characters of the intent a list line keeps.
 const INTENT_IN_LIST: usize = 60;
@@ -148,7 +150,11 @@ fn profile_name(rec: &ChangeRecord) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     match (&rec.apply, &rec.rollback) {
-        (Some(a), Some(r)) => format!("{name} (apply `{}`, rollback `{}`)", a.join(" "), r.join(" ")),
+        (Some(a), Some(r)) => format!(
+            "{name} (apply `{}`, rollback `{}`)",
+            a.join(" "),
+            r.join(" ")
+        ),
         _ => name,
     }
 }
@@ -161,11 +167,14 @@ fn print_validation(validation: &[Validation]) -> Result<(), CliError> {
     for v in validation {
         let exit = v.exit_code.map_or("-".to_string(), |c| c.to_string());
         crate::outln!(
-            "    round {} {:<6} `{}` ({:?}, exit {exit}, {} ms{}){}",
+            "    round {} {:<6} `{}` ({}, exit {exit}, {} ms{}){}",
             v.round,
             if v.passed { "passed" } else { "FAILED" },
             v.argv.join(" "),
-            v.source,
+            match v.source {
+                ValidatorSource::Goal => "the goal's",
+                ValidatorSource::Profile => "the profile's",
+            },
             v.duration_ms,
             if v.timed_out { ", timed out" } else { "" },
             v.error

@@ -99,7 +99,7 @@ pub enum Verdict {
     /// is a pending change that needs its own approval.
     Rebased {
         old: ChangeRecord,
-        new: ChangeRecord,
+        new: Box<ChangeRecord>,
     },
 }
 
@@ -248,14 +248,16 @@ fn mark(store: &ChangeStore, id: &str, problem: &Problem) -> Result<ChangeRecord
         }
         other => other.to_string(),
     };
-    Ok(store.transition::<StoreError>(
-        id,
-        &[ChangeState::Pending],
-        to,
-        "steward",
-        &note,
-        |_| Ok(()),
-    )?)
+    Ok(
+        store.transition::<StoreError>(
+            id,
+            &[ChangeState::Pending],
+            to,
+            "steward",
+            &note,
+            |_| Ok(()),
+        )?,
+    )
 }
 
 /// Rejects a pending change (by `by`, with `note`), then removes its worktree and deletes its
@@ -324,7 +326,9 @@ pub(crate) fn protected_for(cfg: &Config, goal: &str) -> Result<ProtectedPaths, 
     })
 }
 
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+/// A time for people: RFC 3339 to the second.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }

@@ -70,7 +70,13 @@ async fn changed_file(
         DiffStatus::Deleted => FileStatus::Deleted,
         DiffStatus::TypeChanged => FileStatus::TypeChanged,
         DiffStatus::Renamed { .. } => FileStatus::Renamed {
-            from: f.old_path.as_deref().map(text).transpose()?.unwrap_or("").to_string(),
+            from: f
+                .old_path
+                .as_deref()
+                .map(text)
+                .transpose()?
+                .unwrap_or("")
+                .to_string(),
         },
     };
     let mut file = ChangedFile {
@@ -91,7 +97,12 @@ async fn changed_file(
     file.size = entry.size;
     if entry.mode == SYMLINK_MODE {
         let target = git
-            .ok_env(dir, &["cat-file", "blob", &entry.object], &[], LINK_TARGET_CAP)
+            .ok_env(
+                dir,
+                &["cat-file", "blob", &entry.object],
+                &[],
+                LINK_TARGET_CAP,
+            )
             .await?;
         file.symlink_target = String::from_utf8(target).ok();
     }

@@ -160,7 +160,12 @@ pub(super) fn artefact_differences(proposed: &Artefacts, now: &Artefacts) -> Vec
         }
     }
     let mut out = Vec::new();
-    compare("store path", &proposed.store_paths, &now.store_paths, &mut out);
+    compare(
+        "store path",
+        &proposed.store_paths,
+        &now.store_paths,
+        &mut out,
+    );
     compare(
         "Nomad job modify index",
         &proposed.nomad_modify_index,
@@ -183,7 +188,13 @@ pub(super) async fn rev(
     what: &str,
 ) -> Result<Option<String>, ApproveError> {
     let spec = format!("{what}^{{commit}}");
-    let args = ["rev-parse", "--verify", "--quiet", "--end-of-options", &spec];
+    let args = [
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &spec,
+    ];
     let out = git.raw(dir, &args, &[], git::LIST_CAP).await?;
     match out.status.and_then(|s| s.code()) {
         Some(0) => Ok(Some(git::line(&out.stdout))),

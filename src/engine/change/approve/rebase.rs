@@ -19,7 +19,7 @@ use crate::engine::change::{profile, static_phase};
 use super::findings::short;
 use super::{ApproveError, Checker, Problem, Verdict, mark, protected_for};
 
-/// Files the rebase succeeded or failed with.
+/// What replaying the change came to.
 enum Replayed {
     /// The new change, not filed yet, and its worktree.
     Passed(Box<ChangeRecord>),
@@ -88,7 +88,10 @@ async fn file(
         }
     };
     checker.store.create(&new)?;
-    Ok(Verdict::Rebased { old, new })
+    Ok(Verdict::Rebased {
+        old,
+        new: Box::new(new),
+    })
 }
 
 /// Applies the change's patch in `wt`, commits it, and judges the result as a new change.
@@ -115,7 +118,15 @@ async fn replay(
         source,
     })?;
     let patch_path = patch_file.path().to_string_lossy().into_owned();
-    let args = ["apply", "--index", "--whitespace=nowarn", &patch_path];
+    // Exactly as the patch says: no whitespace leniency a repository setting could ask for.
+    let args = [
+        "-c",
+        "apply.ignoreWhitespace=no",
+        "apply",
+        "--index",
+        "--whitespace=nowarn",
+        &patch_path,
+    ];
     let applied = git.raw(&wt.path, &args, &[], 64 * 1024).await?;
     if applied.status.and_then(|s| s.code()) != Some(0) {
         return Ok(Replayed::Refused(format!(
@@ -134,7 +145,11 @@ async fn replay(
     let files = changed_files(git, &wt.path, &diff).await?;
     let spec = match spec_of(rec) {
         Ok(spec) => spec,
-        Err(e) => return Ok(Replayed::Refused(format!("its `[change]` rules do not load: {e}"))),
+        Err(e) => {
+            return Ok(Replayed::Refused(format!(
+                "its `[change]` rules do not load: {e}"
+            )));
+        }
     };
     let protected = match protected_for(checker.cfg, &rec.goal) {
         Ok(p) => p,
@@ -180,15 +195,15 @@ async fn validate(
             v.argv.join(" ")
         )));
     }
-    let target =
-        match profile::rollback_target(&env, rec.profile, &wt.path, &wt.base, &files).await {
-            Ok(t) => t,
-            Err(e) => {
-                return Ok(Replayed::Refused(format!(
-                    "no rollback target for the rebased change: {e}"
-                )));
-            }
-        };
+    let target = match profile::rollback_target(&env, rec.profile, &wt.path, &wt.base, &files).await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(Replayed::Refused(format!(
+                "no rollback target for the rebased change: {e}"
+            )));
+        }
+    };
     let now = OffsetDateTime::now_utc();
     let ttl = time::Duration::hours(checker.cfg.change.ttl_hours.min(i64::MAX as u64) as i64);
     let reason = format!(
@@ -229,7 +244,8 @@ async fn validate(
 /// The `[change]` rules the change was made under, from its record.
 fn spec_of(rec: &ChangeRecord) -> Result<ChangeSpec, ChangeError> {
     let mut t = toml::map::Map::new();
-    let strings = |v: &[String]| toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect());
+    let strings =
+        |v: &[String]| toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect());
     t.insert("edit".into(), strings(&rec.edit));
     t.insert(
         "validate".into(),

@@ -17,7 +17,12 @@ use crate::engine::change::worktree::Worktree;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "commit.gpgSign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -173,7 +178,10 @@ fn an_unchanged_change_is_approved_by_whoever_approved_it() {
         // A second approval finds it approved, not pending.
         let again = approve(&f.checker(), &rec.id, "x").await.unwrap_err();
         assert!(again.is_usage(), "{again}");
-        assert!(again.to_string().contains("is approved, not pending"), "{again}");
+        assert!(
+            again.to_string().contains("is approved, not pending"),
+            "{again}"
+        );
     });
 }
 
@@ -233,9 +241,17 @@ fn a_moved_workspace_rebases_into_a_new_pending_change() {
             panic!("not rebased")
         };
         assert_eq!(old.state, ChangeState::Stale);
-        assert!(old.reason.contains("workspace HEAD moved from"), "{}", old.reason);
+        assert!(
+            old.reason.contains("workspace HEAD moved from"),
+            "{}",
+            old.reason
+        );
         assert!(old.reason.contains(&new.id), "{}", old.reason);
-        assert!(old.reason.contains("needs its own approval"), "{}", old.reason);
+        assert!(
+            old.reason.contains("needs its own approval"),
+            "{}",
+            old.reason
+        );
         let filed = f.store.get(&new.id).unwrap();
         assert_eq!(filed.state, ChangeState::Pending);
         assert_eq!(filed.base, new_head);
@@ -273,7 +289,12 @@ fn a_rebase_that_conflicts_or_fails_validation_is_stale_and_leaves_nothing() {
 
         // Applies cleanly, but its validator fails on the new tree.
         let f = fixture();
-        let rec = f.propose("r-1", vec![vec!["test".into(), "-e".into(), "notes.txt".into()]]).await;
+        let rec = f
+            .propose(
+                "r-1",
+                vec![vec!["test".into(), "-e".into(), "notes.txt".into()]],
+            )
+            .await;
         git(&f.ws, &["rm", "-q", "notes.txt"]);
         git(&f.ws, &["commit", "-q", "-m", "drop notes"]);
         let r = f.refused(f.approve(&rec.id).await);
