@@ -26,6 +26,10 @@ pub struct RunArgs {
 pub struct AskArgs {
     /// What you want done or looked at.
     pub text: String,
+    /// Make it a change to the workspace repository (the `change` goal): the agent edits a
+    /// worktree, steward validates the diff and files it for approval; nothing is applied.
+    #[arg(long)]
+    pub change: bool,
     #[command(flatten)]
     pub opts: RunOpts,
 }
@@ -62,10 +66,12 @@ pub(super) async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitKind, CliError>
     run_goal(cli, &args.goal, &args.opts, BTreeMap::new()).await
 }
 
-/// `steward ask TEXT`: the `intent` goal with the text as its `intent` variable.
+/// `steward ask TEXT`: the `intent` goal (or with `--change` the `change` goal) with the text as
+/// its `intent` variable.
 pub(super) async fn ask(cli: &Cli, args: &AskArgs) -> Result<ExitKind, CliError> {
     let extra = BTreeMap::from([("intent".to_string(), args.text.clone())]);
-    run_goal(cli, "intent", &args.opts, extra).await
+    let goal = if args.change { "change" } else { "intent" };
+    run_goal(cli, goal, &args.opts, extra).await
 }
 
 async fn run_goal(

@@ -77,7 +77,7 @@ struct Raw {
 }
 
 /// A validated `[change]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ChangeSpec {
     /// The globs as written, relative to the workspace.
     pub edit: Vec<String>,
@@ -87,6 +87,7 @@ pub struct ChangeSpec {
     pub apply: Option<Vec<String>>,
     pub rollback: Option<Vec<String>>,
     pub repair_rounds: u8,
+    #[serde(skip)]
     globs: GlobSet,
 }
 

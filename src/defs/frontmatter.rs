@@ -76,6 +76,34 @@ pub fn key_pos(split: &Split<'_>, key: &str) -> (usize, usize) {
         .unwrap_or((split.front_line.saturating_sub(1), 1))
 }
 
+/// Where `key` is set inside `[table]` (or the table's header when `key` is `None` or not
+/// found), for errors about a key of a sub-table.
+pub fn table_key_pos(split: &Split<'_>, table: &str, key: Option<&str>) -> (usize, usize) {
+    let header = format!("[{table}]");
+    let lines: Vec<&str> = split.front.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim() == header) else {
+        return key_pos(split, table);
+    };
+    let inside = lines[start + 1..]
+        .iter()
+        .take_while(|l| !is_table_header(l))
+        .enumerate()
+        .find_map(|(i, l)| {
+            let t = l.trim_start();
+            let k = key?;
+            t.strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                .then(|| (start + 1 + i + split.front_line, l.len() - t.len() + 1))
+        });
+    inside.unwrap_or((start + split.front_line, 1))
+}
+
+/// `[name]` or `[[name]]`, not a line of an array value such as `["nix", "flake"],`.
+fn is_table_header(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with('[') && t.ends_with(']') && !t.contains(['"', '\'', ','])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

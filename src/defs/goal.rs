@@ -78,6 +78,9 @@ pub struct Goal {
     pub checks: crate::defs::check::GoalChecks,
     /// Cron expression for the scheduler of `steward serve` (see [`crate::defs::schedule`]).
     pub schedule: Option<String>,
+    /// `[change]`: the goal edits the workspace repository in a worktree, and its outcome is a
+    /// change set (see `engine/change`).
+    pub change: Option<crate::defs::change::ChangeSpec>,
     pub body: String,
     /// 1-based line of the file where the body starts, to map template errors to the file.
     pub body_line: usize,
@@ -114,6 +117,7 @@ struct Front {
     #[serde(default)]
     checks: crate::defs::check::GoalChecks,
     schedule: Option<String>,
+    change: Option<toml::Value>,
 }
 
 /// Every goal in `files` (see [`crate::defs::bundled::files`]), each parsed and its template compiled,
@@ -167,6 +171,8 @@ pub fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         ));
     }
     validate(&front).map_err(|(key, m)| def(frontmatter::key_pos(&split, key), m))?;
+    let change = change_spec(&front)
+        .map_err(|(field, m)| def(frontmatter::table_key_pos(&split, "change", field), m))?;
     let (positions, warnings) =
         positions::locate(&split, &file.origin, &front.policy).map_err(|m| def((1, 1), m))?;
     let goal = Goal {
@@ -188,6 +194,7 @@ pub fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
         required_vars: front.vars,
         checks: front.checks,
         schedule: front.schedule,
+        change,
         body: split.body.to_string(),
         body_line: split.body_line,
         warnings,
@@ -196,6 +203,26 @@ pub fn parse(file: &SourceFile) -> Result<Goal, GoalError> {
     // Compile once now; render compiles again with the run's nonce.
     engine(&goal, "0000000000000000")?;
     Ok(goal)
+}
+
+/// The `[change]` table, checked; the error names the key under `[change]` for its line.
+fn change_spec(
+    f: &Front,
+) -> Result<Option<crate::defs::change::ChangeSpec>, (Option<&'static str>, String)> {
+    let Some(value) = &f.change else {
+        return Ok(None);
+    };
+    let spec = crate::defs::change::ChangeSpec::from_value(value)
+        .map_err(|e| (e.field(), e.to_string()))?;
+    // Without a file tool the agent could only change files through Bash, which a change run
+    // keeps read-only: the goal could never produce a change.
+    if !f.tools.iter().any(|t| t == "Edit" || t == "Write") {
+        return Err((
+            None,
+            "a goal with `[change]` needs `Edit` or `Write` in `tools`".into(),
+        ));
+    }
+    Ok(Some(spec))
 }
 
 fn valid_name(s: &str) -> bool {
@@ -438,6 +465,45 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("goals/g.md:6:"), "{err}");
+    }
+
+    #[test]
+    fn a_change_table_is_parsed_and_its_errors_name_the_key_line() {
+        let ok = "+++\ndescription = \"d\"\ntools = [\"Read\", \"Edit\"]\n\n[change]\nedit = [\"nix/**\"]\nvalidate = [\n  [\"nix\", \"flake\", \"check\"],\n]\nprofile = \"nixos\"\n+++\nbody\n";
+        let g = load_all(&[file("g", ok)]).unwrap().remove(0);
+        let spec = g.change.expect("a change goal");
+        assert_eq!(spec.edit, vec!["nix/**".to_string()]);
+        assert!(spec.allows("nix/hosts/a.nix") && !spec.allows("README.md"));
+        assert_eq!(
+            spec.repair_rounds,
+            crate::defs::change::DEFAULT_REPAIR_ROUNDS
+        );
+        // A bad value under [change] is reported at its own line (line 10: `repair_rounds`),
+        // after a multi-line array whose lines start with `[`.
+        let bad = ok.replace(
+            "profile = \"nixos\"\n",
+            "profile = \"nixos\"\nrepair_rounds = 9\n",
+        );
+        let err = load_all(&[file("g", &bad)]).unwrap_err().to_string();
+        assert!(err.starts_with("goals/g.md:11:1:"), "{err}");
+        assert!(err.contains("repair_rounds"), "{err}");
+        // A change goal without a file tool could never change anything.
+        let no_edit = ok.replace("[\"Read\", \"Edit\"]", "[\"Read\"]");
+        let err = load_all(&[file("g", &no_edit)]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("goals/g.md:5:1:") && err.contains("`Edit` or `Write`"),
+            "{err}"
+        );
+        // An unknown key under [change] is refused with the table's line.
+        let unknown = ok.replace(
+            "profile = \"nixos\"\n",
+            "profile = \"nixos\"\nrollbak = []\n",
+        );
+        let err = load_all(&[file("g", &unknown)]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("goals/g.md:5:") && err.contains("rollbak"),
+            "{err}"
+        );
     }
 
     #[test]

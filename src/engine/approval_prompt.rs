@@ -154,8 +154,7 @@ fn audited(run_dir: &Path, entry: AuditEntry, answer: PromptAnswer) -> PromptAns
 }
 
 fn append(run_dir: &Path, entry: &AuditEntry) -> Result<(), PromptError> {
-    let line = serde_json::to_string(entry)?;
-    Ok(ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?)
+    Ok(ledger::append_line(&run_dir.join(AUDIT_FILE), &entry.to_line())?)
 }
 
 async fn decide(

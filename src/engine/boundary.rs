@@ -196,7 +196,7 @@ fn oversized_summary(stdin_json: &[u8]) -> Vec<u8> {
 
 /// Appends the answer's audit line; an answer that cannot be recorded blocks the call.
 fn audited(run_dir: &Path, answer: HookAnswer) -> HookAnswer {
-    let line = serde_json::to_string(&answer.audit).unwrap_or_default();
+    let line = answer.audit.to_line();
     match ledger::append_line(&run_dir.join(AUDIT_FILE), &line) {
         Ok(()) => answer,
         Err(e) => blocked(answer, &format!("could not write the audit log: {e}")),
@@ -461,8 +461,7 @@ fn audit_unhooked_in(run_dir: &Path, transcript: &str) -> Result<Unhooked, ledge
             rule: error.then(|| "claude: refused before the hook".to_string()),
             reason,
         };
-        let line = serde_json::to_string(&entry).unwrap_or_default();
-        ledger::append_line(&run_dir.join(AUDIT_FILE), &line)?;
+        ledger::append_line(&run_dir.join(AUDIT_FILE), &entry.to_line())?;
         match (*error, entry.decision.as_str()) {
             (true, "error") => found.hook_failed += 1,
             (true, _) => found.refused += 1,

@@ -162,6 +162,7 @@ fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, Run
         regressions: Vec::new(),
         state_changes: Vec::new(),
         rollback: None,
+        change: None,
         session_id: session_of(run),
         claude_exit_code: None,
     };

@@ -20,6 +20,7 @@ use crate::engine::agent::{self, Observer};
 use crate::engine::memory::MemoryError;
 
 mod approve;
+mod change;
 mod checks;
 pub mod history;
 mod host_lock;
@@ -76,6 +77,8 @@ pub enum RunError {
          lower `approval_timeout_secs` or raise `timeout_secs`"
     )]
     ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
+    #[error(transparent)]
+    Change(#[from] change::ChangeRunError),
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
     #[error(
@@ -171,8 +174,20 @@ pub async fn execute_until(
         Ok(history) => history,
         Err(judgement) => return rec.finish(&judgement, None, None, &[]),
     };
-    let (prepared, home) = stages::render(&setup, &mut rec, &ledger, &gathered, &history)?;
-    let agent = stages::run_agent(&setup, &mut rec, &prepared, observer, &cancel).await?;
+    // A change run works in a worktree of its own; the live checkout is never the agent's.
+    let change_run = change::open(&setup, &rec.run.id).await?;
+    let workspace = change_run
+        .as_ref()
+        .map_or(cfg.workspace.clone(), |c| c.worktree.path.clone());
+    let (prepared, home) =
+        stages::render(&setup, &mut rec, &ledger, &gathered, &history, &workspace)?;
+    let mut agent = stages::run_agent(&setup, &mut rec, &prepared, observer, &cancel).await?;
+    let mut concluded = None;
+    if let Some(run) = change_run {
+        let (last, c) =
+            change::conclude(&setup, &mut rec, run, &prepared, agent, observer, &cancel).await?;
+        (agent, concluded) = (last, Some(c));
+    }
     drop(home);
     if let Some(stop) = stages::agent_stopped(&agent) {
         return rec.cancelled(stop, Some(agent));
@@ -189,6 +204,9 @@ pub async fn execute_until(
         audit,
         acts,
     } = stages::judge_run(&setup, &rec, &gathered, &after, &agent)?;
+    if let Some(c) = &concluded {
+        judgement = change::judge_change(judgement, c);
+    }
     let rollback = rollback::rollback(
         &mut rec,
         cfg,

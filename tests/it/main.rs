@@ -14,6 +14,7 @@ mod agent_real_claude;
 mod approval_wait;
 mod boundary_e2e;
 mod bounded_state;
+mod change_run;
 mod change_worktree;
 mod changes;
 mod ci;

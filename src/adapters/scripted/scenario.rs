@@ -31,6 +31,22 @@
 //! sse_error = { type = "overloaded_error", message = "Overloaded" }  # HTTP 200, `event: error`
 //! ```
 //!
+//! A scenario may script more than one conversation: a `[[session]]` with `prompt_contains` and its
+//! own `[[session.turn]]` list answers every request whose first user message contains that text
+//! (the first such session wins); the top-level turns answer the rest. A run that starts claude
+//! again (a repair round) is scripted this way.
+//!
+//! ```toml
+//! [[session]]
+//! prompt_contains = "Repair round 1"
+//! [[session.turn]]
+//! text = "Fixing it."
+//! ```
+//!
+//! In a tool call's input, `${CWD}` stands for claude's working directory as the request's system
+//! context names it (`Primary working directory: …`), for runs whose directory is made at run
+//! time (a change run's worktree).
+//!
 //! Which turn answers a request is decided from the request itself, so CLI retries get the same
 //! answer: *k* = the number of assistant messages in `messages` (consecutive assistant messages
 //! count once). The k-th answer turn answers, unless a failure turn placed before it (after the
@@ -55,6 +71,17 @@ pub struct Scenario {
     /// When not empty, only these model ids are served; any other gets the API's 404.
     #[serde(default)]
     pub models: Vec<String>,
+    #[serde(default, rename = "turn")]
+    pub turns: Vec<Turn>,
+    #[serde(default, rename = "session")]
+    pub sessions: Vec<Session>,
+}
+
+/// A conversation of its own, chosen by the text of its first user message.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub prompt_contains: String,
     #[serde(default, rename = "turn")]
     pub turns: Vec<Turn>,
 }
@@ -192,6 +219,15 @@ impl Scenario {
         for (i, turn) in scenario.turns.iter().enumerate() {
             turn.check().map_err(|m| format!("turn {} {m}", i + 1))?;
         }
+        for (n, session) in scenario.sessions.iter().enumerate() {
+            if session.prompt_contains.is_empty() {
+                return Err(format!("session {}: `prompt_contains` is empty", n + 1));
+            }
+            for (i, turn) in session.turns.iter().enumerate() {
+                turn.check()
+                    .map_err(|m| format!("session {} turn {} {m}", n + 1, i + 1))?;
+            }
+        }
         Ok(scenario)
     }
 
@@ -232,16 +268,31 @@ pub(crate) struct Script {
     scenario: Scenario,
     answers: Vec<usize>,
     hits: Vec<u32>,
+    /// Each `[[session]]`'s marker and its own script.
+    sessions: Vec<(String, Script)>,
 }
 
 impl Script {
     pub fn new(scenario: Scenario) -> Script {
         let answers = scenario.answer_turns();
         let hits = vec![0; scenario.turns.len()];
+        let sessions = scenario
+            .sessions
+            .iter()
+            .map(|s| {
+                let own = Scenario {
+                    final_text: scenario.final_text.clone(),
+                    turns: s.turns.clone(),
+                    ..Scenario::default()
+                };
+                (s.prompt_contains.clone(), Script::new(own))
+            })
+            .collect();
         Script {
             scenario,
             answers,
             hits,
+            sessions,
         }
     }
 
@@ -273,6 +324,16 @@ impl Script {
     }
 
     pub fn plan(&mut self, request: &Value, stream: bool) -> Planned {
+        if !self.sessions.is_empty() {
+            let first = first_user_text(request);
+            if let Some((_, script)) = self
+                .sessions
+                .iter_mut()
+                .find(|(marker, _)| first.contains(marker.as_str()))
+            {
+                return script.plan(request, stream);
+            }
+        }
         let k = assistant_runs(request);
         let turns = &self.scenario.turns;
         let start = match k.checked_sub(1) {
@@ -310,10 +371,18 @@ impl Script {
         match self.answers.get(k) {
             Some(&i) => {
                 let turn = &turns[i];
+                let mut reply = answer(turn, i);
+                if let (Reply::Answer { content, .. }, Some(cwd)) =
+                    (&mut reply, working_dir(request))
+                {
+                    content
+                        .iter_mut()
+                        .for_each(|block| substitute_cwd(block, &cwd));
+                }
                 Planned {
                     turn: Some(i),
                     delay_ms: turn.delay_ms.unwrap_or(0),
-                    reply: answer(turn, i),
+                    reply,
                 }
             }
             None => Planned {
@@ -362,6 +431,47 @@ fn answer(turn: &Turn, index: usize) -> Reply {
 }
 
 /// Number of assistant turns so far: maximal runs of consecutive assistant messages.
+/// Claude's working directory as the request's context names it.
+fn working_dir(request: &Value) -> Option<String> {
+    const MARK: &str = "Primary working directory: ";
+    let text = request.to_string();
+    let start = text.find(MARK)? + MARK.len();
+    // In the JSON text the line ends at an escaped newline (`\n`) or the string's end.
+    let rest = &text[start..];
+    let end = rest.find(['\\', '"']).unwrap_or(rest.len());
+    Some(rest[..end].to_string()).filter(|d| d.starts_with('/'))
+}
+
+/// `${CWD}` in every string of a tool call's input becomes `cwd`.
+fn substitute_cwd(block: &mut Value, cwd: &str) {
+    match block {
+        Value::String(s) if s.contains("${CWD}") => *s = s.replace("${CWD}", cwd),
+        Value::Array(items) => items.iter_mut().for_each(|v| substitute_cwd(v, cwd)),
+        Value::Object(map) => map.values_mut().for_each(|v| substitute_cwd(v, cwd)),
+        _ => {}
+    }
+}
+
+/// The text of the request's first user message (a string, or its text blocks joined).
+fn first_user_text(request: &Value) -> String {
+    let first = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        });
+    match first.and_then(|m| m.get("content")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
 pub(crate) fn assistant_runs(request: &Value) -> usize {
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
         return 0;
@@ -384,6 +494,39 @@ mod tests {
 
     fn req(roles: &[&str]) -> Value {
         json!({"messages": roles.iter().map(|r| json!({"role": r, "content": "x"})).collect::<Vec<_>>()})
+    }
+
+    #[test]
+    fn a_session_answers_the_conversations_whose_prompt_has_its_marker() {
+        let s = Scenario::parse(
+            "[[turn]]\ntext = 'first'\n[[session]]\nprompt_contains = 'Repair round 1'\n[[session.turn]]\ntext = 'repair'\n",
+        )
+        .unwrap();
+        let mut script = Script::new(s);
+        let text = |p: Planned| match p.reply {
+            Reply::Answer { content, .. } => content[0]["text"].as_str().unwrap().to_string(),
+            other => panic!("{other:?}"),
+        };
+        let plain = json!({"messages": [{"role": "user", "content": "do it"}]});
+        let repair = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "do it\n## Repair round 1 of 2"}]}]});
+        assert_eq!(text(script.plan(&plain, true)), "first");
+        assert_eq!(text(script.plan(&repair, true)), "repair");
+        assert!(Scenario::parse("[[session]]\nprompt_contains = ''\n").is_err());
+        assert!(Scenario::parse("[[session]]\nprompt_contains = 'x'\n[[session.turn]]\n").is_err());
+    }
+
+    #[test]
+    fn cwd_in_tool_input_is_the_working_directory_the_request_names() {
+        let s = Scenario::parse(
+            "[[turn]]\n[[turn.tool_use]]\nname = 'Read'\ninput = { file_path = '${CWD}/a.nix' }\n",
+        )
+        .unwrap();
+        let mut script = Script::new(s);
+        let req = json!({"system": [{"type": "text", "text": "env:\n - Primary working directory: /x/wt/r-1\n - Is a git repository: true"}], "messages": [{"role": "user", "content": "go"}]});
+        let Reply::Answer { content, .. } = script.plan(&req, true).reply else {
+            panic!("an answer")
+        };
+        assert_eq!(content[0]["input"]["file_path"], "/x/wt/r-1/a.nix");
     }
 
     #[test]

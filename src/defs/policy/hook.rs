@@ -58,6 +58,19 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+impl AuditEntry {
+    /// The entry as one audit line, with token shapes in the input and the reason redacted: a
+    /// Write's content or a command's argument can carry a secret, and the audit log is read by
+    /// operators and kept with the run.
+    pub fn to_line(&self) -> String {
+        let redactor = crate::base::redact::Redactor::new(Vec::new());
+        let mut entry = self.clone();
+        redactor.redact_json(&mut entry.input);
+        entry.reason = redactor.redact(&entry.reason);
+        serde_json::to_string(&entry).unwrap_or_default()
+    }
+}
+
 /// The fields of Claude's PreToolUse input steward uses; others are ignored.
 #[derive(Debug, Deserialize)]
 struct HookInput {

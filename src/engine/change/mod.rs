@@ -21,4 +21,5 @@ pub mod prune;
 pub mod record;
 pub mod static_phase;
 pub mod store;
+pub mod tree_info;
 pub mod worktree;

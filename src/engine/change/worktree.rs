@@ -169,6 +169,18 @@ impl Worktree {
         }))
     }
 
+    /// The live checkout's branch (`main`), or `None` when its HEAD is detached.
+    pub async fn workspace_branch(&self) -> Result<Option<String>, WorktreeError> {
+        let args = ["symbolic-ref", "--quiet", "--short", "HEAD"];
+        let out = self.git.raw(&self.workspace, &args, &[], 4096).await?;
+        match out.status.and_then(|s| s.code()) {
+            Some(0) => Ok(Some(git::line(&out.stdout))),
+            // Exit 1 with --quiet: HEAD is not a symbolic ref (detached).
+            Some(1) => Ok(None),
+            _ => Err(git::failed(&self.workspace, &args, &out)),
+        }
+    }
+
     /// The worktree's HEAD, a full sha.
     pub async fn head(&self) -> Result<String, WorktreeError> {
         head_commit(&self.git, &self.path).await

@@ -38,15 +38,17 @@ pub(super) fn prepare(
     history: &[Attempt],
     home: &Path,
     run_dir: &Path,
+    workspace: &Path,
 ) -> Result<Prepared, RunError> {
     if !cfg.workspace.is_dir() {
         return Err(RunError::Workspace {
             path: cfg.workspace.display().to_string(),
         });
     }
-    let rules = policy::claude_rules(&goal.name, &goal.tools, &goal.policy, &cfg.workspace)?;
+    // `workspace` is where the agent works: the live checkout, or a change run's worktree.
+    let rules = policy::claude_rules(&goal.name, &goal.tools, &goal.policy, workspace)?;
     // The compiled policy steward's hook enforces, from the same goal policy as the rules.
-    Policy::build(&goal.name, &goal.policy, &cfg.workspace)?
+    Policy::build(&goal.name, &goal.policy, workspace)?
         .to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let notes = knowledge::select(
         &defs.notes,
@@ -63,7 +65,7 @@ pub(super) fn prepare(
             knowledge: &notes,
             vars: &req.vars,
             nonce: &nonce,
-            workspace: &cfg.workspace,
+            workspace,
             checks,
             history,
         },
@@ -96,7 +98,7 @@ pub(super) fn prepare(
     };
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
-        workspace: cfg.workspace.clone(),
+        workspace: workspace.to_path_buf(),
         home: home.to_path_buf(),
         prompt: prompt.clone(),
         model: goal

@@ -64,8 +64,34 @@ pub struct RunResult {
     /// ran).
     #[serde(default)]
     pub rollback: Option<RollbackRecord>,
+    /// The change set the run filed (goals with `[change]`), if it filed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeSummary>,
     pub session_id: String,
     pub claude_exit_code: Option<i32>,
+}
+
+/// A change set in a run's record: enough to find it (`steward changes show ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    pub id: String,
+    pub state: crate::engine::change::record::ChangeState,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub files: usize,
+    pub diff_sha256: String,
+}
+
+impl ChangeSummary {
+    pub fn of(r: &crate::engine::change::record::ChangeRecord) -> ChangeSummary {
+        ChangeSummary {
+            id: r.id.clone(),
+            state: r.state,
+            reason: r.reason.clone(),
+            files: r.files.len(),
+            diff_sha256: r.diff_sha256.clone(),
+        }
+    }
 }
 
 /// Where a run's `cost_usd` comes from.

@@ -26,6 +26,8 @@ pub(super) struct Recorder<'a> {
     clock: Instant,
     /// The agent's state-changing calls, once known.
     pub(super) state_changes: Vec<String>,
+    /// The change set the run filed, once filed.
+    pub(super) change: Option<super::record::ChangeSummary>,
     /// Held until the result is written: the proof that this run's steward is alive.
     _live: crate::engine::liveness::RunLock,
     /// Wait-mode actions expired because the run was cancelled.
@@ -71,6 +73,7 @@ impl<'a> Recorder<'a> {
             started,
             clock: Instant::now(),
             state_changes: Vec::new(),
+            change: None,
             _live: live,
             actions_expired: Vec::new(),
         })
@@ -159,6 +162,7 @@ impl<'a> Recorder<'a> {
             regressions: judgement.regressions.clone(),
             state_changes: std::mem::take(&mut self.state_changes),
             rollback,
+            change: self.change.clone(),
             session_id: a.map(|a| a.session_id.clone()).unwrap_or_default(),
             claude_exit_code: a.and_then(|a| a.exit_code),
         };

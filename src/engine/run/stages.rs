@@ -85,6 +85,7 @@ pub(super) async fn plan(setup: Setup<'_>) -> Result<RunReport, RunError> {
         &[],
         scratch.path(),
         scratch.path(),
+        &setup.cfg.workspace,
     )?;
     Ok(RunReport::Planned(Box::new(Plan {
         goal: setup.goal.name,
@@ -180,6 +181,7 @@ pub(super) fn render(
     ledger: &Ledger,
     gathered: &Gathered,
     history: &[Attempt],
+    workspace: &std::path::Path,
 ) -> Result<(Prepared, TempDir), RunError> {
     let (cfg, goal, req) = (setup.cfg, &setup.goal, setup.req);
     rec.stage("prompt")?;
@@ -198,6 +200,7 @@ pub(super) fn render(
         history,
         home.path(),
         &rec.run.path,
+        workspace,
     )?;
     rec.run.write_json(
         boundary::HOOK_CONTEXT_FILE,
