@@ -154,7 +154,10 @@ fn audited(run_dir: &Path, entry: AuditEntry, answer: PromptAnswer) -> PromptAns
 }
 
 fn append(run_dir: &Path, entry: &AuditEntry) -> Result<(), PromptError> {
-    Ok(ledger::append_line(&run_dir.join(AUDIT_FILE), &entry.to_line())?)
+    Ok(ledger::append_line(
+        &run_dir.join(AUDIT_FILE),
+        &entry.to_line(),
+    )?)
 }
 
 async fn decide(

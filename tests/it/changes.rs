@@ -360,3 +360,120 @@ fn reject_and_expiry_end_a_change() {
     assert!(err.contains("expired"), "{err}");
     assert_eq!(f.state_of(&rec.id).state, ChangeState::Expired);
 }
+
+/// The path a run takes: the real claude against the scripted model edits `service.nix` in its
+/// worktree, steward files the pending change; a commit then lands on the workspace, and the
+/// approval is refused as stale, naming the move and the new change it was rebased as; after a
+/// conflicting commit the new one cannot be rebased again and is stale with the reason.
+#[test]
+fn a_change_a_run_filed_is_shown_and_goes_stale_when_the_workspace_moves() {
+    let Some(claude) = common::claude_bin() else {
+        return;
+    };
+    let env = common::cli::Env::new(&claude, "http://127.0.0.1:9", "");
+    let ws = env.dir.path().join("workspace");
+    std::fs::write(ws.join("service.nix"), "{ port = 8080; }\n").unwrap();
+    std::fs::write(ws.join("README.md"), "the homelab\n").unwrap();
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-qm", "base"]);
+    let goals = env.dir.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join("port.md"),
+        "+++\ndescription = \"change the port\"\ntools = [\"Read\", \"Edit\"]\nmax_turns = 8\n\
+         [policy]\nread = [\"{workspace}\"]\nwrite = [\"{workspace}\"]\n[change]\n\
+         edit = [\"service.nix\"]\nvalidate = [[\"test\", \"-s\", \"service.nix\"]]\n\
+         profile = \"command\"\napply = [\"true\"]\nrollback = [\"true\"]\n+++\nMove the port.\n",
+    )
+    .unwrap();
+    env.set_top_level(&format!("goals_dir = \"{}\"", goals.display()));
+    let scenario = "[[turn]]\n[[turn.tool_use]]\nname = \"Read\"\nid = \"t_read\"\n\
+         input = { file_path = \"${CWD}/service.nix\" }\n[[turn]]\n[[turn.tool_use]]\n\
+         name = \"Edit\"\nid = \"t_edit\"\ninput = { file_path = \"${CWD}/service.nix\", \
+         old_string = \"port = 8080;\", new_string = \"port = 9090;\" }\n[[turn]]\n\
+         verdict = { status = \"needs_attention\", summary = \"port changed\", findings = [], \
+         actions_taken = [], proposed_actions = [] }\n";
+    let model = common::cli::ScriptedModel::start(env.dir.path(), scenario);
+    let out = env
+        .steward()
+        .args([
+            "-c",
+            &format!("claude.base_url={}", model.url),
+            "--json",
+            "run",
+            "port",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = json(
+        &env.steward()
+            .args(["changes", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list[0]["state"], "pending", "{list:#}");
+
+    let shown = env
+        .steward()
+        .args(["changes", "show", &id])
+        .output()
+        .unwrap();
+    let (code, text_out, err) = text(&shown);
+    assert_eq!(code, 0, "{err}");
+    assert!(text_out.contains("+{ port = 9090; }"), "{text_out}");
+    assert!(
+        text_out.contains("the diff that was proposed"),
+        "{text_out}"
+    );
+
+    // A commit lands on the workspace after the proposal.
+    std::fs::write(ws.join("README.md"), "the homelab, documented\n").unwrap();
+    git(&ws, &["commit", "-qam", "docs"]);
+    let moved_to = git(&ws, &["rev-parse", "HEAD"]);
+    let approve = |id: &str| {
+        env.steward()
+            .args(["changes", "approve", id, "--yes"])
+            .output()
+            .unwrap()
+    };
+    let (code, out_text, err) = text(&approve(&id));
+    assert_eq!(code, 6, "{out_text}{err}");
+    assert!(
+        out_text.contains(&format!("{id} is now stale")),
+        "{out_text}"
+    );
+    assert!(out_text.contains("workspace HEAD moved from"), "{out_text}");
+    assert!(out_text.contains(&moved_to[..12]), "{out_text}");
+    let list = json(
+        &env.steward()
+            .args(["changes", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let new = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["state"] == "pending")
+        .unwrap_or_else(|| panic!("no rebased change: {list:#}"));
+    let new_id = new["id"].as_str().unwrap().to_string();
+    assert_eq!(new["base"], moved_to.as_str());
+    assert_eq!(new["validation"][0]["passed"], true, "{new:#}");
+
+    // Now a conflicting commit: the rebased change cannot move again.
+    std::fs::write(ws.join("service.nix"), "{ port = 7070; }\n").unwrap();
+    git(&ws, &["commit", "-qam", "by hand"]);
+    let (code, _, err) = text(&approve(&new_id));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{new_id} is now stale")), "{err}");
+    assert!(err.contains("does not apply cleanly"), "{err}");
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+}

@@ -18,9 +18,6 @@ use time::OffsetDateTime;
 
 use crate::base::redact::Redactor;
 use crate::config::Config;
-use crate::defs::change::ProtectedPaths;
-use crate::defs::definitions::Definitions;
-use crate::defs::policy::Policy;
 
 use super::git::ChangeGit;
 use super::profile::ProfileEnv;
@@ -308,22 +305,6 @@ pub(crate) async fn remove_worktree(
     }
     let pruned = prune::prune(git, &change.workspace, root, |run| run == name, true).await?;
     Ok((!pruned.worktrees.is_empty(), !pruned.branches.is_empty()))
-}
-
-/// The paths no change may touch, for re-judging a change of `goal`: the goal's policy (merged
-/// with the shared default) gives the protected names and the secret patterns.
-pub(crate) fn protected_for(cfg: &Config, goal: &str) -> Result<ProtectedPaths, String> {
-    let defs = Definitions::load(cfg).map_err(|e| e.to_string())?;
-    let goal = defs.goal(goal).map_err(|e| e.to_string())?;
-    let policy =
-        Policy::build(&goal.name, &goal.policy, &cfg.workspace).map_err(|e| e.to_string())?;
-    let mut patterns = policy.secrets.clone();
-    patterns.extend(policy.protected.iter().cloned());
-    Ok(ProtectedPaths {
-        workspace: cfg.workspace.clone(),
-        patterns,
-        paths: Vec::new(),
-    })
 }
 
 /// A time for people: RFC 3339 to the second.

@@ -11,13 +11,14 @@ use time::OffsetDateTime;
 use crate::defs::change::{ChangeError, ChangeSpec};
 use crate::engine::change::diff::{DiffLimits, patch_between};
 use crate::engine::change::diff_check::{self, DiffVerdict, MAX_DIFF_BYTES};
-use crate::engine::change::diff_files::{changed_files, record_files};
+use crate::engine::change::diff_files::record_files;
+use crate::engine::change::protected::protected_paths;
 use crate::engine::change::record::{ChangeRecord, ChangeState, Transition};
 use crate::engine::change::worktree::{Worktree, WorktreeError};
 use crate::engine::change::{profile, static_phase};
 
 use super::findings::short;
-use super::{ApproveError, Checker, Problem, Verdict, mark, protected_for};
+use super::{ApproveError, Checker, Problem, Verdict, mark};
 
 /// What replaying the change came to.
 enum Replayed {
@@ -142,7 +143,7 @@ async fn replay(
         )));
     }
     let diff = wt.diff(limits).await?;
-    let files = changed_files(git, &wt.path, &diff).await?;
+    let (files, mut refusals) = wt.changed_files(&diff).await?;
     let spec = match spec_of(rec) {
         Ok(spec) => spec,
         Err(e) => {
@@ -151,27 +152,20 @@ async fn replay(
             )));
         }
     };
-    let protected = match protected_for(checker.cfg, &rec.goal) {
-        Ok(p) => p,
-        Err(e) => {
-            return Ok(Replayed::Refused(format!(
-                "the rebased diff cannot be judged: goal `{}`: {e}",
-                rec.goal
-            )));
-        }
-    };
+    let protected = protected_paths(checker.cfg, &rec.workspace);
     match diff_check::check(&spec, &protected, &files, &diff.text) {
-        Ok(DiffVerdict::Change) => {}
         Ok(DiffVerdict::NoChange) => {
             return Ok(Replayed::Refused("the rebased change is empty".into()));
         }
-        Err(refusals) => {
-            let list: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
-            return Ok(Replayed::Refused(format!(
-                "steward's diff check refuses the rebased change: {}",
-                list.join("; ")
-            )));
-        }
+        Ok(DiffVerdict::Change) => {}
+        Err(found) => refusals.extend(found),
+    }
+    if !refusals.is_empty() {
+        let list: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+        return Ok(Replayed::Refused(format!(
+            "steward's diff check refuses the rebased change: {}",
+            list.join("; ")
+        )));
     }
     validate(checker, rec, wt, new_id, &diff).await
 }
