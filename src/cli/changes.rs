@@ -84,6 +84,10 @@ pub(super) async fn run(cli: &Cli, cmd: &ChangesCommand) -> Result<ExitKind, Cli
     match cmd {
         ChangesCommand::List { state } => list(cli, &store, state.as_deref()),
         ChangesCommand::Show { id } => {
+            // A pending change past its expiry is shown as what it is: expired.
+            store
+                .expire_due(OffsetDateTime::now_utc())
+                .map_err(store_kind)?;
             let rec = store.get(id).map_err(store_kind)?;
             let checker = Checker::new(cfg, &store).map_err(kind)?;
             let diff = read_diff(&checker, &rec).await;

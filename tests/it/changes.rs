@@ -216,6 +216,60 @@ fn list_and_show_read_the_record_and_the_diff_from_git() {
     assert_eq!(shown["diff_truncated"], false);
     assert_eq!(shown["diff_matches"], true);
     assert!(shown["diff"].as_str().unwrap().contains("+  port = 8080;"));
+
+    // A change that never passed has no digest: nothing to match, and `show` says so.
+    let mut invalid = rec.clone();
+    invalid.id = ChangeRecord::new_id();
+    invalid.state = ChangeState::Invalid;
+    invalid.diff_sha256 = String::new();
+    f.store().create(&invalid).unwrap();
+    let shown = json(&f.steward(&["changes", "show", &invalid.id, "--json"]));
+    assert_eq!(shown["diff_matches"], serde_json::Value::Null, "{shown:#}");
+    let (_, out, _) = text(&f.steward(&["changes", "show", &invalid.id]));
+    assert!(out.contains("the record has no digest"), "{out}");
+}
+
+/// On a terminal (`script` gives the command one) the diff is coloured; `NO_COLOR` turns it off.
+#[test]
+fn the_diff_is_coloured_on_a_terminal_unless_no_color_is_set() {
+    let Some(f) = fixture() else { return };
+    let Some(script) = require::tool("script") else {
+        return;
+    };
+    let rec = f.propose("r-1");
+    let line = format!(
+        "{} --config {} changes show {}",
+        common::cli::steward_bin().display(),
+        f.config.display(),
+        rec.id
+    );
+    let on_tty = |no_color: Option<&str>| {
+        let mut cmd = Command::new(&script);
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", f.tmp.path())
+            .env("TERM", "xterm");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_tty(None);
+    assert!(
+        coloured.contains("\x1b[32m+  port = 8080;\x1b[0m"),
+        "{coloured:?}"
+    );
+    assert!(
+        coloured.contains("\x1b[31m-  port = 80;\x1b[0m"),
+        "{coloured:?}"
+    );
+    assert!(coloured.contains("\x1b[36m@@ -1,3 +1,3 @@"), "{coloured:?}");
+    let plain = on_tty(Some("1"));
+    assert!(plain.contains("+  port = 8080;"), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
 }
 
 #[test]
@@ -355,6 +409,8 @@ fn reject_and_expiry_end_a_change() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     on_disk["expires"] = "2020-01-01T00:00:00Z".into();
     std::fs::write(&path, on_disk.to_string()).unwrap();
+    let shown = json(&f.steward(&["changes", "show", &rec.id, "--json"]));
+    assert_eq!(shown["state"], "expired", "{shown:#}");
     let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes"]));
     assert_eq!(code, 2);
     assert!(err.contains("expired"), "{err}");

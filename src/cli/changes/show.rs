@@ -72,10 +72,9 @@ pub(super) fn json(
         Ok(d) => {
             v.insert("diff".into(), d.text.clone().into());
             v.insert("diff_truncated".into(), d.truncated.into());
-            v.insert(
-                "diff_matches".into(),
-                (d.diff_sha256 == rec.diff_sha256).into(),
-            );
+            // `null`: the record has no digest (the change never passed steward's checks).
+            let matches = (!rec.diff_sha256.is_empty()).then(|| d.diff_sha256 == rec.diff_sha256);
+            v.insert("diff_matches".into(), matches.into());
         }
         Err(e) => {
             v.insert("diff".into(), Value::Null);
@@ -306,7 +305,9 @@ fn print_diff(rec: &ChangeRecord, diff: &Result<Diff, String>) -> Result<(), Cli
         Ok(d) => d,
         Err(e) => return crate::outln!("  diff: cannot be read from git: {e}"),
     };
-    let matches = if d.diff_sha256 == rec.diff_sha256 {
+    let matches = if rec.diff_sha256.is_empty() {
+        "the record has no digest: the change never passed steward's checks".to_string()
+    } else if d.diff_sha256 == rec.diff_sha256 {
         "the diff that was proposed".to_string()
     } else {
         format!(
