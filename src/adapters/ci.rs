@@ -454,7 +454,11 @@ fn strip_classification(summary: &str) -> &str {
 
 /// The decision for a push: a push that changes no file deploys once its run ended `no_action`
 /// (its static checks passed and there was nothing to review); everything else as [`decide`].
-pub fn decide_change(change: &Change, result: &RunResult) -> CiVerdict {
+pub fn decide_change(
+    change: &Change,
+    result: &RunResult,
+    protected: &crate::defs::change::ProtectedPaths,
+) -> CiVerdict {
     if change.files.is_empty() && result.outcome == Outcome::NoAction {
         return CiVerdict {
             decision: DeployDecision::Deploy,
@@ -463,7 +467,36 @@ pub fn decide_change(change: &Change, result: &RunResult) -> CiVerdict {
             exit: ExitKind::Ok,
         };
     }
-    decide(result)
+    let verdict = decide(result);
+    match protected_file(change, protected) {
+        // A reviewer could be talked into calling a change to steward's own files, git hooks or
+        // secrets clean; steward does not ask it.
+        Some(why) if verdict.decision != DeployDecision::Failed => CiVerdict {
+            decision: DeployDecision::NeedsApproval,
+            classification: Some(Classification::Risky),
+            reason: format!(
+                "risky whatever the reviewer says: {why} (the reviewer: {})",
+                verdict.reason
+            ),
+            exit: ExitKind::NeedsHuman,
+        },
+        _ => verdict,
+    }
+}
+
+/// The first changed file steward protects, with the rule, if any.
+fn protected_file(
+    change: &Change,
+    protected: &crate::defs::change::ProtectedPaths,
+) -> Option<String> {
+    change.files.iter().find_map(|f| {
+        crate::defs::change::protected_by(&f.path, protected).map(|rule| {
+            format!(
+                "the push changes `{}`, which steward protects ({rule})",
+                f.path
+            )
+        })
+    })
 }
 
 /// Maps a finished run to the decision. Only a clean classification of a run that ended `ok`

@@ -66,7 +66,8 @@ pub(super) async fn run(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> 
         }
         RunReport::Done(result) => result,
     };
-    print_decision(cli, &req, &change, &result)
+    let protected = crate::defs::change::ProtectedPaths::for_workspace(cfg, &cfg.workspace);
+    print_decision(cli, &req, &change, &result, &protected)
 }
 
 /// The deploy decision for the reviewed change, as JSON or text; its exit kind.
@@ -75,8 +76,9 @@ fn print_decision(
     req: &RunRequest,
     change: &ci::Change,
     result: &RunResult,
+    protected: &crate::defs::change::ProtectedPaths,
 ) -> Result<ExitKind, CliError> {
-    let decision = ci::decide_change(change, result);
+    let decision = ci::decide_change(change, result, protected);
     if cli.json {
         print_json(&serde_json::json!({
             "decision": decision.decision,

@@ -232,6 +232,7 @@ fn print_report(d: &RunDetail) -> Result<(), CliError> {
     print_tool_calls(&d.tool_calls)?;
     print_verdict(d)?;
     print_actions(d)?;
+    print_change(d)?;
     print_rollback(d)?;
     print_cost(d)?;
     crate::outln!()?;
@@ -478,6 +479,20 @@ fn print_actions(d: &RunDetail) -> Result<(), CliError> {
         )?;
     }
     Ok(())
+}
+
+/// The change set the run filed (goals with `[change]`), and the one command that shows it.
+fn print_change(d: &RunDetail) -> Result<(), CliError> {
+    let Some(c) = d.result.as_ref().and_then(|r| r.change.as_ref()) else {
+        return Ok(());
+    };
+    crate::outln!()?;
+    crate::outln!("change set")?;
+    crate::outln!("  {} {} ({} file(s))", c.id, c.state, c.files)?;
+    if !c.reason.is_empty() {
+        crate::outln!("  reason: {}", clip(&c.reason, 400))?;
+    }
+    crate::outln!("  see: steward changes show {}", c.id)
 }
 
 /// Whether the goal's rollback ran, why or why not, and its result; then its output.

@@ -234,6 +234,42 @@ pub struct ProtectedPaths {
     pub paths: Vec<String>,
 }
 
+/// Names protected beyond git's and Claude Code's own files: steward's configuration and its
+/// NixOS module, wherever they are in the repository.
+pub const STEWARD_FILES: [&str; 2] = ["steward.toml", "steward.nix"];
+
+impl ProtectedPaths {
+    /// What no change to `workspace` may touch under this configuration: the bundled policy's
+    /// secret and protected patterns, steward's own files, and steward's directories where the
+    /// operator keeps them inside the repository.
+    pub fn for_workspace(cfg: &crate::config::Config, workspace: &Path) -> ProtectedPaths {
+        let mut patterns: Vec<String> = STEWARD_FILES.iter().map(|s| s.to_string()).collect();
+        if let Ok(shared) = crate::defs::policy::SharedPolicy::bundled() {
+            patterns.extend(shared.secrets);
+            patterns.extend(shared.protected);
+        }
+        let own = [
+            &cfg.goals_dir,
+            &cfg.context_dir,
+            &cfg.knowledge_dir,
+            &cfg.routes_file,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&cfg.state_dir));
+        let paths = own
+            .filter_map(|p| p.strip_prefix(workspace).ok())
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .map(|rel| rel.to_string_lossy().into_owned())
+            .collect();
+        ProtectedPaths {
+            workspace: workspace.to_path_buf(),
+            patterns,
+            paths,
+        }
+    }
+}
+
 /// Why `rel_path` (workspace-relative) is protected, if it is: the rule that matched.
 pub fn protected_by(rel_path: &str, extra: &ProtectedPaths) -> Option<String> {
     let rel = Path::new(rel_path);

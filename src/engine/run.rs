@@ -102,6 +102,7 @@ impl RunError {
             | RunError::Workspace { .. }
             | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
             RunError::Cancelled { signal } => signal.exit_kind(),
+            RunError::Change(e) if e.is_usage() => ExitKind::Usage,
             _ => ExitKind::Error,
         }
     }
@@ -153,6 +154,7 @@ pub async fn execute_until(
     if req.dry_run {
         return stages::plan(setup).await;
     }
+    change::preflight(&setup).await?;
     let ledger = Ledger::open(&cfg.state_dir)?;
     let purpose = format!("goal {}", req.goal);
     let _lock = host_lock::wait(&ledger, &purpose, req.lock_wait, &cancel).await?;
@@ -175,7 +177,10 @@ pub async fn execute_until(
         Err(judgement) => return rec.finish(&judgement, None, None, &[]),
     };
     // A change run works in a worktree of its own; the live checkout is never the agent's.
-    let change_run = change::open(&setup, &rec.run.id).await?;
+    let change_run = match change::open(&setup, &rec.run.id).await {
+        Ok(c) => c,
+        Err(e) => return rec.finish(&change::not_opened(&e), None, None, &[]),
+    };
     let workspace = change_run
         .as_ref()
         .map_or(cfg.workspace.clone(), |c| c.worktree.path.clone());

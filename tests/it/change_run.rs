@@ -262,6 +262,43 @@ fn a_valid_edit_becomes_a_pending_change_and_nothing_else_is_touched() {
         .find(|e| e["tool_use_id"] == "toolu_edit")
         .unwrap();
     assert_eq!(edit["decision"], "allow", "{edit:#}");
+
+    // The incident report names the change and the command that shows it.
+    let show = env
+        .steward()
+        .args(["runs", "show", run_id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains(&format!("steward changes show {id}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_change_goal_needs_a_repository_and_says_so_before_recording_anything() {
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let goals = env.dir.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(goals.join("port.md"), goal("[\"true\"]", 0)).unwrap();
+    env.set_top_level(&format!("goals_dir = \"{}\"", goals.display()));
+    // The workspace exists but is no git repository.
+    let out = env
+        .steward()
+        .args(["run", "port", "--var", "intent=x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not a git repository") && err.contains("workspace"),
+        "{err}"
+    );
+    let runs = env.state().join("runs");
+    let recorded = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(recorded, 0, "a run was recorded");
 }
 
 #[test]

@@ -181,6 +181,41 @@ fn a_clean_change_deploys_and_the_prompt_lists_the_files() {
     );
 }
 
+/// A push that changes a file steward protects (Claude Code's project settings here) is risky,
+/// whatever the reviewer says: a clean review does not deploy it.
+#[test]
+fn a_push_touching_a_protected_file_is_risky_whatever_the_reviewer_says() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let ws = p.env.dir.path().join("workspace");
+    std::fs::create_dir_all(ws.join(".claude")).unwrap();
+    std::fs::write(
+        ws.join(".claude/settings.json"),
+        "{\"permissions\": {\"allow\": [\"Bash\"]}}\n",
+    )
+    .unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "let the agent do anything"]);
+    let head = git(&ws, &["rev-parse", "HEAD"]);
+    let out = p
+        .env
+        .steward()
+        .args(["--json", "ci", "--base", &p.head, "--head", &head])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(6), "{v:#}");
+    assert_eq!(v["decision"], "needs_approval", "{v:#}");
+    assert_eq!(v["classification"], "risky");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(".claude/settings.json") && reason.contains("protects"),
+        "{reason}"
+    );
+    // The reviewer did say clean: the record keeps its word, the decision is steward's.
+    assert_eq!(v["run"]["outcome"], "ok", "{v:#}");
+}
+
 #[test]
 fn a_risky_change_needs_approval() {
     let Some(claude) = claude_bin() else { return };

@@ -81,6 +81,14 @@ pub struct Commit {
 }
 
 impl Worktree {
+    /// What [`Worktree::create`] refuses about the workspace itself (not a repository's top
+    /// level, no commit, code-running settings), checked before a run records anything.
+    pub async fn check_workspace(git: &ChangeGit, workspace: &Path) -> Result<(), WorktreeError> {
+        let top = toplevel(git, workspace).await?;
+        refuse_code_running(git, &top).await?;
+        head_commit(git, &top).await.map(|_| ())
+    }
+
     /// A worktree of `workspace` at its HEAD, on a new branch `steward/<run_id>`, in
     /// `<worktrees_root>/<run_id>`. Refuses a workspace that is not the top level of a git
     /// repository with a commit, an existing branch or directory, a root inside the checkout,

@@ -3,8 +3,6 @@
 //! the static phase with repair rounds (the agent sees the failures, fenced as data), and the
 //! change record — `pending` for an operator, or `invalid`. The live checkout is never written.
 
-use std::path::PathBuf;
-
 use time::OffsetDateTime;
 
 use crate::base::cancel::Cancel;
@@ -30,10 +28,6 @@ use super::record::ChangeSummary;
 use super::recorder::Recorder;
 use super::stages::{self, Setup};
 
-/// Names a change run protects beyond git's and Claude Code's own files: steward's
-/// configuration and its NixOS module, wherever they are in the repository.
-const STEWARD_FILES: [&str; 2] = ["steward.toml", "steward.nix"];
-
 /// A change run in progress: its spec and its worktree.
 pub(super) struct ChangeRun {
     pub(super) spec: ChangeSpec,
@@ -54,6 +48,33 @@ pub enum ChangeRunError {
     Worktree(#[from] WorktreeError),
     #[error("change run: {0}")]
     Store(#[from] crate::engine::change::store::StoreError),
+}
+
+impl ChangeRunError {
+    /// A workspace that is no repository, has no commit, or configures code to run on checkout
+    /// is the operator's to fix.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ChangeRunError::Worktree(
+                WorktreeError::NotARepo { .. }
+                    | WorktreeError::NoCommits { .. }
+                    | WorktreeError::RunsCode { .. }
+            )
+        )
+    }
+}
+
+/// Before the run records anything: a change goal needs a workspace that is a git repository
+/// with a commit and no code-running settings; anything else is the operator's to fix.
+pub(super) async fn preflight(setup: &Setup<'_>) -> Result<(), RunError> {
+    if setup.goal.change.is_none() {
+        return Ok(());
+    }
+    let git = ChangeGit::new(&path_env(setup)).map_err(ChangeRunError::from)?;
+    Worktree::check_workspace(&git, &setup.cfg.workspace)
+        .await
+        .map_err(|e| ChangeRunError::from(e).into())
 }
 
 /// Before the agent: the worktree, when the goal has `[change]`.
@@ -79,31 +100,12 @@ fn path_env(setup: &Setup<'_>) -> String {
     }
 }
 
-/// The paths no change may touch in this workspace.
-pub(super) fn protected_paths(setup: &Setup<'_>, workspace: &std::path::Path) -> ProtectedPaths {
-    let cfg = setup.cfg;
-    let mut patterns: Vec<String> = STEWARD_FILES.iter().map(|s| s.to_string()).collect();
-    if let Ok(shared) = crate::defs::policy::SharedPolicy::bundled() {
-        patterns.extend(shared.secrets);
-        patterns.extend(shared.protected);
-    }
-    // steward's own directories, where the operator keeps them inside the repository.
-    let own: Vec<&PathBuf> = [&cfg.goals_dir, &cfg.context_dir, &cfg.knowledge_dir]
-        .into_iter()
-        .flatten()
-        .chain(cfg.routes_file.as_ref())
-        .chain(std::iter::once(&cfg.state_dir))
-        .collect();
-    let paths = own
-        .into_iter()
-        .filter_map(|p| p.strip_prefix(workspace).ok())
-        .filter(|rel| !rel.as_os_str().is_empty())
-        .map(|rel| rel.to_string_lossy().into_owned())
-        .collect();
-    ProtectedPaths {
-        workspace: workspace.to_path_buf(),
-        patterns,
-        paths,
+/// The run's end when its worktree could not be made: it stopped before the agent.
+pub(super) fn not_opened(e: &RunError) -> Judgement {
+    Judgement {
+        outcome: Outcome::Aborted,
+        exit: ExitKind::Aborted,
+        ..Judgement::escalated(format!("no worktree for the change: {e}"))
     }
 }
 
@@ -120,7 +122,7 @@ pub(super) async fn conclude(
 ) -> Result<(AgentOutcome, Concluded), RunError> {
     let mut agent = first;
     let intent = intent(setup);
-    let protected = protected_paths(setup, &run.worktree.workspace);
+    let protected = ProtectedPaths::for_workspace(setup.cfg, &run.worktree.workspace);
     let env_path = path_env(setup);
     let env = ProfileEnv {
         cfg: &setup.cfg.change,
