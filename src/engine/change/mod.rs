@@ -8,8 +8,7 @@
 //! settings overridden or refused). steward's judgement: `diff_check`. The record: `record` (what
 //! is known about one change) and `store` (`STATE/changes/<state>/<id>.json`).
 //! The operator's decision: `approve` (every re-check an approval is bound to, the rebase onto a
-//! moved workspace, rejection); `diff_files` gives a diff's files as the record keeps them;
-//! `protected` the paths no change may touch.
+//! moved workspace, rejection); `diff_files` gives a diff's files as the record keeps them.
 
 pub mod approve;
 pub mod diff;
@@ -17,7 +16,6 @@ pub mod diff_check;
 pub mod diff_files;
 pub mod git;
 pub mod profile;
-pub mod protected;
 pub mod prune;
 pub mod record;
 pub mod static_phase;

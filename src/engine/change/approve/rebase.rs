@@ -8,11 +8,10 @@
 
 use time::OffsetDateTime;
 
-use crate::defs::change::{ChangeError, ChangeSpec};
+use crate::defs::change::{ChangeError, ChangeSpec, ProtectedPaths};
 use crate::engine::change::diff::{DiffLimits, patch_between};
 use crate::engine::change::diff_check::{self, DiffVerdict, MAX_DIFF_BYTES};
 use crate::engine::change::diff_files::record_files;
-use crate::engine::change::protected::protected_paths;
 use crate::engine::change::record::{ChangeRecord, ChangeState, Transition};
 use crate::engine::change::worktree::{Worktree, WorktreeError};
 use crate::engine::change::{profile, static_phase};
@@ -152,7 +151,7 @@ async fn replay(
             )));
         }
     };
-    let protected = protected_paths(checker.cfg, &rec.workspace);
+    let protected = ProtectedPaths::for_workspace(checker.cfg, &rec.workspace);
     match diff_check::check(&spec, &protected, &files, &diff.text) {
         Ok(DiffVerdict::NoChange) => {
             return Ok(Replayed::Refused("the rebased change is empty".into()));
