@@ -51,6 +51,7 @@ pub fn prune(
 ) -> Result<Pruned, HistoryError> {
     let cutoff = now - older_than;
     let actions = crate::engine::approval::Store::open(ledger.root())?.open_run_ids()?;
+    let changes = crate::engine::change::store::ChangeStore::open(ledger.root())?.open_run_ids()?;
     let jobs: Vec<String> = queue
         .list()
         .map_err(|e| LedgerError::Corrupt {
@@ -82,6 +83,8 @@ pub fn prune(
         }
         let keep = if actions.contains(&id) {
             Some("an open action points at it".to_string())
+        } else if changes.contains(&id) {
+            Some("an open change set points at it".to_string())
         } else if jobs.contains(&id) {
             Some("an active job points at it".to_string())
         } else {
@@ -242,6 +245,16 @@ mod tests {
         let old = now - time::Duration::days(40);
         write_run(&ledger, "old-done", old, 1, true);
         write_run(&ledger, "old-with-action", old, 1, true);
+        write_run(&ledger, "old-with-change", old, 1, true);
+        let mut change = crate::engine::change::record::ChangeRecord::sample(
+            crate::engine::change::record::ChangeState::Pending,
+            now,
+        );
+        change.run = "old-with-change".into();
+        crate::engine::change::store::ChangeStore::open(dir.path())
+            .unwrap()
+            .create(&change)
+            .unwrap();
         write_run(&ledger, "old-in-progress", old, std::process::id(), false);
         write_run(&ledger, "new-done", now, 1, true);
         std::fs::create_dir(ledger.runs_dir().join("old-unreadable")).unwrap();
@@ -286,7 +299,11 @@ mod tests {
             .iter()
             .map(|k| (k.id.as_str(), k.reason.as_str()))
             .collect();
-        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        assert!(
+            kept.iter()
+                .any(|(id, r)| *id == "old-with-change" && r.contains("open change set"))
+        );
         assert!(
             kept.iter()
                 .any(|(id, r)| *id == "old-in-progress" && r.contains("in progress"))

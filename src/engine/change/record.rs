@@ -308,6 +308,52 @@ impl ChangeRecord {
 }
 
 #[cfg(test)]
+impl ChangeRecord {
+    /// A record for tests: a pending-looking `command` change of run `r-1`.
+    pub(crate) fn sample(state: ChangeState, created: OffsetDateTime) -> ChangeRecord {
+        ChangeRecord {
+            format: CHANGE_FORMAT,
+            id: ChangeRecord::new_id(),
+            state,
+            run: "r-1".into(),
+            goal: "change".into(),
+            subject: "intent".into(),
+            intent: "bump".into(),
+            workspace: "/ws".into(),
+            workspace_branch: Some("main".into()),
+            base: "a".repeat(40),
+            branch: "steward/r-1".into(),
+            head: "b".repeat(40),
+            worktree: "/state/worktrees/r-1".into(),
+            diff_sha256: "c".repeat(64),
+            files: Vec::new(),
+            profile: Profile::Command,
+            edit: vec!["**".into()],
+            validate: vec![],
+            apply: Some(vec!["true".into()]),
+            rollback: Some(vec!["true".into()]),
+            validation: Vec::new(),
+            repair_rounds: 0,
+            artefacts: Artefacts::default(),
+            blast_radius: BlastRadius {
+                nomad: std::collections::BTreeMap::new(),
+                ..BlastRadius::default()
+            },
+            rollback_target: RollbackTarget::BaseCommit {
+                sha: "a".repeat(40),
+            },
+            post_checks: vec![],
+            created,
+            expires: created + time::Duration::days(7),
+            reason: String::new(),
+            steps: Vec::new(),
+            reboot_needed: false,
+            history: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -15,6 +15,8 @@ pub enum HistoryError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Approval(#[from] crate::engine::approval::ApprovalError),
+    #[error(transparent)]
+    Changes(#[from] crate::engine::change::store::StoreError),
     #[error("no run matches `{0}` (see `steward runs list`)")]
     Unknown(String),
     #[error("`{prefix}` matches {} runs: {}; give more of the id", matches.len(), matches.join(", "))]
@@ -34,7 +36,10 @@ impl HistoryError {
     /// Whether the operator asked for something that is not there or not valid (usage), rather
     /// than steward failing to read its own record.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, HistoryError::Ledger(_) | HistoryError::Approval(_))
+        !matches!(
+            self,
+            HistoryError::Ledger(_) | HistoryError::Approval(_) | HistoryError::Changes(_)
+        )
     }
 }
 

@@ -1,51 +1,9 @@
-use std::collections::BTreeMap;
-
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::defs::change::Profile;
-use crate::engine::change::record::{Artefacts, BlastRadius, RollbackTarget};
 
 fn record(state: ChangeState, created: OffsetDateTime) -> ChangeRecord {
-    ChangeRecord {
-        format: CHANGE_FORMAT,
-        id: ChangeRecord::new_id(),
-        state,
-        run: "r-1".into(),
-        goal: "change".into(),
-        subject: "intent".into(),
-        intent: "bump".into(),
-        workspace: "/ws".into(),
-        workspace_branch: Some("main".into()),
-        base: "a".repeat(40),
-        branch: "steward/r-1".into(),
-        head: "b".repeat(40),
-        worktree: "/state/worktrees/r-1".into(),
-        diff_sha256: "c".repeat(64),
-        files: Vec::new(),
-        profile: Profile::Command,
-        edit: vec!["**".into()],
-        validate: vec![],
-        apply: Some(vec!["true".into()]),
-        rollback: Some(vec!["true".into()]),
-        validation: Vec::new(),
-        repair_rounds: 0,
-        artefacts: Artefacts::default(),
-        blast_radius: BlastRadius {
-            nomad: BTreeMap::new(),
-            ..BlastRadius::default()
-        },
-        rollback_target: RollbackTarget::BaseCommit {
-            sha: "a".repeat(40),
-        },
-        post_checks: vec![],
-        created,
-        expires: created + Duration::days(7),
-        reason: String::new(),
-        steps: Vec::new(),
-        reboot_needed: false,
-        history: Vec::new(),
-    }
+    ChangeRecord::sample(state, created)
 }
 
 #[test]
