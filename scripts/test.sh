@@ -29,7 +29,11 @@ as_root() {
 # systemd: systemd-analyze verify for triggers/; nix-bin: nix-instantiate --parse for nix/;
 # prometheus-alertmanager: amtool check-config for the receiver snippet, and the real Alertmanager
 # that delivers alerts to `steward serve` in tests/it/serve.rs.
-APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager)
+# podman, runc, busybox-static, docker-compose: the real container engine (podman serving the
+# Docker API, an image made from the static busybox) and compose v1 that tests/it/change_apply.rs
+# applies compose changes with (tests/it/common/podman.rs).
+APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager
+  podman runc busybox-static docker-compose)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -2,7 +2,7 @@
 //! record and the diff itself (read from git with the pinned options its digest was computed
 //! with; coloured only on a terminal without `NO_COLOR`). Approving re-checks everything the
 //! approval is bound to (`engine::change::approve`), asks on a terminal and needs `--yes` off
-//! one, then applies the change.
+//! one, then applies the change (`engine::change::apply`) and exits with what that came to.
 
 use std::io::IsTerminal;
 
@@ -14,6 +14,7 @@ use super::output::{print_json, print_verdict};
 use super::{Cli, CliError, internal, usage};
 use crate::base::outcome::ExitKind;
 use crate::config::Config;
+use crate::engine::change::apply;
 use crate::engine::change::approve::{self, ApproveError, Checker, Verdict};
 use crate::engine::change::diff::{Diff, DiffLimits, diff_between};
 use crate::engine::change::record::{ChangeRecord, ChangeState};
@@ -267,22 +268,25 @@ async fn answer_approval(cli: &Cli, cfg: &Config, verdict: Verdict) -> Result<Ex
     }
 }
 
-/// Applies an approved change. NOT CONNECTED YET: `engine::change::apply::apply(cfg, id,
-/// cancel)` is being written by another helper; the lead connects it here at merge. Until then
-/// the change stays `approved` and the command says so, exiting `usage`.
-async fn apply_approved(
-    cli: &Cli,
-    _cfg: &Config,
-    rec: &ChangeRecord,
-) -> Result<ExitKind, CliError> {
-    let msg = format!("{} approved; apply is not built yet", rec.id);
-    if !cli.json {
-        return Err(usage(anyhow::anyhow!(msg)));
+/// Applies the approved change (`engine::change::apply`: under the host lock, verified, rolled
+/// back when it does not verify) and exits with what it came to: `applied` 0, `rolled_back` 5,
+/// `failed` 6, `stale` 2. Ctrl-C stops it as it stops a run (the rollback still runs).
+async fn apply_approved(cli: &Cli, cfg: &Config, rec: &ChangeRecord) -> Result<ExitKind, CliError> {
+    let (cancel, _guard) = super::run::stoppable(false)?;
+    let done = apply::apply(cfg, &rec.id, &cancel)
+        .await
+        .map_err(|e| CliError {
+            kind: e.exit_kind(),
+            source: anyhow::Error::new(e)
+                .context(format!("{} is approved but was not applied", rec.id)),
+        })?;
+    let exit = apply::exit_kind(&done);
+    if cli.json {
+        print_verdict(&done, exit)?;
+    } else {
+        show::print_applied(&done)?;
     }
-    let mut v = to_object(rec)?;
-    v.insert("error".into(), msg.into());
-    print_verdict(&v, ExitKind::Usage)?;
-    Ok(ExitKind::Usage)
+    Ok(exit)
 }
 
 fn to_object(rec: &ChangeRecord) -> Result<serde_json::Map<String, Value>, CliError> {

@@ -6,10 +6,29 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// How a change is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    Nixos,
+    Nomad,
+    Compose,
+    /// The goal's own `apply` and `rollback` argv.
+    Command,
+}
+
 /// `[change]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangeConfig {
+    /// How this workspace is applied when `steward ci --apply` deploys a push (goals name their
+    /// own profile in their `[change]` table).
+    pub profile: Option<Profile>,
+    /// The `command` profile's argv for `steward ci --apply`.
+    pub apply: Vec<String>,
+    pub rollback: Vec<String>,
+    /// Checks (by name) run after `steward ci --apply` applies a push, beside the invariants.
+    pub post_checks: Vec<String>,
     /// PATH for validators and executors; empty: the same as `claude.path`.
     pub path: String,
     /// Each validator (goal or bundled) is killed, with its process group, after this long.
@@ -18,6 +37,9 @@ pub struct ChangeConfig {
     pub apply_timeout_secs: u64,
     /// A pending change nobody decided on expires after this many hours.
     pub ttl_hours: u64,
+    /// After applying or rolling back, failing checks are observed again (every second) for up
+    /// to this long before they count: a service just (re)started needs a moment. 0: once.
+    pub settle_secs: u64,
     /// The compose implementation: `docker compose` (v2), `docker-compose` (v1), `podman-compose`.
     pub compose: Vec<String>,
     /// How to call nix (flakes enabled).
@@ -40,10 +62,15 @@ impl Default for ChangeConfig {
     fn default() -> Self {
         let words = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
         ChangeConfig {
+            profile: None,
+            apply: Vec::new(),
+            rollback: Vec::new(),
+            post_checks: Vec::new(),
             path: String::new(),
             validate_timeout_secs: 600,
             apply_timeout_secs: 1800,
             ttl_hours: 168,
+            settle_secs: 30,
             compose: words(&["docker", "compose"]),
             nix: words(&["nix", "--extra-experimental-features", "nix-command flakes"]),
             nixos_rebuild: words(&["nixos-rebuild"]),
@@ -86,6 +113,14 @@ impl ChangeConfig {
             return Err((
                 "change.nixos_host",
                 "must be a flake attribute name (letters, digits, `-`, `_`, `.`)",
+            ));
+        }
+        if self.profile == Some(Profile::Command)
+            && (self.apply.is_empty() || self.rollback.is_empty())
+        {
+            return Err((
+                "change.apply",
+                "the `command` profile needs `apply` and `rollback` argv",
             ));
         }
         if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use change::ChangeConfig;
+pub use change::{ChangeConfig, Profile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -52,16 +52,7 @@ fn field_err(field: &'static str, message: impl Into<String>) -> ChangeError {
     }
 }
 
-/// How a change is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Profile {
-    Nixos,
-    Nomad,
-    Compose,
-    /// The goal's own `apply` and `rollback` argv.
-    Command,
-}
+pub use crate::config::change::Profile;
 
 /// The table as written.
 #[derive(Debug, Deserialize)]
@@ -124,8 +115,9 @@ impl ChangeSpec {
 }
 
 /// Each glob: relative, without `..`, compiled so that `*` stays inside one directory and `**`
-/// crosses them (`hosts/**/*.nix`).
-fn compile_edit(edit: &[String]) -> Result<GlobSet, ChangeError> {
+/// crosses them (`hosts/**/*.nix`). Public so the compiled policy's edit scope matches paths
+/// exactly as [`ChangeSpec::allows`] does.
+pub fn compile_edit(edit: &[String]) -> Result<GlobSet, ChangeError> {
     if edit.is_empty() {
         return Err(field_err("edit", "must name at least one glob"));
     }
@@ -223,7 +215,8 @@ fn repair_rounds(n: Option<i64>) -> Result<u8, ChangeError> {
 /// Protected paths beyond [`ALWAYS_PROTECTED`]: the policy's `protected` names and `secrets`
 /// patterns (same grammar: bare name = any component, `a/b` = that sequence anywhere, `/x` =
 /// absolute prefix), and steward's own files inside the workspace (its config, its module).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProtectedPaths {
     /// The workspace, so that absolute secret patterns (`/run/secrets`) are matched against
     /// where the file really lives.
@@ -267,6 +260,39 @@ impl ProtectedPaths {
             patterns,
             paths,
         }
+    }
+
+    /// These rules for a change made in `tree` (a worktree of `self.workspace`), extended by
+    /// `patterns` (the policy's protected names and secret patterns, those not already here) and
+    /// by `absolute` paths (steward's config file, its state dir): one inside the workspace or
+    /// the tree protects its relative path, because that is the copy a change would ship.
+    pub fn extended(
+        mut self,
+        tree: &Path,
+        patterns: &[String],
+        absolute: &[std::path::PathBuf],
+    ) -> ProtectedPaths {
+        for p in patterns {
+            if !self.patterns.contains(p) {
+                self.patterns.push(p.clone());
+            }
+        }
+        let live =
+            std::fs::canonicalize(&self.workspace).unwrap_or_else(|_| self.workspace.clone());
+        for abs in absolute {
+            let real = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
+            for form in [abs, &real] {
+                for base in [&self.workspace, &live, tree] {
+                    let rel = form.strip_prefix(base).ok().and_then(Path::to_str);
+                    if let Some(rel) = rel.filter(|r| !r.is_empty())
+                        && !self.paths.iter().any(|p| p == rel)
+                    {
+                        self.paths.push(rel.to_string());
+                    }
+                }
+            }
+        }
+        self
     }
 }
 

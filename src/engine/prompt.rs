@@ -237,6 +237,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "change",
                 "deploy-review",
                 "health-check",
                 "incident",

@@ -181,11 +181,14 @@ pub async fn execute_until(
         Ok(c) => c,
         Err(e) => return rec.finish(&change::not_opened(&e), None, None, &[]),
     };
-    let workspace = change_run
-        .as_ref()
-        .map_or(cfg.workspace.clone(), |c| c.worktree.path.clone());
-    let (prepared, home) =
-        stages::render(&setup, &mut rec, &ledger, &gathered, &history, &workspace)?;
+    let (prepared, home) = stages::render(
+        &setup,
+        &mut rec,
+        &ledger,
+        &gathered,
+        &history,
+        change_run.as_ref(),
+    )?;
     let mut agent = stages::run_agent(&setup, &mut rec, &prepared, observer, &cancel).await?;
     let mut concluded = None;
     if let Some(run) = change_run {

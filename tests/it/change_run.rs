@@ -80,7 +80,6 @@ vars = ["intent"]
 [policy]
 allow = ["git status"]
 read = ["{{workspace}}"]
-write = ["{{workspace}}"]
 
 [change]
 edit = ["service.nix", "modules/**"]

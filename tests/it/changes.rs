@@ -26,6 +26,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
     common::git::stdout(dir, args).trim_end().to_string()
 }
 
+const GOAL: &str = "+++\ndescription = \"change the port\"\ntools = [\"Read\", \"Edit\"]\n\
+    [change]\nedit = [\"hosts/**\"]\nprofile = \"command\"\napply = [\"true\"]\n\
+    rollback = [\"true\"]\n+++\nMove the port.\n";
+
+const POST_CHECK: &str = "[[check]]\nname = \"web-answers\"\n\
+    description = \"stand-in: always passes\"\nkind = \"file\"\npath = \"/\"\n";
+
 struct Fixture {
     tmp: tempfile::TempDir,
     ws: PathBuf,
@@ -44,13 +51,23 @@ fn fixture() -> Option<Fixture> {
     git(&ws, &["add", "-A"]);
     git(&ws, &["commit", "-q", "-m", "first"]);
     let ws = ws.canonicalize().unwrap();
+    // The change's goal and its post-check, which observes nothing of this host.
+    let goals = tmp.path().join("goals");
+    let context = tmp.path().join("context");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(goals.join("port.md"), GOAL).unwrap();
+    std::fs::write(context.join("checks.toml"), POST_CHECK).unwrap();
     let config = tmp.path().join("steward.toml");
     std::fs::write(
         &config,
         format!(
-            "workspace = \"{}\"\nstate_dir = \"{}\"\n[change]\npath = \"{PATH}\"\n",
+            "workspace = \"{}\"\nstate_dir = \"{}\"\ngoals_dir = \"{}\"\n\
+             context_dir = \"{}\"\n[change]\npath = \"{PATH}\"\n",
             ws.display(),
-            tmp.path().join("state").display()
+            tmp.path().join("state").display(),
+            goals.display(),
+            context.display()
         ),
     )
     .unwrap();
@@ -69,6 +86,11 @@ impl Fixture {
     /// A pending change of run `run` as a run files it: a worktree, an edit of `hosts/web.nix`,
     /// steward's commit, the diff and its digest.
     fn propose(&self, run: &str) -> ChangeRecord {
+        self.propose_port(run, 8080)
+    }
+
+    /// [`Fixture::propose`] with another port.
+    fn propose_port(&self, run: &str, port: u16) -> ChangeRecord {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -77,7 +99,8 @@ impl Fixture {
             let git = ChangeGit::new(PATH).unwrap();
             let root = self.state().join("worktrees");
             let wt = Worktree::create(&git, &self.ws, &root, run).await.unwrap();
-            std::fs::write(wt.path.join("hosts/web.nix"), "{\n  port = 8080;\n}\n").unwrap();
+            let text = format!("{{\n  port = {port};\n}}\n");
+            std::fs::write(wt.path.join("hosts/web.nix"), text).unwrap();
             wt.commit("serve web on 8080").await.unwrap().unwrap();
             let diff = wt.diff(DiffLimits::default()).await.unwrap();
             (wt, diff)
@@ -88,7 +111,7 @@ impl Fixture {
             id: ChangeRecord::new_id(),
             state: ChangeState::Pending,
             run: run.into(),
-            goal: "health-check".into(),
+            goal: "port".into(),
             subject: "host:web".into(),
             intent: "serve web on 8080".into(),
             workspace: self.ws.clone(),
@@ -174,7 +197,7 @@ fn list_and_show_read_the_record_and_the_diff_from_git() {
     let line = out.lines().find(|l| l.starts_with(&rec.id)).unwrap();
     for want in [
         "pending",
-        "health-check",
+        "port",
         "host:web",
         "1 file(s) +1 -1",
         "serve web on 8080",
@@ -289,26 +312,33 @@ fn an_unknown_id_and_an_unconfirmed_approval_are_refused() {
 }
 
 #[test]
-fn approving_an_unchanged_change_approves_it_and_says_apply_is_not_built() {
+fn an_unchanged_change_is_approved_then_applied_and_the_workspace_fast_forwarded() {
     let Some(f) = fixture() else { return };
     let rec = f.propose("r-1");
     let out = f.steward(&["changes", "approve", &rec.id, "--yes", "--json"]);
     let v = json(&out);
-    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(
         (v["exit"].as_str(), v["exit_code"].as_i64()),
-        (Some("usage"), Some(2))
+        (Some("ok"), Some(0))
     );
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("apply is not built yet"),
-        "{v}"
-    );
-    let approved = f.state_of(&rec.id);
-    assert_eq!(approved.state, ChangeState::Approved);
-    assert_eq!(approved.approved_by(), Some("cli:tester"));
+    assert_eq!(v["state"], "applied", "{v:#}");
+    let applied = f.state_of(&rec.id);
+    assert_eq!(applied.state, ChangeState::Applied);
+    assert_eq!(applied.approved_by(), Some("cli:tester"));
+    assert_eq!(git(&f.ws, &["rev-parse", "HEAD"]), rec.head);
+
+    // A change whose post-check does not exist is approved but never applied: exit 2.
+    let rec = f.propose_port("r-2", 9090);
+    let path = f.state().join(format!("changes/pending/{}.json", rec.id));
+    let on_disk = std::fs::read_to_string(&path).unwrap();
+    let on_disk = on_disk.replace("\"web-answers\"", "\"no-such-check\"");
+    std::fs::write(&path, on_disk).unwrap();
+    let (code, _, err) = text(&f.steward(&["changes", "approve", &rec.id, "--yes"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("approved but was not applied"), "{err}");
+    assert!(err.contains("no-such-check"), "{err}");
+    assert_eq!(f.state_of(&rec.id).state, ChangeState::Approved);
 }
 
 #[test]

@@ -346,6 +346,17 @@ fn paint(line: &str, colour: bool) -> String {
     format!("{c}{line}{RESET}")
 }
 
+/// What applying came to: the state, why, and each step.
+pub(super) fn print_applied(rec: &ChangeRecord) -> Result<(), CliError> {
+    let why = if rec.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", rec.reason)
+    };
+    crate::outln!("{} {}{why}", rec.id, rec.state)?;
+    print_steps(&rec.steps)
+}
+
 /// Exactly what approving does, before it is done.
 pub(super) fn print_plan(rec: &ChangeRecord) -> Result<(), CliError> {
     let added: u64 = rec.files.iter().map(|f| f.added).sum();

@@ -46,6 +46,11 @@ pub enum PathError {
         what: &'static str,
         roots: String,
     },
+    #[error(
+        "`{raw}` (resolved `{}`) is in the change's worktree or the live workspace: a change \
+         run edits files with Edit/Write only, never through the shell", .real.display()
+    )]
+    ChangeTree { raw: String, real: PathBuf },
     #[error("`{raw}` is protected from writes (`{name}`)")]
     Protected { raw: String, name: String },
     #[error("`{0}`: an FSPATH must be an absolute path (like `/var/log`)")]
@@ -74,7 +79,7 @@ pub enum Access {
 
 /// Lexically absolute and `.`-free; `..` is refused outright rather than reasoned about, because
 /// a `..` after a symlink means something else to the kernel than to a string.
-fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, PathError> {
+pub(super) fn absolute(raw: &str, cwd: &Path) -> Result<PathBuf, PathError> {
     if raw.is_empty() {
         return Err(PathError::Empty);
     }
@@ -204,6 +209,16 @@ impl Policy {
                 raw: raw.to_string(),
                 real,
                 secret: s.to_string(),
+            });
+        }
+        // A change run's tree is edited through the file tools only (see edit_scope.rs).
+        if access == Access::Write
+            && let Some(scope) = &self.edit
+            && scope.blocks_shell_write(&real)
+        {
+            return Err(PathError::ChangeTree {
+                raw: raw.to_string(),
+                real,
             });
         }
         let (roots, what) = match access {
@@ -337,6 +352,11 @@ pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> Pol
             ),
             Err(e) => PolicyDecision::deny(format!("{tool}: {e}")),
         };
+    if let Some(scope) = &policy.edit
+        && let Some(decision) = scope.check_file_tool(policy, tool, input, cwd)
+    {
+        return decision;
+    }
     match tool {
         "StructuredOutput" => PolicyDecision::allow(
             Some("builtin: StructuredOutput".to_string()),

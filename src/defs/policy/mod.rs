@@ -12,6 +12,8 @@
 //!   [`check_command`], [`explain`], [`explain_with`].
 //! - Paths and file tools (files.rs): symlink-resolving root checks, secrets, [`check_tool`].
 //! - Shadowed rules (shadow.rs): goal rules a deny rule always beats, warned about at load.
+//! - The edit scope of a change run (edit_scope.rs): [`EditScope`], added by
+//!   [`Policy::with_edit_scope`]; file tools only on the change's `edit` globs in its worktree.
 //! - The hook (hook.rs): [`hook_decision`] for `steward hook pre-tool-use --policy FILE`, which
 //!   fails closed (exit 2) on every error and on panics.
 //!
@@ -24,6 +26,7 @@ use serde::Serialize;
 
 mod bash;
 pub mod bounds;
+mod edit_scope;
 mod files;
 mod hook;
 mod isolate;
@@ -36,6 +39,7 @@ pub use bash::{
     BashError, CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo,
     check_command, explain, explain_with,
 };
+pub use edit_scope::{EditScope, STEWARD_COMMITS};
 pub use files::{Access, PathError, check_tool, resolve, secret_match};
 pub use hook::{
     AuditEntry, HookAnswer, decide_tool, fail_closed, hook_decision, hook_decision_isolated,
@@ -91,6 +95,8 @@ pub enum PolicyError {
     Default { origin: String, message: String },
     #[error("policy file {path}: {message}")]
     File { path: String, message: String },
+    #[error("change edit scope: {message}")]
+    EditScope { message: String },
 }
 
 /// Builds `--tools`, `--allowedTools` and `--disallowedTools` from a goal's tools and policy.

@@ -10,7 +10,7 @@ use super::pattern::ArgvPattern;
 use crate::defs::policy::GoalPolicy;
 
 /// Bumped when the compiled form changes; a hook refuses a file of another format (fail closed).
-pub const POLICY_FORMAT: u32 = 1;
+pub const POLICY_FORMAT: u32 = 2;
 
 const BUNDLED_DEFAULT: &str = include_str!("default.toml");
 
@@ -103,6 +103,8 @@ impl PolicyDecision {
 pub enum Origin {
     Default,
     Goal,
+    /// Added by a change run's edit scope (`git commit` and the other git writers).
+    Change,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +119,7 @@ impl Rule {
         let o = match self.origin {
             Origin::Default => "default",
             Origin::Goal => "goal",
+            Origin::Change => "change",
         };
         format!("{o}: {}", self.pattern.source)
     }
@@ -138,6 +141,9 @@ pub struct Policy {
     pub secrets: Vec<String>,
     pub protected: Vec<String>,
     pub safe_env: Vec<String>,
+    /// Set in a change run ([`Policy::with_edit_scope`]): where the file tools may write.
+    #[serde(default)]
+    pub edit: Option<super::EditScope>,
 }
 
 impl Policy {
@@ -200,6 +206,7 @@ impl Policy {
             secrets: shared.secrets.clone(),
             protected: shared.protected.clone(),
             safe_env: shared.safe_env.clone(),
+            edit: None,
         })
     }
 

@@ -42,6 +42,7 @@ impl Shadowed {
         let whose = match self.by_origin {
             Origin::Default => "the bundled default policy's",
             Origin::Goal => "the goal's own",
+            Origin::Change => "the change run's",
         };
         format!(
             "policy.{} rule `{}` never takes effect: {whose} deny rule `{}` matches every command \

@@ -10,12 +10,14 @@
 //! The operator's decision: `approve` (every re-check an approval is bound to, the rebase onto a
 //! moved workspace, rejection); `diff_files` gives a diff's files as the record keeps them.
 
+pub mod apply;
 pub mod approve;
 pub mod diff;
 pub mod diff_check;
 pub mod diff_files;
 pub mod git;
 pub mod profile;
+pub mod propose;
 pub mod prune;
 pub mod record;
 pub mod static_phase;

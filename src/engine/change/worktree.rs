@@ -177,6 +177,13 @@ impl Worktree {
         }))
     }
 
+    /// The same worktree judged against another base: a push already on the checkout (CI),
+    /// whose change is `base..HEAD`. `base` must be a full commit id the caller resolved.
+    pub fn with_base(mut self, base: &str) -> Worktree {
+        self.base = base.to_string();
+        self
+    }
+
     /// The live checkout's branch (`main`), or `None` when its HEAD is detached.
     pub async fn workspace_branch(&self) -> Result<Option<String>, WorktreeError> {
         let args = ["symbolic-ref", "--quiet", "--short", "HEAD"];

@@ -10,16 +10,16 @@ use crate::base::outcome::{ExitKind, Outcome};
 use crate::defs::change::{ChangeSpec, ProtectedPaths};
 use crate::defs::goal::template::fence;
 use crate::engine::agent::{AgentOutcome, Observer};
-use crate::engine::change::diff::{DiffLimits, DiffStatus};
+use crate::engine::change::diff::DiffLimits;
 use crate::engine::change::diff_check::{self, DiffVerdict, MAX_DIFF_BYTES, Reason, Refusal};
 use crate::engine::change::git::ChangeGit;
 use crate::engine::change::profile::{self, ProfileEnv};
 use crate::engine::change::record::{
     CHANGE_FORMAT, ChangeFile, ChangeRecord, ChangeState, RollbackTarget, Transition,
 };
-use crate::engine::change::static_phase;
 use crate::engine::change::store::ChangeStore;
 use crate::engine::change::worktree::{Worktree, WorktreeError};
+use crate::engine::change::{propose, static_phase};
 use crate::engine::judge::Judgement;
 
 use super::RunError;
@@ -284,30 +284,9 @@ async fn judge_tree(
         Ok(_) if !refusals.is_empty() => Ok(Judged::Refused(refusals)),
         Ok(DiffVerdict::NoChange) => Ok(Judged::NoChange),
         Ok(DiffVerdict::Change) => {
-            let files = diff.files.iter().map(change_file).collect();
+            let files = diff.files.iter().map(propose::change_file).collect();
             Ok(Judged::Change(diff, files))
         }
-    }
-}
-
-fn change_file(f: &crate::engine::change::diff::DiffFile) -> ChangeFile {
-    let status = match f.status {
-        DiffStatus::Added => "added",
-        DiffStatus::Modified => "modified",
-        DiffStatus::Deleted => "deleted",
-        DiffStatus::Renamed { .. } => "renamed",
-        DiffStatus::TypeChanged => "type_changed",
-    };
-    ChangeFile {
-        path: f.path.to_string_lossy().into_owned(),
-        status: status.to_string(),
-        old_path: f
-            .old_path
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-        added: f.added,
-        removed: f.removed,
-        binary: f.binary,
     }
 }
 

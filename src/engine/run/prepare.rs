@@ -39,6 +39,7 @@ pub(super) fn prepare(
     home: &Path,
     run_dir: &Path,
     workspace: &Path,
+    change: Option<&super::change::ChangeRun>,
 ) -> Result<Prepared, RunError> {
     if !cfg.workspace.is_dir() {
         return Err(RunError::Workspace {
@@ -48,8 +49,19 @@ pub(super) fn prepare(
     // `workspace` is where the agent works: the live checkout, or a change run's worktree.
     let rules = policy::claude_rules(&goal.name, &goal.tools, &goal.policy, workspace)?;
     // The compiled policy steward's hook enforces, from the same goal policy as the rules.
-    Policy::build(&goal.name, &goal.policy, workspace)?
-        .to_file(&run_dir.join(boundary::POLICY_FILE))?;
+    let mut policy = Policy::build(&goal.name, &goal.policy, workspace)?;
+    if let Some(run) = change {
+        // The same protected set the diff check applies after the agent.
+        let protected =
+            crate::defs::change::ProtectedPaths::for_workspace(cfg, &run.worktree.workspace);
+        policy = policy.with_edit_scope(
+            &run.worktree.path,
+            &run.spec,
+            &protected,
+            std::slice::from_ref(&cfg.state_dir),
+        )?;
+    }
+    policy.to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let notes = knowledge::select(
         &defs.notes,
         &goal.name,

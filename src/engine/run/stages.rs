@@ -86,6 +86,7 @@ pub(super) async fn plan(setup: Setup<'_>) -> Result<RunReport, RunError> {
         scratch.path(),
         scratch.path(),
         &setup.cfg.workspace,
+        None,
     )?;
     Ok(RunReport::Planned(Box::new(Plan {
         goal: setup.goal.name,
@@ -181,8 +182,10 @@ pub(super) fn render(
     ledger: &Ledger,
     gathered: &Gathered,
     history: &[Attempt],
-    workspace: &std::path::Path,
+    change: Option<&super::change::ChangeRun>,
 ) -> Result<(Prepared, TempDir), RunError> {
+    // A change run's agent works in its worktree, never the live checkout.
+    let workspace = change.map_or_else(|| setup.cfg.workspace.clone(), |c| c.worktree.path.clone());
     let (cfg, goal, req) = (setup.cfg, &setup.goal, setup.req);
     rec.stage("prompt")?;
     let home = tempfile::Builder::new()
@@ -200,7 +203,8 @@ pub(super) fn render(
         history,
         home.path(),
         &rec.run.path,
-        workspace,
+        &workspace,
+        change,
     )?;
     rec.run.write_json(
         boundary::HOOK_CONTEXT_FILE,

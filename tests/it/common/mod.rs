@@ -11,6 +11,7 @@ use steward::engine::agent::{self, AgentFailure, AgentOutcome, AgentSpec, Observ
 
 pub mod cli;
 pub mod git;
+pub mod podman;
 pub mod require;
 
 /// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.

@@ -2,7 +2,7 @@
 //! scripts (walked in turn), awk programs, wrappers unwrapped, then the approve and allow rules.
 
 use super::super::files::PathCtx;
-use super::super::model::{Permission, PolicyDecision};
+use super::super::model::{Origin, Permission, PolicyDecision};
 use super::super::pattern::{ArgWord, Pos};
 use super::wrappers::unwrap_xargs;
 use super::{BashError, CommandInfo, MAX_DEPTH, Walker};
@@ -85,7 +85,7 @@ impl Walker<'_> {
         info: &mut CommandInfo,
         depth: usize,
     ) -> PolicyDecision {
-        for _ in 0..=MAX_DEPTH {
+        for level in 0..=MAX_DEPTH {
             info.unwrapped
                 .push(argv.iter().map(|a| a.text.clone()).collect());
             let Some(first) = argv.first() else {
@@ -108,20 +108,33 @@ impl Walker<'_> {
                 .iter()
                 .find(|r| r.pattern.deny_matches(&name, args))
             {
-                return PolicyDecision::deny_by(
-                    rule,
-                    format!(
+                let reason = match rule.origin {
+                    Origin::Change => format!(
+                        "`{}`: {} (rule `{}`)",
+                        show(&argv),
+                        super::super::STEWARD_COMMITS,
+                        rule.pattern.source
+                    ),
+                    Origin::Default | Origin::Goal => format!(
                         "`{}` is denied by policy rule `{}`",
                         show(&argv),
                         rule.pattern.source
                     ),
-                );
+                };
+                return PolicyDecision::deny_by(rule, reason);
             }
             if SHELL_STATE.contains(&name.as_str()) {
                 return PolicyDecision::deny(format!(
                     "`{name}` changes the shell's state or runs text as code; steward does not \
                      allow it"
                 ));
+            }
+            // A change's validator runs as the goal wrote it: not behind a wrapper.
+            if level == 0
+                && let Some(scope) = &self.policy.edit
+                && let Some(d) = scope.validator(&argv, self.cwd)
+            {
+                return d;
             }
             if SHELLS.contains(&name.as_str()) {
                 return self.shell_c(&name, args, info, depth);
