@@ -2,6 +2,7 @@
 //! triggers, CI, the scripted model, doctor.
 
 pub mod ci;
+pub mod ci_apply;
 pub mod doctor;
 pub mod mcp;
 pub mod scripted;

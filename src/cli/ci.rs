@@ -8,7 +8,7 @@ use clap::Args;
 use super::output::{print_json, print_verdict};
 use super::run::stoppable;
 use super::{Cli, CliError};
-use crate::adapters::ci;
+use crate::adapters::{ci, ci_apply};
 use crate::base::outcome::ExitKind;
 use crate::engine::agent;
 use crate::engine::run::{self, RunReport, RunRequest, RunResult};
@@ -27,6 +27,10 @@ pub struct CiArgs {
     /// Resolve the revisions and render the prompt; start nothing, record nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Deploy: a clean push is applied through the workspace's `[change] profile` and verified
+    /// (rolled back on failure); a risky one is filed as a pending change for approval.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// `steward ci`: resolve the push, run `deploy-review` inline, print the decision.
@@ -44,7 +48,7 @@ pub(super) async fn run(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> 
     let mut quiet = agent::QuietObserver;
     let observer: &mut dyn agent::Observer = if cli.json { &mut quiet } else { &mut terminal };
     let (cancel, _signals) = stoppable(req.dry_run)?;
-    let report = run::execute_until(cfg, &req, observer, cancel).await?;
+    let report = run::execute_until(cfg, &req, observer, cancel.clone()).await?;
     let result = match report {
         RunReport::Planned(plan) => {
             if cli.json {
@@ -67,7 +71,19 @@ pub(super) async fn run(cli: &Cli, args: &CiArgs) -> Result<ExitKind, CliError> 
         RunReport::Done(result) => result,
     };
     let protected = crate::defs::change::ProtectedPaths::for_workspace(cfg, &cfg.workspace);
-    print_decision(cli, &req, &change, &result, &protected)
+    let decision = ci::decide_change(&change, &result, &protected);
+    let applied = if args.apply {
+        let a = ci_apply::apply_push(cfg, &change, &result, &decision, &cancel)
+            .await
+            .map_err(|e| CliError {
+                kind: e.exit_kind(),
+                source: e.into(),
+            })?;
+        Some(a)
+    } else {
+        None
+    };
+    print_decision(cli, &req, &change, &result, &decision, applied.as_ref())
 }
 
 /// The deploy decision for the reviewed change, as JSON or text; its exit kind.
@@ -76,16 +92,19 @@ fn print_decision(
     req: &RunRequest,
     change: &ci::Change,
     result: &RunResult,
-    protected: &crate::defs::change::ProtectedPaths,
+    decision: &ci::CiVerdict,
+    applied: Option<&ci_apply::Applied>,
 ) -> Result<ExitKind, CliError> {
-    let decision = ci::decide_change(change, result, protected);
+    let exit = applied.map_or(decision.exit, |a| a.exit);
+    let filed = applied.and_then(|a| a.change.as_ref());
     if cli.json {
         print_json(&serde_json::json!({
             "decision": decision.decision,
             "classification": decision.classification,
             "reason": decision.reason,
-            "exit": decision.exit.as_str(),
-            "exit_code": decision.exit.code(),
+            "exit": exit.as_str(),
+            "exit_code": exit.code(),
+            "change": filed,
             "base": change.base,
             "head": change.head,
             "first_push": change.first_push,
@@ -109,6 +128,13 @@ fn print_decision(
             result.num_turns,
             result.duration_ms as f64 / 1000.0
         )?;
+        if let Some(c) = filed {
+            crate::outln!("change {}: {} ({})", c.id, c.state, c.reason)?;
+            if c.reboot_needed {
+                crate::outln!("a reboot is needed for all of it to take effect")?;
+            }
+            crate::outln!("see: steward changes show {}", c.id)?;
+        }
     }
-    Ok(decision.exit)
+    Ok(exit)
 }

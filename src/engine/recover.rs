@@ -74,6 +74,22 @@ pub fn recover_logged(ledger: &Ledger) -> Vec<Recovered> {
     }
 }
 
+/// A change a dead steward was applying is `failed` (the host may be in neither state), loudly.
+/// Only while holding the host lock: a live apply holds it, so what is found `applying` then was
+/// left by a steward that died.
+pub fn recover_changes(ledger: &Ledger, _host_lock: &crate::base::ledger::LockGuard) {
+    let moved = crate::engine::change::store::ChangeStore::open(ledger.root())
+        .and_then(|store| crate::engine::change::apply::recover_applying(&store));
+    match moved {
+        Ok(ids) => {
+            for id in ids {
+                tracing::error!(change = %id, "a dead steward was applying this change: marked failed, a human must look");
+            }
+        }
+        Err(e) => tracing::error!("cannot recover changes a dead steward was applying: {e}"),
+    }
+}
+
 fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, RunError> {
     let killed = meta
         .agent

@@ -161,6 +161,7 @@ pub async fn execute_until(
     // Holding the host lock, no other run is live: whatever a dead steward left is ended and
     // recorded before this run starts acting.
     crate::engine::recover::recover_logged(&ledger);
+    crate::engine::recover::recover_changes(&ledger, &_lock);
     let mut rec = Recorder::start(&ledger, req, &setup.redactor)?;
     // This goal loaded; what else did not is part of the record (and was logged at warn).
     if !setup.defs.errors.is_empty() {

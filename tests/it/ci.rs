@@ -216,6 +216,133 @@ fn a_push_touching_a_protected_file_is_risky_whatever_the_reviewer_says() {
     assert_eq!(v["run"]["outcome"], "ok", "{v:#}");
 }
 
+/// `--apply` with the `command` profile: what the workspace deploys with, the check that proves
+/// it, and a marker the deploy leaves.
+fn apply_push(
+    claude: &Path,
+    scenario: &str,
+    deploy_writes_marker: bool,
+) -> (Push, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("deployed");
+    let model = ScriptedModel::start(tmp.path(), scenario);
+    let apply = if deploy_writes_marker {
+        format!("[\"touch\", \"{}\"]", marker.display())
+    } else {
+        "[\"true\"]".to_string()
+    };
+    let env = Env::new(
+        claude,
+        &model.url,
+        &format!(
+            "#--tables--\n[change]\nprofile = \"command\"\napply = {apply}\nrollback = [\"rm\", \"-f\", \"{m}\"]\npost_checks = [\"deployed\"]\nsettle_secs = 0\n",
+            m = marker.display()
+        ),
+    );
+    std::fs::write(
+        env.dir.path().join("context/deployed.toml"),
+        format!("[[check]]\nname = \"deployed\"\ndescription = \"the deploy left its marker\"\nkind = \"file\"\npath = \"{}\"\n", marker.display()),
+    )
+    .unwrap();
+    let (base, head) = two_commits(&env.dir.path().join("workspace"));
+    (
+        Push {
+            env,
+            model,
+            _tmp: tmp,
+            base,
+            head,
+        },
+        marker,
+    )
+}
+
+fn ci_apply(p: &Push) -> Output {
+    p.env
+        .steward()
+        .args([
+            "--json", "ci", "--apply", "--base", &p.base, "--head", &p.head,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn apply_deploys_a_clean_push_and_verifies_it() {
+    let Some(claude) = claude_bin() else { return };
+    let (p, marker) = apply_push(&claude, &verdict_turn("ok", "clean", ""), true);
+    let out = ci_apply(&p);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["decision"], "deploy");
+    assert_eq!(v["change"]["state"], "applied", "{v:#}");
+    assert_eq!(v["change"]["base"], p.base.as_str());
+    assert_eq!(v["change"]["head"], p.head.as_str());
+    assert!(
+        v["change"]["history"][0]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("ci:"),
+        "{v:#}"
+    );
+    assert!(marker.exists(), "the deploy never ran");
+}
+
+#[test]
+fn apply_rolls_back_a_push_whose_check_fails_and_exits_5() {
+    let Some(claude) = claude_bin() else { return };
+    let (p, marker) = apply_push(&claude, &verdict_turn("ok", "clean", ""), false);
+    let out = ci_apply(&p);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(5), "{v:#}");
+    assert_eq!(v["exit"], "validation_failed");
+    assert_eq!(v["change"]["state"], "rolled_back", "{v:#}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn apply_files_a_risky_push_for_approval_and_runs_nothing() {
+    let Some(claude) = claude_bin() else { return };
+    let (p, marker) = apply_push(&claude, &verdict_turn("needs_attention", "risky", ""), true);
+    let out = ci_apply(&p);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(6), "{v:#}");
+    assert_eq!(v["decision"], "needs_approval");
+    assert_eq!(v["change"]["state"], "pending", "{v:#}");
+    assert!(!marker.exists(), "a risky push was deployed");
+    let id = v["change"]["id"].as_str().unwrap();
+    assert!(
+        p.env
+            .state()
+            .join(format!("changes/pending/{id}.json"))
+            .exists()
+    );
+}
+
+#[test]
+fn apply_without_a_profile_is_a_usage_error() {
+    let Some(claude) = claude_bin() else { return };
+    let p = push(&claude, &verdict_turn("ok", "clean", ""));
+    let out = p
+        .env
+        .steward()
+        .args([
+            "--json", "ci", "--apply", "--base", &p.base, "--head", &p.head,
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{v:#}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[change] profile")
+            || v.to_string().contains("[change] profile"),
+        "{v:#}"
+    );
+}
+
 #[test]
 fn a_risky_change_needs_approval() {
     let Some(claude) = claude_bin() else { return };

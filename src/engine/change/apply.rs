@@ -145,7 +145,8 @@ pub async fn apply(cfg: &Config, id: &str, cancel: &Cancel) -> Result<ChangeReco
         detail,
     })?;
     let ledger = Ledger::open(&cfg.state_dir)?;
-    let _lock = host_lock(&ledger, id, cancel).await?;
+    let lock = host_lock(&ledger, id, cancel).await?;
+    crate::engine::recover::recover_changes(&ledger, &lock);
     let git_error = |source| ApplyError::Git {
         id: id.to_string(),
         source,
@@ -424,6 +425,11 @@ impl Applier<'_> {
             .await;
         match result {
             Ok(Ok(())) => {
+                // The new system is the boot default now: a changed kernel, initrd or modules
+                // only take effect at the next boot, and the record says so.
+                if self.rec.profile == Profile::Nixos {
+                    self.rec.reboot_needed = profile::nixos::reboot_needed();
+                }
                 self.record(steps);
                 None
             }

@@ -162,6 +162,10 @@ pub struct BlastRadius {
     /// Compose: services that would be recreated, per project file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub compose_services: BTreeMap<String, Vec<String>>,
+    /// What the planning could not tell (an empty list above is "nothing", not "unknown",
+    /// only when no note says otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Exactly what a rollback returns to: never "previous".
