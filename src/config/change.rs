@@ -100,8 +100,9 @@ impl ChangeConfig {
             ("change.nixos_rebuild", &self.nixos_rebuild),
             ("change.nomad", &self.nomad),
         ] {
-            if argv.is_empty() || argv.iter().any(|w| w.is_empty()) {
-                return Err((key, "must be a non-empty argv of non-empty words"));
+            // Later words may be empty (`--option substituters ""`); the program may not.
+            if argv.first().is_none_or(|w| w.is_empty()) {
+                return Err((key, "must be an argv whose first word names a program"));
             }
         }
         if self.nixos_host.as_deref().is_some_and(|h| {

@@ -65,6 +65,8 @@ struct Raw {
     apply: Option<Vec<String>>,
     rollback: Option<Vec<String>>,
     repair_rounds: Option<i64>,
+    #[serde(default)]
+    optional: bool,
 }
 
 /// A validated `[change]` table.
@@ -78,6 +80,10 @@ pub struct ChangeSpec {
     pub apply: Option<Vec<String>>,
     pub rollback: Option<Vec<String>>,
     pub repair_rounds: u8,
+    /// Without a git repository as the workspace, run without change mode (no file tools, the
+    /// run's record says so) instead of refusing: for goals like `proactive` that can report
+    /// without proposing a change.
+    pub optional: bool,
     #[serde(skip)]
     globs: GlobSet,
 }
@@ -103,6 +109,7 @@ impl ChangeSpec {
             apply: raw.apply,
             rollback: raw.rollback,
             repair_rounds,
+            optional: raw.optional,
             globs,
         })
     }

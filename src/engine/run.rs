@@ -150,11 +150,11 @@ pub async fn execute_until(
     observer: &mut dyn Observer,
     cancel: Cancel,
 ) -> Result<RunReport, RunError> {
-    let setup = Setup::load(cfg, req)?;
+    let mut setup = Setup::load(cfg, req)?;
     if req.dry_run {
         return stages::plan(setup).await;
     }
-    change::preflight(&setup).await?;
+    let change_off = change::preflight(&mut setup).await?;
     let ledger = Ledger::open(&cfg.state_dir)?;
     let purpose = format!("goal {}", req.goal);
     let _lock = host_lock::wait(&ledger, &purpose, req.lock_wait, &cancel).await?;
@@ -167,6 +167,10 @@ pub async fn execute_until(
     if !setup.defs.errors.is_empty() {
         rec.run
             .write_json("definition-errors.json", &setup.defs.errors)?;
+    }
+    if let Some(why) = &change_off {
+        tracing::warn!(goal = %setup.goal.name, "{why}");
+        rec.run.write_text("change-mode.txt", why)?;
     }
     // Before anything may change: checks and context, concurrently.
     let gathered = match stages::gather(&setup, &mut rec, &cancel).await? {

@@ -40,33 +40,38 @@ const FLAKE: &str = r#"{
 }
 "#;
 
+/// nix offline, as root without a daemon (see real-peers.md).
+const OFFLINE_NIX: [&str; 12] = [
+    "nix",
+    "--extra-experimental-features",
+    "nix-command flakes",
+    "--option",
+    "substituters",
+    "",
+    "--option",
+    "sandbox",
+    "false",
+    "--option",
+    "build-users-group",
+    "",
+];
+
+fn toml_argv(words: &[&str]) -> String {
+    toml::Value::Array(
+        words
+            .iter()
+            .map(|w| toml::Value::String(w.to_string()))
+            .collect(),
+    )
+    .to_string()
+}
+
 /// The goal's validator: the real `nix flake check`, offline.
 fn nix_validator() -> Option<String> {
     common::require::tool("nix")?;
-    let argv = [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command flakes",
-        "--option",
-        "substituters",
-        "",
-        "--option",
-        "sandbox",
-        "false",
-        "--option",
-        "build-users-group",
-        "",
-        "flake",
-        "check",
-    ];
-    Some(
-        toml::Value::Array(
-            argv.iter()
-                .map(|w| toml::Value::String(w.to_string()))
-                .collect(),
-        )
-        .to_string(),
-    )
+    let mut argv = OFFLINE_NIX.to_vec();
+    argv.extend(["flake", "check"]);
+    Some(toml_argv(&argv))
 }
 
 fn goal(validate: &str, repair_rounds: u8) -> String {
@@ -449,4 +454,93 @@ fn a_diff_carrying_a_token_is_refused_by_steward_whatever_the_hook_allowed() {
         "the token reached the state directory"
     );
     assert_live_checkout_untouched(&ws, &base);
+}
+
+/// The offline nix of these tests as `[change] nix` (the bundled profiles' validators use it).
+fn offline_nix_table() -> String {
+    format!("#--tables--\n[change]\nnix = {}\n", toml_argv(&OFFLINE_NIX))
+}
+
+/// The bundled `proactive` goal proposes its fix as a change set; on this host (not NixOS) the
+/// `nixos` profile finds no generation to return to, so the change is filed `invalid` with that
+/// reason after its validation passed: proposed, recorded, never pending without a rollback target.
+#[test]
+fn proactive_files_its_fix_as_a_change_set() {
+    let Some(claude) = claude_bin() else { return };
+    if nix_validator().is_none() {
+        return;
+    }
+    let env = Env::new(&claude, "http://127.0.0.1:9", &offline_nix_table());
+    let ws = env.dir.path().join("workspace");
+    std::fs::write(ws.join("flake.nix"), FLAKE).unwrap();
+    std::fs::write(ws.join("service.nix"), "{ port = 8080; }\n").unwrap();
+    git::stdout(&ws, &["init", "-q"]);
+    git::stdout(&ws, &["add", "-A"]);
+    git::stdout(&ws, &["commit", "-qm", "base"]);
+    let mut scenario = edit_port("toolu_bump", 8080, 9090);
+    scenario.push_str(VERDICT);
+    let model = ScriptedModel::start(env.dir.path(), &scenario);
+    let out = env
+        .steward()
+        .args(["-c", &format!("claude.base_url={}", model.url)])
+        .args(["--json", "run", "proactive", "--force-model"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(6), "{report:#}");
+    let run_id = report["id"].as_str().unwrap();
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.run_dir(run_id).join("result.json")).unwrap(),
+    )
+    .unwrap();
+    let change = &result["change"];
+    assert_eq!(change["files"], 1, "{result:#}");
+    let record = change_record(
+        &env,
+        change["state"].as_str().unwrap(),
+        change["id"].as_str().unwrap(),
+    );
+    // The bundled profile's validator ran the real `nix flake check` on the change, and passed.
+    let v = &record["validation"][0];
+    assert_eq!(v["source"], "profile", "{record:#}");
+    assert_eq!(v["passed"], true, "{record:#}");
+    assert!(v["argv"].to_string().contains("flake"), "{v:#}");
+    if std::path::Path::new("/nix/var/nix/profiles/system").exists() {
+        return;
+    }
+    assert_eq!(record["state"], "invalid", "{record:#}");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollback target"),
+        "{record:#}"
+    );
+}
+
+/// Without a git repository the `proactive` goal runs as before: no change mode, no file tools,
+/// and the record says why.
+#[test]
+fn proactive_without_a_repository_runs_without_change_mode() {
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let model = ScriptedModel::start(env.dir.path(), VERDICT.trim_start());
+    let out = env
+        .steward()
+        .args(["-c", &format!("claude.base_url={}", model.url)])
+        .args(["--json", "run", "proactive", "--force-model"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let run_id = report["id"].as_str().expect("a run was recorded");
+    let why = std::fs::read_to_string(env.run_dir(run_id).join("change-mode.txt")).unwrap();
+    assert!(why.contains("not a git repository"), "{why}");
+    let argv = std::fs::read_to_string(env.run_dir(run_id).join("claude-argv.json")).unwrap();
+    let tools_at = argv.find("--tools").expect("--tools in argv");
+    let tools = &argv[tools_at..tools_at + 80];
+    assert!(
+        !tools.contains("Edit") && !tools.contains("Write"),
+        "{tools}"
+    );
+    assert!(report["change"].is_null(), "{report:#}");
 }

@@ -67,14 +67,25 @@ impl ChangeRunError {
 
 /// Before the run records anything: a change goal needs a workspace that is a git repository
 /// with a commit and no code-running settings; anything else is the operator's to fix.
-pub(super) async fn preflight(setup: &Setup<'_>) -> Result<(), RunError> {
-    if setup.goal.change.is_none() {
-        return Ok(());
-    }
+/// An optional `[change]` on a workspace that cannot have one turns change mode off: the goal's
+/// file tools are removed, and the returned reason goes into the run's record.
+pub(super) async fn preflight(setup: &mut Setup<'_>) -> Result<Option<String>, RunError> {
+    let Some(spec) = &setup.goal.change else {
+        return Ok(None);
+    };
     let git = ChangeGit::new(&path_env(setup)).map_err(ChangeRunError::from)?;
-    Worktree::check_workspace(&git, &setup.cfg.workspace)
-        .await
-        .map_err(|e| ChangeRunError::from(e).into())
+    match Worktree::check_workspace(&git, &setup.cfg.workspace).await {
+        Ok(()) => Ok(None),
+        Err(e) if spec.optional => {
+            setup.goal.change = None;
+            setup
+                .goal
+                .tools
+                .retain(|t| !matches!(t.as_str(), "Edit" | "Write" | "MultiEdit" | "NotebookEdit"));
+            Ok(Some(format!("change mode off, no file tools: {e}")))
+        }
+        Err(e) => Err(ChangeRunError::from(e).into()),
+    }
 }
 
 /// Before the agent: the worktree, when the goal has `[change]`.
@@ -145,8 +156,16 @@ pub(super) async fn conclude(
             }
             Judged::Refused(refusals) => {
                 let reason = refusal_reason(&refusals);
-                let record =
-                    file_record(setup, rec, &run, None, validations, round, &reason).await?;
+                let record = file_record(
+                    setup,
+                    rec,
+                    &run,
+                    Proposed::default(),
+                    validations,
+                    round,
+                    &reason,
+                )
+                .await?;
                 discard(run.worktree, false).await;
                 return Ok((agent, Concluded::Filed(Box::new(record))));
             }
@@ -172,24 +191,21 @@ pub(super) async fn conclude(
                 &files,
             )
             .await;
-            let record = match target {
-                Ok(target) => {
-                    let valid = Valid {
-                        diff: &diff,
-                        files,
-                        report,
-                        target,
-                    };
-                    file_record(setup, rec, &run, Some(valid), validations, round, "").await?
-                }
-                Err(e) => {
-                    let reason = format!("no rollback target: {e}");
-                    let r =
-                        file_record(setup, rec, &run, None, validations, round, &reason).await?;
-                    discard(run.worktree, false).await;
-                    r
-                }
+            let reason = match &target {
+                Ok(_) => String::new(),
+                Err(e) => format!("no rollback target: {e}"),
             };
+            let proposed = Proposed {
+                diff: Some(&diff),
+                files,
+                report: Some(report),
+                target: target.ok(),
+            };
+            let record =
+                file_record(setup, rec, &run, proposed, validations, round, &reason).await?;
+            if record.state != ChangeState::Pending {
+                discard(run.worktree, false).await;
+            }
             return Ok((agent, Concluded::Filed(Box::new(record))));
         }
         if round >= run.spec.repair_rounds || cancel.requested().is_some() {
@@ -198,7 +214,13 @@ pub(super) async fn conclude(
                 round,
                 failed_validators(&report.validations)
             );
-            let record = file_record(setup, rec, &run, None, validations, round, &reason).await?;
+            let proposed = Proposed {
+                diff: Some(&diff),
+                files,
+                ..Proposed::default()
+            };
+            let record =
+                file_record(setup, rec, &run, proposed, validations, round, &reason).await?;
             discard(run.worktree, false).await;
             return Ok((agent, Concluded::Filed(Box::new(record))));
         }
@@ -318,27 +340,30 @@ fn failed_validators(v: &[crate::engine::change::record::Validation]) -> String 
         .join(", ")
 }
 
-/// A change that passed the static phase, with what the profile built and the rollback target.
-struct Valid<'a> {
-    diff: &'a crate::engine::change::diff::Diff,
+/// What is known of a change when it is filed: its diff and files once read, the static phase's
+/// report once run, and the rollback target once found (only then can it be `pending`).
+#[derive(Default)]
+struct Proposed<'a> {
+    diff: Option<&'a crate::engine::change::diff::Diff>,
     files: Vec<ChangeFile>,
-    report: crate::engine::change::profile::StaticReport,
-    target: RollbackTarget,
+    report: Option<crate::engine::change::profile::StaticReport>,
+    target: Option<RollbackTarget>,
 }
 
-/// Files the change record: `pending` with `valid`, else `invalid` with `reason`.
+/// Files the change record: `pending` when it has a rollback target, else `invalid` with
+/// `reason`.
 async fn file_record(
     setup: &Setup<'_>,
     rec: &mut Recorder<'_>,
     run: &ChangeRun,
-    valid: Option<Valid<'_>>,
+    proposed: Proposed<'_>,
     validations: Vec<crate::engine::change::record::Validation>,
     rounds: u8,
     reason: &str,
 ) -> Result<ChangeRecord, RunError> {
     let wt = &run.worktree;
     let now = OffsetDateTime::now_utc();
-    let state = if valid.is_some() {
+    let state = if proposed.target.is_some() {
         ChangeState::Pending
     } else {
         ChangeState::Invalid
@@ -346,24 +371,21 @@ async fn file_record(
     let head = wt.head().await.map_err(ChangeRunError::from)?;
     let ttl = time::Duration::hours(setup.cfg.change.ttl_hours.min(24 * 365) as i64);
     let workspace_branch = wt.workspace_branch().await.map_err(ChangeRunError::from)?;
-    let (diff_sha256, files, artefacts, blast_radius, target) = match valid {
-        Some(v) => (
-            v.diff.diff_sha256.clone(),
-            v.files,
-            v.report.artefacts,
-            v.report.blast_radius,
-            v.target,
-        ),
-        None => (
-            String::new(),
-            Vec::new(),
-            Default::default(),
-            Default::default(),
-            RollbackTarget::BaseCommit {
-                sha: wt.base.clone(),
-            },
-        ),
-    };
+    let diff_sha256 = proposed
+        .diff
+        .map(|d| d.diff_sha256.clone())
+        .unwrap_or_default();
+    let files = proposed.files;
+    let (artefacts, blast_radius) = proposed
+        .report
+        .map(|r| (r.artefacts, r.blast_radius))
+        .unwrap_or_default();
+    // An invalid change is never applied; the base is what it would have returned to.
+    let target = proposed
+        .target
+        .unwrap_or_else(|| RollbackTarget::BaseCommit {
+            sha: wt.base.clone(),
+        });
     let record = ChangeRecord {
         format: CHANGE_FORMAT,
         id: ChangeRecord::new_id(),
