@@ -10,6 +10,7 @@ use crate::base::outcome::ExitKind;
 use crate::config::{Config, ConfigArgs, Loaded};
 
 mod actions;
+mod changes;
 mod ci;
 mod config;
 mod context;
@@ -28,6 +29,7 @@ mod trigger;
 mod validate;
 
 pub use actions::ActionsCommand;
+pub use changes::ChangesCommand;
 pub use ci::CiArgs;
 pub use config::ConfigCommand;
 pub use context::ContextArgs;
@@ -96,6 +98,10 @@ pub enum Command {
     /// Pending actions: approval-required calls waiting for a human.
     #[command(subcommand)]
     Actions(ActionsCommand),
+    /// Change sets: proposed changes to the workspace repository, their review, approval
+    /// (bound to the exact diff and artefacts) and rejection.
+    #[command(subcommand)]
+    Changes(ChangesCommand),
     /// Claude Code hooks (installed by steward in every run's settings).
     #[command(subcommand)]
     Hook(HookCommand),
@@ -144,6 +150,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Validate(args) => validate::run(&cli, args).await,
         Command::Policy(cmd) => policy::run(&cli, cmd),
         Command::Actions(cmd) => actions::run(&cli, cmd).await,
+        Command::Changes(cmd) => changes::run(&cli, cmd).await,
         Command::Trigger(cmd) => trigger::run(&cli, cmd).await,
         Command::Ci(args) => ci::run(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {

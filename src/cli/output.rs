@@ -46,6 +46,14 @@ pub fn stderr_colour() -> bool {
     )
 }
 
+/// Whether stdout may carry ANSI colour (a diff for a person): the same rule as [`stderr_colour`].
+pub fn stdout_colour() -> bool {
+    colour_allowed(
+        io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
 fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }

@@ -17,6 +17,7 @@ mod bounded_state;
 mod change_apply;
 mod change_run;
 mod change_worktree;
+mod changes;
 mod ci;
 mod cli;
 mod definitions;

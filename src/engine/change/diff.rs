@@ -8,11 +8,11 @@
 //! same change hash differently between proposal and approval. External diff drivers and
 //! textconv are off: they would run the repository's commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::git;
+use super::git::{self, ChangeGit};
 use super::worktree::{Worktree, WorktreeError};
 
 /// Options pinned for every diff steward reads.
@@ -103,47 +103,85 @@ impl Worktree {
     /// part of it).
     pub async fn diff(&self, limits: DiffLimits) -> Result<Diff, WorktreeError> {
         let head = self.head().await?;
-        let range = [self.base.as_str(), head.as_str()];
-        let numstat = self.diff_bytes(&["--numstat", "-z"], &range).await?;
-        let names = self.diff_bytes(&["--name-status", "-z"], &range).await?;
-        let files = merge(parse_name_status(&names)?, parse_numstat(&numstat)?)?;
-        let patch = self.diff_output(PATCH, &range, limits.max_bytes).await?;
-        let truncated = patch.len() > limits.text_cap;
-        let text = String::from_utf8_lossy(&patch[..patch.len().min(limits.text_cap)]).into_owned();
-        Ok(Diff {
-            base: self.base.clone(),
-            head,
-            files,
-            text,
-            truncated,
-            diff_sha256: hex::encode(Sha256::digest(&patch)),
-        })
+        diff_between(&self.git, &self.path, &self.base, &head, limits).await
     }
+}
 
-    async fn diff_bytes(&self, mode: &[&str], range: &[&str]) -> Result<Vec<u8>, WorktreeError> {
-        self.diff_output(mode, range, git::LIST_CAP).await
+/// The change from `base` to `head` (commits of the repository at `dir`, any of its worktrees),
+/// read with the pinned options: the same bytes, so the same digest, wherever it is read.
+pub async fn diff_between(
+    git: &ChangeGit,
+    dir: &Path,
+    base: &str,
+    head: &str,
+    limits: DiffLimits,
+) -> Result<Diff, WorktreeError> {
+    for rev in [base, head] {
+        if !is_commit_id(rev) {
+            return Err(parse_error("", format!("`{rev}` is not a full commit id")));
+        }
     }
+    let range = [base, head];
+    let numstat = diff_output(git, dir, &["--numstat", "-z"], &range, git::LIST_CAP).await?;
+    let names = diff_output(git, dir, &["--name-status", "-z"], &range, git::LIST_CAP).await?;
+    let files = merge(parse_name_status(&names)?, parse_numstat(&numstat)?)?;
+    let patch = diff_output(git, dir, PATCH, &range, limits.max_bytes).await?;
+    let truncated = patch.len() > limits.text_cap;
+    let text = String::from_utf8_lossy(&patch[..patch.len().min(limits.text_cap)]).into_owned();
+    Ok(Diff {
+        base: base.to_string(),
+        head: head.to_string(),
+        files,
+        text,
+        truncated,
+        diff_sha256: hex::encode(Sha256::digest(&patch)),
+    })
+}
 
-    /// `git diff <pinned> <mode> base head`.
-    async fn diff_output(
-        &self,
-        mode: &[&str],
-        range: &[&str],
-        cap: usize,
-    ) -> Result<Vec<u8>, WorktreeError> {
-        let mut args = vec![
-            "-c",
-            "core.quotePath=true",
-            "-c",
-            "diff.suppressBlankEmpty=false",
-            "diff",
-        ];
-        args.extend_from_slice(PINNED);
-        args.extend_from_slice(mode);
-        args.extend_from_slice(range);
-        args.push("--");
-        self.git.ok_env(&self.path, &args, &[], cap).await
+/// The change as a patch `git apply` takes whole (binary files included), for replaying it
+/// onto another commit; the same pinned options as the reviewed diff.
+pub async fn patch_between(
+    git: &ChangeGit,
+    dir: &Path,
+    base: &str,
+    head: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, WorktreeError> {
+    for rev in [base, head] {
+        if !is_commit_id(rev) {
+            return Err(parse_error("", format!("`{rev}` is not a full commit id")));
+        }
     }
+    let mut mode = PATCH.to_vec();
+    mode.push("--binary");
+    diff_output(git, dir, &mode, &[base, head], max_bytes).await
+}
+
+/// `git diff <pinned> <mode> base head`.
+async fn diff_output(
+    git: &ChangeGit,
+    dir: &Path,
+    mode: &[&str],
+    range: &[&str],
+    cap: usize,
+) -> Result<Vec<u8>, WorktreeError> {
+    let mut args = vec![
+        "-c",
+        "core.quotePath=true",
+        "-c",
+        "diff.suppressBlankEmpty=false",
+        "diff",
+    ];
+    args.extend_from_slice(PINNED);
+    args.extend_from_slice(mode);
+    args.extend_from_slice(range);
+    args.push("--");
+    git.ok_env(dir, &args, &[], cap).await
+}
+
+/// A full sha-1 or sha-256 object id: what a record keeps, and never an option to git.
+pub fn is_commit_id(rev: &str) -> bool {
+    matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `--name-status -z`: `STATUS NUL path NUL`, or `Rnnn NUL old NUL new NUL` for a rename.

@@ -7,10 +7,14 @@
 //! finished runs), all through `git` (steward's own git: no user config, code-running repository
 //! settings overridden or refused). steward's judgement: `diff_check`. The record: `record` (what
 //! is known about one change) and `store` (`STATE/changes/<state>/<id>.json`).
+//! The operator's decision: `approve` (every re-check an approval is bound to, the rebase onto a
+//! moved workspace, rejection); `diff_files` gives a diff's files as the record keeps them.
 
 pub mod apply;
+pub mod approve;
 pub mod diff;
 pub mod diff_check;
+pub mod diff_files;
 pub mod git;
 pub mod profile;
 pub mod propose;

@@ -247,7 +247,8 @@ impl ChangeStore {
         Ok(())
     }
 
-    /// Open changes whose runs must be kept (their worktrees and records).
+    /// Open changes whose runs must be kept (their worktrees and records): the run ids, and the
+    /// worktree names of changes rebased at approval.
     pub fn open_run_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         for s in [
@@ -255,7 +256,16 @@ impl ChangeStore {
             ChangeState::Approved,
             ChangeState::Applying,
         ] {
-            ids.extend(self.read_state(s)?.into_iter().map(|r| r.run));
+            for r in self.read_state(s)? {
+                // A change rebased at approval has a worktree of its own, named as its branch
+                // (`steward/<run>-<change id>`); it is kept as long as the change is open.
+                if let Some(name) = r.branch.strip_prefix(super::worktree::BRANCH_PREFIX)
+                    && name != r.run
+                {
+                    ids.push(name.to_string());
+                }
+                ids.push(r.run);
+            }
         }
         Ok(ids)
     }
