@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 use crate::base::redact::Redactor;
 use crate::config::{Config, Profile};
 
-use super::diff::{DiffLimits, DiffStatus};
+use super::diff::DiffLimits;
+use super::diff_files::record_files;
 use super::git::ChangeGit;
 use super::profile::{self, ProfileEnv, ProfileError};
-use super::record::{CHANGE_FORMAT, ChangeFile, ChangeRecord, ChangeState, Transition};
+use super::record::{CHANGE_FORMAT, ChangeRecord, ChangeState, Transition};
 use super::store::{ChangeStore, StoreError};
 use super::worktree::{Worktree, WorktreeError};
 
@@ -81,7 +82,7 @@ pub async fn file(
     }
     let wt = wt.with_base(p.base);
     let diff = wt.diff(DiffLimits::default()).await?;
-    let files: Vec<ChangeFile> = diff.files.iter().map(change_file).collect();
+    let files = record_files(&diff);
     let env = ProfileEnv {
         cfg: &cfg.change,
         path_env: &path_env,
@@ -140,26 +141,4 @@ pub async fn file(
     };
     ChangeStore::open(&cfg.state_dir)?.create(&record)?;
     Ok(record)
-}
-
-/// A diff's file as the record lists it.
-pub fn change_file(f: &super::diff::DiffFile) -> ChangeFile {
-    let status = match f.status {
-        DiffStatus::Added => "added",
-        DiffStatus::Modified => "modified",
-        DiffStatus::Deleted => "deleted",
-        DiffStatus::Renamed { .. } => "renamed",
-        DiffStatus::TypeChanged => "type_changed",
-    };
-    ChangeFile {
-        path: f.path.to_string_lossy().into_owned(),
-        status: status.to_string(),
-        old_path: f
-            .old_path
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-        added: f.added,
-        removed: f.removed,
-        binary: f.binary,
-    }
 }

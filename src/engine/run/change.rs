@@ -19,7 +19,7 @@ use crate::engine::change::record::{
 };
 use crate::engine::change::store::ChangeStore;
 use crate::engine::change::worktree::{Worktree, WorktreeError};
-use crate::engine::change::{propose, static_phase};
+use crate::engine::change::{diff_files, static_phase};
 use crate::engine::judge::Judgement;
 
 use super::RunError;
@@ -306,7 +306,7 @@ async fn judge_tree(
         Ok(_) if !refusals.is_empty() => Ok(Judged::Refused(refusals)),
         Ok(DiffVerdict::NoChange) => Ok(Judged::NoChange),
         Ok(DiffVerdict::Change) => {
-            let files = diff.files.iter().map(propose::change_file).collect();
+            let files = diff_files::record_files(&diff);
             Ok(Judged::Change(diff, files))
         }
     }
