@@ -323,6 +323,9 @@ async fn command_a_verified_change_is_applied_from_its_worktree_and_the_workspac
     assert_eq!(f.head(), done.head);
     assert_eq!(git(f.ws(), &["branch", "--show-current"]), "main");
     assert_eq!(git(f.ws(), &["status", "--porcelain"]), "");
+    // Applied: its worktree and branch are gone, its commit is in main's history.
+    assert!(!done.worktree.exists(), "{}", done.worktree.display());
+    assert_eq!(git(f.ws(), &["branch", "--list", &done.branch]), "");
     // Before, the post-check failed (v1), the invariant held; after, both pass.
     let before = step(&done, "check_before").checks.clone().unwrap();
     assert_eq!(before["post"][0]["status"], "fail");

@@ -194,7 +194,24 @@ pub async fn apply(cfg: &Config, id: &str, cancel: &Cancel) -> Result<ChangeReco
         before: Observed::default(),
     };
     let end = applier.run().await;
-    applier.end(&ledger, end)
+    let done = applier.end(&ledger, end)?;
+    if done.state == ChangeState::Applied {
+        forget_worktree(&done, self::path_env(cfg)).await;
+    }
+    Ok(done)
+}
+
+/// An applied change's commit is in the workspace's history now: its worktree and branch have
+/// nothing left to keep (a change rolled back or failed keeps both, for the human who looks).
+/// A failure to remove them is logged; the change stands applied.
+async fn forget_worktree(done: &ChangeRecord, path_env: &str) {
+    let removed = match ChangeGit::new(path_env) {
+        Ok(git) => super::approve::remove_worktree(&git, done).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(change = %done.id, "applied, but its worktree could not be removed: {e}");
+    }
 }
 
 /// Why the change cannot be applied now although it was approved (it becomes `stale`).
