@@ -214,6 +214,16 @@ fn a_valid_edit_becomes_a_pending_change_and_nothing_else_is_touched() {
         "toolu_commit",
         "{ command = \"git commit -am sneaky\", description = \"c\" }",
     ));
+    scenario.push_str(&tool(
+        "Bash",
+        "toolu_push",
+        "{ command = \"git push origin HEAD\", description = \"p\" }",
+    ));
+    scenario.push_str(&tool(
+        "Bash",
+        "toolu_redirect",
+        "{ command = \"echo '{ port = 1; }' > service.nix\", description = \"r\" }",
+    ));
     scenario.push_str(VERDICT);
     let model = ScriptedModel::start(env.dir.path(), &scenario);
 
@@ -254,7 +264,13 @@ fn a_valid_edit_becomes_a_pending_change_and_nothing_else_is_touched() {
 
     // Every refused call is in the audit, denied.
     let entries = audit(&env, run_id);
-    for id in ["toolu_readme", "toolu_settings", "toolu_commit"] {
+    for id in [
+        "toolu_readme",
+        "toolu_settings",
+        "toolu_commit",
+        "toolu_push",
+        "toolu_redirect",
+    ] {
         let e = entries
             .iter()
             .find(|e| e["tool_use_id"] == id)
