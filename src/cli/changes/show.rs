@@ -234,10 +234,18 @@ fn print_effects(rec: &ChangeRecord) -> Result<(), CliError> {
 
 fn print_blast_radius(rec: &ChangeRecord) -> Result<(), CliError> {
     let b = &rec.blast_radius;
-    if b.units.is_empty() && b.nomad.is_empty() && b.compose_services.is_empty() {
+    if b.units.is_empty()
+        && b.nomad.is_empty()
+        && b.compose_services.is_empty()
+        && b.notes.is_empty()
+    {
         return crate::outln!("  blast radius: nothing reported by the profile");
     }
     crate::outln!("  blast radius:")?;
+    // What the profile could not tell (NixOS units before approval): unknown, not "nothing".
+    for note in &b.notes {
+        crate::outln!("    note: {note}")?;
+    }
     if !b.units.is_empty() {
         crate::outln!("    units that would restart: {}", b.units.join(", "))?;
     }
