@@ -7,7 +7,7 @@
 //! leak. Every replacement reads `[REDACTED:kind]` so a reader (human or model) knows something
 //! was there and what it looked like, without the value.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex};
 
@@ -18,9 +18,44 @@ const MARK: &str = "[REDACTED:";
 /// One token shape. When the regex has a group named `secret` (or `dq`/`sq`/`bare` for quoted
 /// or bare values) only that group is replaced and the surrounding key stays readable
 /// (`password=[REDACTED:secret]`); otherwise the whole match is replaced.
+///
+/// A rule's regex is compiled the first time a text could match it: `needles` are lowercase
+/// literals one of which every match contains. A short-lived process (the hook, once per tool
+/// call) then compiles only the rules its text needs, not all sixteen.
 struct Rule {
     kind: &'static str,
-    re: Regex,
+    needles: &'static [&'static str],
+    pattern: String,
+    re: OnceLock<Option<Regex>>,
+}
+
+impl Rule {
+    /// Whether `lower` (the text, ASCII-lowercased) contains one of the rule's literals.
+    fn may_match(&self, lower: &str) -> bool {
+        self.needles.iter().any(|n| lower.contains(n))
+    }
+
+    /// The compiled regex; a pattern that does not compile is logged once and skipped.
+    fn re(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| match Regex::new(&self.pattern) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    tracing::error!(kind = self.kind, error = %e, "redaction pattern does not compile; skipped");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// The regex, when `lower` could match it.
+    fn for_text(&self, lower: &str) -> Option<&Regex> {
+        if self.may_match(lower) {
+            self.re()
+        } else {
+            None
+        }
+    }
 }
 
 /// Group names, in order of preference, that hold the secret part of a match.
@@ -34,54 +69,63 @@ const SECRET_KEY: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     // The patterns are constants; a typo is a programming error caught by the unit tests, and a
     // rule that failed to compile is skipped rather than taking the whole redactor down.
-    let specs: Vec<(&'static str, String)> = vec![
+    let specs: Vec<(&'static str, &'static [&'static str], String)> = vec![
         // PEM private keys, including a block cut off by an output cap (no END line): everything
         // from BEGIN to the end of the text goes.
         (
             "private_key",
+            &["-----begin"],
             r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*)".into(),
         ),
-        ("anthropic", r"\bsk-ant-[A-Za-z0-9_\-]{8,}".into()),
-        ("api_key", r"\bsk-[A-Za-z0-9_\-]{16,}".into()),
-        ("github", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}".into()),
-        ("github", r"\bgithub_pat_[A-Za-z0-9_]{20,}".into()),
-        ("slack", r"\bxox[bpars]-[A-Za-z0-9\-]{10,}".into()),
-        ("aws", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".into()),
+        ("anthropic", &["sk-ant-"], r"\bsk-ant-[A-Za-z0-9_\-]{8,}".into()),
+        ("api_key", &["sk-"], r"\bsk-[A-Za-z0-9_\-]{16,}".into()),
+        ("github", &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}".into()),
+        ("github", &["github_pat_"], r"\bgithub_pat_[A-Za-z0-9_]{20,}".into()),
+        ("slack", &["xox"], r"\bxox[bpars]-[A-Za-z0-9\-]{10,}".into()),
+        ("aws", &["akia", "asia"], r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".into()),
         (
             "jwt",
+            &["eyj"],
             r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*".into(),
         ),
-        ("vault", r"\bhv[sbr]\.[A-Za-z0-9_\-]{20,}".into()),
+        ("vault", &["hvs.", "hvb.", "hvr."], r"\bhv[sbr]\.[A-Za-z0-9_\-]{20,}".into()),
         // HashiCorp tokens are plain UUIDs: recognisable only by what names them.
         (
             "nomad",
+            &["nomad-token", "nomad_token"],
             r#"(?i)\b(?:X-Nomad-Token|NOMAD_TOKEN)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[A-Za-z0-9_\-\.]{8,})"#.into(),
         ),
         (
             "consul",
+            &["consul-token", "consul_http_token", "consul_token"],
             r#"(?i)\b(?:X-Consul-Token|CONSUL_HTTP_TOKEN|CONSUL_TOKEN)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[A-Za-z0-9_\-\.]{8,})"#.into(),
         ),
         (
             "vault",
+            &["vault-token", "vault_token"],
             r#"(?i)\b(?:X-Vault-Token|VAULT_TOKEN)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[A-Za-z0-9_\-\.]{8,})"#.into(),
         ),
         (
             "bearer",
+            &["bearer"],
             r"(?i)\bBearer[ \t]+(?P<secret>[A-Za-z0-9_\-\.=+/~]{8,})".into(),
         ),
         (
             "basic_auth",
+            &["authorization"],
             r"(?i)\bAuthorization[ \t]*:[ \t]*Basic[ \t]+(?P<secret>[A-Za-z0-9+/=]{8,})".into(),
         ),
         // Credentials inside URLs: scheme://user:password@host.
         (
             "url_password",
+            &["://"],
             r"(?i)\b[a-z][a-z0-9+\-.]*://[^/\s:@]+:(?P<secret>[^/\s@]+)@".into(),
         ),
         // key=value, key: value, "key": "value", key => value. Horizontal space only, so that an
         // empty value never swallows the next line.
         (
             "secret",
+            SECRET_KEY_NEEDLES,
             format!(
                 r#"(?i)\b[A-Za-z0-9_\-\.]*{SECRET_KEY}["']?[ \t]*(?::|=>|=)[ \t]*(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}}\]]+))"#
             ),
@@ -89,15 +133,27 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     ];
     specs
         .into_iter()
-        .filter_map(|(kind, pattern)| match Regex::new(&pattern) {
-            Ok(re) => Some(Rule { kind, re }),
-            Err(e) => {
-                tracing::error!(kind, error = %e, "redaction pattern does not compile; skipped");
-                None
-            }
+        .map(|(kind, needles, pattern)| Rule {
+            kind,
+            needles,
+            pattern,
+            re: OnceLock::new(),
         })
         .collect()
 });
+
+/// Literals every [`SECRET_KEY`] match contains (lowercase): a key without one is no secret's
+/// name, and the regex is not compiled for it.
+const SECRET_KEY_NEEDLES: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "credential",
+];
 
 /// A JSON object key that names a secret: its string or number value is replaced whole.
 static SECRET_KEY_NAME: LazyLock<Option<Regex>> =
@@ -141,12 +197,17 @@ impl Redactor {
                 out = out.replace(s.as_str(), "[REDACTED:known]");
             }
         }
+        // Replacements only take text away (or add a marker no rule matches), so the literals
+        // found in the text as it came decide which rules can match at all.
+        let lower = out.to_ascii_lowercase();
         for rule in RULES.iter() {
-            if !rule.re.is_match(&out) {
+            let Some(re) = rule.for_text(&lower) else {
+                continue;
+            };
+            if !re.is_match(&out) {
                 continue;
             }
-            out = rule
-                .re
+            out = re
                 .replace_all(&out, |caps: &Captures<'_>| replace_one(rule.kind, caps))
                 .into_owned();
         }
@@ -168,7 +229,9 @@ impl Redactor {
             Value::Object(map) => {
                 let old = std::mem::take(map);
                 for (k, mut v) in old {
-                    let secret_key = SECRET_KEY_NAME.as_ref().is_some_and(|re| re.is_match(&k));
+                    let lower = k.to_ascii_lowercase();
+                    let secret_key = SECRET_KEY_NEEDLES.iter().any(|n| lower.contains(n))
+                        && SECRET_KEY_NAME.as_ref().is_some_and(|re| re.is_match(&k));
                     if secret_key && matches!(v, Value::String(_) | Value::Number(_)) {
                         let already = v.as_str().is_some_and(|s| s.starts_with(MARK));
                         if !already && !v.as_str().is_some_and(str::is_empty) {
@@ -189,8 +252,9 @@ impl Redactor {
 /// `private_key`, `secret`, ...), or `None`. The same rules as [`Redactor::redact`]: a match
 /// whose secret part is empty or already redacted does not count.
 pub fn find_secret(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
     RULES.iter().find_map(|rule| {
-        rule.re
+        rule.for_text(&lower)?
             .captures_iter(text)
             .any(|caps| {
                 let part = SECRET_GROUPS
@@ -236,6 +300,15 @@ mod tests {
     #[test]
     fn all_rules_compile() {
         assert_eq!(RULES.len(), 16);
+        for rule in RULES.iter() {
+            assert!(rule.re().is_some(), "{} does not compile", rule.kind);
+            // Every needle is lowercase: the text is lowercased before they are looked for.
+            assert!(
+                rule.needles.iter().all(|n| *n == n.to_ascii_lowercase()),
+                "{}",
+                rule.kind
+            );
+        }
         assert!(SECRET_KEY_NAME.is_some());
     }
 
