@@ -198,7 +198,7 @@ pub async fn execute_until(
     let mut concluded = None;
     if let Some(run) = change_run {
         let (last, c) =
-            change::conclude(&setup, &mut rec, run, &prepared, agent, observer, &cancel).await?;
+            change::conclude(&setup, &mut rec, run, &prepared, agent, observer, &cancel).await;
         (agent, concluded) = (last, Some(c));
     }
     drop(home);

@@ -40,6 +40,9 @@ pub(super) enum Concluded {
     NoChange,
     /// A record was filed (`pending` or `invalid`).
     Filed(Box<ChangeRecord>),
+    /// steward could not finish judging or filing the change (git, the store): nothing was
+    /// proposed, and the run fails with this reason.
+    Broken(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +124,9 @@ pub(super) fn not_opened(e: &RunError) -> Judgement {
 }
 
 /// After the agent: commit, judge, validate (repairing up to `repair_rounds`), file the record.
-/// Returns the last agent outcome (costs of every round added) and what was concluded.
+/// Returns the last agent outcome (costs of every round added) and what was concluded; what
+/// steward itself could not do (git, the store) is concluded `Broken`, so the run still ends
+/// with a record that says so.
 pub(super) async fn conclude(
     setup: &Setup<'_>,
     rec: &mut Recorder<'_>,
@@ -130,8 +135,24 @@ pub(super) async fn conclude(
     first: AgentOutcome,
     observer: &mut dyn Observer,
     cancel: &Cancel,
-) -> Result<(AgentOutcome, Concluded), RunError> {
+) -> (AgentOutcome, Concluded) {
     let mut agent = first;
+    match rounds(setup, rec, run, prepared, &mut agent, observer, cancel).await {
+        Ok(c) => (agent, c),
+        Err(e) => (agent, Concluded::Broken(e.to_string())),
+    }
+}
+
+/// The rounds of [`conclude`]; `agent` is the latest outcome, costs added.
+async fn rounds(
+    setup: &Setup<'_>,
+    rec: &mut Recorder<'_>,
+    run: ChangeRun,
+    prepared: &Prepared,
+    agent: &mut AgentOutcome,
+    observer: &mut dyn Observer,
+    cancel: &Cancel,
+) -> Result<Concluded, RunError> {
     let intent = intent(setup);
     let protected = ProtectedPaths::for_workspace(setup.cfg, &run.worktree.workspace);
     let env_path = path_env(setup);
@@ -146,13 +167,13 @@ pub(super) async fn conclude(
         if agent.failure.is_some() {
             // A failed agent may have left half an edit: never proposed.
             discard(run.worktree, false).await;
-            return Ok((agent, Concluded::NoChange));
+            return Ok(Concluded::NoChange);
         }
         let judged = judge_tree(&run, &protected, &intent).await?;
         let (diff, files) = match judged {
             Judged::NoChange => {
                 discard(run.worktree, true).await;
-                return Ok((agent, Concluded::NoChange));
+                return Ok(Concluded::NoChange);
             }
             Judged::Refused(refusals) => {
                 let reason = refusal_reason(&refusals);
@@ -167,7 +188,7 @@ pub(super) async fn conclude(
                 )
                 .await?;
                 discard(run.worktree, false).await;
-                return Ok((agent, Concluded::Filed(Box::new(record))));
+                return Ok(Concluded::Filed(Box::new(record)));
             }
             Judged::Change(diff, files) => (diff, files),
         };
@@ -206,7 +227,7 @@ pub(super) async fn conclude(
             if record.state != ChangeState::Pending {
                 discard(run.worktree, false).await;
             }
-            return Ok((agent, Concluded::Filed(Box::new(record))));
+            return Ok(Concluded::Filed(Box::new(record)));
         }
         if round >= run.spec.repair_rounds || cancel.requested().is_some() {
             let reason = format!(
@@ -222,15 +243,15 @@ pub(super) async fn conclude(
             let record =
                 file_record(setup, rec, &run, proposed, validations, round, &reason).await?;
             discard(run.worktree, false).await;
-            return Ok((agent, Concluded::Filed(Box::new(record))));
+            return Ok(Concluded::Filed(Box::new(record)));
         }
         round += 1;
         let repair = repair_prompt(prepared, &report.validations, round, run.spec.repair_rounds);
         let next = stages::run_agent(setup, rec, &repair, observer, cancel).await?;
-        agent = add_costs(agent, next);
-        if stages::agent_stopped(&agent).is_some() {
+        *agent = add_costs(agent, next);
+        if stages::agent_stopped(agent).is_some() {
             discard(run.worktree, false).await;
-            return Ok((agent, Concluded::NoChange));
+            return Ok(Concluded::NoChange);
         }
     }
 }
@@ -466,12 +487,12 @@ fn repair_prompt(
 }
 
 /// The last round's outcome, charged with every round's cost and turns.
-fn add_costs(before: AgentOutcome, mut next: AgentOutcome) -> AgentOutcome {
+fn add_costs(before: &AgentOutcome, mut next: AgentOutcome) -> AgentOutcome {
     next.cost_usd += before.cost_usd;
     next.cost_reported &= before.cost_reported;
     next.num_turns += before.num_turns;
     next.duration_ms += before.duration_ms;
-    let mut denials = before.denials;
+    let mut denials = before.denials.clone();
     denials.append(&mut next.denials);
     next.denials = denials;
     next
@@ -492,8 +513,17 @@ async fn discard(worktree: Worktree, delete_branch: bool) {
 /// The run's outcome once a change is concluded: a pending change waits for a human, an
 /// invalid or refused one is escalated; no change leaves the judge's word as it was.
 pub(super) fn judge_change(judgement: Judgement, concluded: &Concluded) -> Judgement {
-    let Concluded::Filed(record) = concluded else {
-        return judgement;
+    let record = match concluded {
+        Concluded::NoChange => return judgement,
+        Concluded::Broken(why) => {
+            return Judgement {
+                outcome: Outcome::Failed,
+                exit: ExitKind::Error,
+                reason: format!("steward could not judge the agent's change: {why}"),
+                ..judgement
+            };
+        }
+        Concluded::Filed(record) => record,
     };
     if matches!(
         judgement.outcome,
@@ -518,5 +548,38 @@ pub(super) fn judge_change(judgement: Judgement, concluded: &Concluded) -> Judge
         exit: ExitKind::NeedsHuman,
         reason,
         ..judgement
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_steward_could_not_judge_fails_the_run_and_a_filed_one_waits_for_a_human() {
+        let agent_said = Judgement::no_action("the agent's word".to_string());
+        let j = judge_change(
+            agent_said.clone(),
+            &Concluded::Broken("git: disk full".into()),
+        );
+        assert_eq!((j.outcome, j.exit), (Outcome::Failed, ExitKind::Error));
+        assert!(j.reason.contains("git: disk full"), "{}", j.reason);
+        let pending = ChangeRecord::sample(ChangeState::Pending, OffsetDateTime::now_utc());
+        let j = judge_change(
+            agent_said.clone(),
+            &Concluded::Filed(Box::new(pending.clone())),
+        );
+        assert_eq!(
+            (j.outcome, j.exit),
+            (Outcome::Escalated, ExitKind::NeedsHuman)
+        );
+        assert!(
+            j.reason
+                .contains(&format!("steward changes show {}", pending.id)),
+            "{}",
+            j.reason
+        );
+        let same = judge_change(agent_said, &Concluded::NoChange);
+        assert_eq!(same.outcome, Outcome::NoAction);
     }
 }
