@@ -560,3 +560,85 @@ fn proactive_without_a_repository_runs_without_change_mode() {
     );
     assert!(report["change"].is_null(), "{report:#}");
 }
+
+/// A read-only bind mount of a directory onto itself, unmounted when dropped.
+struct ReadOnly {
+    dir: PathBuf,
+}
+
+impl ReadOnly {
+    /// `None`: bind mounts are not possible here (not root); the test skips, saying so, and
+    /// under `CI=true` that is a failure.
+    fn mount(dir: &Path) -> Option<ReadOnly> {
+        let run = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .output()
+        };
+        let bound = run(&["--bind"]);
+        let why = match bound {
+            Ok(o) if o.status.success() => {
+                let guard = ReadOnly {
+                    dir: dir.to_path_buf(),
+                };
+                let ro = run(&["-o", "remount,ro,bind"]).unwrap();
+                assert!(
+                    ro.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&ro.stderr)
+                );
+                return Some(guard);
+            }
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        let msg = format!("cannot bind-mount {} read-only ({why})", dir.display());
+        common::require::missing(&msg, "run the tests as root, as CI does");
+        None
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).output();
+    }
+}
+
+/// What the shipped systemd units do to a workspace (`ProtectSystem=strict`): its git directory
+/// is read-only. A change goal says so before recording anything, naming `ReadWritePaths=`; an
+/// optional one (`proactive`) runs without change mode and records why.
+#[test]
+fn a_read_only_git_directory_is_found_before_the_run() {
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let ws = setup(&env, &goal("[\"true\"]", 0));
+    let Some(_ro) = ReadOnly::mount(&ws.join(".git")) else {
+        return;
+    };
+    let out = env
+        .steward()
+        .args(["run", "port", "--var", "intent=x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ReadWritePaths") && err.contains(".git"),
+        "{err}"
+    );
+
+    let model = ScriptedModel::start(env.dir.path(), VERDICT.trim_start());
+    let out = env
+        .steward()
+        .args(["-c", &format!("claude.base_url={}", model.url)])
+        .args(["--json", "run", "proactive", "--force-model"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let run_id = report["id"].as_str().expect("a run was recorded");
+    let why = std::fs::read_to_string(env.run_dir(run_id).join("change-mode.txt")).unwrap();
+    assert!(why.contains("cannot write"), "{why}");
+    assert!(report["change"].is_null(), "{report:#}");
+}

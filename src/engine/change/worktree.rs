@@ -29,6 +29,8 @@ pub enum WorktreeError {
     BranchExists { branch: String, workspace: PathBuf },
     #[error("workspace {} sets `{key}`, which would run a command of the repository's choosing when steward checks out or stages files; refused", workspace.display())]
     RunsCode { workspace: PathBuf, key: String },
+    #[error("steward cannot write {}, the workspace's git directory ({why}); a change run adds its worktree and branch there: under the systemd units add it to ReadWritePaths=", path.display())]
+    ReadOnly { path: PathBuf, why: String },
     #[error("worktree directory {} exists already", path.display())]
     DirExists { path: PathBuf },
     #[error("worktrees directory {} is inside the live checkout {}", root.display(), workspace.display())]
@@ -86,7 +88,8 @@ impl Worktree {
     pub async fn check_workspace(git: &ChangeGit, workspace: &Path) -> Result<(), WorktreeError> {
         let top = toplevel(git, workspace).await?;
         refuse_code_running(git, &top).await?;
-        head_commit(git, &top).await.map(|_| ())
+        head_commit(git, &top).await?;
+        writable_git_dir(git, &top).await
     }
 
     /// A worktree of `workspace` at its HEAD, on a new branch `steward/<run_id>`, in
@@ -282,6 +285,23 @@ async fn toplevel(git: &ChangeGit, workspace: &Path) -> Result<PathBuf, Worktree
         )));
     }
     Ok(canonical)
+}
+
+/// The repository's common git directory must be writable: `git worktree add` records the
+/// worktree and its branch there. A read-only mount (systemd's `ProtectSystem=strict`) is found
+/// here, before the run, not halfway into it.
+async fn writable_git_dir(git: &ChangeGit, top: &Path) -> Result<(), WorktreeError> {
+    let out = git
+        .ok(
+            top,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )
+        .await?;
+    let dir = git::path_from_bytes(out.strip_suffix(b"\n").unwrap_or(&out));
+    nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).map_err(|e| WorktreeError::ReadOnly {
+        path: dir.clone(),
+        why: e.desc().to_string(),
+    })
 }
 
 /// [`WorktreeError::RunsCode`] when the repository at `dir` configures a filter driver.

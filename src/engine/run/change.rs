@@ -63,6 +63,7 @@ impl ChangeRunError {
                 WorktreeError::NotARepo { .. }
                     | WorktreeError::NoCommits { .. }
                     | WorktreeError::RunsCode { .. }
+                    | WorktreeError::ReadOnly { .. }
             )
         )
     }
