@@ -57,13 +57,30 @@ pub async fn spawn(mut cmd: tokio::process::Command) -> io::Result<tokio::proces
     let job: Job = Box::new(move || {
         let _runtime = handle.enter();
         // If the caller is gone, the child is dropped here (and killed if it asked for that).
-        let _ = tx.send(cmd.spawn());
+        let _ = tx.send(spawn_retrying_busy(&mut cmd));
     });
     spawner()?
         .send(job)
         .map_err(|_| io::Error::other("steward's spawner thread is gone"))?;
     rx.await
         .map_err(|_| io::Error::other("steward's spawner thread dropped the request"))?
+}
+
+/// `ETXTBSY` ("text file busy") is transient: the program was just written, and another
+/// process forked while its file was open for writing still holds that descriptor until it
+/// execs. Spawning again shortly after succeeds, as Go's os/exec and others do.
+fn spawn_retrying_busy(cmd: &mut tokio::process::Command) -> io::Result<tokio::process::Child> {
+    let busy = nix::errno::Errno::ETXTBSY as i32;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(busy) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// In the child: SIGKILL when the forking thread (the spawner, so steward) exits.
