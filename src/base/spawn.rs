@@ -145,6 +145,37 @@ mod tests {
         );
     }
 
+    /// A program whose file is still open for writing for a moment (ETXTBSY) starts once it is
+    /// closed; one that stays busy fails with the kernel's error, not a hang.
+    #[tokio::test]
+    async fn a_program_busy_for_a_moment_still_starts() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("just-written");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&script)
+            .unwrap();
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(writer);
+        });
+        let child = spawn(tokio::process::Command::new(&script)).await;
+        held.join().unwrap();
+        assert!(child.unwrap().wait().await.unwrap().success());
+
+        let _forever = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&script)
+            .unwrap();
+        let err = spawn(tokio::process::Command::new(&script))
+            .await
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::errno::Errno::ETXTBSY as i32));
+    }
+
     #[test]
     fn spawning_from_many_runtimes_and_threads_works() {
         let threads: Vec<_> = (0..4)
