@@ -342,7 +342,7 @@ pub fn request(change: &Change, lock_wait: Duration, dry_run: bool) -> RunReques
     }
 }
 
-fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 

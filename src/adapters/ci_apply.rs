@@ -17,7 +17,7 @@ use crate::engine::change::record::{ChangeRecord, ChangeState};
 use crate::engine::change::store::{ChangeStore, StoreError};
 use crate::engine::run::RunResult;
 
-use super::ci::{Change, CiVerdict, Classification, DeployDecision};
+use super::ci::{Change, CiVerdict, Classification, DeployDecision, short};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CiApplyError {
@@ -109,8 +109,4 @@ pub async fn apply_push(
         change: Some(done),
         exit,
     })
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }

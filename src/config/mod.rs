@@ -518,6 +518,16 @@ impl Config {
         Ok(())
     }
 
+    /// The PATH validators, executors and steward's git get in change sets: `[change] path`,
+    /// else `claude.path`.
+    pub fn change_path(&self) -> &str {
+        if self.change.path.is_empty() {
+            &self.claude.path
+        } else {
+            &self.change.path
+        }
+    }
+
     /// The claude binary: config key, `$STEWARD_CLAUDE_BIN`, else `claude` on PATH.
     pub fn claude_bin(&self) -> PathBuf {
         if let Some(bin) = &self.claude.bin {

@@ -151,7 +151,7 @@ pub async fn apply(cfg: &Config, id: &str, cancel: &Cancel) -> Result<ChangeReco
         id: id.to_string(),
         source,
     };
-    let path_env = path_env(cfg).to_string();
+    let path_env = cfg.change_path().to_string();
     let git = ChangeGit::new(&path_env).map_err(git_error)?;
     let rec = store.get(id)?;
     if let Some(why) = not_ready(&git, &rec).await.map_err(git_error)? {
@@ -196,7 +196,7 @@ pub async fn apply(cfg: &Config, id: &str, cancel: &Cancel) -> Result<ChangeReco
     let end = applier.run().await;
     let done = applier.end(&ledger, end)?;
     if done.state == ChangeState::Applied {
-        forget_worktree(&done, self::path_env(cfg)).await;
+        forget_worktree(&done, cfg.change_path()).await;
     }
     Ok(done)
 }
@@ -223,14 +223,6 @@ async fn not_ready(git: &ChangeGit, rec: &ChangeRecord) -> Result<Option<String>
         )));
     }
     workspace::not_at_base(git, rec).await
-}
-
-fn path_env(cfg: &Config) -> &str {
-    if cfg.change.path.is_empty() {
-        &cfg.claude.path
-    } else {
-        &cfg.change.path
-    }
 }
 
 /// The host lock, waited for without blocking the runtime (a stop request ends the wait).

@@ -122,7 +122,7 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(cfg: &'a Config, store: &'a ChangeStore) -> Result<Checker<'a>, ApproveError> {
-        let path_env = change_path(cfg).to_string();
+        let path_env = cfg.change_path().to_string();
         Ok(Checker {
             cfg,
             store,
@@ -142,15 +142,6 @@ impl<'a> Checker<'a> {
             path_env: &self.path_env,
             redactor: &self.redactor,
         }
-    }
-}
-
-/// The PATH validators, executors and steward's git get: `[change] path`, else `claude.path`.
-pub fn change_path(cfg: &Config) -> &str {
-    if cfg.change.path.is_empty() {
-        &cfg.claude.path
-    } else {
-        &cfg.change.path
     }
 }
 

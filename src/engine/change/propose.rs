@@ -62,12 +62,8 @@ pub async fn file(
     p: Proposal<'_>,
 ) -> Result<ChangeRecord, ProposeError> {
     let profile_kind = cfg.change.profile.ok_or(ProposeError::NoProfile)?;
-    let path_env = if cfg.change.path.is_empty() {
-        cfg.claude.path.clone()
-    } else {
-        cfg.change.path.clone()
-    };
-    let git = ChangeGit::new(&path_env)?;
+    let path_env = cfg.change_path();
+    let git = ChangeGit::new(path_env)?;
     let root = cfg.state_dir.join("worktrees");
     let wt = Worktree::create(&git, &cfg.workspace, &root, p.run_id).await?;
     if wt.base != p.head {
@@ -85,7 +81,7 @@ pub async fn file(
     let files = record_files(&diff);
     let env = ProfileEnv {
         cfg: &cfg.change,
-        path_env: &path_env,
+        path_env,
         redactor,
     };
     let report = profile::static_checks(&env, profile_kind, &wt.path, &files, 0).await;

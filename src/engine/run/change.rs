@@ -77,7 +77,7 @@ pub(super) async fn preflight(setup: &mut Setup<'_>) -> Result<Option<String>, R
     let Some(spec) = &setup.goal.change else {
         return Ok(None);
     };
-    let git = ChangeGit::new(&path_env(setup)).map_err(ChangeRunError::from)?;
+    let git = ChangeGit::new(setup.cfg.change_path()).map_err(ChangeRunError::from)?;
     match Worktree::check_workspace(&git, &setup.cfg.workspace).await {
         Ok(()) => Ok(None),
         Err(e) if spec.optional => {
@@ -98,21 +98,12 @@ pub(super) async fn open(setup: &Setup<'_>, run_id: &str) -> Result<Option<Chang
         return Ok(None);
     };
     let cfg = setup.cfg;
-    let git = ChangeGit::new(&path_env(setup)).map_err(ChangeRunError::from)?;
+    let git = ChangeGit::new(setup.cfg.change_path()).map_err(ChangeRunError::from)?;
     let root = cfg.state_dir.join("worktrees");
     let worktree = Worktree::create(&git, &cfg.workspace, &root, run_id)
         .await
         .map_err(ChangeRunError::from)?;
     Ok(Some(ChangeRun { spec, worktree }))
-}
-
-fn path_env(setup: &Setup<'_>) -> String {
-    let cfg = setup.cfg;
-    if cfg.change.path.is_empty() {
-        cfg.claude.path.clone()
-    } else {
-        cfg.change.path.clone()
-    }
 }
 
 /// The run's end when its worktree could not be made: it stopped before the agent.
@@ -156,10 +147,9 @@ async fn rounds(
 ) -> Result<Concluded, RunError> {
     let intent = intent(setup);
     let protected = ProtectedPaths::for_workspace(setup.cfg, &run.worktree.workspace);
-    let env_path = path_env(setup);
     let env = ProfileEnv {
         cfg: &setup.cfg.change,
-        path_env: &env_path,
+        path_env: setup.cfg.change_path(),
         redactor: &setup.redactor,
     };
     let mut validations = Vec::new();
