@@ -20,6 +20,7 @@ mod error;
 mod goals;
 mod hook;
 mod mcp;
+mod notify;
 pub mod output;
 mod policy;
 mod run;
@@ -117,6 +118,9 @@ pub enum Command {
     /// The daemon: webhooks (Alertmanager, generic), health and metrics over HTTP, the router,
     /// and the queue worker; triggers hand it their signals.
     Serve(ServeArgs),
+    /// Notifications: `test` a target, the outbox's `status`, one delivery pass (`flush`).
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -159,6 +163,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         }
         Command::Mcp(cmd) => mcp::run(cmd).await,
         Command::Serve(args) => serve::run(&cli, args).await,
+        Command::Notify(cmd) => notify::run(&cli, cmd).await,
         Command::Doctor => doctor::run(&cli).await,
         Command::Dev(cmd) => dev::run(cmd).await,
     }

@@ -6,6 +6,7 @@
 
 pub mod change;
 pub mod maintenance;
+pub mod notify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ pub struct Config {
     pub serve: ServeConfig,
     pub retention: RetentionConfig,
     pub change: ChangeConfig,
+    /// `[[notify]]`: the notification targets (see `config/notify.rs`).
+    pub notify: Vec<notify::NotifyTarget>,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -117,6 +120,8 @@ pub struct ServeConfig {
     /// Each scheduled fire first waits a random 0..=N seconds (systemd's `RandomizedDelaySec=`),
     /// so hosts that share a schedule do not all call the model at the same moment.
     pub scheduler_random_delay_secs: u64,
+    /// The page's base URL (`https://steward.example.org`), for links in notifications.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +253,7 @@ impl Default for ServeConfig {
             paused: false,
             scheduler: true,
             scheduler_random_delay_secs: 0,
+            public_url: None,
         }
     }
 }
@@ -298,6 +304,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             retention: RetentionConfig::default(),
             change: ChangeConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -432,6 +439,12 @@ impl Config {
             .chain(self.serve.webhook_token_file.iter_mut())
             .chain(self.serve.alertmanager_token_file.iter_mut())
             .chain(self.serve.generic_token_file.iter_mut())
+            .chain(self.notify.iter_mut().flat_map(|n| {
+                n.token_file
+                    .iter_mut()
+                    .chain(n.password_file.iter_mut())
+                    .chain(n.url_file.iter_mut())
+            }))
         {
             *f = normalize(&abs(f));
         }
@@ -507,6 +520,14 @@ impl Config {
         }
         if let Err((key, message)) = self.change.check() {
             return bad(key, message);
+        }
+        if let Err((key, message)) = notify::check(&self.notify) {
+            return bad(&key, &message);
+        }
+        if let Some(url) = &self.serve.public_url
+            && let Err(message) = notify::check_public_url(url)
+        {
+            return bad("serve.public_url", &message);
         }
         // Compiling the windows here means a bad regex or time is a config error at start.
         maintenance::Maintenance::compile(&r.maintenance)?;

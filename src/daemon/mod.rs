@@ -4,6 +4,7 @@
 pub mod daemon_lock;
 pub mod handoff;
 pub mod inline;
+pub mod notify;
 pub mod queue;
 pub mod retention;
 pub mod router;

@@ -21,6 +21,7 @@ mod handlers;
 mod health;
 mod lifecycle;
 mod metrics;
+mod notify_loop;
 mod payload;
 mod routing;
 mod scheduler;

@@ -111,6 +111,7 @@ struct Running {
     work: tokio::task::JoinHandle<()>,
     timer: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    notify: tokio::task::JoinHandle<()>,
     routing: Vec<std::thread::JoinHandle<()>>,
     canceller: Canceller,
 }
@@ -297,6 +298,10 @@ fn spawn(
         cancel,
     ));
     let timer = tokio::spawn(scheduler::scheduler(shared.clone(), stop_rx.clone()));
+    let notify = tokio::spawn(super::notify_loop::notify_loop(
+        shared.clone(),
+        stop_rx.clone(),
+    ));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
     Ok(Running {
         stop_tx,
@@ -305,6 +310,7 @@ fn spawn(
         work,
         timer,
         retention,
+        notify,
         routing,
         canceller,
     })
@@ -353,6 +359,7 @@ impl Running {
         let _ = self.local.await;
         let _ = self.timer.await;
         let _ = self.retention.await;
+        let _ = self.notify.await;
         // Every request is answered by now: close the routing and let its threads finish.
         if let Ok(mut routing) = shared.routing.lock() {
             routing.take();

@@ -24,6 +24,8 @@ pub(super) struct Metrics {
     pub(super) depth: Gauge,
     pub(super) denials: Counter,
     pub(super) flush_errors: Counter,
+    pub(super) notify_delivered: Family<Labels, Counter>,
+    pub(super) notify_failed: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -71,8 +73,22 @@ impl Metrics {
             "Failed background writes: event log fsyncs (records written but perhaps not on disk) and router state saves",
             flush_errors.clone(),
         );
+        let notify_delivered = Family::<Labels, Counter>::default();
+        let notify_failed = Family::<Labels, Counter>::default();
+        registry.register(
+            "steward_notifications_delivered",
+            "Notifications delivered, by [[notify]] target",
+            notify_delivered.clone(),
+        );
+        registry.register(
+            "steward_notification_failures",
+            "Notification attempts that failed, and messages given up or rate limited, by [[notify]] target",
+            notify_failed.clone(),
+        );
         Metrics {
             registry,
+            notify_delivered,
+            notify_failed,
             signals,
             runs,
             duration,
@@ -81,6 +97,18 @@ impl Metrics {
             denials,
             flush_errors,
         }
+    }
+
+    /// One message's turn in a notification pass: delivered, or not.
+    pub(super) fn notified(&self, target: &str, ok: bool) {
+        let family = if ok {
+            &self.notify_delivered
+        } else {
+            &self.notify_failed
+        };
+        family
+            .get_or_create(&vec![("target".into(), target.into())])
+            .inc();
     }
 
     pub(super) fn signal(&self, source: Source, decision: &str) {

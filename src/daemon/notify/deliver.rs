@@ -1,0 +1,148 @@
+//! One delivery pass over the outbox. For each target, each pending message that is due:
+//! given up when too old or out of attempts, recorded `rate_limited` when the target had
+//! `max_per_hour` deliveries in the last hour, else sent once; the attempt (time, status,
+//! error, duration) is written to its file. A failed attempt waits `retry_secs`, then twice as
+//! long each time (at most an hour) before the next.
+
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use super::message::Message;
+use super::outbox::{Attempt, DeliveryState, Outbox, Outgoing};
+use super::{NotifyError, secret, send};
+use crate::base::redact::Redactor;
+use crate::config::Config;
+use crate::config::notify::NotifyTarget;
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF_SECS: u64 = 3600;
+
+/// What became of one message in a pass.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub target: String,
+    pub key: String,
+    /// An attempt was made and it was delivered.
+    pub ok: bool,
+    /// An attempt was made (false: given up or rate limited without one).
+    pub attempted: bool,
+    pub state: DeliveryState,
+    pub error: Option<String>,
+}
+
+/// Attempts every due message of every target.
+pub async fn deliver_due(cfg: &Config, outbox: &Outbox) -> Result<Vec<Delivered>, NotifyError> {
+    outbox.prune_done();
+    let mut out = Vec::new();
+    for t in &cfg.notify {
+        let mut delivered_last_hour = recent_deliveries(outbox, &t.name)?;
+        for mut msg in outbox.pending(&t.name)? {
+            if msg.next_attempt > OffsetDateTime::now_utc() {
+                continue;
+            }
+            let d = step(cfg, t, &mut msg, delivered_last_hour).await;
+            if d.ok {
+                delivered_last_hour += 1;
+            }
+            outbox.write(&msg)?;
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Deliveries of `target` in the last hour.
+fn recent_deliveries(outbox: &Outbox, target: &str) -> Result<u32, NotifyError> {
+    let hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    Ok(outbox
+        .done(target)?
+        .iter()
+        .filter(|o| o.state == DeliveryState::Delivered)
+        .filter(|o| o.attempts.last().is_some_and(|a| a.at >= hour_ago))
+        .count() as u32)
+}
+
+/// One message's turn: give up, rate-limit, or one attempt.
+async fn step(cfg: &Config, t: &NotifyTarget, msg: &mut Outgoing, recent: u32) -> Delivered {
+    let now = OffsetDateTime::now_utc();
+    let age = (now - msg.created).whole_seconds().max(0) as u64;
+    let mut d = Delivered {
+        target: t.name.clone(),
+        key: msg.message.id.clone(),
+        ok: false,
+        attempted: false,
+        state: msg.state,
+        error: None,
+    };
+    if age > t.max_age_secs {
+        msg.state = DeliveryState::GivenUp;
+        msg.reason = Some(format!(
+            "not delivered within max_age_secs = {} ({} attempts)",
+            t.max_age_secs,
+            msg.attempts.len()
+        ));
+    } else if recent >= t.max_per_hour {
+        msg.state = DeliveryState::RateLimited;
+        msg.reason = Some(format!(
+            "target `{}` already delivered {recent} messages in the last hour (max_per_hour = {})",
+            t.name, t.max_per_hour
+        ));
+    } else {
+        let attempt = attempt(cfg, t, &msg.message).await;
+        d.attempted = true;
+        d.ok = attempt.ok;
+        d.error = attempt.error.clone();
+        msg.attempts.push(attempt);
+        after_attempt(t, msg);
+    }
+    d.state = msg.state;
+    if msg.state != DeliveryState::Pending && !d.ok {
+        d.error = msg.reason.clone().or(d.error);
+    }
+    d
+}
+
+/// The state after an attempt: delivered, given up, or the next attempt scheduled.
+fn after_attempt(t: &NotifyTarget, msg: &mut Outgoing) {
+    let n = msg.attempts.len() as u32;
+    let last_ok = msg.attempts.last().is_some_and(|a| a.ok);
+    if last_ok {
+        msg.state = DeliveryState::Delivered;
+        msg.reason = None;
+    } else if n >= t.max_attempts {
+        msg.state = DeliveryState::GivenUp;
+        msg.reason = Some(format!(
+            "no attempt of {n} succeeded (max_attempts = {})",
+            t.max_attempts
+        ));
+    } else {
+        let wait = t
+            .retry_secs
+            .saturating_mul(1u64 << (n - 1).min(20))
+            .min(MAX_BACKOFF_SECS);
+        msg.next_attempt = OffsetDateTime::now_utc() + time::Duration::seconds(wait as i64);
+    }
+}
+
+/// One attempt, timed, its error redacted of the target's secrets and steward's.
+async fn attempt(cfg: &Config, t: &NotifyTarget, m: &Message) -> Attempt {
+    let at = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let sent = send::send(t, m).await;
+    let mut secrets = cfg.known_secrets();
+    secrets.extend(secret::all(t));
+    let redactor = Redactor::new(secrets);
+    Attempt {
+        at,
+        ok: sent.error.is_none(),
+        status: sent.status,
+        error: sent.error.map(|e| redactor.redact(&e)),
+        duration_ms: clock.elapsed().as_millis() as u64,
+    }
+}
+
+/// Sends `m` to `t` now, outside the outbox (`steward notify test`).
+pub async fn send_now(cfg: &Config, t: &NotifyTarget, m: &Message) -> Attempt {
+    attempt(cfg, t, m).await
+}
