@@ -32,8 +32,10 @@ as_root() {
 # podman, runc, busybox-static, docker-compose: the real container engine (podman serving the
 # Docker API, an image made from the static busybox) and compose v1 that tests/it/change_apply.rs
 # applies compose changes with (tests/it/common/podman.rs).
+# python3-aiosmtpd: the loopback SMTP server email notifications are delivered to in
+# tests/it/notify.rs (run with Debian's /usr/bin/python3).
 APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager
-  podman runc busybox-static docker-compose)
+  podman runc busybox-static docker-compose python3-aiosmtpd)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

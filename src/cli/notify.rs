@@ -125,7 +125,9 @@ fn status(cli: &Cli, cfg: &Config) -> Result<ExitKind, CliError> {
 }
 
 async fn flush(cli: &Cli, cfg: &Config) -> Result<ExitKind, CliError> {
-    let report = notify::pass(cfg, Vec::new()).await.map_err(internal)?;
+    let report = notify::pass(cfg, Vec::new(), true)
+        .await
+        .map_err(internal)?;
     let failed = report.attempts.iter().filter(|d| !d.ok).count();
     if cli.json {
         print_json(&serde_json::json!({

@@ -54,10 +54,15 @@ pub struct PassReport {
 }
 
 /// One whole pass: notices from the record (and `extra`, such as the daemon's degraded state
-/// that no record holds) into the outbox, then every message that is due is attempted. One pass
+/// that no record holds) into the outbox, then every message that is due (with `all_now`: every
+/// pending one) is attempted. One pass
 /// at a time per state directory (`STATE/notify/.lock`): `serve` and `steward notify flush`
 /// never send the same message twice.
-pub async fn pass(cfg: &Config, extra: Vec<Notice>) -> Result<PassReport, NotifyError> {
+pub async fn pass(
+    cfg: &Config,
+    extra: Vec<Notice>,
+    all_now: bool,
+) -> Result<PassReport, NotifyError> {
     let mut report = PassReport::default();
     if cfg.notify.is_empty() {
         return Ok(report);
@@ -77,6 +82,6 @@ pub async fn pass(cfg: &Config, extra: Vec<Notice>) -> Result<PassReport, Notify
     let mut notices = collect(cfg, &outbox)?;
     notices.extend(extra);
     report.queued = outbox.enqueue(cfg, &notices)?;
-    report.attempts = deliver_due(cfg, &outbox).await?;
+    report.attempts = deliver_due(cfg, &outbox, all_now).await?;
     Ok(report)
 }

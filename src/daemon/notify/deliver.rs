@@ -31,14 +31,20 @@ pub struct Delivered {
     pub error: Option<String>,
 }
 
-/// Attempts every due message of every target.
-pub async fn deliver_due(cfg: &Config, outbox: &Outbox) -> Result<Vec<Delivered>, NotifyError> {
+/// Attempts every due message of every target; with `now`, every pending one whatever its
+/// backoff (the first pass after `serve` starts, and `steward notify flush`: someone may have
+/// fixed the target meanwhile).
+pub async fn deliver_due(
+    cfg: &Config,
+    outbox: &Outbox,
+    now: bool,
+) -> Result<Vec<Delivered>, NotifyError> {
     outbox.prune_done();
     let mut out = Vec::new();
     for t in &cfg.notify {
         let mut delivered_last_hour = recent_deliveries(outbox, &t.name)?;
         for mut msg in outbox.pending(&t.name)? {
-            if msg.next_attempt > OffsetDateTime::now_utc() {
+            if !now && msg.next_attempt > OffsetDateTime::now_utc() {
                 continue;
             }
             let d = step(cfg, t, &mut msg, delivered_last_hour).await;

@@ -40,6 +40,24 @@ pub fn executable(path: &Path, what: &str, hint: &str) -> Option<PathBuf> {
     None
 }
 
+/// Debian's `/usr/bin/python3` with `aiosmtpd` (the package `python3-aiosmtpd`), or `None`
+/// after [`missing`]: the loopback SMTP server of the email notification tests.
+pub fn aiosmtpd() -> Option<PathBuf> {
+    let python = PathBuf::from("/usr/bin/python3");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        missing(
+            "/usr/bin/python3 with aiosmtpd is not installed",
+            "apt-get install python3-aiosmtpd (scripts/test.sh installs it)",
+        );
+        return None;
+    }
+    Some(python)
+}
+
 #[test]
 fn a_missing_tool_skips_or_under_ci_fails() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
