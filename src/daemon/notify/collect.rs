@@ -160,7 +160,8 @@ fn run_notices(state: &Path, event: &Event) -> Vec<Notice> {
 fn run_rollback(state: &Path, run: &str, goal: &str) -> Option<Notice> {
     let path = state.join("runs").join(run).join("result.json");
     let result: serde_json::Value = ledger::read_json(&path).ok()?;
-    let rb = result.get("rollback")?;
+    // `"rollback": null` when no rollback was decided.
+    let rb = result.get("rollback").filter(|r| r.is_object())?;
     if rb.get("decision").and_then(|d| d.as_str()).unwrap_or("ran") != "ran" {
         return None;
     }
