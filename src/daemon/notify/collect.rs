@@ -313,3 +313,116 @@ fn from_changes(state: &Path, since: OffsetDateTime) -> Result<Vec<Notice>, Noti
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::ledger::Ledger;
+
+    fn setup() -> (tempfile::TempDir, Config, Outbox, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        (dir, cfg, outbox, ledger)
+    }
+
+    fn events(notices: &[Notice]) -> Vec<(&str, &str)> {
+        notices
+            .iter()
+            .map(|n| (n.event.as_str(), n.key.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_event_log_yields_each_event_once_from_the_cursor() {
+        let (dir, cfg, outbox, ledger) = setup();
+        let run = ledger.create_run("incident").unwrap();
+        run.write_json(
+            "result.json",
+            &serde_json::json!({"rollback": {"decision": "ran", "exit_code": 1,
+                "reason": "a check regressed"}}),
+        )
+        .unwrap();
+        let ok_run = ledger.create_run("health-check").unwrap();
+        ok_run
+            .write_json("result.json", &serde_json::json!({"rollback": null}))
+            .unwrap();
+        let finished = |id: &str, outcome: &str| {
+            ledger
+                .event(
+                    "run_finished",
+                    Some(id),
+                    serde_json::json!({"goal": "g", "outcome": outcome, "reason": "r"}),
+                )
+                .unwrap()
+        };
+        finished(&run.id, "escalated");
+        finished(&ok_run.id, "no_action");
+        ledger
+            .event(
+                "escalation",
+                None,
+                serde_json::json!({"cause": "flapping", "subject": "nginx", "reason": "3 in 10 min"}),
+            )
+            .unwrap();
+        ledger
+            .event(
+                "operator_notice",
+                None,
+                serde_json::json!({"cause": "daily_budget", "reason": "spent 5.1 of 5"}),
+            )
+            .unwrap();
+        ledger
+            .event(
+                "event_log_recovered",
+                None,
+                serde_json::json!({"since": "2026-11-30T10:00:00Z", "reason": "disk full"}),
+            )
+            .unwrap();
+        let got = collect(&cfg, &outbox).unwrap();
+        let kinds: Vec<&str> = events(&got).iter().map(|(e, _)| *e).collect();
+        assert_eq!(
+            kinds,
+            [
+                "escalation",
+                "rollback_failed",
+                "flapping",
+                "budget_exhausted",
+                "daemon_degraded"
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(got[0].key, format!("escalation-{}", run.id));
+        assert_eq!(got[0].command, format!("steward runs show {}", run.id));
+        // The cursor moved past them: the next pass sees only what is new.
+        assert!(collect(&cfg, &outbox).unwrap().is_empty());
+        finished(&ok_run.id, "failed");
+        let got = collect(&cfg, &outbox).unwrap();
+        assert_eq!(
+            events(&got),
+            [("run_failed", format!("run_failed-{}", ok_run.id).as_str())]
+        );
+        drop(dir);
+    }
+
+    #[test]
+    fn a_line_still_being_written_waits_for_the_next_pass() {
+        let (dir, cfg, outbox, _ledger) = setup();
+        let now = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let day = dir.path().join("events").join("2099-01-01.jsonl");
+        let line = format!(
+            "{{\"time\":\"{now}\",\"kind\":\"run_finished\",\"run\":\"r1\",\"outcome\":\"escalated\"}}"
+        );
+        std::fs::write(&day, &line[..20]).unwrap();
+        assert!(collect(&cfg, &outbox).unwrap().is_empty());
+        std::fs::write(&day, format!("{line}\n")).unwrap();
+        let got = collect(&cfg, &outbox).unwrap();
+        assert_eq!(events(&got), [("escalation", "escalation-r1")]);
+    }
+}
