@@ -23,6 +23,7 @@ mod mcp;
 mod notify;
 pub mod output;
 mod policy;
+mod report;
 mod run;
 mod runs;
 mod serve;
@@ -41,6 +42,7 @@ pub use goals::GoalsCommand;
 pub use hook::{HookCommand, hook_pre_tool_use};
 pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
+pub use report::ReportArgs;
 pub use run::{AskArgs, RunArgs, RunOpts};
 pub use runs::{RunsCommand, RunsListArgs};
 pub use serve::ServeArgs;
@@ -121,6 +123,9 @@ pub enum Command {
     /// Notifications: `test` a target, the outbox's `status`, one delivery pass (`flush`).
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// A snapshot of the host (containers, listening sockets, failed units, disk use, the NixOS
+    /// generation), what changed since the last one, and what needs attention (exit 1).
+    Report(ReportArgs),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -157,6 +162,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Changes(cmd) => changes::run(&cli, cmd).await,
         Command::Trigger(cmd) => trigger::run(&cli, cmd).await,
         Command::Ci(args) => ci::run(&cli, args).await,
+        Command::Report(args) => report::run(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))

@@ -7,6 +7,7 @@
 pub mod change;
 pub mod maintenance;
 pub mod notify;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ pub struct Config {
     pub change: ChangeConfig,
     /// `[[notify]]`: the notification targets (see `config/notify.rs`).
     pub notify: Vec<notify::NotifyTarget>,
+    pub report: report::ReportConfig,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -305,6 +307,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             change: ChangeConfig::default(),
             notify: Vec::new(),
+            report: report::ReportConfig::default(),
         }
     }
 }
