@@ -152,3 +152,82 @@ async fn attempt(cfg: &Config, t: &NotifyTarget, m: &Message) -> Attempt {
 pub async fn send_now(cfg: &Config, t: &NotifyTarget, m: &Message) -> Attempt {
     attempt(cfg, t, m).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::notify::message::{About, Notice};
+
+    fn target(name: &str, extra: &str) -> NotifyTarget {
+        // Port 1 on loopback: refused at once.
+        toml::from_str(&format!(
+            "name = \"{name}\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn notice(key: &str) -> Notice {
+        Notice {
+            event: "escalation".into(),
+            severity: "critical",
+            key: key.into(),
+            summary: "s".into(),
+            about: About::Host,
+            subject: None,
+            command: "c".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn out_of_attempts_is_given_up_and_over_the_rate_is_recorded_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            state_dir: dir.path().to_path_buf(),
+            notify: vec![
+                target("once", "max_attempts = 1\n"),
+                target("few", "max_per_hour = 1\nretry_secs = 60\n"),
+            ],
+            ..Config::default()
+        };
+        let outbox = Outbox::open(dir.path()).unwrap();
+        assert_eq!(outbox.enqueue(&cfg, &[notice("k1")]).unwrap(), 2);
+        let got = deliver_due(&cfg, &outbox, false).await.unwrap();
+        let once = got.iter().find(|d| d.target == "once").unwrap();
+        assert_eq!(once.state, DeliveryState::GivenUp);
+        assert!(once.attempted && !once.ok);
+        let rec = &outbox.done("once").unwrap()[0];
+        assert_eq!(rec.attempts.len(), 1);
+        assert!(rec.attempts[0].error.is_some());
+        assert!(rec.reason.as_deref().unwrap().contains("max_attempts = 1"));
+        // "few": still pending, the next attempt a minute away; not attempted again before.
+        let pending = outbox.pending("few").unwrap();
+        assert_eq!(pending[0].state, DeliveryState::Pending);
+        assert!(pending[0].next_attempt > OffsetDateTime::now_utc() + time::Duration::seconds(50));
+        assert!(deliver_due(&cfg, &outbox, false).await.unwrap().is_empty());
+
+        // One delivery in the last hour on record: the next message is rate limited, recorded.
+        let mut sent = pending[0].clone();
+        sent.state = DeliveryState::Delivered;
+        sent.attempts.push(Attempt {
+            at: OffsetDateTime::now_utc(),
+            ok: true,
+            status: Some(200),
+            error: None,
+            duration_ms: 1,
+        });
+        outbox.write(&sent).unwrap();
+        outbox.enqueue(&cfg, &[notice("k2")]).unwrap();
+        let got = deliver_due(&cfg, &outbox, false).await.unwrap();
+        let few = got.iter().find(|d| d.target == "few").unwrap();
+        assert_eq!(few.state, DeliveryState::RateLimited);
+        assert!(!few.attempted);
+        let limited = outbox
+            .done("few")
+            .unwrap()
+            .into_iter()
+            .find(|o| o.message.id == "k2")
+            .unwrap();
+        assert!(limited.attempts.is_empty());
+        assert!(limited.reason.unwrap().contains("max_per_hour = 1"));
+    }
+}
