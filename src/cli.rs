@@ -19,6 +19,7 @@ mod doctor;
 mod error;
 mod goals;
 mod hook;
+mod incidents;
 mod mcp;
 pub mod output;
 mod policy;
@@ -39,6 +40,7 @@ pub use error::{CliError, output_error, report_error};
 pub(crate) use error::{internal, usage};
 pub use goals::GoalsCommand;
 pub use hook::{HookCommand, hook_pre_tool_use};
+pub use incidents::IncidentsCommand;
 pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use report::ReportArgs;
@@ -122,6 +124,9 @@ pub enum Command {
     /// A snapshot of the host (containers, listening sockets, failed units, disk use, the NixOS
     /// generation), what changed since the last one, and what needs attention (exit 1).
     Report(ReportArgs),
+    /// Container crashes captured by `steward serve`'s Docker watch.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
@@ -159,6 +164,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Trigger(cmd) => trigger::run(&cli, cmd).await,
         Command::Ci(args) => ci::run(&cli, args).await,
         Command::Report(args) => report::run(&cli, args).await,
+        Command::Incidents(cmd) => incidents::run(&cli, cmd).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod approval_prompt;
 pub mod boundary;
 pub mod change;
+pub mod incident;
 pub mod judge;
 pub mod liveness;
 pub mod memory;

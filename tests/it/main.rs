@@ -22,6 +22,7 @@ mod ci;
 mod cli;
 mod definitions;
 mod diff_check;
+mod docker_watch;
 mod doctor;
 mod durable;
 mod edit_scope;
