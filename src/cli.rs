@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigArgs, Loaded};
 mod actions;
 mod changes;
 mod ci;
+mod completions;
 mod config;
 mod context;
 mod dev;
@@ -31,6 +32,7 @@ mod validate;
 pub use actions::ActionsCommand;
 pub use changes::ChangesCommand;
 pub use ci::CiArgs;
+pub use completions::CompletionsArgs;
 pub use config::ConfigCommand;
 pub use context::ContextArgs;
 pub use dev::DevCommand;
@@ -122,6 +124,10 @@ pub enum Command {
     /// Development tools.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page, steward(1), as roff.
+    Man,
 }
 
 impl Cli {
@@ -161,5 +167,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Serve(args) => serve::run(&cli, args).await,
         Command::Doctor => doctor::run(&cli).await,
         Command::Dev(cmd) => dev::run(cmd).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
     }
 }

@@ -7,6 +7,7 @@ pub mod approval_prompt;
 pub mod boundary;
 pub mod change;
 pub mod judge;
+pub mod knowledge;
 pub mod liveness;
 pub mod memory;
 pub mod prompt;

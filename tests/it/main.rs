@@ -28,6 +28,7 @@ mod edit_scope;
 mod hook_hostile;
 mod json_exit;
 mod layers;
+mod packaging;
 mod phases_e2e;
 mod policy_cases;
 mod policy_goals;
