@@ -20,6 +20,7 @@ mod doctor;
 mod error;
 mod goals;
 mod hook;
+mod knowledge;
 mod mcp;
 pub mod output;
 mod policy;
@@ -40,6 +41,7 @@ pub use error::{CliError, output_error, report_error};
 pub(crate) use error::{internal, usage};
 pub use goals::GoalsCommand;
 pub use hook::{HookCommand, hook_pre_tool_use};
+pub use knowledge::KnowledgeCommand;
 pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use run::{AskArgs, RunArgs, RunOpts};
@@ -104,6 +106,9 @@ pub enum Command {
     /// (bound to the exact diff and artefacts) and rejection.
     #[command(subcommand)]
     Changes(ChangesCommand),
+    /// Knowledge notes agents proposed: review, accept (selected into later prompts), reject.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
     /// Claude Code hooks (installed by steward in every run's settings).
     #[command(subcommand)]
     Hook(HookCommand),
@@ -157,6 +162,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Policy(cmd) => policy::run(&cli, cmd),
         Command::Actions(cmd) => actions::run(&cli, cmd).await,
         Command::Changes(cmd) => changes::run(&cli, cmd).await,
+        Command::Knowledge(cmd) => knowledge::run(&cli, cmd),
         Command::Trigger(cmd) => trigger::run(&cli, cmd).await,
         Command::Ci(args) => ci::run(&cli, args).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {

@@ -6,7 +6,7 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::{CliError, Cli, internal};
+use super::{Cli, CliError, internal};
 use crate::base::outcome::ExitKind;
 
 #[derive(Debug, Args)]

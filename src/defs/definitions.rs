@@ -405,7 +405,10 @@ fn resolve(
 
 /// Adds the notes accepted from proposals (`STATE/knowledge/notes/`, absent until the first is
 /// accepted). They come after the operator's and never replace one of the same name: both load.
-fn add_accepted_notes(notes: &mut bundled::Collected, dir: &std::path::Path) -> Result<(), ReadError> {
+fn add_accepted_notes(
+    notes: &mut bundled::Collected,
+    dir: &std::path::Path,
+) -> Result<(), ReadError> {
     if !dir.is_dir() {
         return Ok(());
     }

@@ -27,6 +27,7 @@ mod durable;
 mod edit_scope;
 mod hook_hostile;
 mod json_exit;
+mod knowledge;
 mod layers;
 mod packaging;
 mod phases_e2e;

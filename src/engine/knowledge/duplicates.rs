@@ -29,6 +29,23 @@ pub struct Duplicate {
     pub why: &'static str,
 }
 
+/// A proposal beside the notes it may duplicate: what `steward knowledge show` and the page show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub proposal: Proposal,
+    pub duplicates: Vec<Duplicate>,
+}
+
+impl Review {
+    pub fn of(proposal: Proposal, notes: &[Note]) -> Review {
+        let duplicates = duplicates(&proposal, notes);
+        Review {
+            proposal,
+            duplicates,
+        }
+    }
+}
+
 /// The notes `p` may duplicate, most alike first.
 pub fn duplicates(p: &Proposal, notes: &[Note]) -> Vec<Duplicate> {
     let p_slug = slug(&p.title);
@@ -108,7 +125,11 @@ mod tests {
     fn same_slug_and_word_overlap_are_duplicates_others_not() {
         let notes = [
             note("mount-options", "Mount options", "anything"),
-            note("a", "NFS stale handles", "remount the export after the server restarts"),
+            note(
+                "a",
+                "NFS stale handles",
+                "remount the export after the server restarts",
+            ),
             note("b", "Disk full", "journald vacuum frees space"),
         ];
         let p = proposal(
@@ -119,7 +140,11 @@ mod tests {
         let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["mount-options", "a"]);
         assert_eq!(d[0].why, "same slug");
-        assert!(d[1].score >= MIN_OVERLAP && d[1].score < 1.0, "{}", d[1].score);
+        assert!(
+            d[1].score >= MIN_OVERLAP && d[1].score < 1.0,
+            "{}",
+            d[1].score
+        );
         assert!(duplicates(&proposal("Other", "unrelated words here"), &notes).is_empty());
     }
 

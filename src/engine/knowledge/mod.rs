@@ -9,7 +9,7 @@ mod note;
 mod proposal;
 mod store;
 
-pub use duplicates::{Duplicate, MIN_OVERLAP, duplicates, overlap};
+pub use duplicates::{Duplicate, MIN_OVERLAP, Review, duplicates, overlap};
 pub use note::{render_note, slug};
 pub use proposal::{Decision, Limits, Proposal, ProposalState, from_verdict};
 pub use store::{Filed, KnowledgeError, KnowledgeStore};

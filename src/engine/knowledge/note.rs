@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn slugs_are_file_name_safe() {
-        assert_eq!(slug("NFS: stale handles / remount!"), "nfs-stale-handles-remount");
+        assert_eq!(
+            slug("NFS: stale handles / remount!"),
+            "nfs-stale-handles-remount"
+        );
         assert_eq!(slug("../.."), "note");
         assert!(slug(&"x".repeat(100)).len() <= 60);
     }
@@ -111,6 +114,9 @@ mod tests {
         assert_eq!(n.body, "line\n +++\nafter");
         assert!(text.contains("run = \"run-1\""), "{text}");
         assert!(text.contains("accepted_by = \"cli:ops\""), "{text}");
-        assert!(text.contains("accepted_at = 1970-01-01T00:00:00Z"), "{text}");
+        assert!(
+            text.contains("accepted_at = 1970-01-01T00:00:00Z"),
+            "{text}"
+        );
     }
 }

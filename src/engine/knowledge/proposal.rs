@@ -179,7 +179,11 @@ fn tags(
         }
     }
     if out.len() > limits.tags {
-        trimmed.push(format!("tags: kept the first {} of {}", limits.tags, out.len()));
+        trimmed.push(format!(
+            "tags: kept the first {} of {}",
+            limits.tags,
+            out.len()
+        ));
         out.truncate(limits.tags);
     }
     if out.is_empty() {

@@ -276,7 +276,11 @@ mod tests {
         assert_eq!(a.state, ProposalState::Accepted);
         let note = a.decision.as_ref().unwrap().note.clone().unwrap();
         assert!(note.ends_with("knowledge/notes/note-0.md"), "{note}");
-        assert!(std::fs::read_to_string(&note).unwrap().contains("run = \"run-1\""));
+        assert!(
+            std::fs::read_to_string(&note)
+                .unwrap()
+                .contains("run = \"run-1\"")
+        );
         let err = store.accept(&filed.ids[0], "x").unwrap_err();
         assert!(matches!(err, KnowledgeError::Decided { .. }), "{err}");
 
@@ -288,8 +292,16 @@ mod tests {
         assert_eq!(r.decision.unwrap().reason.as_deref(), Some("wrong"));
         assert!(store.list(false).unwrap().is_empty());
         assert_eq!(store.list(true).unwrap().len(), 2);
-        assert!(!dir.path().join("knowledge/pending").join(format!("{}.json", r.id)).exists());
-        assert!(matches!(store.get("../x").unwrap_err(), KnowledgeError::Unknown(_)));
+        assert!(
+            !dir.path()
+                .join("knowledge/pending")
+                .join(format!("{}.json", r.id))
+                .exists()
+        );
+        assert!(matches!(
+            store.get("../x").unwrap_err(),
+            KnowledgeError::Unknown(_)
+        ));
     }
 
     #[test]
