@@ -11,6 +11,7 @@ mod common;
 mod agent_no_pidns;
 mod agent_process;
 mod agent_real_claude;
+mod alert_metrics;
 mod approval_wait;
 mod boundary_e2e;
 mod bounded_state;
