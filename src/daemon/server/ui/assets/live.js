@@ -1,0 +1,1 @@
+// Live updates: filled in with /live (server-sent events).
