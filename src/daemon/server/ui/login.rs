@@ -149,7 +149,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = state.check_post(&headers, &session, form.csrf.as_deref(), "logout") {
+    if let Some(refused) = state.refuse_post(&headers, &session, form.csrf.as_deref(), "logout") {
         return refused;
     }
     if let Some(c) = session::cookie_value(&headers) {

@@ -5,7 +5,7 @@
 //!
 //! Security (see README "The web page"): a login with the UI token makes a session
 //! ([`session::Session`], the extractor every page takes); every state change is a POST checked
-//! by [`UiState::check_post`] (Origin, `Sec-Fetch-Site`, the session's CSRF token); every answer
+//! by [`UiState::refuse_post`] (Origin, `Sec-Fetch-Site`, the session's CSRF token); every answer
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
 pub(in crate::daemon::server) mod csrf;
@@ -116,30 +116,29 @@ impl UiState {
     }
 
     /// Every state-changing POST passes this first: the request comes from this page
-    /// (`Sec-Fetch-Site`, `Origin`) and carries the session's CSRF token. A refusal is
-    /// recorded (`ui_refused`) and answered 403.
-    pub fn check_post(
+    /// (`Sec-Fetch-Site`, `Origin`) and carries the session's CSRF token. `Some`: the answer
+    /// refusing it (403), the refusal recorded (`ui_refused`).
+    pub fn refuse_post(
         &self,
         headers: &HeaderMap,
         session: &Session,
         csrf: Option<&str>,
         what: &str,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         let checked = csrf::check_headers(headers, self.ui.public_url.as_deref())
             .and_then(|()| csrf::check_token(csrf, &session.csrf));
-        checked.map_err(|e| {
-            self.shared.event(
-                "ui_refused",
-                serde_json::json!({"session": session.who(), "request": what,
-                    "reason": e.to_string()}),
-            );
-            self.message(
-                StatusCode::FORBIDDEN,
-                Some(session),
-                "Refused",
-                &e.to_string(),
-            )
-        })
+        let e = checked.err()?;
+        self.shared.event(
+            "ui_refused",
+            serde_json::json!({"session": session.who(), "request": what,
+                "reason": e.to_string()}),
+        );
+        Some(self.message(
+            StatusCode::FORBIDDEN,
+            Some(session),
+            "Refused",
+            &e.to_string(),
+        ))
     }
 }
 
