@@ -8,9 +8,12 @@
 //! by [`UiState::refuse_post`] (Origin, `Sec-Fetch-Site`, the session's CSRF token); every answer
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
+mod approvals;
 pub(in crate::daemon::server) mod csrf;
+mod decide;
 pub(in crate::daemon::server) mod limit;
 mod login;
+mod peer;
 pub(in crate::daemon::server) mod session;
 pub(in crate::daemon::server) mod templates;
 pub(in crate::daemon::server) mod token;
@@ -21,7 +24,7 @@ use axum::Router as HttpRouter;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
 use super::ServeError;
@@ -150,6 +153,11 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .route("/", get(index))
         .route("/assets/{name}", get(templates::asset))
         .merge(login::routes())
+        .route("/approvals", get(approvals::page))
+        .route("/actions/{id}/approve", post(decide::approve_action))
+        .route("/actions/{id}/reject", post(decide::reject_action))
+        .route("/changes/{id}/approve", post(decide::approve_change))
+        .route("/changes/{id}/reject", post(decide::reject_change))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);
