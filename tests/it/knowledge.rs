@@ -146,3 +146,189 @@ fn a_proposed_note_is_reviewed_accepted_and_selected_into_a_later_prompt() {
         "the note never reached the model"
     );
 }
+
+/// A `steward serve` with the web page on; killed on drop.
+struct Page {
+    child: std::process::Child,
+    url: String,
+    jar: std::path::PathBuf,
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Page {
+    fn start(env: &Env, token: &str) -> Page {
+        use std::io::BufRead;
+        let mut child = env
+            .steward()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            url.starts_with("http://"),
+            "unexpected first line: {line:?}"
+        );
+        let page = Page {
+            child,
+            url,
+            jar: env.dir.path().join("cookies"),
+        };
+        let (code, _) = page.request("POST", "/login", &[], &[("token", token)]);
+        assert_eq!(code, 303, "login failed");
+        page
+    }
+
+    /// A request with the session's cookie and this page's Origin (unless `headers` give
+    /// another): (status, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+        ])
+        .arg("-b")
+        .arg(&self.jar)
+        .arg("-c")
+        .arg(&self.jar);
+        if !headers.iter().any(|h| h.starts_with("Origin:")) {
+            cmd.args(["-H", &format!("Origin: {}", self.url)]);
+        }
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        for (k, v) in form {
+            cmd.args(["--data-urlencode", &format!("{k}={v}")]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.url)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("no csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_page_shows_a_proposal_beside_its_duplicate_and_decides_through_csrf_checked_posts() {
+    let token = "ui-token-0123456789abcdef0123456789abcdef";
+    let tmp = tempfile::tempdir().unwrap();
+    let token_file = tmp.path().join("ui-token");
+    std::fs::write(&token_file, token).unwrap();
+    let env = Env::new(
+        std::path::Path::new("/bin/false"),
+        "http://127.0.0.1:9",
+        &format!(
+            "#--tables--\n[serve]\nui_token_file = \"{}\"\n",
+            token_file.display()
+        ),
+    );
+    let notes = [
+        serde_json::json!({"title": "Stale NFS handles after a reboot", "tags": ["nfs"], "body": "Remount <b>first</b>."}),
+        serde_json::json!({"title": "A deploy command that succeeds without effect: check the running state", "tags": ["deploy"], "body": "dup"}),
+    ];
+    let store = steward::engine::knowledge::KnowledgeStore::open(&env.state()).unwrap();
+    let (ps, _) = steward::engine::knowledge::from_verdict(
+        &notes,
+        "run-1",
+        "incident",
+        &steward::base::redact::Redactor::default(),
+        &Default::default(),
+    );
+    let ids = store.file(ps, &Default::default()).unwrap().ids;
+    let page = Page::start(&env, token);
+
+    let (code, html) = page.request("GET", "/knowledge", &[], &[]);
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("Stale NFS handles after a reboot"), "{html}");
+    assert!(
+        html.contains("Remount &lt;b&gt;first&lt;&#x2F;b&gt;.")
+            || html.contains("Remount &lt;b&gt;first&lt;/b&gt;."),
+        "not escaped: {html}"
+    );
+    assert!(
+        html.contains(&format!("id=\"duplicate-{}-silent-success\"", ids[1])),
+        "the duplicate is not beside its proposal: {html}"
+    );
+    let csrf = csrf_of(&html);
+    let accept = format!("/knowledge/{}/accept", ids[0]);
+
+    // A cross-site POST and one without the session's token are refused; nothing is decided.
+    let (code, _) = page.request(
+        "POST",
+        &accept,
+        &["Sec-Fetch-Site: cross-site"],
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(code, 403);
+    let (code, _) = page.request("POST", &accept, &[], &[("csrf", "wrong")]);
+    assert_eq!(code, 403);
+    let (code, _) = page.request(
+        "POST",
+        &accept,
+        &["Origin: http://evil.example"],
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        store.get(&ids[0]).unwrap().state,
+        steward::engine::knowledge::ProposalState::Pending
+    );
+
+    // Accepted and rejected through the page: recorded as the session.
+    let (code, _) = page.request("POST", &accept, &[], &[("csrf", &csrf)]);
+    assert_eq!(code, 303);
+    let p = store.get(&ids[0]).unwrap();
+    let d = p.decision.unwrap();
+    assert!(d.by.starts_with("web:"), "{}", d.by);
+    assert!(std::path::Path::new(d.note.as_deref().unwrap()).is_file());
+    let reject = format!("/knowledge/{}/reject", ids[1]);
+    let (code, _) = page.request("POST", &reject, &[], &[("csrf", &csrf)]);
+    assert_eq!(code, 400, "a rejection without a reason");
+    let (code, _) = page.request(
+        "POST",
+        &reject,
+        &[],
+        &[("csrf", &csrf), ("reason", "known")],
+    );
+    assert_eq!(code, 303);
+    assert_eq!(
+        store
+            .get(&ids[1])
+            .unwrap()
+            .decision
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("known")
+    );
+    let (_, html) = page.request("GET", "/knowledge", &[], &[]);
+    assert!(html.contains("No proposal waits for review."), "{html}");
+}
