@@ -131,7 +131,7 @@ impl KnowledgeStore {
             let mut decided = self.read_state(ProposalState::Accepted)?;
             decided.extend(self.read_state(ProposalState::Rejected)?);
             decided.retain(|d| !out.iter().any(|p| p.id == d.id));
-            decided.sort_by(|a, b| b.created.cmp(&a.created));
+            decided.sort_by_key(|p| std::cmp::Reverse(p.created));
             out.extend(decided);
         }
         Ok(out)
