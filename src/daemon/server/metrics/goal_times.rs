@@ -5,10 +5,12 @@
 //! Each result is read once: the first refresh (the first scrape after the daemon starts) reads
 //! the results present, at most [`READS_PER_REFRESH`] of them, newest first; later refreshes list
 //! the run directory's names and read only the results of runs not yet seen (a run still going
-//! is looked at again next time). Runs removed by retention are forgotten; the times they set
-//! are kept.
+//! is looked at again next time). The listing itself is skipped while the run directory is
+//! unchanged (its mtime), no run seen is still going, and less than [`RELIST_SECS`] passed.
+//! Runs removed by retention are forgotten; the times they set are kept.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -17,6 +19,9 @@ use crate::base::ledger::Ledger;
 
 /// Results read by one refresh at most: a large history is read over several scrapes.
 pub(crate) const READS_PER_REFRESH: usize = 2000;
+
+/// The run directory is listed at least this often, whatever its mtime says.
+pub(crate) const RELIST_SECS: u64 = 60;
 
 /// Outcomes that count as the goal succeeding.
 const SUCCESS: &[&str] = &["ok", "fixed", "no_action"];
@@ -35,29 +40,50 @@ pub(crate) struct GoalTimes {
     seen: BTreeSet<String>,
     pub(crate) last_run: BTreeMap<String, i64>,
     pub(crate) last_success: BTreeMap<String, i64>,
+    /// The last listing: when, the run directory's mtime then, and whether it left work (a run
+    /// still going, or results beyond the read cap).
+    listed: Option<(Instant, Option<SystemTime>, bool)>,
 }
 
 impl GoalTimes {
     pub(crate) fn refresh(&mut self, ledger: &Ledger) {
+        let mtime = std::fs::metadata(ledger.runs_dir())
+            .and_then(|m| m.modified())
+            .ok();
+        if let Some((at, seen_mtime, false)) = self.listed
+            && seen_mtime == mtime
+            && mtime.is_some()
+            && at.elapsed() < Duration::from_secs(RELIST_SECS)
+        {
+            return;
+        }
+        let left_work = self.read_new(ledger);
+        self.listed = Some((Instant::now(), mtime, left_work));
+    }
+
+    /// Reads the results not read yet; whether any run is still going or left unread.
+    fn read_new(&mut self, ledger: &Ledger) -> bool {
         let ids = match ledger.run_ids() {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!("metrics: cannot list the runs: {e}");
-                return;
+                return true;
             }
         };
         let present: BTreeSet<&String> = ids.iter().collect();
         self.seen.retain(|id| present.contains(id));
-        let mut reads = 0;
+        let (mut reads, mut left_work) = (0, false);
         for id in ids.iter().rev() {
-            if reads == READS_PER_REFRESH {
-                break;
-            }
             if self.seen.contains(id) {
                 continue;
             }
+            if reads == READS_PER_REFRESH {
+                left_work = true;
+                break;
+            }
             let Ok(run) = ledger.run(id) else { continue };
             if !run.exists("result.json") {
+                left_work = true;
                 continue;
             }
             reads += 1;
@@ -67,6 +93,7 @@ impl GoalTimes {
                 Err(e) => tracing::warn!("metrics: run {id}: {e}"),
             }
         }
+        left_work
     }
 
     fn record(&mut self, goal: &str, outcome: &str, finished: OffsetDateTime) {
