@@ -121,6 +121,12 @@ pub struct ServeConfig {
     /// Each scheduled fire first waits a random 0..=N seconds (systemd's `RandomizedDelaySec=`),
     /// so hosts that share a schedule do not all call the model at the same moment.
     pub scheduler_random_delay_secs: u64,
+    /// The web page's login token (else `$STEWARD_UI_TOKEN_FILE`, else the systemd credential
+    /// `ui-token`): the page is served only when one is configured.
+    pub ui_token_file: Option<PathBuf>,
+    /// The address operators reach the daemon at (e.g. `https://steward.example.org`): the
+    /// page's links and its origin check; `https` marks the session cookie `Secure`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +258,8 @@ impl Default for ServeConfig {
             paused: false,
             scheduler: true,
             scheduler_random_delay_secs: 0,
+            ui_token_file: None,
+            public_url: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod boundary;
 pub mod change;
 pub mod incident;
 pub mod judge;
+pub mod knowledge;
 pub mod liveness;
 pub mod memory;
 pub mod prompt;

@@ -130,6 +130,7 @@ impl Daemon {
             .map_err(|_| ServeError::BadListen(listen_text.clone()))?;
         let tokens = Tokens::load(&opts, &cfg)?;
         tokens.log();
+        let ui = super::ui::Ui::open(&cfg, &tokens)?.map(Arc::new);
         let caps = connection_caps(&cfg)?;
         std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ServeError::Io {
             what: format!("cannot create {}", cfg.state_dir.display()),
@@ -161,6 +162,7 @@ impl Daemon {
             metrics: metrics::Metrics::new(),
             schedule: RwLock::new(Arc::new(entries)),
             rescheduled: Notify::new(),
+            ui,
         });
         Ok(Daemon {
             shared,
@@ -347,6 +349,10 @@ impl Running {
         stop: &mut Stop,
     ) -> String {
         let _ = self.stop_tx.send(true);
+        // The page's live streams would hold their connections open past the stop.
+        if let Some(ui) = &shared.ui {
+            let _ = ui.stopping.send(true);
+        }
         let stopping = Stopping {
             grace,
             kill_grace,
