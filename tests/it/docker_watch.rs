@@ -69,13 +69,25 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn run(engine: &Podman, args: &[&str]) {
-    let out = engine.podman(args);
+/// `sh -c SCRIPT` in a new container NAME, detached, without a network, with `extra` flags.
+fn start(engine: &Podman, name: &str, extra: &[&str], script: &str) {
+    let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+    let out = engine.podman(&args);
     assert!(
         out.status.success(),
         "podman {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The first incident of `container` that `ready` accepts, waiting for it.
+fn incident_of(env: &Env, container: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("an incident of {container}"), || {
+        let all = incidents(env);
+        of(&all, container).into_iter().find(|i| ready(i)).cloned()
+    })
 }
 
 fn docker_signals(env: &Env) -> Vec<Value> {
@@ -110,38 +122,14 @@ fn crashes_are_captured_classified_routed_and_survive_an_engine_restart() {
     let _daemon = serve(&env);
 
     // A crash: exit 137 without an OOM kill is `killed`; its last words are in the capture.
-    run(
-        &engine,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            "crash",
-            IMAGE,
-            "sh",
-            "-c",
-            "echo starting; echo 'panic: last words' >&2; exit 137",
-        ],
-    );
-    let crash = wait_for("the crash's incident with its second capture", || {
-        let all = incidents(&env);
-        of(&all, "crash")
-            .first()
-            .filter(|i| !i["logs_after"].is_null())
-            .map(|i| (*i).clone())
-    });
+    let last_words = "echo starting; echo 'panic: last words' >&2; exit 137";
+    start(&engine, "crash", &[], last_words);
+    let crash = incident_of(&env, "crash", |i| !i["logs_after"].is_null());
     assert_eq!(crash["class"], "killed", "{crash:#}");
     assert_eq!(crash["exit_code"], 137);
     assert_eq!(crash["intentional"], false);
-    assert!(
-        crash["logs_at_death"]
-            .as_str()
-            .unwrap()
-            .contains("panic: last words"),
-        "{crash:#}"
-    );
+    let logs = crash["logs_at_death"].as_str().unwrap();
+    assert!(logs.contains("panic: last words"), "{crash:#}");
     assert_eq!(crash["log_patterns"], serde_json::json!(["panic:"]));
     assert!(crash["signal"].is_string(), "a crash is raised: {crash:#}");
     let routed = wait_for("the crash's routing", || {
@@ -152,81 +140,43 @@ fn crashes_are_captured_classified_routed_and_survive_an_engine_restart() {
     assert_eq!(routed["decision"], "enqueue", "{routed:#}");
 
     // Stopped on purpose: a kill event (SIGTERM) before the death; recorded, not raised.
-    run(
+    start(
         &engine,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            "stopper",
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'exit 143' TERM; while true; do sleep 1; done",
-        ],
+        "stopper",
+        &[],
+        "trap 'exit 143' TERM; while true; do sleep 1; done",
     );
     std::thread::sleep(Duration::from_millis(500));
-    run(&engine, &["kill", "--signal", "TERM", "stopper"]);
-    let stopped = wait_for("the stop's incident", || {
-        let all = incidents(&env);
-        of(&all, "stopper").first().map(|i| (*i).clone())
-    });
+    let out = engine.podman(&["kill", "--signal", "TERM", "stopper"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped = incident_of(&env, "stopper", |_| true);
     assert_eq!(stopped["intentional"], true, "{stopped:#}");
     assert_eq!(stopped["class"], "terminated");
     assert!(stopped["signal"].is_null(), "{stopped:#}");
 
     // A crash loop under a restart policy: the third death in the window is acute flapping.
-    run(
+    start(
         &engine,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--restart",
-            "on-failure:4",
-            "--name",
-            "loop",
-            IMAGE,
-            "sh",
-            "-c",
-            "echo boom; exit 2",
-        ],
+        "loop",
+        &["--restart", "on-failure:4"],
+        "echo boom; exit 2",
     );
-    wait_for("acute flapping", || {
-        let all = incidents(&env);
-        of(&all, "loop")
-            .iter()
-            .any(|i| i["flapping"] == "acute")
-            .then_some(())
-    });
+    incident_of(&env, "loop", |i| i["flapping"] == "acute");
 
     // A memory limit: the kernel kills it with 137. Where the engine reports the OOM kill (the
     // flag or an `oom` event) it is `oom`; podman 4.3 on cgroupfs here reports neither, so the
     // honest class is `killed`.
-    run(
+    start(
         &engine,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--memory",
-            "8m",
-            "--name",
-            "hog",
-            IMAGE,
-            "sh",
-            "-c",
-            "x=a; while true; do x=$x$x; done",
-        ],
+        "hog",
+        &["--memory", "8m"],
+        "x=a; while true; do x=$x$x; done",
     );
-    let hog = wait_for("the memory hog's death", || {
-        let all = incidents(&env);
-        of(&all, "hog").first().map(|i| (*i).clone())
-    });
+    let hog = incident_of(&env, "hog", |_| true);
     let expected = if hog["oom_killed"] == true {
         "oom"
     } else {
@@ -237,25 +187,8 @@ fn crashes_are_captured_classified_routed_and_survive_an_engine_restart() {
     // The engine restarts; the watch reconnects, misses nothing and repeats nothing.
     let before = incidents(&env).len();
     engine.restart_service();
-    run(
-        &engine,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            "segv",
-            IMAGE,
-            "sh",
-            "-c",
-            "echo 'Out of memory?' ; exit 139",
-        ],
-    );
-    let segv = wait_for("the crash after the restart", || {
-        let all = incidents(&env);
-        of(&all, "segv").first().map(|i| (*i).clone())
-    });
+    start(&engine, "segv", &[], "echo 'Out of memory?' ; exit 139");
+    let segv = incident_of(&env, "segv", |_| true);
     assert_eq!(segv["class"], "segfault", "{segv:#}");
     let all = incidents(&env);
     assert_eq!(
