@@ -202,6 +202,7 @@ impl Watch {
             logs_at_death,
             logs_error,
             capture_ms: 0,
+            captured: OffsetDateTime::now_utc(),
             logs_after: None,
             signal: None,
         };
@@ -212,6 +213,7 @@ impl Watch {
     fn write(&self, mut incident: Incident, received: Option<Instant>) -> Incident {
         if let Some(r) = received {
             incident.capture_ms = u64::try_from(r.elapsed().as_millis()).unwrap_or(u64::MAX);
+            incident.captured = OffsetDateTime::now_utc();
         }
         if let Err(e) = IncidentStore::new(&self.state_dir).write(&incident) {
             tracing::error!(incident = %incident.id, "cannot record the incident: {e}");

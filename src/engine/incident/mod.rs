@@ -57,6 +57,10 @@ pub struct Incident {
     pub logs_error: Option<String>,
     /// Milliseconds from receiving the `die` event to this record being written.
     pub capture_ms: u64,
+    /// When the first capture was written (wall clock: against `died`, the latency from the
+    /// engine's event).
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured: OffsetDateTime,
     /// The second capture, `docker.recapture_secs` later (the restarted container's lines).
     #[serde(default)]
     pub logs_after: Option<String>,
