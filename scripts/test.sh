@@ -35,7 +35,11 @@ as_root() {
 # python3-aiosmtpd: the loopback SMTP server email notifications are delivered to in
 # tests/it/notify.rs (run with Debian's /usr/bin/python3).
 APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager
-  podman runc busybox-static docker-compose python3-aiosmtpd)
+  podman runc busybox-static docker-compose python3-aiosmtpd
+  # tests/it/alert_metrics.rs: promtool check/test rules on triggers/steward-alerts.yml
+  prometheus
+  # tests/it/packaging.rs: the man page renders with `man -l`
+  man-db groff-base)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

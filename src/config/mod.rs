@@ -5,6 +5,7 @@
 //! are rejected with the file, line and key.
 
 pub mod change;
+pub mod docker;
 pub mod maintenance;
 pub mod notify;
 pub mod report;
@@ -71,6 +72,7 @@ pub struct Config {
     /// `[[notify]]`: the notification targets (see `config/notify.rs`).
     pub notify: Vec<notify::NotifyTarget>,
     pub report: report::ReportConfig,
+    pub docker: docker::DockerConfig,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -122,7 +124,11 @@ pub struct ServeConfig {
     /// Each scheduled fire first waits a random 0..=N seconds (systemd's `RandomizedDelaySec=`),
     /// so hosts that share a schedule do not all call the model at the same moment.
     pub scheduler_random_delay_secs: u64,
-    /// The page's base URL (`https://steward.example.org`), for links in notifications.
+    /// The web page's login token (else `$STEWARD_UI_TOKEN_FILE`, else the systemd credential
+    /// `ui-token`): the page is served only when one is configured.
+    pub ui_token_file: Option<PathBuf>,
+    /// The address operators reach the daemon at (e.g. `https://steward.example.org`): the
+    /// page's links and its origin check; `https` marks the session cookie `Secure`.
     pub public_url: Option<String>,
 }
 
@@ -255,6 +261,7 @@ impl Default for ServeConfig {
             paused: false,
             scheduler: true,
             scheduler_random_delay_secs: 0,
+            ui_token_file: None,
             public_url: None,
         }
     }
@@ -308,6 +315,7 @@ impl Default for Config {
             change: ChangeConfig::default(),
             notify: Vec::new(),
             report: report::ReportConfig::default(),
+            docker: docker::DockerConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::defs::schedule::ScheduleError;
 
 mod auth;
 mod conn;
+mod docker;
 mod handlers;
 mod health;
 mod lifecycle;
@@ -27,6 +28,7 @@ mod routing;
 mod scheduler;
 mod shared;
 mod stopping;
+mod ui;
 mod upkeep;
 mod worker;
 
@@ -57,6 +59,8 @@ pub enum ServeError {
     },
     #[error("webhook token file {path}: {message}")]
     Token { path: PathBuf, message: String },
+    #[error("UI token file {path}: {message}")]
+    UiToken { path: PathBuf, message: String },
     #[error("state_dir changed from {from} to {to}: that needs a restart, not a reload")]
     StateDirChanged { from: PathBuf, to: PathBuf },
     #[error("{what}: {source}")]

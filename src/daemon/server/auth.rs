@@ -47,7 +47,7 @@ impl Endpoint {
 /// The token's digest: comparing digests in constant time hides the token's length as well.
 pub(super) type TokenDigest = [u8; 32];
 
-fn digest(bytes: &[u8]) -> TokenDigest {
+pub(super) fn digest(bytes: &[u8]) -> TokenDigest {
     Sha256::digest(bytes).into()
 }
 
@@ -128,6 +128,11 @@ impl Tokens {
         }
     }
 
+    /// Every webhook token configured: the UI token must differ from each.
+    pub fn configured(&self) -> Vec<TokenDigest> {
+        Endpoint::ALL.iter().filter_map(|e| self.get(*e)).collect()
+    }
+
     pub fn get(&self, endpoint: Endpoint) -> Option<TokenDigest> {
         match endpoint {
             Endpoint::Alertmanager => self.alertmanager,
@@ -159,7 +164,8 @@ fn shared_path(opts: &ServeOptions, cfg: &Config) -> Option<PathBuf> {
     credential("webhook-token")
 }
 
-fn credential(name: &str) -> Option<PathBuf> {
+/// `$CREDENTIALS_DIRECTORY/NAME` when that file exists (systemd's `LoadCredential=`).
+pub(super) fn credential(name: &str) -> Option<PathBuf> {
     let cred = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?).join(name);
     cred.is_file().then_some(cred)
 }

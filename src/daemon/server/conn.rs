@@ -105,6 +105,7 @@ pub struct Bounds {
 pub async fn serve<L>(mut listener: L, app: Router, bounds: Bounds, mut stop: watch::Receiver<bool>)
 where
     L: Listener,
+    L::Addr: Clone + Send + Sync + 'static,
 {
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let graceful = GracefulShutdown::new();
@@ -123,11 +124,15 @@ where
         };
         // axum's accept retries errors itself (after a second when out of descriptors).
         let io = tokio::select! {
-            (io, _addr) = listener.accept() => io,
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let conn =
-            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone()));
+        let (io, addr) = io;
+        let service = WithPeer {
+            inner: TowerToHyperService::new(app.clone()),
+            peer: addr,
+        };
+        let conn = builder.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -146,6 +151,29 @@ where
             "connections still open {} s after the stop: left to end with the process",
             SHUTDOWN_WAIT.as_secs()
         );
+    }
+}
+
+/// A connection's service that gives each request its peer address (axum's `ConnectInfo`): the
+/// page's login limits count failures per address, and its approvals ask who is calling.
+struct WithPeer<S, A> {
+    inner: S,
+    peer: A,
+}
+
+impl<S, A, B> hyper::service::Service<hyper::Request<B>> for WithPeer<S, A>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+    A: Clone + Send + Sync + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: hyper::Request<B>) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer.clone()));
+        self.inner.call(req)
     }
 }
 

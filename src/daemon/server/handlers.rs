@@ -187,6 +187,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             .depth
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
+    shared.metrics.scrape(&shared.ledger);
     let mut text = String::new();
     if encode(&mut text, &shared.metrics.registry).is_err() {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");
@@ -202,12 +203,17 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 pub(super) fn app(shared: Arc<Shared>) -> HttpRouter {
-    HttpRouter::new()
+    let hooks = HttpRouter::new()
         .route("/hooks/alertmanager", post(hook_alertmanager))
         .route("/hooks/generic", post(hook_generic))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(shared)
+        .with_state(shared.clone());
+    // The web page, only when a UI token is configured.
+    match super::ui::router(shared) {
+        Some(pages) => hooks.merge(pages),
+        None => hooks,
+    }
 }
 
 pub(super) fn local_app(shared: Arc<Shared>) -> HttpRouter {

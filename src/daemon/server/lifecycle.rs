@@ -17,7 +17,9 @@ use super::auth::Tokens;
 use super::routing::{self, RouteRequest};
 use super::shared::{Shared, scheduled};
 use super::stopping::{Signals, Stop, Stopping};
-use super::{ServeError, ServeOptions, conn, handlers, health, metrics, scheduler, upkeep, worker};
+use super::{
+    ServeError, ServeOptions, conn, docker, handlers, health, metrics, scheduler, upkeep, worker,
+};
 use crate::base::cancel::Canceller;
 use crate::base::ledger::Ledger;
 use crate::config::Config;
@@ -112,6 +114,7 @@ struct Running {
     timer: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
     notify: tokio::task::JoinHandle<()>,
+    docker: tokio::task::JoinHandle<()>,
     routing: Vec<std::thread::JoinHandle<()>>,
     canceller: Canceller,
 }
@@ -128,6 +131,7 @@ impl Daemon {
             .map_err(|_| ServeError::BadListen(listen_text.clone()))?;
         let tokens = Tokens::load(&opts, &cfg)?;
         tokens.log();
+        let ui = super::ui::Ui::open(&cfg, &tokens)?.map(Arc::new);
         let caps = connection_caps(&cfg)?;
         std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ServeError::Io {
             what: format!("cannot create {}", cfg.state_dir.display()),
@@ -159,6 +163,7 @@ impl Daemon {
             metrics: metrics::Metrics::new(),
             schedule: RwLock::new(Arc::new(entries)),
             rescheduled: Notify::new(),
+            ui,
         });
         Ok(Daemon {
             shared,
@@ -302,6 +307,7 @@ fn spawn(
         shared.clone(),
         stop_rx.clone(),
     ));
+    let docker = tokio::spawn(docker::docker(shared.clone(), stop_rx.clone()));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
     Ok(Running {
         stop_tx,
@@ -311,6 +317,7 @@ fn spawn(
         timer,
         retention,
         notify,
+        docker,
         routing,
         canceller,
     })
@@ -348,6 +355,10 @@ impl Running {
         stop: &mut Stop,
     ) -> String {
         let _ = self.stop_tx.send(true);
+        // The page's live streams would hold their connections open past the stop.
+        if let Some(ui) = &shared.ui {
+            let _ = ui.stopping.send(true);
+        }
         let stopping = Stopping {
             grace,
             kill_grace,
@@ -360,6 +371,7 @@ impl Running {
         let _ = self.timer.await;
         let _ = self.retention.await;
         let _ = self.notify.await;
+        let _ = self.docker.await;
         // Every request is answered by now: close the routing and let its threads finish.
         if let Ok(mut routing) = shared.routing.lock() {
             routing.take();

@@ -37,6 +37,8 @@ pub(super) struct Shared {
     /// The scheduled goals; replaced on reload, and `rescheduled` tells the scheduler.
     pub(super) schedule: RwLock<Arc<Vec<schedule::Entry>>>,
     pub(super) rescheduled: Notify,
+    /// The web page, when a UI token is configured (loaded at start; a reload keeps it).
+    pub(super) ui: Option<Arc<super::ui::Ui>>,
 }
 
 /// The scheduled goals of a configuration: none when `[serve] scheduler = false`.
