@@ -786,3 +786,72 @@ fn the_page_is_off_without_a_token_and_a_bad_one_stops_the_start() {
         );
     }
 }
+
+/// The UI token file is a secret to every run's agent, even inside its read roots: reading it
+/// with the Read tool or `cat` is denied and audited, and the token never reaches the model.
+#[test]
+fn the_agent_cannot_read_the_ui_token_file() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let env = web_env(&claude);
+    // In the workspace, where the goal may read, under a name no bundled secret pattern has.
+    let ws = env.dir.path().join("workspace");
+    let token_file = ws.join("page-login");
+    std::fs::write(&token_file, format!("{UI_TOKEN}\n")).unwrap();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let old = env.dir.path().join("ui-token");
+    std::fs::write(
+        &env.config,
+        text.replace(
+            &old.display().to_string(),
+            &token_file.display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        env.dir.path().join("goals").join("look.md"),
+        "+++\ndescription = \"look around\"\ntools = [\"Bash\", \"Read\"]\nmax_turns = 6\n\n\
+         [policy]\nallow = [\"cat FILE\"]\nread = [\"{workspace}\"]\n+++\nLook around.\n",
+    )
+    .unwrap();
+    let f = token_file.display().to_string();
+    let scenario = format!(
+        r#"
+[[turn]]
+[[turn.tool_use]]
+name = "Read"
+id = "toolu_read_token"
+input = {{ file_path = "{f}" }}
+[[turn.tool_use]]
+name = "Bash"
+id = "toolu_cat_token"
+input = {{ command = "cat {f}", description = "read it" }}
+
+[[turn]]
+verdict = {{ status = "ok", summary = "looked", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }}
+"#
+    );
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    point_at(&env, &model);
+    let report = steward_json(&env, &["run", "look", "--force-model"]);
+    let id = report["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let audit = std::fs::read_to_string(env.run_dir(id).join("audit.jsonl")).unwrap();
+    for call in ["toolu_read_token", "toolu_cat_token"] {
+        let entry: Value = audit
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|e| e["tool_use_id"] == call)
+            .unwrap_or_else(|| panic!("{call} not audited:\n{audit}"));
+        assert_eq!(entry["decision"], "deny", "{call}: {entry:#}");
+        assert!(
+            entry["reason"].as_str().unwrap().contains("secret"),
+            "{call}: {entry:#}"
+        );
+    }
+    assert!(
+        !model.requests().to_string().contains(UI_TOKEN),
+        "the UI token reached the model"
+    );
+}
