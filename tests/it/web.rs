@@ -348,21 +348,35 @@ impl Drop for Browser {
     }
 }
 
-/// A page on another loopback origin that posts a form to the daemon as soon as it loads.
-fn foreign_page(target: &str) -> (String, std::thread::JoinHandle<()>) {
+/// A page on another loopback origin that posts a form to the daemon as soon as it loads;
+/// served until the returned flag is set.
+fn foreign_page(
+    target: &str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let html = format!(
         "<!doctype html><html><body><form id=f method=post action=\"{target}\">\
          <input name=csrf value=guessed><input name=reason value=forged></form>\
          <script>document.getElementById('f').submit()</script></body></html>"
     );
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
     let handle = std::thread::spawn(move || {
-        // One page, then done (favicon requests get the same page; harmless).
-        for _ in 0..2 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
             let Ok((mut s, _)) = listener.accept() else {
-                return;
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
             };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let _ = write!(
@@ -372,7 +386,7 @@ fn foreign_page(target: &str) -> (String, std::thread::JoinHandle<()>) {
             );
         }
     });
-    (url, handle)
+    (url, done, handle)
 }
 
 /// The session cookie and CSRF token of a login made with reqwest.
@@ -535,7 +549,7 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
 
     // Another loopback origin posts to the page: the browser sends the (SameSite=Strict)
     // cookie, since it is the same site, but not the same origin: refused and recorded.
-    let (foreign, server) = foreign_page(&format!("{url}/logout"));
+    let (foreign, done, server) = foreign_page(&format!("{url}/logout"));
     b.goto(&foreign).await;
     b.wait_js(
         "the refusal",
@@ -545,7 +559,8 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
     .await;
     let page = b.text().await;
     assert!(page.contains("Sec-Fetch-Site is same-site"), "{page}");
-    let _ = server.join();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
     let refused = events(&env.state(), "ui_refused");
     assert!(
         refused.iter().any(|e| e["request"] == "logout"),
