@@ -11,6 +11,7 @@
 mod approvals;
 pub(in crate::daemon::server) mod csrf;
 mod decide;
+mod knowledge;
 pub(in crate::daemon::server) mod limit;
 mod live;
 mod login;
@@ -168,6 +169,9 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .route("/actions/{id}/reject", post(decide::reject_action))
         .route("/changes/{id}/approve", post(decide::approve_change))
         .route("/changes/{id}/reject", post(decide::reject_change))
+        .route("/knowledge", get(knowledge::page))
+        .route("/knowledge/{id}/accept", post(knowledge::accept))
+        .route("/knowledge/{id}/reject", post(knowledge::reject))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);
