@@ -468,9 +468,22 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
     b.screenshot("login").await;
     b.type_into("#token", "not-the-token-at-all").await;
     b.click("#login").await;
+    // A click does not wait for the answer: wait for the page it brings.
+    b.wait_js(
+        "the refused login",
+        "return document.getElementById('login-error') !== null",
+        20,
+    )
+    .await;
     assert!(b.text().await.contains("wrong token"), "{}", b.text().await);
     b.type_into("#token", UI_TOKEN).await;
     b.click("#login").await;
+    b.wait_js(
+        "the approvals page",
+        "return document.title.indexOf('Approvals') === 0",
+        20,
+    )
+    .await;
     assert!(b.url().await.ends_with("/approvals"), "{}", b.url().await);
     let page = b.text().await;
     assert!(page.contains(&action) && page.contains("touch"), "{page}");
