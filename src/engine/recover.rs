@@ -183,6 +183,7 @@ fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, Run
         claude_exit_code: None,
     };
     run.write_json("result.json", &result)?;
+    crate::engine::catalog::record(ledger, &result);
     ledger.event(
         "run_finished",
         Some(&run.id),
