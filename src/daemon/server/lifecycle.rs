@@ -160,6 +160,7 @@ impl Daemon {
             schedule: RwLock::new(Arc::new(entries)),
             rescheduled: Notify::new(),
             ui,
+            catalog: Mutex::new(None),
         });
         Ok(Daemon {
             shared,
@@ -300,6 +301,7 @@ fn spawn(
     ));
     let timer = tokio::spawn(scheduler::scheduler(shared.clone(), stop_rx.clone()));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
+    super::ui::runs::warm(shared);
     Ok(Running {
         stop_tx,
         http,

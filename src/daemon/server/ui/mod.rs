@@ -8,10 +8,13 @@
 //! by [`UiState::refuse_post`] (Origin, `Sec-Fetch-Site`, the session's CSRF token); every answer
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
+mod chart;
 pub(in crate::daemon::server) mod csrf;
 pub(in crate::daemon::server) mod limit;
 mod login;
+pub(in crate::daemon::server) mod runs;
 pub(in crate::daemon::server) mod session;
+mod signals;
 pub(in crate::daemon::server) mod templates;
 pub(in crate::daemon::server) mod token;
 
@@ -147,26 +150,14 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
     let ui = shared.ui.clone()?;
     let state = UiState { shared, ui };
     let pages = HttpRouter::new()
-        .route("/", get(index))
+        .merge(runs::routes())
+        .merge(signals::routes())
         .route("/assets/{name}", get(templates::asset))
         .merge(login::routes())
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);
     Some(pages)
-}
-
-/// `GET /`: the runs list's place until it lands.
-async fn index(
-    axum::extract::State(state): axum::extract::State<UiState>,
-    session: Session,
-) -> Response {
-    state.message(
-        StatusCode::OK,
-        Some(&session),
-        "Runs",
-        "The runs list is not built yet.",
-    )
 }
 
 /// Every page's answer: scripts, styles, images and forms from this origin only, never framed,
