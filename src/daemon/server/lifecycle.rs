@@ -346,6 +346,10 @@ impl Running {
         stop: &mut Stop,
     ) -> String {
         let _ = self.stop_tx.send(true);
+        // The page's live streams would hold their connections open past the stop.
+        if let Some(ui) = &shared.ui {
+            let _ = ui.stopping.send(true);
+        }
         let stopping = Stopping {
             grace,
             kill_grace,

@@ -8,10 +8,15 @@
 //! by [`UiState::refuse_post`] (Origin, `Sec-Fetch-Site`, the session's CSRF token); every answer
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
+mod approvals;
 mod chart;
 pub(in crate::daemon::server) mod csrf;
+mod decide;
 pub(in crate::daemon::server) mod limit;
+mod live;
 mod login;
+mod peer;
+mod run_page;
 pub(in crate::daemon::server) mod runs;
 pub(in crate::daemon::server) mod session;
 mod signals;
@@ -24,7 +29,7 @@ use axum::Router as HttpRouter;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
 use super::ServeError;
@@ -42,6 +47,10 @@ pub(in crate::daemon::server) struct Ui {
     pub sessions: session::Sessions,
     pub logins: limit::Limiter,
     token: TokenDigest,
+    /// Slots of `/live` connections.
+    pub live_slots: Arc<tokio::sync::Semaphore>,
+    /// Turns true when the daemon stops: the live streams end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// `serve.public_url` at start: the allowed origin behind a proxy, and `Secure` cookies.
     pub public_url: Option<String>,
 }
@@ -67,6 +76,8 @@ impl Ui {
             tera,
             sessions: session::Sessions::default(),
             logins: limit::Limiter::default(),
+            live_slots: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE)),
+            stopping: tokio::sync::watch::Sender::new(false),
             token,
             public_url: cfg.serve.public_url.clone(),
         }))
@@ -154,6 +165,13 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .merge(signals::routes())
         .route("/assets/{name}", get(templates::asset))
         .merge(login::routes())
+        .route("/approvals", get(approvals::page))
+        .route("/runs/{id}", get(run_page::page))
+        .route("/live", get(live::live))
+        .route("/actions/{id}/approve", post(decide::approve_action))
+        .route("/actions/{id}/reject", post(decide::reject_action))
+        .route("/changes/{id}/approve", post(decide::approve_change))
+        .route("/changes/{id}/reject", post(decide::reject_change))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);

@@ -134,4 +134,42 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>alert"), "{html}");
     }
+
+    /// The approvals page and its change card render from records as serde writes them.
+    #[test]
+    fn approvals_render_actions_and_changes() {
+        let tera = engine().unwrap();
+        let mut ctx = context(None);
+        ctx.insert("csrf", "tok");
+        ctx.insert("single", &false);
+        let action = serde_json::json!({"id": "a1", "state": "pending", "argv": ["systemctl", "restart", "x<y>"],
+            "rationale": "r", "subjects": ["s"], "who_runs": "w", "checks": [], "state_fingerprint": "fp",
+            "goal": "g", "run_id": "run1", "created_text": "t", "expires_text": "t", "is_pending": true,
+            "execution": {"exit_code": 0, "duration_ms": 5, "timed_out": false, "checks_passed": true,
+                "stdout": "out", "stderr": ""}});
+        let change = serde_json::json!({"id": "c1", "state": "pending", "intent": "fix", "goal": "g",
+            "run": "r", "subject": "s", "profile": "command", "workspace": "/w", "base": "0123456789abcdef",
+            "head": "fedcba9876543210", "diff_sha256": "d", "files": [{"path": "a", "status": "M",
+            "added": 1, "removed": 0}], "blast_radius": {"units": [], "notes": ["n"]},
+            "rollback_text": "{}", "expires_text": "t", "validation": [], "steps": [], "is_pending": true,
+            "diff_lines": [{"class": "add", "text": "+x"}], "diff_matches": true});
+        ctx.insert("actions", &vec![action]);
+        ctx.insert("changes", &vec![change.clone()]);
+        let html = tera.render("approvals.html", &ctx).unwrap();
+        assert!(
+            html.contains("x&lt;y&gt;") && html.contains("/changes/c1/approve"),
+            "{html}"
+        );
+        assert!(html.contains("<span class=\"add\">+x</span>"), "{html}");
+        ctx.insert("change", &change);
+        ctx.insert("c", &change);
+        ctx.insert("confirming", &true);
+        ctx.insert("binding", "d");
+        let html = tera.render("confirm_change.html", &ctx).unwrap();
+        assert!(html.contains("name=\"binding\" value=\"d\""), "{html}");
+        assert!(
+            !html.contains("/changes/c1/reject"),
+            "no second form while confirming"
+        );
+    }
 }
