@@ -9,6 +9,7 @@
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
 mod approvals;
+mod bench;
 mod chart;
 pub(in crate::daemon::server) mod csrf;
 mod decide;
@@ -171,7 +172,8 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .route("/actions/{id}/approve", post(decide::approve_action))
         .route("/actions/{id}/reject", post(decide::reject_action))
         .route("/changes/{id}/approve", post(decide::approve_change))
-        .route("/changes/{id}/reject", post(decide::reject_change))
+        .route("/changes/{id}/reject", post(decide::reject_change));
+    let pages = bench::wrap(pages, &state)
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);
