@@ -283,6 +283,21 @@ mod tests {
     }
 
     #[test]
+    fn a_recovered_run_enters_the_run_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let mut catalog = crate::engine::catalog::Catalog::open(&ledger).unwrap();
+        let dead = dead_run(&ledger, "agent", None);
+        assert_eq!(recover_crashed(&ledger).unwrap().len(), 1);
+        catalog.refresh().unwrap();
+        let entry = catalog
+            .get(&dead.id)
+            .expect("the crashed run is in the catalog");
+        assert_eq!(entry.outcome, "crashed");
+        assert_eq!(entry.cost_usd, 0.4);
+    }
+
+    #[test]
     fn a_dead_run_is_recorded_crashed_once_with_what_it_spent() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(dir.path()).unwrap();

@@ -79,9 +79,5 @@ async fn static_page(
             Err(_) => return (StatusCode::NOT_FOUND, "no such page").into_response(),
         },
     };
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
