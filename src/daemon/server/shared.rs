@@ -41,7 +41,7 @@ pub(super) struct Shared {
     pub(super) ui: Option<Arc<super::ui::Ui>>,
     /// The run catalog the runs page reads (opened at start when the page is on, else on first
     /// use; see `engine::catalog`).
-    pub(super) catalog: Mutex<Option<crate::engine::catalog::Catalog>>,
+    pub(super) catalog: Mutex<Option<super::ui::runs::Cached>>,
 }
 
 /// The scheduled goals of a configuration: none when `[serve] scheduler = false`.

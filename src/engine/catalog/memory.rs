@@ -34,6 +34,8 @@ pub struct Catalog {
     offset: u64,
     /// Lines read so far (to name a bad one by its number).
     lines: usize,
+    /// Bumped by every change to the entries: what a cache of derived views is keyed by.
+    version: u64,
 }
 
 impl Catalog {
@@ -48,6 +50,7 @@ impl Catalog {
             seen: None,
             offset: 0,
             lines: 0,
+            version: 0,
         };
         c.load()?;
         if let Some(why) = c.mismatch()? {
@@ -86,6 +89,11 @@ impl Catalog {
 
     pub fn get(&self, id: &str) -> Option<&Entry> {
         self.entries.get(id)
+    }
+
+    /// Changes whenever an entry is added or removed (never goes back).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn len(&self) -> usize {
@@ -130,6 +138,7 @@ impl Catalog {
     fn read_all(&mut self) -> Result<Option<Stale>, CatalogError> {
         self.entries.clear();
         self.agg = Aggregates::default();
+        self.version += 1;
         self.seen = None;
         self.offset = 0;
         self.lines = 0;
@@ -199,6 +208,7 @@ impl Catalog {
             Ok(Line::Removed(id)) => {
                 if let Some(old) = self.entries.remove(&id) {
                     self.agg.sub(&old);
+                    self.version += 1;
                 }
             }
             Ok(Line::Header(_)) => tracing::warn!(
@@ -215,6 +225,7 @@ impl Catalog {
     }
 
     pub(super) fn insert(&mut self, e: Entry) {
+        self.version += 1;
         self.agg.add(&e);
         if let Some(old) = self.entries.insert(e.id.clone(), e) {
             self.agg.sub(&old);

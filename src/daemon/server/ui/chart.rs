@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::runs_table::esc;
 use crate::engine::catalog::DayStats;
 
 const WIDTH: f64 = 760.0;
@@ -56,15 +57,6 @@ fn outcomes_in(days: &[DayStats]) -> Vec<String> {
             .filter(|o| !OUTCOMES.iter().any(|(k, _)| k == o)),
     );
     out
-}
-
-/// Text for SVG (and HTML): `&`, `<`, `>`, quotes escaped.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// The frame every chart shares: the opening tag, the y axis from 0 to `max` (labelled with
@@ -229,6 +221,38 @@ pub(super) fn spend(days: &[DayStats], budget: f64) -> String {
         ty = by - 3.0
     );
     out.push_str("</svg>");
+    out
+}
+
+/// The charts' part of the runs page: both charts, and the same numbers as a table (for
+/// readers without the pictures).
+pub(super) fn section(days: &[DayStats], budget: f64) -> String {
+    let mut out = String::with_capacity(48 * 1024);
+    let _ = write!(
+        out,
+        r#"<figure id="chart-runs">{}</figure><figure id="chart-spend">{}</figure>"#,
+        runs_by_outcome(days),
+        spend(days, budget)
+    );
+    let _ = write!(
+        out,
+        r#"<details><summary>The charts as a table</summary><table id="days"><thead><tr><th>Day</th><th>Runs</th><th>By outcome</th><th>Spend (budget ${budget:.2})</th></tr></thead><tbody>"#
+    );
+    for d in days.iter().rev().filter(|d| d.runs > 0) {
+        let by: Vec<String> = outcomes_in(std::slice::from_ref(d))
+            .iter()
+            .map(|o| format!("{} {}", d.by_outcome.get(o).copied().unwrap_or(0), esc(o)))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<tr data-day="{day}"><td>{day}</td><td>{r}</td><td>{by}</td><td>${s:.4}</td></tr>"#,
+            day = esc(&d.date),
+            r = d.runs,
+            by = by.join(", "),
+            s = d.spend_usd
+        );
+    }
+    out.push_str("</tbody></table></details>");
     out
 }
 

@@ -19,6 +19,7 @@ mod login;
 mod peer;
 mod run_page;
 pub(in crate::daemon::server) mod runs;
+mod runs_table;
 pub(in crate::daemon::server) mod session;
 mod signals;
 pub(in crate::daemon::server) mod templates;

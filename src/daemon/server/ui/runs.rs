@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::session::Session;
 use super::{UiState, chart, templates};
 use crate::daemon::server::shared::Shared;
-use crate::engine::catalog::{Catalog, CatalogError, DayStats, Entry, Menus, Page, Query};
+use crate::engine::catalog::{Catalog, CatalogError, Menus, Page, Query};
 
 /// Rows per page unless `limit` says otherwise, and the most it may say.
 const PAGE: usize = 50;
@@ -44,23 +44,51 @@ pub(in crate::daemon::server) fn warm(shared: &Arc<Shared>) {
     });
 }
 
+/// The catalog as the daemon keeps it, with the charts drawn from it: they change only when
+/// the catalog does (or the day, or the budget), so they are drawn once per change, not per
+/// request.
+pub(in crate::daemon::server) struct Cached {
+    catalog: Catalog,
+    charts: Option<(ChartKey, Arc<str>)>,
+}
+
+/// What the charts depend on: the catalog's version, the last day shown, the budget.
+type ChartKey = (u64, time::Date, u64);
+
+impl Cached {
+    fn charts(&mut self, today: time::Date, budget: f64) -> Arc<str> {
+        let key = (self.catalog.version(), today, budget.to_bits());
+        match &self.charts {
+            Some((k, html)) if *k == key => html.clone(),
+            _ => {
+                let html: Arc<str> = chart::section(&self.catalog.days(today, DAYS), budget).into();
+                self.charts = Some((key, html.clone()));
+                html
+            }
+        }
+    }
+}
+
 /// Runs `f` on the current catalog (opened on first use, refreshed otherwise).
 pub(in crate::daemon::server) fn with_catalog<T>(
     shared: &Shared,
-    f: impl FnOnce(&Catalog) -> T,
+    f: impl FnOnce(&mut Cached) -> T,
 ) -> Result<T, CatalogError> {
     let mut guard = shared
         .catalog
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let catalog = match guard.as_mut() {
+    let cached = match guard.as_mut() {
         Some(c) => {
-            c.refresh()?;
+            c.catalog.refresh()?;
             c
         }
-        None => guard.insert(Catalog::open(&shared.ledger)?),
+        None => guard.insert(Cached {
+            catalog: Catalog::open(&shared.ledger)?,
+            charts: None,
+        }),
     };
-    Ok(f(catalog))
+    Ok(f(cached))
 }
 
 /// The form's fields, as given (empty means no filter).
@@ -156,50 +184,11 @@ pub(super) fn encode(s: &str) -> String {
     out
 }
 
-/// A row of the table, formatted.
-#[derive(Debug, Serialize)]
-struct Row {
-    id: String,
-    started: String,
-    goal: String,
-    subject: String,
-    source: String,
-    outcome: String,
-    cost: String,
-    duration: String,
-    change: Option<String>,
-    actions: usize,
-}
-
-fn row(e: &Entry) -> Row {
-    let t = e.started.to_offset(time::UtcOffset::UTC);
-    Row {
-        id: e.id.clone(),
-        started: format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        goal: e.goal.clone(),
-        subject: e.subject.clone(),
-        source: e.source.clone(),
-        outcome: e.outcome.clone(),
-        cost: format!("${:.4}", e.cost_usd),
-        duration: format!("{:.1}s", e.duration_ms as f64 / 1000.0),
-        change: e.change.clone(),
-        actions: e.actions,
-    }
-}
-
 /// What one request reads from the catalog (under its lock, then rendered outside it).
 struct View {
     page: Page,
     menus: Menus,
-    days: Vec<DayStats>,
+    charts: Arc<str>,
     runs: usize,
 }
 
@@ -215,11 +204,12 @@ async fn page(
         }
     };
     let today = OffsetDateTime::now_utc().date();
+    let budget = state.shared.config().router.daily_budget_usd;
     let view = with_catalog(&state.shared, |c| View {
-        page: c.page(&q),
-        menus: c.menus(),
-        days: c.days(today, DAYS),
-        runs: c.len(),
+        charts: c.charts(today, budget),
+        page: c.catalog.page(&q),
+        menus: c.catalog.menus(),
+        runs: c.catalog.len(),
     });
     let view = match view {
         Ok(v) => v,
@@ -233,16 +223,15 @@ async fn page(
             );
         }
     };
-    let budget = state.shared.config().router.daily_budget_usd;
-    let ctx = context(&session, &params, &q, &view, budget);
+    let ctx = context(&session, &params, &q, &view);
     state.render("runs.html", &ctx)
 }
 
-fn context(session: &Session, params: &Params, q: &Query, v: &View, budget: f64) -> tera::Context {
+fn context(session: &Session, params: &Params, q: &Query, v: &View) -> tera::Context {
     let mut ctx = templates::context(Some(session));
     let p = &v.page;
-    let rows: Vec<Row> = p.entries.iter().map(row).collect();
-    ctx.insert("rows", &rows);
+    let rows = &p.entries;
+    ctx.insert("rows", &super::runs_table::rows(rows));
     ctx.insert("total", &p.total);
     ctx.insert("total_cost", &format!("${:.4}", p.cost_usd));
     ctx.insert("first", &(p.offset + 1).min(p.total));
@@ -254,9 +243,7 @@ fn context(session: &Session, params: &Params, q: &Query, v: &View, budget: f64)
     ctx.insert("older", &older);
     ctx.insert("filters", params);
     ctx.insert("menus", &v.menus);
-    ctx.insert("chart_runs", &chart::runs_by_outcome(&v.days));
-    ctx.insert("chart_spend", &chart::spend(&v.days, budget));
-    ctx.insert("days", &v.days);
-    ctx.insert("budget", &format!("${budget:.2}"));
+    ctx.insert("charts", &*v.charts);
+    ctx.insert("days_shown", &DAYS);
     ctx
 }
