@@ -306,14 +306,19 @@ async fn signals_show_routing_decisions_linked_to_their_runs() {
         assert!(Instant::now() < deadline, "the run never appeared: {html}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (status, html) = get(&c, &format!("{}/signals", d.url), &cookie).await;
-    assert_eq!(status, 200, "{html}");
+    // The job's end (which names the run) is recorded just after the run's result.
+    let link = format!("<a href=\"/runs/{run}\">{run}</a>");
+    let html = loop {
+        let (status, html) = get(&c, &format!("{}/signals", d.url), &cookie).await;
+        assert_eq!(status, 200, "{html}");
+        if html.contains(&link) {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "no link to {run}: {html}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(
         html.contains("<tr data-decision=\"enqueue\" data-source=\"timer\">"),
-        "{html}"
-    );
-    assert!(
-        html.contains(&format!("<a href=\"/runs/{run}\">{run}</a>")),
         "{html}"
     );
     // Filters: no `cooldown` decisions were made.
