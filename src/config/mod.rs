@@ -6,6 +6,7 @@
 
 pub mod change;
 pub mod maintenance;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub struct Config {
     pub serve: ServeConfig,
     pub retention: RetentionConfig,
     pub change: ChangeConfig,
+    pub report: report::ReportConfig,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -306,6 +308,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             retention: RetentionConfig::default(),
             change: ChangeConfig::default(),
+            report: report::ReportConfig::default(),
         }
     }
 }

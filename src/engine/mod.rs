@@ -13,5 +13,6 @@ pub mod memory;
 pub mod prompt;
 pub mod prompt_tool;
 pub mod recover;
+pub mod report;
 pub mod run;
 pub mod run_index;

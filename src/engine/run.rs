@@ -202,6 +202,9 @@ pub async fn execute_until(
         (agent, concluded) = (last, Some(c));
     }
     drop(home);
+    if let Some(change::Concluded::Stopped(stop)) = concluded {
+        return rec.cancelled(stop, Some(agent));
+    }
     if let Some(stop) = stages::agent_stopped(&agent) {
         return rec.cancelled(stop, Some(agent));
     }

@@ -642,3 +642,75 @@ fn a_read_only_git_directory_is_found_before_the_run() {
     assert!(why.contains("cannot write"), "{why}");
     assert!(report["change"].is_null(), "{report:#}");
 }
+
+/// Ctrl-C while a validator runs: its process group is killed at once (not after
+/// `validate_timeout_secs`), nothing is filed, and the run is recorded cancelled.
+#[test]
+fn sigint_during_the_static_phase_kills_the_validator_and_files_nothing() {
+    use std::time::{Duration, Instant};
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let pid_file = env.dir.path().join("validator.pid");
+    let validator = toml_argv(&[
+        "sh",
+        "-c",
+        &format!("echo $$ > {}; exec sleep 600", pid_file.display()),
+    ]);
+    let ws = setup(&env, &goal(&validator, 2));
+    let base = git::stdout(&ws, &["rev-parse", "HEAD"]).trim().to_string();
+    let mut scenario = edit_port("toolu_edit", 8080, 9090);
+    scenario.push_str(VERDICT);
+    let model = ScriptedModel::start(env.dir.path(), &scenario);
+    let mut child = env
+        .steward()
+        .args(["-c", &format!("claude.base_url={}", model.url)])
+        .args(["--json", "run", "port", "--var", "intent=move it"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(120);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<i32>()
+        {
+            break pid;
+        }
+        assert!(Instant::now() < until, "the validator never started");
+        assert!(child.try_wait().unwrap().is_none(), "steward ended first");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let asked = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(asked.elapsed() < Duration::from_secs(60), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["outcome"], "cancelled", "{report:#}");
+    let validator_gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err();
+    assert!(validator_gone, "the validator {pid} outlived the run");
+    let filed = walk_files(&env.state().join("changes"));
+    assert!(filed.is_empty(), "a change was filed: {filed:?}");
+    assert_live_checkout_untouched(&ws, &base);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else if path.extension().is_some_and(|x| x == "json") {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -33,6 +33,7 @@ mod policy_cases;
 mod policy_goals;
 mod policy_hook;
 mod records;
+mod report;
 mod run_e2e;
 mod scripted_server;
 mod serve;

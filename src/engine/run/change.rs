@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use crate::base::cancel::Cancel;
+use crate::base::cancel::{Cancel, Request};
 use crate::base::outcome::{ExitKind, Outcome};
 use crate::defs::change::{ChangeSpec, ProtectedPaths};
 use crate::defs::goal::template::fence;
@@ -43,6 +43,9 @@ pub(super) enum Concluded {
     /// steward could not finish judging or filing the change (git, the store): nothing was
     /// proposed, and the run fails with this reason.
     Broken(String),
+    /// A stop request came while validators ran: their process groups were killed, nothing was
+    /// filed, and the run ends cancelled.
+    Stopped(Request),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,15 +186,22 @@ async fn rounds(
             }
             Judged::Change(diff, files) => (diff, files),
         };
-        let report = static_phase::run(
+        // Validators may run for minutes: a stop request drops them, killing their groups.
+        let phase = static_phase::run(
             &env,
             run.spec.profile,
             &run.worktree.path,
             &run.spec.validate,
             &files,
             round,
-        )
-        .await;
+        );
+        let report = match cancel.or_stop(phase).await {
+            Ok(report) => report,
+            Err(stop) => {
+                discard(run.worktree, false).await;
+                return Ok(Concluded::Stopped(stop));
+            }
+        };
         let passed = static_phase::passed(&report);
         validations.extend(report.validations.iter().cloned());
         if passed {
@@ -505,7 +515,7 @@ async fn discard(worktree: Worktree, delete_branch: bool) {
 /// invalid or refused one is escalated; no change leaves the judge's word as it was.
 pub(super) fn judge_change(judgement: Judgement, concluded: &Concluded) -> Judgement {
     let record = match concluded {
-        Concluded::NoChange => return judgement,
+        Concluded::NoChange | Concluded::Stopped(_) => return judgement,
         Concluded::Broken(why) => {
             return Judgement {
                 outcome: Outcome::Failed,
