@@ -34,6 +34,8 @@ as_root() {
 # applies compose changes with (tests/it/common/podman.rs).
 APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager
   podman runc busybox-static docker-compose)
+# tests/it/web.rs: the web page driven by headless Chromium over WebDriver.
+APT_PACKAGES+=(chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
