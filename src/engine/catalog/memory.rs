@@ -115,12 +115,17 @@ impl Catalog {
     fn rebuild(&mut self, why: &str) -> Result<(), CatalogError> {
         let path = file::path(self.ledger.root());
         let rebuilt = file::rebuild(&self.ledger)?;
-        tracing::warn!(
-            entries = rebuilt.entries.len(),
-            skipped = rebuilt.skipped.len(),
+        let (entries, skipped) = (rebuilt.entries.len(), rebuilt.skipped.len());
+        let what = format!(
             "the run catalog {} {why}: rebuilt from the runs' result.json",
             path.display()
         );
+        // A state directory without one yet (a first start) is no news; anything else is.
+        if why == "is missing" && self.seen.is_none() {
+            tracing::info!(entries, skipped, "{what}");
+        } else {
+            tracing::warn!(entries, skipped, "{what}");
+        }
         for s in &rebuilt.skipped {
             tracing::warn!("left out of the run catalog: {s}");
         }
