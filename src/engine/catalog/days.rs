@@ -3,7 +3,7 @@
 //! and sources (the filter menus), and the totals. Money is summed in micro-dollars, so that
 //! removing an entry takes off exactly what adding it put on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use time::Date;
@@ -25,20 +25,44 @@ struct Day {
     spend: i64,
 }
 
+/// The runs with one value of a field (a goal, an outcome, a source): their ids (start order)
+/// and what they cost, so a filter on that field reads only its own runs.
 #[derive(Debug, Default)]
-pub(super) struct Aggregates {
-    days: BTreeMap<Date, Day>,
-    pub(super) goals: BTreeMap<String, usize>,
-    pub(super) outcomes: BTreeMap<String, usize>,
-    pub(super) sources: BTreeMap<String, usize>,
+pub(super) struct Slice {
+    pub(super) ids: BTreeSet<String>,
     pub(super) cost: i64,
 }
 
-fn up(map: &mut BTreeMap<String, usize>, key: &str) {
+#[derive(Debug, Default)]
+pub(super) struct Aggregates {
+    days: BTreeMap<Date, Day>,
+    pub(super) goals: BTreeMap<String, Slice>,
+    pub(super) outcomes: BTreeMap<String, Slice>,
+    pub(super) sources: BTreeMap<String, Slice>,
+    pub(super) cost: i64,
+}
+
+fn up(map: &mut BTreeMap<String, Slice>, key: &str, e: &Entry) {
+    let slice = map.entry(key.to_string()).or_default();
+    slice.ids.insert(e.id.clone());
+    slice.cost += micros(e.cost_usd);
+}
+
+fn down(map: &mut BTreeMap<String, Slice>, key: &str, e: &Entry) {
+    if let Some(slice) = map.get_mut(key) {
+        slice.ids.remove(&e.id);
+        slice.cost -= micros(e.cost_usd);
+        if slice.ids.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+fn count_up(map: &mut BTreeMap<String, usize>, key: &str) {
     *map.entry(key.to_string()).or_default() += 1;
 }
 
-fn down(map: &mut BTreeMap<String, usize>, key: &str) {
+fn count_down(map: &mut BTreeMap<String, usize>, key: &str) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
@@ -50,26 +74,26 @@ fn down(map: &mut BTreeMap<String, usize>, key: &str) {
 impl Aggregates {
     pub(super) fn add(&mut self, e: &Entry) {
         let day = self.days.entry(e.day()).or_default();
-        up(&mut day.by_outcome, &e.outcome);
+        count_up(&mut day.by_outcome, &e.outcome);
         day.spend += micros(e.cost_usd);
-        up(&mut self.goals, &e.goal);
-        up(&mut self.outcomes, &e.outcome);
-        up(&mut self.sources, &e.source);
+        up(&mut self.goals, &e.goal, e);
+        up(&mut self.outcomes, &e.outcome, e);
+        up(&mut self.sources, &e.source, e);
         self.cost += micros(e.cost_usd);
     }
 
     pub(super) fn sub(&mut self, e: &Entry) {
         let date = e.day();
         if let Some(day) = self.days.get_mut(&date) {
-            down(&mut day.by_outcome, &e.outcome);
+            count_down(&mut day.by_outcome, &e.outcome);
             day.spend -= micros(e.cost_usd);
             if day.by_outcome.is_empty() {
                 self.days.remove(&date);
             }
         }
-        down(&mut self.goals, &e.goal);
-        down(&mut self.outcomes, &e.outcome);
-        down(&mut self.sources, &e.source);
+        down(&mut self.goals, &e.goal, e);
+        down(&mut self.outcomes, &e.outcome, e);
+        down(&mut self.sources, &e.source, e);
         self.cost -= micros(e.cost_usd);
     }
 }

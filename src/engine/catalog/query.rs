@@ -1,7 +1,8 @@
 //! The runs list's questions: a page of entries newest first with filters (goal, outcome,
-//! source, a time range of start days), its totals, and the filter menus. A time range walks only
-//! the ids of its days (ids begin with the start stamp); without filters the totals are the
-//! running ones, so an unfiltered page reads only its own rows.
+//! source, a time range of start days), its totals, and the filter menus. Without filters, or with
+//! one field filter and no days, the totals are running ones and a page reads only its own rows;
+//! otherwise the walk is bounded by the smallest field's runs, or by the ids of the days asked for
+//! (ids begin with the start stamp).
 
 use serde::Serialize;
 use time::Date;
@@ -81,15 +82,48 @@ impl Catalog {
                 .collect();
             return page;
         }
+        let Some(slices) = self.slices(q) else {
+            return page;
+        };
+        // One field filter and no time range: the slice's own count and cost.
+        if let ([only], None, None) = (slices.as_slice(), q.since, q.until) {
+            page.total = only.ids.len();
+            page.cost_usd = usd(only.cost);
+            page.entries = only
+                .ids
+                .iter()
+                .rev()
+                .skip(q.offset)
+                .take(q.limit)
+                .filter_map(|id| self.entries.get(id).cloned())
+                .collect();
+            return page;
+        }
         let lo = q.since.map(id_prefix).unwrap_or_default();
         let hi = q.until.and_then(Date::next_day).map(id_prefix);
-        let range = match &hi {
-            Some(hi) if *hi <= lo => return page,
-            Some(hi) => self.entries.range(lo..hi.clone()),
-            None => self.entries.range(lo..),
+        if hi.as_ref().is_some_and(|hi| *hi <= lo) {
+            return page;
+        }
+        let in_range = |id: &String| *id >= lo && hi.as_ref().is_none_or(|hi| id < hi);
+        // The smallest slice bounds the walk; without one, the range of days.
+        let ids: Box<dyn Iterator<Item = &String>> = match slices.iter().min_by_key(|s| s.ids.len())
+        {
+            Some(s) => Box::new(s.ids.iter().rev().filter(|id| in_range(id))),
+            None => match &hi {
+                Some(hi) => Box::new(
+                    self.entries
+                        .range(lo.clone()..hi.clone())
+                        .rev()
+                        .map(|(k, _)| k),
+                ),
+                None => Box::new(self.entries.range(lo.clone()..).rev().map(|(k, _)| k)),
+            },
         };
         let mut cost = 0i64;
-        for e in range.rev().map(|(_, e)| e).filter(|e| q.matches(e)) {
+        for e in ids
+            .filter_map(|id| self.entries.get(id))
+            .filter(|e| q.matches(e))
+        {
             if page.total >= q.offset && page.entries.len() < q.limit {
                 page.entries.push(e.clone());
             }
@@ -100,8 +134,25 @@ impl Catalog {
         page
     }
 
+    /// The slices of the fields filtered on; `None` when a value has no runs at all.
+    fn slices(&self, q: &Query) -> Option<Vec<&super::days::Slice>> {
+        let mut out = Vec::new();
+        for (want, map) in [
+            (&q.goal, &self.agg.goals),
+            (&q.outcome, &self.agg.outcomes),
+            (&q.source, &self.agg.sources),
+        ] {
+            if let Some(v) = want {
+                out.push(map.get(v)?);
+            }
+        }
+        Some(out)
+    }
+
     pub fn menus(&self) -> Menus {
-        let keys = |m: &std::collections::BTreeMap<String, usize>| m.keys().cloned().collect();
+        let keys = |m: &std::collections::BTreeMap<String, super::days::Slice>| {
+            m.keys().cloned().collect()
+        };
         Menus {
             goals: keys(&self.agg.goals),
             outcomes: keys(&self.agg.outcomes),

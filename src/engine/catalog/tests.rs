@@ -293,6 +293,24 @@ fn pages_are_newest_first_with_filters_and_totals() {
     });
     assert_eq!(backwards.total, 0);
 
+    // A field and a range of days: goal a on the second day (even n in 12..=23).
+    let a_day = c.page(&Query {
+        goal: Some("a".into()),
+        since: Some(time::macros::date!(2026 - 11 - 02)),
+        until: Some(time::macros::date!(2026 - 11 - 02)),
+        limit: 100,
+        ..Query::default()
+    });
+    assert_eq!(a_day.total, 6);
+    assert!(ids(&a_day)[0].ends_with("-000022"));
+    // A value no run has.
+    let none = c.page(&Query {
+        goal: Some("zzz".into()),
+        limit: 100,
+        ..Query::default()
+    });
+    assert_eq!((none.total, none.entries.len()), (0, 0));
+
     let menus = c.menus();
     assert_eq!(menus.goals, ["a", "b"]);
     assert_eq!(menus.outcomes, ["failed", "ok"]);
