@@ -1,6 +1,6 @@
 # steward as a Nix package. Used by the module's default `services.steward.package`:
 #   pkgs.callPackage ./package.nix { }
-{ lib, rustPlatform }:
+{ lib, stdenv, rustPlatform, installShellFiles }:
 
 let
   root = ../.;
@@ -23,6 +23,18 @@ rustPlatform.buildRustPackage {
   # The integration tests drive a pinned Claude Code CLI, systemd-analyze and podman that the Nix
   # sandbox does not have; the library's unit tests run.
   cargoTestFlags = [ "--lib" ];
+
+  # Completions and the man page come from the built binary (`steward completions SHELL`,
+  # `steward man`), so they match its commands; skipped when cross-compiling (it cannot run).
+  nativeBuildInputs = [ installShellFiles ];
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    installShellCompletion --cmd steward \
+      --bash <($out/bin/steward completions bash) \
+      --zsh <($out/bin/steward completions zsh) \
+      --fish <($out/bin/steward completions fish)
+    $out/bin/steward man > steward.1
+    installManPage steward.1
+  '';
 
   meta = {
     description = "Turns triggers into scoped, recorded, validated Claude Code runs";

@@ -33,7 +33,11 @@ as_root() {
 # Docker API, an image made from the static busybox) and compose v1 that tests/it/change_apply.rs
 # applies compose changes with (tests/it/common/podman.rs).
 APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-alertmanager
-  podman runc busybox-static docker-compose)
+  podman runc busybox-static docker-compose
+  # tests/it/alert_metrics.rs: promtool check/test rules on triggers/steward-alerts.yml
+  prometheus
+  # tests/it/packaging.rs: the man page renders with `man -l`
+  man-db groff-base)
 # tests/it/web.rs: the web page driven by headless Chromium over WebDriver.
 APT_PACKAGES+=(chromium chromium-driver)
 missing=()

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigArgs, Loaded};
 mod actions;
 mod changes;
 mod ci;
+mod completions;
 mod config;
 mod context;
 mod dev;
@@ -19,6 +20,8 @@ mod doctor;
 mod error;
 mod goals;
 mod hook;
+mod incidents;
+mod knowledge;
 mod mcp;
 pub mod output;
 mod policy;
@@ -32,6 +35,7 @@ mod validate;
 pub use actions::ActionsCommand;
 pub use changes::ChangesCommand;
 pub use ci::CiArgs;
+pub use completions::CompletionsArgs;
 pub use config::ConfigCommand;
 pub use context::ContextArgs;
 pub use dev::DevCommand;
@@ -39,6 +43,8 @@ pub use error::{CliError, output_error, report_error};
 pub(crate) use error::{internal, usage};
 pub use goals::GoalsCommand;
 pub use hook::{HookCommand, hook_pre_tool_use};
+pub use incidents::IncidentsCommand;
+pub use knowledge::KnowledgeCommand;
 pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use report::ReportArgs;
@@ -104,6 +110,9 @@ pub enum Command {
     /// (bound to the exact diff and artefacts) and rejection.
     #[command(subcommand)]
     Changes(ChangesCommand),
+    /// Knowledge notes agents proposed: review, accept (selected into later prompts), reject.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
     /// Claude Code hooks (installed by steward in every run's settings).
     #[command(subcommand)]
     Hook(HookCommand),
@@ -122,11 +131,18 @@ pub enum Command {
     /// A snapshot of the host (containers, listening sockets, failed units, disk use, the NixOS
     /// generation), what changed since the last one, and what needs attention (exit 1).
     Report(ReportArgs),
+    /// Container crashes captured by `steward serve`'s Docker watch.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
     /// Check the installation, and prove with the installed claude that the boundary holds.
     Doctor,
     /// Development tools.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page, steward(1), as roff.
+    Man,
 }
 
 impl Cli {
@@ -156,9 +172,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Policy(cmd) => policy::run(&cli, cmd),
         Command::Actions(cmd) => actions::run(&cli, cmd).await,
         Command::Changes(cmd) => changes::run(&cli, cmd).await,
+        Command::Knowledge(cmd) => knowledge::run(&cli, cmd),
         Command::Trigger(cmd) => trigger::run(&cli, cmd).await,
         Command::Ci(args) => ci::run(&cli, args).await,
         Command::Report(args) => report::run(&cli, args).await,
+        Command::Incidents(cmd) => incidents::run(&cli, cmd).await,
         Command::Hook(HookCommand::PreToolUse { run_dir }) => {
             // Normally taken by `hook_pre_tool_use` before any runtime starts.
             Ok(ExitKind::from_code(hook_pre_tool_use(run_dir)))
@@ -167,5 +185,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Serve(args) => serve::run(&cli, args).await,
         Command::Doctor => doctor::run(&cli).await,
         Command::Dev(cmd) => dev::run(cmd).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
     }
 }

@@ -16,6 +16,8 @@ pub enum Source {
     Manual,
     Ci,
     Webhook,
+    /// `steward serve`'s watch of the Docker engine: a container died.
+    Docker,
 }
 
 impl Source {
@@ -27,6 +29,7 @@ impl Source {
             Source::Manual => "manual",
             Source::Ci => "ci",
             Source::Webhook => "webhook",
+            Source::Docker => "docker",
         }
     }
 }

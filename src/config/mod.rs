@@ -5,6 +5,7 @@
 //! are rejected with the file, line and key.
 
 pub mod change;
+pub mod docker;
 pub mod maintenance;
 pub mod report;
 
@@ -68,6 +69,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub change: ChangeConfig,
     pub report: report::ReportConfig,
+    pub docker: docker::DockerConfig,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -309,6 +311,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             change: ChangeConfig::default(),
             report: report::ReportConfig::default(),
+            docker: docker::DockerConfig::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! server and its lifecycle.
 
 pub mod daemon_lock;
+pub mod docker_watch;
 pub mod handoff;
 pub mod inline;
 pub mod queue;

@@ -17,6 +17,7 @@ use crate::defs::schedule::ScheduleError;
 
 mod auth;
 mod conn;
+mod docker;
 mod handlers;
 mod health;
 mod lifecycle;

@@ -90,12 +90,13 @@ impl Definitions {
             cfg.no_bundled,
             "toml",
         )?;
-        let note_files = bundled::collect(
+        let mut note_files = bundled::collect(
             Kind::Knowledge,
             cfg.knowledge_dir.as_deref(),
             cfg.no_bundled,
             "md",
         )?;
+        add_accepted_notes(&mut note_files, &knowledge::accepted_dir(&cfg.state_dir))?;
         let defaults = crate::defs::probe::ProbeDefaults::from_config(cfg);
         let defs = Definitions::from_files(goal_files, context_files, note_files, defaults);
         for e in &defs.errors {
@@ -399,6 +400,21 @@ fn resolve(
             }
         }
     }
+    Ok(())
+}
+
+/// Adds the notes accepted from proposals (`STATE/knowledge/notes/`, absent until the first is
+/// accepted). They come after the operator's and never replace one of the same name: both load.
+fn add_accepted_notes(
+    notes: &mut bundled::Collected,
+    dir: &std::path::Path,
+) -> Result<(), ReadError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let accepted = bundled::collect(Kind::Knowledge, Some(dir), true, "md")?;
+    notes.files.extend(accepted.files);
+    notes.unreadable.extend(accepted.unreadable);
     Ok(())
 }
 

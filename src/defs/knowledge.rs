@@ -2,9 +2,13 @@
 //!
 //! A note is `knowledge/<name>.md`: `+++` TOML front matter (`title`, `tags`) and a Markdown
 //! body. Notes are trusted text (an operator wrote or reviewed each one), so they reach the
-//! prompt unfenced; agent proposals wait in a review area and are not loaded from here.
+//! prompt unfenced; agent proposals wait in a review area (`STATE/knowledge/pending/`) and are
+//! not loaded from here. A proposal an operator accepted is written to
+//! [`accepted_dir`] (`STATE/knowledge/notes/`: `knowledge_dir` may be read-only, e.g. in the Nix
+//! store) with its provenance in the front matter, and is loaded beside `knowledge_dir`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +42,29 @@ struct Front {
     title: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// Provenance of a note accepted from a run's proposal (`steward knowledge accept`): read
+    /// so that such a note loads, not used in selection.
+    #[serde(default)]
+    #[allow(dead_code)]
+    run: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    goal: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    proposal: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    accepted_by: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    accepted_at: Option<toml::value::Datetime>,
+}
+
+/// Where accepted proposals are written as notes: steward's own, beside the operator's
+/// `knowledge_dir`.
+pub fn accepted_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("knowledge").join("notes")
 }
 
 pub fn load(files: &[SourceFile]) -> Result<Vec<Note>, KnowledgeError> {

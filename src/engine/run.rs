@@ -24,6 +24,7 @@ mod change;
 mod checks;
 pub mod history;
 mod host_lock;
+mod knowledge;
 mod load;
 mod prepare;
 mod record;
@@ -236,6 +237,13 @@ pub async fn execute_until(
         Err(stop) => return rec.cancelled(stop, Some(agent)),
     };
     stages::remember(&setup, &agent, &judgement);
+    knowledge::propose(
+        &ledger,
+        &rec.run,
+        &req.goal,
+        agent.verdict.as_ref(),
+        &setup.redactor,
+    );
     rec.state_changes = acts.changed;
     rec.finish(&judgement, Some(agent), rollback, &audit)
 }

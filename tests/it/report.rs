@@ -113,7 +113,7 @@ fn a_listener_and_a_stopped_container_are_exactly_the_changes() {
     std::fs::write(
         &env.config,
         format!(
-            "{text}\n[report]\ndocker_host = \"{}\"\n",
+            "{text}\n[docker]\nhost = \"{}\"\nwatch = false\n",
             engine.docker_host()
         ),
     )

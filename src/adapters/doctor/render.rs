@@ -24,13 +24,14 @@ use crate::engine::run::Definitions;
 
 const NONCE: &str = "steward-doctor-render-check";
 
-const SOURCES: [Source; 6] = [
+const SOURCES: [Source; 7] = [
     Source::Manual,
     Source::Timer,
     Source::Alertmanager,
     Source::OnFailure,
     Source::Webhook,
     Source::Ci,
+    Source::Docker,
 ];
 
 /// Renders every goal; `Ok` is the number of renders, `Err` one message per broken goal, each
@@ -164,6 +165,10 @@ fn signal(g: &Goal, source: Source, vars: &BTreeMap<String, String>) -> Signal {
         ("recent_failures", "1"),
         ("base", "0123456789abcdef0123456789abcdef01234567"),
         ("head", "89abcdef0123456789abcdef0123456789abcdef"),
+        ("container", "example-container"),
+        ("image", "example/image:1"),
+        ("exit_code", "137"),
+        ("incident", "1700000000000000000-0123456789ab"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -172,6 +177,7 @@ fn signal(g: &Goal, source: Source, vars: &BTreeMap<String, String>) -> Signal {
         ("summary", "example summary"),
         ("description", "example description"),
         ("journal", "example journal line 1\nexample journal line 2"),
+        ("logs", "example log line 1\nexample log line 2"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -39,7 +39,8 @@ impl Router {
     /// flapping window, so a storm of repeats does not rewrite the state.
     pub(super) fn note_failure(&mut self, s: &Signal, t: i64) {
         let failure = match s.source {
-            Source::OnFailure => true,
+            // A container's death, like a unit's failure, is one failure each.
+            Source::OnFailure | Source::Docker => true,
             Source::Alertmanager | Source::Webhook => {
                 let renew = self.flap_window() / 2;
                 let fingerprint = key(&s.fingerprint);

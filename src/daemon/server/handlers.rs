@@ -187,6 +187,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             .depth
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
+    shared.metrics.scrape(&shared.ledger);
     let mut text = String::new();
     if encode(&mut text, &shared.metrics.registry).is_err() {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");

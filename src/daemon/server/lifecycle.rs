@@ -17,7 +17,9 @@ use super::auth::Tokens;
 use super::routing::{self, RouteRequest};
 use super::shared::{Shared, scheduled};
 use super::stopping::{Signals, Stop, Stopping};
-use super::{ServeError, ServeOptions, conn, handlers, health, metrics, scheduler, upkeep, worker};
+use super::{
+    ServeError, ServeOptions, conn, docker, handlers, health, metrics, scheduler, upkeep, worker,
+};
 use crate::base::cancel::Canceller;
 use crate::base::ledger::Ledger;
 use crate::config::Config;
@@ -111,6 +113,7 @@ struct Running {
     work: tokio::task::JoinHandle<()>,
     timer: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    docker: tokio::task::JoinHandle<()>,
     routing: Vec<std::thread::JoinHandle<()>>,
     canceller: Canceller,
 }
@@ -300,6 +303,7 @@ fn spawn(
         cancel,
     ));
     let timer = tokio::spawn(scheduler::scheduler(shared.clone(), stop_rx.clone()));
+    let docker = tokio::spawn(docker::docker(shared.clone(), stop_rx.clone()));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
     super::ui::runs::warm(shared);
     Ok(Running {
@@ -309,6 +313,7 @@ fn spawn(
         work,
         timer,
         retention,
+        docker,
         routing,
         canceller,
     })
@@ -361,6 +366,7 @@ impl Running {
         let _ = self.local.await;
         let _ = self.timer.await;
         let _ = self.retention.await;
+        let _ = self.docker.await;
         // Every request is answered by now: close the routing and let its threads finish.
         if let Ok(mut routing) = shared.routing.lock() {
             routing.take();

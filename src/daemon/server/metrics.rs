@@ -1,6 +1,13 @@
 //! The daemon's Prometheus metrics (`GET /metrics`): signals by decision, runs by outcome, run
-//! time and cost, queue depth, policy denials, failed background writes.
+//! time and cost, queue depth, policy denials, failed background writes; and what to alert on
+//! (`triggers/steward-alerts.yml`): what waits for a human and for how long (`metrics/pending.rs`),
+//! and when each goal last ran and last succeeded (`metrics/goal_times.rs`), both brought up to
+//! date at each scrape.
 
+mod goal_times;
+mod pending;
+
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
@@ -9,11 +16,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::base::ledger::Ledger;
 use crate::base::signal::Source;
 use crate::daemon::queue::{JobState, Worked};
 use crate::engine::run::RunReport;
 
 type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub(super) struct Metrics {
     pub(super) registry: Registry,
@@ -24,6 +33,73 @@ pub(super) struct Metrics {
     pub(super) depth: Gauge,
     pub(super) denials: Counter,
     pub(super) flush_errors: Counter,
+    alerting: Alerting,
+}
+
+/// The series alerts are written against, refreshed at scrape time.
+struct Alerting {
+    pending: Family<Labels, Gauge>,
+    pending_oldest: Family<Labels, FloatGauge>,
+    last_run: Family<Labels, Gauge>,
+    last_success: Family<Labels, Gauge>,
+    goal_times: Mutex<goal_times::GoalTimes>,
+}
+
+impl Alerting {
+    fn register(registry: &mut Registry) -> Alerting {
+        let a = Alerting {
+            pending: Family::default(),
+            pending_oldest: Family::default(),
+            last_run: Family::default(),
+            last_success: Family::default(),
+            goal_times: Mutex::new(goal_times::GoalTimes::default()),
+        };
+        registry.register(
+            "steward_pending",
+            "Items waiting for a human, by kind (action, change, knowledge)",
+            a.pending.clone(),
+        );
+        registry.register(
+            "steward_pending_oldest_age_seconds",
+            "Age of the oldest item waiting for a human, by kind (0 when none)",
+            a.pending_oldest.clone(),
+        );
+        registry.register(
+            "steward_goal_last_run_timestamp_seconds",
+            "When a run of the goal last finished, whatever its outcome (Unix time)",
+            a.last_run.clone(),
+        );
+        registry.register(
+            "steward_goal_last_success_timestamp_seconds",
+            "When a run of the goal last finished ok, fixed or no_action (Unix time)",
+            a.last_success.clone(),
+        );
+        a
+    }
+
+    fn scrape(&self, ledger: &Ledger) {
+        for w in pending::read(ledger, time::OffsetDateTime::now_utc()) {
+            let kind = vec![("kind".to_string(), w.kind.to_string())];
+            self.pending
+                .get_or_create(&kind)
+                .set(i64::try_from(w.count).unwrap_or(i64::MAX));
+            self.pending_oldest.get_or_create(&kind).set(w.oldest_secs);
+        }
+        let Ok(mut times) = self.goal_times.lock() else {
+            return;
+        };
+        times.refresh(ledger);
+        for (family, map) in [
+            (&self.last_run, &times.last_run),
+            (&self.last_success, &times.last_success),
+        ] {
+            for (goal, t) in map {
+                family
+                    .get_or_create(&vec![("goal".to_string(), goal.clone())])
+                    .set(*t);
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -71,7 +147,9 @@ impl Metrics {
             "Failed background writes: event log fsyncs (records written but perhaps not on disk) and router state saves",
             flush_errors.clone(),
         );
+        let alerting = Alerting::register(&mut registry);
         Metrics {
+            alerting,
             registry,
             signals,
             runs,
@@ -81,6 +159,11 @@ impl Metrics {
             denials,
             flush_errors,
         }
+    }
+
+    /// Brings the alerting series up to date from the stores and the runs (before encoding).
+    pub(super) fn scrape(&self, ledger: &Ledger) {
+        self.alerting.scrape(ledger);
     }
 
     pub(super) fn signal(&self, source: Source, decision: &str) {

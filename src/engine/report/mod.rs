@@ -49,7 +49,7 @@ impl Sources {
             host: host_name(),
             proc_root: PathBuf::from("/proc"),
             nixos_profile: PathBuf::from("/nix/var/nix/profiles/system"),
-            docker_host: cfg.report.docker_socket(),
+            docker_host: cfg.docker.socket(),
             path_env: cfg.claude.path.clone(),
         }
     }

@@ -136,6 +136,17 @@ impl Podman {
         }
     }
 
+    /// Stops the engine's service and starts it again on the same socket and storage: what an
+    /// engine restart looks like to a client.
+    pub fn restart_service(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.service.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.service.wait();
+        let _ = std::fs::remove_file(self.socket());
+        self.service = spawn_service(&self.podman, self.dir.path());
+        self.wait_ready();
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
     }

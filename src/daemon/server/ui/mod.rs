@@ -13,6 +13,7 @@ mod bench;
 mod chart;
 pub(in crate::daemon::server) mod csrf;
 mod decide;
+mod knowledge;
 pub(in crate::daemon::server) mod limit;
 mod live;
 mod login;
@@ -173,7 +174,10 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .route("/actions/{id}/approve", post(decide::approve_action))
         .route("/actions/{id}/reject", post(decide::reject_action))
         .route("/changes/{id}/approve", post(decide::approve_change))
-        .route("/changes/{id}/reject", post(decide::reject_change));
+        .route("/changes/{id}/reject", post(decide::reject_change))
+        .route("/knowledge", get(knowledge::page))
+        .route("/knowledge/{id}/accept", post(knowledge::accept))
+        .route("/knowledge/{id}/reject", post(knowledge::reject));
     let pages = bench::wrap(pages, &state)
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
