@@ -786,15 +786,35 @@ fn the_page_is_off_without_a_token_and_a_bad_one_stops_the_start() {
         (&short, "at least 32 bytes"),
         (&same, "equals a webhook token"),
     ] {
-        let out = env
+        let mut child = env
             .steward()
             .env("STEWARD_UI_TOKEN_FILE", file)
             .args(["serve", "--listen", "127.0.0.1:0", "--webhook-token-file"])
             .arg(&webhook)
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve started with a bad UI token ({why})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(
             err.contains(why) && err.contains(&file.display().to_string()),
             "{err}"
@@ -869,4 +889,51 @@ verdict = {{ status = "ok", summary = "looked", findings = [], actions_taken = [
         !model.requests().to_string().contains(UI_TOKEN),
         "the UI token reached the model"
     );
+}
+
+/// `/live` speaks server-sent events to a logged-in page only, and its streams end when the
+/// daemon stops (they would otherwise hold the stop for the listener's whole shutdown wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_end_when_the_daemon_stops() {
+    let env = web_env(Path::new("/nonexistent/claude"));
+    let mut daemon = Daemon::start(&env);
+    let url = daemon.url.clone();
+    let http = no_redirects();
+    let res = http.get(format!("{url}/live")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "not logged in: to the login");
+    let (cookie, _) = login(&http, &url).await;
+    let mut curl = Command::new("curl")
+        .args([
+            "-sN",
+            "-H",
+            &format!("Cookie: {cookie}"),
+            &format!("{url}/live"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(curl.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "event: hello");
+    let stopped = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "serve did not stop with a live stream open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    // The stream ended: curl reads to its end.
+    for _ in lines.by_ref() {}
+    assert!(curl.wait().unwrap().success());
 }
