@@ -39,7 +39,11 @@ APT_PACKAGES=(procps iproute2 curl util-linux git systemd nix-bin prometheus-ale
   # tests/it/alert_metrics.rs: promtool check/test rules on triggers/steward-alerts.yml
   prometheus
   # tests/it/packaging.rs: the man page renders with `man -l`
-  man-db groff-base)
+  man-db groff-base
+  # tests/it/web.rs: the web page driven by headless Chromium over WebDriver
+  chromium chromium-driver
+  # tests/it/report.rs: a listener in the test's network namespace (Debian's python3)
+  python3)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -456,6 +456,7 @@ impl Config {
                     .chain(n.password_file.iter_mut())
                     .chain(n.url_file.iter_mut())
             }))
+            .chain(self.serve.ui_token_file.iter_mut())
         {
             *f = normalize(&abs(f));
         }
@@ -626,6 +627,19 @@ impl Config {
         }
         out.retain(|s| s.len() >= 4);
         out
+    }
+
+    /// The web page's token file as configured: `serve.ui_token_file`, else
+    /// `$STEWARD_UI_TOKEN_FILE` (the systemd credential `ui-token` is under
+    /// `$CREDENTIALS_DIRECTORY`, which the policy's secrets cover already). The daemon reads it;
+    /// every run's policy denies it to the agent.
+    pub fn ui_token_file(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.serve.ui_token_file {
+            return Some(p.clone());
+        }
+        std::env::var_os("STEWARD_UI_TOKEN_FILE")
+            .filter(|v| !v.is_empty())
+            .map(|v| normalize(&std::path::absolute(&v).unwrap_or_else(|_| PathBuf::from(&v))))
     }
 
     pub fn runs_dir(&self) -> PathBuf {

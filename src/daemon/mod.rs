@@ -10,3 +10,4 @@ pub mod queue;
 pub mod retention;
 pub mod router;
 pub mod server;
+pub mod signal_log;

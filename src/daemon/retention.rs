@@ -101,6 +101,10 @@ pub fn prune(
     }
     pruned.event_days_removed = prune_events(ledger, cutoff, dry_run)?;
     if !dry_run {
+        // Removed runs leave the run catalog (its next reader drops them).
+        crate::engine::catalog::forget(ledger, &pruned.removed);
+    }
+    if !dry_run {
         ledger.event(
             "runs_pruned",
             None,

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod approval;
 pub mod approval_prompt;
 pub mod boundary;
+pub mod catalog;
 pub mod change;
 pub mod incident;
 pub mod judge;

@@ -183,6 +183,7 @@ fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, Run
         claude_exit_code: None,
     };
     run.write_json("result.json", &result)?;
+    crate::engine::catalog::record(ledger, &result);
     ledger.event(
         "run_finished",
         Some(&run.id),
@@ -279,6 +280,21 @@ mod tests {
             run.write_text("transcript.jsonl", t).unwrap();
         }
         run
+    }
+
+    #[test]
+    fn a_recovered_run_enters_the_run_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let mut catalog = crate::engine::catalog::Catalog::open(&ledger).unwrap();
+        let dead = dead_run(&ledger, "agent", None);
+        assert_eq!(recover_crashed(&ledger).unwrap().len(), 1);
+        catalog.refresh().unwrap();
+        let entry = catalog
+            .get(&dead.id)
+            .expect("the crashed run is in the catalog");
+        assert_eq!(entry.outcome, "crashed");
+        assert_eq!(entry.cost_usd, 0.4);
     }
 
     #[test]

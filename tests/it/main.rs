@@ -45,6 +45,8 @@ mod serve;
 mod stop_and_crash;
 mod trigger_cli;
 mod units;
+mod web;
+mod web_runs;
 
 /// With `autotests = false` a test file that is not a module here is never compiled: every
 /// `tests/*.rs` and `tests/it/*.rs` must be one.

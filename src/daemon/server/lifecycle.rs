@@ -164,6 +164,7 @@ impl Daemon {
             schedule: RwLock::new(Arc::new(entries)),
             rescheduled: Notify::new(),
             ui,
+            catalog: Mutex::new(None),
         });
         Ok(Daemon {
             shared,
@@ -309,6 +310,7 @@ fn spawn(
     ));
     let docker = tokio::spawn(docker::docker(shared.clone(), stop_rx.clone()));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
+    super::ui::runs::warm(shared);
     Ok(Running {
         stop_tx,
         http,

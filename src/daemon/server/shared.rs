@@ -39,6 +39,9 @@ pub(super) struct Shared {
     pub(super) rescheduled: Notify,
     /// The web page, when a UI token is configured (loaded at start; a reload keeps it).
     pub(super) ui: Option<Arc<super::ui::Ui>>,
+    /// The run catalog the runs page reads (opened at start when the page is on, else on first
+    /// use; see `engine::catalog`).
+    pub(super) catalog: Mutex<Option<super::ui::runs::Cached>>,
 }
 
 /// The scheduled goals of a configuration: none when `[serve] scheduler = false`.

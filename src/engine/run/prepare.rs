@@ -61,6 +61,10 @@ pub(super) fn prepare(
             std::slice::from_ref(&cfg.state_dir),
         )?;
     }
+    // The web page's token approves actions: never the agent's to read.
+    if let Some(ui_token) = cfg.ui_token_file() {
+        policy.secrets.push(ui_token.display().to_string());
+    }
     policy.to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let notes = knowledge::select(
         &defs.notes,

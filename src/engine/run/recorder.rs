@@ -167,6 +167,7 @@ impl<'a> Recorder<'a> {
             claude_exit_code: a.and_then(|a| a.exit_code),
         };
         self.run.write_json("result.json", &result)?;
+        crate::engine::catalog::record(self.ledger, &result);
         self.ledger.event(
             "run_finished",
             Some(&self.run.id),

@@ -58,6 +58,14 @@ pub fn aiosmtpd() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Debian's Chromium and its WebDriver (`chromium`, `chromium-driver`): `(browser, driver)`.
+pub fn chromium() -> Option<(PathBuf, PathBuf)> {
+    let hint = "apt-get install chromium chromium-driver (scripts/test.sh installs them)";
+    let browser = executable(Path::new("/usr/bin/chromium"), "chromium", hint)?;
+    let driver = executable(Path::new("/usr/bin/chromedriver"), "chromedriver", hint)?;
+    Some((browser, driver))
+}
+
 #[test]
 fn a_missing_tool_skips_or_under_ci_fails() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");

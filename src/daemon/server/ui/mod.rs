@@ -9,6 +9,8 @@
 //! carries a strict Content-Security-Policy and no page is cached or framed.
 
 mod approvals;
+mod bench;
+mod chart;
 pub(in crate::daemon::server) mod csrf;
 mod decide;
 mod knowledge;
@@ -17,7 +19,10 @@ mod live;
 mod login;
 mod peer;
 mod run_page;
+pub(in crate::daemon::server) mod runs;
+mod runs_table;
 pub(in crate::daemon::server) mod session;
+mod signals;
 pub(in crate::daemon::server) mod templates;
 pub(in crate::daemon::server) mod token;
 
@@ -159,7 +164,8 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
     let ui = shared.ui.clone()?;
     let state = UiState { shared, ui };
     let pages = HttpRouter::new()
-        .route("/", get(index))
+        .merge(runs::routes())
+        .merge(signals::routes())
         .route("/assets/{name}", get(templates::asset))
         .merge(login::routes())
         .route("/approvals", get(approvals::page))
@@ -171,24 +177,12 @@ pub(in crate::daemon::server) fn router(shared: Arc<Shared>) -> Option<HttpRoute
         .route("/changes/{id}/reject", post(decide::reject_change))
         .route("/knowledge", get(knowledge::page))
         .route("/knowledge/{id}/accept", post(knowledge::accept))
-        .route("/knowledge/{id}/reject", post(knowledge::reject))
+        .route("/knowledge/{id}/reject", post(knowledge::reject));
+    let pages = bench::wrap(pages, &state)
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state);
     Some(pages)
-}
-
-/// `GET /`: the runs list's place until it lands.
-async fn index(
-    axum::extract::State(state): axum::extract::State<UiState>,
-    session: Session,
-) -> Response {
-    state.message(
-        StatusCode::OK,
-        Some(&session),
-        "Runs",
-        "The runs list is not built yet.",
-    )
 }
 
 /// Every page's answer: scripts, styles, images and forms from this origin only, never framed,

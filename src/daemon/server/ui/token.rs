@@ -14,13 +14,7 @@ pub(in crate::daemon::server) const MIN_LEN: usize = 32;
 /// The UI token file in order: `serve.ui_token_file`, `$STEWARD_UI_TOKEN_FILE`, the systemd
 /// credential `ui-token`; `None`: the page is off.
 pub(in crate::daemon::server) fn ui_token_path(cfg: &Config) -> Option<PathBuf> {
-    if let Some(p) = &cfg.serve.ui_token_file {
-        return Some(p.clone());
-    }
-    if let Some(p) = std::env::var_os("STEWARD_UI_TOKEN_FILE").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    auth::credential("ui-token")
+    cfg.ui_token_file().or_else(|| auth::credential("ui-token"))
 }
 
 /// The token in `path` (surrounding whitespace trimmed), as its digest: at least [`MIN_LEN`]
