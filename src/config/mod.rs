@@ -113,6 +113,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// On SIGTERM, how long the current run may take to finish before it is cancelled.
     pub grace_secs: u64,
+    /// A job queued or running longer than this makes the queue stuck (`daemon_degraded`
+    /// notifications): a run that does not end, or a backlog hours long.
+    pub stuck_secs: u64,
     /// How often the worker looks at the queue when nothing wakes it.
     pub poll_secs: u64,
     /// The worker claims nothing while set: signals are still routed and queued (maintenance of
@@ -257,6 +260,7 @@ impl Default for ServeConfig {
             max_connections: 512,
             max_body_bytes: 1024 * 1024,
             grace_secs: 60,
+            stuck_secs: 3600,
             poll_secs: 5,
             paused: false,
             scheduler: true,

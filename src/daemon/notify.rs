@@ -20,7 +20,7 @@ mod outbox;
 mod secret;
 mod send;
 
-pub use collect::{collect, degraded_now};
+pub use collect::{collect, degraded_now, queue_stuck};
 pub use deliver::{Delivered, deliver_due, send_now};
 pub use message::{About, Message, Notice, host_name};
 pub use outbox::{Attempt, DeliveryState, Outbox, Outgoing};

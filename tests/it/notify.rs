@@ -635,6 +635,60 @@ verdict = { status = "needs_attention", summary = "disk almost full; saw token s
 
 /// A secret in the config text, an unknown event or kind, and a URL with a password are
 /// refused, naming the table and the field.
+/// A job that cannot finish (the host lock is held by someone else) makes the queue stuck
+/// after `serve.stuck_secs`: one `daemon_degraded` message, told once.
+#[test]
+fn a_stuck_queue_is_told_once() {
+    let Some(flock) = common::require::tool("flock") else {
+        return;
+    };
+    let rx = Receiver::start();
+    let env = Env::new(
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        &format!(
+            "#--tables--\n[serve]\npoll_secs = 1\nstuck_secs = 1\n\n\
+             [[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n\
+             events = [\"daemon_degraded\"]\n",
+            rx.url()
+        ),
+    );
+    std::fs::create_dir_all(env.state()).unwrap();
+    // `-o`: the lock stays with flock itself, so killing it frees the lock.
+    let mut holder = Command::new(flock)
+        .arg("-o")
+        .arg(env.state().join("lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let d = serve::Daemon::start(&env);
+    let out = env
+        .steward()
+        .args(["--json", "trigger", "timer", "health-check", "--wait", "0"])
+        .output()
+        .unwrap();
+    let stuck = |r: &Req| r.json()["event"] == "daemon_degraded";
+    wait_for("the stuck queue's message", 30, || {
+        rx.requests().iter().any(stuck)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    d.stop();
+    let told: Vec<Value> = rx
+        .requests()
+        .iter()
+        .filter(|r| stuck(r))
+        .map(Req::json)
+        .collect();
+    assert_eq!(told.len(), 1, "told once: {told:#?} (trigger: {out:?})");
+    let summary = told[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("queue is stuck") && summary.contains("health-check"),
+        "{summary}"
+    );
+}
+
 #[test]
 fn config_errors_name_the_table_and_field() {
     let env = Env::new(Path::new("/nonexistent/claude"), "http://127.0.0.1:9", "");

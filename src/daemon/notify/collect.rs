@@ -253,6 +253,23 @@ pub fn degraded_now(reason: &str, since: OffsetDateTime) -> Notice {
     }
 }
 
+/// A job has waited or run longer than `serve.stuck_secs`: the queue is stuck (a run that does
+/// not end) or so backlogged that work is hours late. Told once per job.
+pub fn queue_stuck(job: &str, subject: &str, what: &str, secs: i64) -> Notice {
+    Notice {
+        event: "daemon_degraded".into(),
+        severity: "critical",
+        key: format!("queue_stuck-{job}"),
+        summary: format!(
+            "steward serve's queue is stuck: job {job} ({subject}) has been {what} for {} min",
+            secs / 60
+        ),
+        about: About::Host,
+        subject: Some(subject.to_string()),
+        command: "journalctl -u steward".into(),
+    }
+}
+
 fn from_actions(state: &Path) -> Result<Vec<Notice>, NotifyError> {
     let store = Store::open(state)?;
     Ok(store
