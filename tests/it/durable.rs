@@ -379,6 +379,88 @@ fn a_full_event_log_loses_no_answered_record_and_queues_nothing_unrecorded() {
     drop(fs);
 }
 
+/// The whole state directory full: the degraded daemon cannot write its notification outbox
+/// either, so the `daemon_degraded` notice goes to the target straight from memory, once.
+#[test]
+fn a_full_state_directory_still_tells_the_operator_once() {
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for conn in hook.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = vec![0u8; 65536];
+            let mut text = String::new();
+            // Headers and a small JSON body arrive in a read or two on loopback.
+            while !text.contains("\r\n\r\n{") || !text.trim_end().ends_with('}') {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            seen.lock().unwrap().push(text);
+        }
+    });
+    let env = env(&format!(
+        "{PAUSED}[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{url}\"\n\
+         events = [\"daemon_degraded\"]\nretry_secs = 1\n"
+    ));
+    let Some(fs) = Tmpfs::mount(&env.state(), 2 * 1024 * 1024) else {
+        return;
+    };
+    let d = Daemon::start(&env);
+    let (code, v) = d.alerts(vec![alert("Before", "before")]);
+    assert_eq!(code, 200, "{v}");
+    // The day file's last page filled with one whole event line, so that no later event fits
+    // (the recovery record included) until space is freed.
+    let day = std::fs::read_dir(env.state().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let len = std::fs::metadata(&day).unwrap().len() as usize;
+    let slack = (4096 - len % 4096) % 4096;
+    let frame = r#"{"time":"2026-01-01T00:00:00Z","kind":"pad","x":""}"#.len() + 1;
+    if slack >= frame {
+        let line = format!(
+            "{{\"time\":\"2026-01-01T00:00:00Z\",\"kind\":\"pad\",\"x\":\"{}\"}}\n",
+            "x".repeat(slack - frame)
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&day)
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+    }
+    let filler = fs.fill();
+    // Repeats of a queued alert merge into its job: no job file, only routing events to write.
+    let storm: Vec<Value> = (0..20).map(|_| alert("Before", "before")).collect();
+    let (code, v) = d.alerts(storm);
+    assert_eq!(code, 500, "{v}");
+    assert_eq!(d.health().0, 503, "{v}");
+    let degraded = |all: &[String]| -> usize {
+        all.iter()
+            .filter(|t| t.contains("steward serve is degraded"))
+            .count()
+    };
+    wait_for("the degraded notice", 20, || {
+        degraded(&got.lock().unwrap()) >= 1
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        degraded(&got.lock().unwrap()),
+        1,
+        "told once while degraded"
+    );
+    std::fs::remove_file(filler).unwrap();
+    wait_for("/healthz 200", 10, || d.health().0 == 200);
+    d.stop();
+    drop(fs);
+}
+
 /// Every line log, not only the daemon's event log: an append that fails on a full disk leaves
 /// the file as it was, and the next append after space came back is a whole line.
 #[test]
