@@ -87,9 +87,19 @@ pub(super) async fn run(cli: &Cli, cmd: &ActionsCommand) -> Result<ExitKind, Cli
             Ok(ExitKind::Ok)
         }
         ActionsCommand::Reject { id, by, note } => {
-            let a = store
-                .reject(id, &operator_name(by), note.clone())
-                .map_err(kind)?;
+            let who = operator_name(by);
+            let a = store.reject(id, &who, note.clone()).map_err(kind)?;
+            // As the page records it: live pages and notifications see the decision.
+            let recorded = crate::base::ledger::Ledger::open(&cfg.state_dir).and_then(|l| {
+                l.event(
+                    "action_rejected",
+                    None,
+                    serde_json::json!({"action": a.id, "by": who, "note": note}),
+                )
+            });
+            if let Err(e) = recorded {
+                tracing::warn!("the rejection of {} is not in the event log: {e}", a.id);
+            }
             if cli.json {
                 print_json(&a)?;
             } else {

@@ -411,6 +411,16 @@ Create the marker file in {{ workspace }}.
     assert_eq!(out.status.code(), Some(2), "a rejected action was approved");
     assert_eq!(action(&env, &id2)["state"], "rejected");
     assert!(!m2.exists());
+    // The decision is in the event log, as when it is made on the page.
+    let log: String = std::fs::read_dir(env.state().join("events"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"action_rejected\"") && l.contains(&id2) && l.contains("tester")),
+        "{log}"
+    );
 
     // Stale: the state it was proposed against changed (the post check passes now).
     std::fs::write(&marker, "made by the test").unwrap();
