@@ -1,7 +1,9 @@
 //! What `/proc` says about a process: its parent, group and start time, the boot it belongs to,
-//! and whether its environment carries a given entry. Enough to tell a process steward started
-//! from an unrelated one that reuses its pid.
+//! and whether its environment carries a given entry (enough to tell a process steward started
+//! from an unrelated one that reuses its pid); socket addresses as `/proc/net` writes them; the
+//! host's name.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 /// Fields of `/proc/PID/stat`.
@@ -49,6 +51,35 @@ pub fn pids() -> Vec<u32> {
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .collect()
+}
+
+/// Parses `/proc/net/tcp{,6}`'s `ADDR:PORT` (hex, each 32-bit word in host byte order).
+pub fn net_addr(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = match ip.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(ip, 16).ok()?.to_ne_bytes(),
+        )),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// This host's name, as the kernel has it (`None` when /proc does not say).
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// This boot's id: start times only compare within one boot.

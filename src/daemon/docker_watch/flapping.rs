@@ -22,9 +22,15 @@ const NANOS: i64 = 1_000_000_000;
 impl Deaths {
     /// Records a death at `nanos` and counts the windows.
     pub fn record(&mut self, cfg: &DockerConfig, container: &str, nanos: i64) -> Count {
+        let chronic_from = nanos - secs(cfg.chronic_window_secs);
+        // Containers come and go (new names per deploy): those with no death left in the window
+        // are forgotten, so the map holds only what the window does.
+        if self.by_container.len() > 1024 {
+            self.by_container
+                .retain(|_, t| t.back().is_some_and(|last| *last >= chronic_from));
+        }
         let times = self.by_container.entry(container.to_string()).or_default();
         times.push_back(nanos);
-        let chronic_from = nanos - secs(cfg.chronic_window_secs);
         while times.front().is_some_and(|t| *t < chronic_from) {
             times.pop_front();
         }

@@ -118,9 +118,13 @@ impl Watch {
                     Some(sig) if event.action == "kill" => format!("a kill event (signal {sig})"),
                     _ => format!("a {} event", event.action),
                 };
+                // A kill the container survived never meets its die: older ones go.
+                seen.asked_to_stop
+                    .retain(|_, (at, _)| nanos - *at <= INTENT_WINDOW_NANOS);
                 seen.asked_to_stop.insert(id, (nanos, how));
             }
             "oom" => {
+                seen.oom.retain(|_, at| nanos - *at <= INTENT_WINDOW_NANOS);
                 seen.oom.insert(id, nanos);
             }
             "die" => {

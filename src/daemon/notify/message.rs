@@ -129,11 +129,7 @@ fn one_line(text: &str) -> String {
 
 /// This host's name (the kernel's), else `unknown-host`.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
+    crate::base::procfs::host_name().unwrap_or_else(|| "unknown-host".into())
 }
 
 #[cfg(test)]

@@ -56,11 +56,7 @@ impl Sources {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    crate::base::procfs::host_name().unwrap_or_else(|| "unknown".into())
 }
 
 /// Takes a snapshot; a source that cannot be read is named in `unavailable`, never fatal.

@@ -3,7 +3,7 @@
 //! not run as root).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::snapshot::Socket;
@@ -17,17 +17,17 @@ const UDP_BOUND: &str = "07";
 pub fn collect(proc_root: &Path) -> Result<BTreeMap<String, Socket>, String> {
     let mut raw = Vec::new();
     let mut readable = 0;
-    for (file, proto, state, v6) in [
-        ("tcp", "tcp", TCP_LISTEN, false),
-        ("tcp6", "tcp", TCP_LISTEN, true),
-        ("udp", "udp", UDP_BOUND, false),
-        ("udp6", "udp", UDP_BOUND, true),
+    for (file, proto, state) in [
+        ("tcp", "tcp", TCP_LISTEN),
+        ("tcp6", "tcp", TCP_LISTEN),
+        ("udp", "udp", UDP_BOUND),
+        ("udp6", "udp", UDP_BOUND),
     ] {
         let Ok(text) = std::fs::read_to_string(proc_root.join("net").join(file)) else {
             continue;
         };
         readable += 1;
-        raw.extend(parse_table(&text, proto, state, v6));
+        raw.extend(parse_table(&text, proto, state));
     }
     if readable == 0 {
         return Err(format!("cannot read {}/net/tcp", proc_root.display()));
@@ -46,7 +46,7 @@ pub fn collect(proc_root: &Path) -> Result<BTreeMap<String, Socket>, String> {
 }
 
 /// The listening rows of one table, with their socket inode.
-fn parse_table(text: &str, proto: &str, listen_state: &str, v6: bool) -> Vec<(Socket, u64)> {
+fn parse_table(text: &str, proto: &str, listen_state: &str) -> Vec<(Socket, u64)> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -55,41 +55,23 @@ fn parse_table(text: &str, proto: &str, listen_state: &str, v6: bool) -> Vec<(So
             if *state != listen_state {
                 return None;
             }
-            let (addr, port) = local.split_once(':')?;
-            let address = if v6 { ipv6(addr)? } else { ipv4(addr)? };
+            let addr = crate::base::procfs::net_addr(local)?;
+            let address = match addr.ip() {
+                IpAddr::V6(v6) => v6
+                    .to_ipv4_mapped()
+                    .map_or(v6.to_string(), |v4| v4.to_string()),
+                v4 => v4.to_string(),
+            };
             let socket = Socket {
                 proto: proto.to_string(),
                 address,
-                port: u16::from_str_radix(port, 16).ok()?,
+                port: addr.port(),
                 process: None,
                 pid: None,
             };
             Some((socket, inode.parse().ok()?))
         })
         .collect()
-}
-
-/// `/proc/net` writes an IPv4 address as one host-order (little-endian here) 32-bit word.
-fn ipv4(hex: &str) -> Option<String> {
-    let word = u32::from_str_radix(hex, 16).ok()?;
-    Some(Ipv4Addr::from(word.to_le_bytes()).to_string())
-}
-
-/// An IPv6 address is four such words.
-fn ipv6(hex: &str) -> Option<String> {
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-        let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    let addr = Ipv6Addr::from(bytes);
-    Some(match addr.to_ipv4_mapped() {
-        Some(v4) => v4.to_string(),
-        None => addr.to_string(),
-    })
 }
 
 /// Socket inode → (pid, command name), from every process's open descriptors.
@@ -145,23 +127,18 @@ mod tests {
 
     #[test]
     fn listening_rows_only_with_addresses_decoded() {
-        let rows = parse_table(TCP, "tcp", TCP_LISTEN, false);
+        let rows = parse_table(TCP, "tcp", TCP_LISTEN);
         assert_eq!(rows.len(), 1, "the established row is not listening");
         assert_eq!(rows[0].0.key(), "tcp 127.0.0.1:8080");
         assert_eq!(rows[0].1, 4242);
-        let rows = parse_table(TCP6, "tcp", TCP_LISTEN, true);
+        let rows = parse_table(TCP6, "tcp", TCP_LISTEN);
         let keys: Vec<String> = rows.iter().map(|r| r.0.key()).collect();
         assert_eq!(keys, vec!["tcp [::1]:22", "tcp 127.0.0.1:80"]);
     }
 
     #[test]
     fn garbage_rows_are_skipped() {
-        let rows = parse_table(
-            "header\nnot a row\n 0: zz:zz 0 0A",
-            "tcp",
-            TCP_LISTEN,
-            false,
-        );
+        let rows = parse_table("header\nnot a row\n 0: zz:zz 0 0A", "tcp", TCP_LISTEN);
         assert!(rows.is_empty());
     }
 

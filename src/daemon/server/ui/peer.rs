@@ -9,34 +9,13 @@
 //! A caller on another host (or behind a reverse proxy) is not found here: the proxy is the
 //! peer. The README says so.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::base::procfs;
 
 /// The parent chain is walked this far at most (a loop cannot hold the request).
 const MAX_DEPTH: usize = 64;
-
-/// Parses `/proc/net/tcp{,6}`'s `ADDR:PORT` (hex, each 32-bit word in host byte order).
-fn parse_addr(text: &str) -> Option<SocketAddr> {
-    let (ip, port) = text.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let ip = match ip.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(
-            u32::from_str_radix(ip, 16).ok()?.to_ne_bytes(),
-        )),
-        32 => {
-            let mut bytes = [0u8; 16];
-            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-                let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
-                chunk.copy_from_slice(&word.to_ne_bytes());
-            }
-            IpAddr::V6(Ipv6Addr::from(bytes))
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
-}
 
 /// Whether two addresses are the same endpoint, an IPv4-mapped IPv6 address included.
 fn same(a: SocketAddr, b: SocketAddr) -> bool {
@@ -51,7 +30,7 @@ fn same(a: SocketAddr, b: SocketAddr) -> bool {
 fn socket_inode(table: &str, peer: SocketAddr) -> Option<u64> {
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let local = parse_addr(f.get(1)?)?;
+        let local = procfs::net_addr(f.get(1)?)?;
         if !same(local, peer) {
             return None;
         }
@@ -129,15 +108,15 @@ mod tests {
         // 127.0.0.1:8080 as /proc/net/tcp shows it on a little-endian host.
         if cfg!(target_endian = "little") {
             assert_eq!(
-                parse_addr("0100007F:1F90"),
+                procfs::net_addr("0100007F:1F90"),
                 Some("127.0.0.1:8080".parse().unwrap())
             );
             assert_eq!(
-                parse_addr("00000000000000000000000001000000:0050"),
+                procfs::net_addr("00000000000000000000000001000000:0050"),
                 Some("[::1]:80".parse().unwrap())
             );
         }
-        assert_eq!(parse_addr("zz:1"), None);
+        assert_eq!(procfs::net_addr("zz:1"), None);
         assert!(same(
             "[::ffff:127.0.0.1]:5".parse().unwrap(),
             "127.0.0.1:5".parse().unwrap()
