@@ -181,7 +181,7 @@ impl Watch {
         };
         let died = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
             .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let incident = Incident {
+        let mut incident = Incident {
             format: INCIDENT_FORMAT,
             id: format!("{nanos}-{}", &id.get(..12).unwrap_or(id)),
             image: container
@@ -210,6 +210,8 @@ impl Watch {
             logs_after: None,
             signal: None,
         };
+        // The fingerprint the crash is raised under (`after_death` raises it): one write.
+        incident.signal = (!incident.intentional).then(|| crash_signal(&incident).fingerprint);
         self.write(incident, Some(received))
     }
 
@@ -232,13 +234,8 @@ impl Watch {
         mut incident: Incident,
         raise: &mpsc::Sender<Signal>,
     ) {
-        if !incident.intentional {
-            let signal = crash_signal(&incident);
-            incident.signal = Some(signal.fingerprint.clone());
-            incident = self.write(incident, None);
-            if raise.send(signal).await.is_err() {
-                tracing::warn!("the router is gone: {} not raised", incident.id);
-            }
+        if !incident.intentional && raise.send(crash_signal(&incident)).await.is_err() {
+            tracing::warn!("the router is gone: {} not raised", incident.id);
         }
         let me = Arc::clone(self);
         let docker = docker.clone();
