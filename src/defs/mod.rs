@@ -11,3 +11,4 @@ pub mod knowledge;
 pub mod policy;
 pub mod probe;
 pub mod schedule;
+pub mod service;
