@@ -929,7 +929,10 @@ fn container_checks_parse_with_defaults_and_reject_nonsense() {
     let e = load_err(head).to_string();
     assert!(e.contains("container") && e.contains("required"), "{e}");
     let e = load_err(&format!("{head}container = \"web\"\nrestarts_below = 0\n")).to_string();
-    assert!(e.contains("test.toml:6") && e.contains("restarts_below"), "{e}");
+    assert!(
+        e.contains("test.toml:6") && e.contains("restarts_below"),
+        "{e}"
+    );
     let e = load_err(&format!("{head}container = \"web\"\nunit = \"x\"\n")).to_string();
     assert!(e.contains("`unit`") || e.contains("unit"), "{e}");
 }
