@@ -119,7 +119,10 @@ pub(super) async fn change_view(cfg: &Config, store: &ChangeStore, rec: &ChangeR
         m.insert("expires_text".into(), rfc3339(rec.expires).into());
         m.insert("blast_lines".into(), blast_lines(&rec.blast_radius).into());
         // The record leaves empty lists out; the template reads them as lists.
-        m.insert("steps".into(), serde_json::to_value(&rec.steps).unwrap_or_default());
+        m.insert(
+            "steps".into(),
+            serde_json::to_value(&rec.steps).unwrap_or_default(),
+        );
         m.insert(
             "rollback_text".into(),
             serde_json::to_string(&rec.rollback_target)
