@@ -162,6 +162,21 @@ impl Fixture {
         cmd
     }
 
+    /// Turns the web page on (`[serve]` with a UI token, the worker paused, `extra` lines).
+    fn page_on(&self, extra: &str) {
+        let token = self.tmp.path().join("ui-token");
+        std::fs::write(&token, format!("{}\n", crate::web::UI_TOKEN)).unwrap();
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(
+            &self.config,
+            format!(
+                "{config}\n[serve]\npaused = true\nui_token_file = \"{}\"\n{extra}\n",
+                token.display()
+            ),
+        )
+        .unwrap();
+    }
+
     fn steward(&self, args: &[&str]) -> Output {
         self.command().args(args).output().unwrap()
     }
@@ -572,17 +587,7 @@ fn a_change_a_run_filed_is_shown_and_goes_stale_when_the_workspace_moves() {
 #[test]
 fn changes_are_approved_and_rejected_from_the_page() {
     let Some(f) = fixture() else { return };
-    let token = f.tmp.path().join("ui-token");
-    std::fs::write(&token, format!("{}\n", crate::web::UI_TOKEN)).unwrap();
-    let config = std::fs::read_to_string(&f.config).unwrap();
-    std::fs::write(
-        &f.config,
-        format!(
-            "{config}\n[serve]\npaused = true\nui_token_file = \"{}\"\n",
-            token.display()
-        ),
-    )
-    .unwrap();
+    f.page_on("");
     let approve = f.propose("r-1");
     let reject = f.propose_port("r-2", 9090);
     let serve = common::serve::Serve::start_with(f.command());
@@ -667,4 +672,72 @@ async fn decide_on_the_page(f: &Fixture, url: &str, approve: &ChangeRecord, reje
         last.by.starts_with("web:") && last.note.contains("not on a friday"),
         "{last:#?}"
     );
+}
+
+/// A daemon told to stop while the page's approved change is being applied waits its grace,
+/// then asks the apply to stop: the change is rolled back and recorded so, never left
+/// `applying`, and the daemon's stop record names the page's work.
+#[test]
+fn a_daemon_stop_rolls_back_a_change_the_page_is_applying() {
+    let Some(f) = fixture() else { return };
+    f.page_on("grace_secs = 1");
+    let rec = f.propose("r-1");
+    let path = f.state().join(format!("changes/pending/{}.json", rec.id));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Longer than the grace: the stop comes while it runs; it is let end, then rolled back.
+    v["apply"] = serde_json::json!(["sleep", "4"]);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut serve = common::serve::Serve::start_with(f.command());
+    let url = serve.url.clone();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let http = crate::web::no_redirects();
+            let (cookie, csrf) = crate::web::login(&http, &url).await;
+            let res = http
+                .post(format!("{url}/changes/{}/approve", rec.id))
+                .header("Cookie", &cookie)
+                .header("Origin", &url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("csrf={csrf}&confirm=1&binding={}", rec.diff_sha256))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f.state_of(&rec.id).state != ChangeState::Applying {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            f.state_of(&rec.id)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(serve.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = serve.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed().as_secs() < 40, "the daemon did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let after = f.state_of(&rec.id);
+    assert_eq!(after.state, ChangeState::RolledBack, "{after:#?}");
+    let events = std::fs::read_dir(f.state().join("events"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    let stopped = events
+        .lines()
+        .find(|l| l.contains("daemon_stopped"))
+        .unwrap_or_else(|| panic!("no daemon_stopped event:\n{events}"));
+    assert!(stopped.contains("work the page started"), "{stopped}");
 }

@@ -21,7 +21,6 @@ use time::OffsetDateTime;
 use super::approvals::{action_view, change_view};
 use super::session::Session;
 use super::{UiState, peer, templates};
-use crate::base::cancel::Cancel;
 use crate::config::Config;
 use crate::engine::approval::{Action, Store};
 use crate::engine::change::apply;
@@ -134,6 +133,7 @@ pub(super) async fn approve_action(
     let who = session.who();
     let task_state = state.clone();
     tokio::spawn(async move {
+        let _running = task_state.ui.work.enter().await;
         let done = crate::engine::run::approve_and_execute(&cfg, &id, &who, None, ACTION_TIMEOUT);
         if let Err(e) = done.await {
             failed(&task_state, &who, format!("approve action {id}"), e);
@@ -240,6 +240,7 @@ pub(super) async fn approve_change(
 /// The CLI's path for a change: re-check and approve, then apply (under the host lock,
 /// verified, rolled back when it does not verify). Each step records itself.
 async fn approve_and_apply(state: UiState, cfg: Arc<Config>, id: String, who: String) {
+    let _running = state.ui.work.enter().await;
     let what = format!("approve change {id}");
     let store = match ChangeStore::open(&cfg.state_dir) {
         Ok(s) => s,
@@ -251,7 +252,7 @@ async fn approve_and_apply(state: UiState, cfg: Arc<Config>, id: String, who: St
     };
     match verdict {
         Ok(Verdict::Approved(rec)) => {
-            if let Err(e) = apply::apply(&cfg, &rec.id, &Cancel::never()).await {
+            if let Err(e) = apply::apply(&cfg, &rec.id, state.ui.work.cancel()).await {
                 failed(&state, &who, format!("apply change {id}"), e);
             }
         }
