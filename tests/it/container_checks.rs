@@ -80,15 +80,7 @@ fn container_checks_judge_what_the_engine_says() {
     let _ = engine.podman(&["wait", "job"]);
     let env = Env::new(Path::new("/bin/false"), "http://127.0.0.1:9", "");
     std::fs::write(env.dir.path().join("context/containers.toml"), CHECKS).unwrap();
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        format!(
-            "{text}\n[docker]\nhost = \"{}\"\nwatch = false\n",
-            engine.docker_host()
-        ),
-    )
-    .unwrap();
+    env.use_docker(&engine.docker_host());
 
     let (code, report) = validate(&env);
     assert_ne!(code, 0, "failing checks fail the validation: {report:#}");

@@ -19,23 +19,30 @@ impl Serve {
 
     /// `CMD serve --listen 127.0.0.1:0`: `cmd` is steward with its config and environment set.
     pub fn start_with(mut cmd: Command) -> Serve {
-        let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-        assert!(
-            line.contains("listening") && url.starts_with("http://"),
-            "unexpected first line: {line:?}"
-        );
+        let (child, url) = listening(cmd.args(["serve", "--listen", "127.0.0.1:0"]));
         Serve { child, url }
     }
+}
+
+/// Spawns `cmd` (a server that prints `… listening on URL` first) and reads its URL; stderr is
+/// the test's.
+pub fn listening(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+    assert!(
+        url.starts_with("http://"),
+        "did not start: first line {line:?}, exit {:?}",
+        child.try_wait()
+    );
+    (child, url)
 }
 
 impl Drop for Serve {
