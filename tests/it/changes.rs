@@ -718,16 +718,7 @@ fn a_daemon_stop_rolls_back_a_change_the_page_is_applying() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let pid = nix::unistd::Pid::from_raw(serve.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = serve.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed().as_secs() < 40, "the daemon did not stop");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = serve.stop_within(40);
     assert!(status.success(), "{status:?}");
     let after = f.state_of(&rec.id);
     assert_eq!(after.state, ChangeState::RolledBack, "{after:#?}");

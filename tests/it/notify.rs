@@ -758,49 +758,7 @@ fn config_errors_name_the_table_and_field() {
 mod serve {
     use super::*;
 
-    pub struct Daemon {
-        child: Child,
-    }
-
-    impl Daemon {
-        pub fn start(env: &Env) -> Daemon {
-            let mut child = env
-                .steward()
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            assert!(line.contains("listening"), "{line}");
-            Daemon { child }
-        }
-
-        pub fn stop(mut self) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    assert!(status.success(), "serve exited with {status}");
-                    return;
-                }
-                assert!(Instant::now() < deadline, "serve did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    pub use crate::common::serve::Serve as Daemon;
 
     /// `result.json` of every finished run.
     pub fn finished(state: &Path) -> Vec<Value> {

@@ -22,6 +22,29 @@ impl Serve {
         let (child, url) = listening(cmd.args(["serve", "--listen", "127.0.0.1:0"]));
         Serve { child, url }
     }
+
+    /// SIGTERM, and the daemon's clean exit within `secs`.
+    pub fn stop_within(&mut self, secs: u64) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop within {secs} s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// [`Serve::stop_within`] 20 s, and the exit a success.
+    pub fn stop(mut self) {
+        let status = self.stop_within(20);
+        assert!(status.success(), "serve exited with {status}");
+    }
 }
 
 /// Spawns `cmd` (a server that prints `… listening on URL` first) and reads its URL; stderr is
