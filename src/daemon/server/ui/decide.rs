@@ -146,6 +146,22 @@ pub(super) async fn approve_action(
     .into_response()
 }
 
+/// A rejection's checks ([`admit`]) and its reason, or the page that refuses it.
+fn admit_rejection(
+    state: &UiState,
+    peer_addr: SocketAddr,
+    headers: &HeaderMap,
+    session: &Session,
+    form: &DecideForm,
+    what: &str,
+) -> Result<String, Response> {
+    if let Some(refused) = admit(state, peer_addr, headers, session, form, what) {
+        return Err(refused);
+    }
+    reason_of(form)
+        .map_err(|why| state.message(StatusCode::BAD_REQUEST, Some(session), "Not rejected", why))
+}
+
 pub(super) async fn reject_action(
     State(state): State<UiState>,
     ConnectInfo(peer_addr): ConnectInfo<SocketAddr>,
@@ -155,14 +171,9 @@ pub(super) async fn reject_action(
     Form(form): Form<DecideForm>,
 ) -> Response {
     let what = format!("reject action {id}");
-    if let Some(refused) = admit(&state, peer_addr, &headers, &session, &form, &what) {
-        return refused;
-    }
-    let reason = match reason_of(&form) {
+    let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(why) => {
-            return state.message(StatusCode::BAD_REQUEST, Some(&session), "Not rejected", why);
-        }
+        Err(refused) => return refused,
     };
     let cfg = state.shared.config();
     let who = session.who();
@@ -284,14 +295,9 @@ pub(super) async fn reject_change(
     Form(form): Form<DecideForm>,
 ) -> Response {
     let what = format!("reject change {id}");
-    if let Some(refused) = admit(&state, peer_addr, &headers, &session, &form, &what) {
-        return refused;
-    }
-    let reason = match reason_of(&form) {
+    let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(why) => {
-            return state.message(StatusCode::BAD_REQUEST, Some(&session), "Not rejected", why);
-        }
+        Err(refused) => return refused,
     };
     let cfg = state.shared.config();
     let who = session.who();
