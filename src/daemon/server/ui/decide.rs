@@ -173,7 +173,7 @@ pub(super) async fn reject_action(
     let what = format!("reject action {id}");
     let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let cfg = state.shared.config();
     let who = session.who();
@@ -297,7 +297,7 @@ pub(super) async fn reject_change(
     let what = format!("reject change {id}");
     let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let cfg = state.shared.config();
     let who = session.who();
