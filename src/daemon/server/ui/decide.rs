@@ -154,12 +154,13 @@ fn admit_rejection(
     session: &Session,
     form: &DecideForm,
     what: &str,
-) -> Result<String, Response> {
+) -> Result<String, Box<Response>> {
     if let Some(refused) = admit(state, peer_addr, headers, session, form, what) {
-        return Err(refused);
+        return Err(Box::new(refused));
     }
-    reason_of(form)
-        .map_err(|why| state.message(StatusCode::BAD_REQUEST, Some(session), "Not rejected", why))
+    reason_of(form).map_err(|why| {
+        Box::new(state.message(StatusCode::BAD_REQUEST, Some(session), "Not rejected", why))
+    })
 }
 
 pub(super) async fn reject_action(
