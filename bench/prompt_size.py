@@ -151,7 +151,7 @@ def write_host(tmp, sock, mount, podman_env):
         p.chmod(0o755)
     probes = [("failed-units", "systemd units in the failed state",
                ["systemctl", "list-units", "--failed", "--no-legend", "--plain", "--no-pager"]),
-              ("docker-ps", "every container", ["docker", "ps", "-a"]),
+              ("docker-containers", "every container", ["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"]),
               ("disk", "disk use", ["df", "-h", "/", mount]),
               ("inodes", "inode use", ["df", "-i", "/", mount])]
     for name, (cmd, out) in fixtures().items():

@@ -107,20 +107,16 @@ fn attention_name(about: &str) -> &str {
     about.split_once(' ').map_or(about, |(_, name)| name)
 }
 
-/// Whether `text` names `name` as a word of its own (`nginx.service:` and `(web)` name them;
-/// `/srv` does not name `/`).
+/// Whether `text` names `name` as a word of its own: words are runs of the characters unit,
+/// container, job names and paths are made of, so `nginx.service:` and `["web"]` name
+/// `nginx.service` and `web`, and `/srv` does not name `/`.
 fn names(text: &str, name: &str) -> bool {
     if name.is_empty() {
         return false;
     }
-    text.split_whitespace().any(|word| {
-        word.trim_matches(|c: char| {
-            matches!(
-                c,
-                ':' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"' | '\'' | '=' | '<' | '>'
-            )
-        }) == name
-    })
+    let word_char =
+        |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '@' | '\\');
+    text.split(|c: char| !word_char(c)).any(|word| word == name)
 }
 
 #[cfg(test)]
@@ -187,6 +183,14 @@ mod tests {
         // `/srv` alone does not name `/`.
         let srv = probe("srv", ProbeStatus::Ok, "/dev/vdb 1G 0 0% /srv");
         assert_eq!(shown(&srv, &h).0, Shown::Summary);
+        // Names inside JSON count; a longer name does not.
+        assert!(names(r#"{"Names":["web"],"State":"exited"}"#, "web"));
+        assert!(names("nginx.service: Main process exited", "nginx.service"));
+        assert!(!names("web-2 is up", "web"));
+        assert!(!names(
+            "backup-nightly[4100]: Fatal",
+            "backup-nightly.service"
+        ));
     }
 
     #[test]
