@@ -17,7 +17,9 @@ mod knowledge;
 pub(in crate::daemon::server) mod limit;
 mod live;
 mod login;
+pub(in crate::daemon::server) mod page_work;
 mod peer;
+pub(in crate::daemon::server) mod run_cache;
 mod run_page;
 pub(in crate::daemon::server) mod runs;
 mod runs_table;
@@ -56,6 +58,10 @@ pub(in crate::daemon::server) struct Ui {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// `serve.public_url` at start: the allowed origin behind a proxy, and `Secure` cookies.
     pub public_url: Option<String>,
+    /// Finished runs' pages, drawn once (see [`run_cache`]).
+    pub run_pages: run_cache::RunPageCache,
+    /// Executions and applies the page started, waited for when the daemon stops.
+    pub work: page_work::PageWork,
 }
 
 impl Ui {
@@ -83,6 +89,8 @@ impl Ui {
             stopping: tokio::sync::watch::Sender::new(false),
             token,
             public_url: cfg.serve.public_url.clone(),
+            run_pages: run_cache::RunPageCache::default(),
+            work: page_work::PageWork::default(),
         }))
     }
 
