@@ -430,6 +430,11 @@ mod tests {
             "p.fenced",
             "checks_fenced",
             "history_fenced",
+            "changes_fenced",
+            "attention_fenced",
+            "service_contract_fenced",
+            // steward's own line: the probe's name, status, bytes and a run id.
+            "p.summary",
             "n.title",
             "n.body",
         ];

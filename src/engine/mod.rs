@@ -7,6 +7,7 @@ pub mod approval_prompt;
 pub mod boundary;
 pub mod catalog;
 pub mod change;
+pub mod context;
 pub mod incident;
 pub mod judge;
 pub mod knowledge;

@@ -11,6 +11,8 @@ use crate::defs::goal::template::{engine, fence, template_error, value_text};
 use crate::defs::goal::{Goal, GoalError};
 use crate::defs::knowledge::Note;
 use crate::defs::probe::ProbeResult;
+use crate::defs::service::ServiceContract;
+use crate::engine::context::{HostContext, summarise, text};
 
 pub struct RenderInput<'a> {
     pub signal: &'a Signal,
@@ -23,19 +25,30 @@ pub struct RenderInput<'a> {
     pub checks: &'a [crate::defs::check::CheckResult],
     /// Recent outcomes for this subject (effectiveness memory).
     pub history: &'a [crate::engine::memory::Attempt],
+    /// The host snapshot compared with the subject's last run; `None` shows every probe whole.
+    pub host: Option<&'a HostContext>,
+    /// The contract of the service the run is about, if the workspace declares it.
+    pub contract: Option<&'a ServiceContract>,
 }
 
 /// A probe result as templates see it: the result plus `fenced`, its output and detail fenced
-/// as untrusted data, ready to embed.
+/// as untrusted data, ready to embed; `summary`, the one line that stands for it when its output
+/// need not be shown (empty when it must be), and `unchanged`, whether its output is the same as
+/// at the subject's last run.
 #[derive(Serialize)]
 struct ProbeView<'a> {
     #[serde(flatten)]
     result: &'a ProbeResult,
     fenced: String,
+    summary: String,
+    unchanged: bool,
 }
 
 /// Renders the prompt. Variables: `goal` (name, description), `signal`, `context` (probe
-/// results with `fenced`), `knowledge` (notes), `vars`, `workspace`, `nonce`, `now`. Filter:
+/// results with `fenced`, `summary`, `unchanged`), `changes_fenced` and `attention_fenced` (the
+/// host's changes since the subject's last run and what needs attention; empty without a host
+/// context), `service_contract_fenced`, `knowledge` (notes), `vars`, `workspace`, `nonce`,
+/// `now`, `checks`, `checks_fenced`, `history`, `history_fenced`. Filter:
 /// `untrusted(label="...")`.
 pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError> {
     for var in &goal.required_vars {
@@ -57,12 +70,16 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
         });
     }
     let tera = engine(goal, input.nonce)?;
+    let decisions = summarise::decide_all(input.context, input.host);
     let context: Vec<ProbeView<'_>> = input
         .context
         .iter()
-        .map(|r| ProbeView {
+        .zip(&decisions)
+        .map(|(r, d)| ProbeView {
             result: r,
             fenced: fence(&format!("probe:{}", r.name), input.nonce, &probe_text(r)),
+            summary: d.summary(),
+            unchanged: d.unchanged,
         })
         .collect();
     let now = time::OffsetDateTime::now_utc()
@@ -85,6 +102,20 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
     ctx.insert("checks_fenced", &checks_text(input.checks, input.nonce));
     ctx.insert("history", input.history);
     ctx.insert("history_fenced", &history_text(input.history, input.nonce));
+    let (changes, attention) = match input.host {
+        Some(h) => (
+            text::changes_text(h, input.nonce),
+            text::attention_text(h, input.nonce),
+        ),
+        None => (String::new(), String::new()),
+    };
+    ctx.insert("changes_fenced", &changes);
+    ctx.insert("attention_fenced", &attention);
+    let contract = input
+        .contract
+        .map(|c| text::contract_text(c, input.nonce))
+        .unwrap_or_default();
+    ctx.insert("service_contract_fenced", &contract);
     tera.render(&goal.name, &ctx)
         .map_err(|e| template_error(goal, &e))
 }
@@ -128,7 +159,7 @@ fn history_text(history: &[crate::engine::memory::Attempt], nonce: &str) -> Stri
 }
 
 /// A probe's output (and detail, which may quote stderr) as the text inside its fence.
-fn probe_text(r: &ProbeResult) -> String {
+pub fn probe_text(r: &ProbeResult) -> String {
     let out = match &r.output {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(items) if items.iter().all(|v| v.is_string()) => {
@@ -219,6 +250,8 @@ mod tests {
                 workspace: Path::new("/srv/infra"),
                 checks: &[],
                 history: &[],
+                host: None,
+                contract: None,
             },
         )
     }
@@ -333,6 +366,8 @@ mod tests {
                     workspace: Path::new("/w"),
                     checks: &[],
                     history: &[],
+                    host: None,
+                    contract: None,
                 },
             )
             .unwrap_err();
@@ -414,5 +449,131 @@ mod tests {
         assert!(out.contains("[REDACTED:known]"), "{out}");
         assert!(!out.contains(planted), "{out}");
         assert!(!out.contains(token), "{out}");
+    }
+
+    fn render_host(
+        goal: &Goal,
+        context: &[ProbeResult],
+        host: &HostContext,
+        contract: Option<&ServiceContract>,
+    ) -> String {
+        render(
+            goal,
+            &RenderInput {
+                signal: &signal(),
+                context,
+                knowledge: &[],
+                vars: &all_vars(goal),
+                nonce: NONCE,
+                workspace: Path::new("/srv/infra"),
+                checks: &[],
+                history: &[],
+                host: Some(host),
+                contract,
+            },
+        )
+        .unwrap()
+    }
+
+    fn host(last: &[ProbeResult]) -> HostContext {
+        use crate::engine::context::host::{Compared, Flag};
+        HostContext {
+            subject: "nfs".into(),
+            snapshot: None,
+            compared: Compared::FirstRun,
+            changes: Vec::new(),
+            attention: Vec::new(),
+            standing: vec![Flag {
+                what: "unit nfs.service failed".into(),
+                name: "nfs.service".into(),
+            }],
+            problems: Vec::new(),
+            last: (!last.is_empty())
+                .then(|| crate::engine::context::last_run::next("nfs", "r-1", None, None, last)),
+        }
+    }
+
+    #[test]
+    fn bundled_goals_lead_with_changes_and_show_quiet_probes_in_one_line() {
+        let ctx = [
+            probe(
+                "failed-units",
+                serde_json::json!(["nfs.service loaded failed failed"]),
+                None,
+            ),
+            probe("uptime", serde_json::json!("up 3 days QUIET-OUTPUT"), None),
+        ];
+        for g in load_all(&bundled()).unwrap() {
+            if g.name == "deploy-review" {
+                continue; // no probes
+            }
+            let out = render_host(&g, &ctx, &host(&[]), None);
+            let changes = out.find("## What changed since this subject's last run");
+            let probes = out.find("## Context gathered before this run");
+            assert!(changes.is_some() && changes < probes, "{}: {out}", g.name);
+            assert!(
+                out.contains("standing: unit nfs.service failed"),
+                "{}",
+                g.name
+            );
+            assert!(out.contains("source=\"probe:failed-units\""), "{}", g.name);
+            assert!(!out.contains("QUIET-OUTPUT"), "{}: {out}", g.name);
+            assert!(
+                out.contains("- `uptime` (ok, 22 bytes): no earlier run"),
+                "{}",
+                g.name
+            );
+            // Unchanged since the last run: both in one line.
+            let again = render_host(&g, &ctx, &host(&ctx), None);
+            assert!(!again.contains("source=\"probe:"), "{}: {again}", g.name);
+            assert_eq!(
+                again.matches("unchanged since run r-1").count(),
+                2,
+                "{}",
+                g.name
+            );
+        }
+        // Without a host context (an operator's template check): every probe whole, no sections.
+        let g = find(&bundled(), "health-check").unwrap();
+        let out = render_with(&g, &ctx, &BTreeMap::new()).unwrap();
+        assert!(
+            out.contains("QUIET-OUTPUT") && !out.contains("## What changed"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn an_operators_template_using_fenced_still_gets_every_probe_whole() {
+        let text = "+++\ndescription = \"d\"\n+++\n{% for p in context %}{{ p.fenced }}[{{ p.summary }}]{% endfor %}\n";
+        let g = load_all(&[file("g", text)]).unwrap();
+        let ctx = [probe("uptime", serde_json::json!("up QUIET-OUTPUT"), None)];
+        let out = render_host(&g[0], &ctx, &host(&ctx), None);
+        assert!(out.contains("QUIET-OUTPUT"), "{out}");
+        assert!(
+            out.contains("[`uptime` (ok, 15 bytes): unchanged since run r-1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_service_contract_is_fenced_in_the_prompt() {
+        let contract = ServiceContract {
+            name: "nfs".into(),
+            file: "/srv/infra/services/nfs/service.yaml".into(),
+        };
+        for name in ["incident", "on-failure", "health-check"] {
+            let g = find(&bundled(), name).unwrap();
+            let out = render_host(&g, &[], &host(&[]), Some(&contract));
+            assert!(out.contains("## The service's contract"), "{name}: {out}");
+            assert!(
+                out.contains(&format!(
+                    "<untrusted-data source=\"service-contract:nfs\" nonce=\"{NONCE}\">\n{{"
+                )),
+                "{name}: {out}"
+            );
+            assert!(out.contains("services/nfs/service.yaml"), "{name}");
+            let none = render_host(&g, &[], &host(&[]), None);
+            assert!(!none.contains("## The service's contract"), "{name}");
+        }
     }
 }

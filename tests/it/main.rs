@@ -22,6 +22,7 @@ mod changes;
 mod ci;
 mod cli;
 mod container_checks;
+mod context_diff;
 mod definitions;
 mod diff_check;
 mod docker_watch;

@@ -95,6 +95,8 @@ fn one_goal(g: &Goal, defs: &Definitions, workspace: &Path) -> Result<usize, Str
                 workspace,
                 checks: &checks,
                 history: &history,
+                host: None,
+                contract: None,
             };
             render(g, &input)?;
             renders += 1;
@@ -110,6 +112,8 @@ fn one_goal(g: &Goal, defs: &Definitions, workspace: &Path) -> Result<usize, Str
         workspace,
         checks: &[],
         history: &[],
+        host: None,
+        contract: None,
     };
     render(g, &input)?;
     Ok(renders + 1)

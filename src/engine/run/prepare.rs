@@ -11,9 +11,11 @@ use crate::defs::goal::Goal;
 use crate::defs::knowledge;
 use crate::defs::policy::{self, ClaudeRules, Policy};
 use crate::defs::probe::ProbeResult;
+use crate::defs::service::{self, ServiceContract};
 use crate::engine::agent::{AgentSpec, PermissionMode};
 use crate::engine::approval::ApprovalMode;
 use crate::engine::boundary;
+use crate::engine::context::{HostContext, summarise, text as context_text};
 use crate::engine::memory::Attempt;
 use crate::engine::prompt::RenderInput;
 
@@ -34,6 +36,7 @@ pub(super) fn prepare(
     req: &RunRequest,
     redactor: &Redactor,
     context: &[ProbeResult],
+    host: Option<&HostContext>,
     checks: &[CheckResult],
     history: &[Attempt],
     home: &Path,
@@ -66,28 +69,10 @@ pub(super) fn prepare(
         policy.secrets.push(ui_token.display().to_string());
     }
     policy.to_file(&run_dir.join(boundary::POLICY_FILE))?;
-    let notes = knowledge::select(
-        &defs.notes,
-        &goal.name,
-        &goal.knowledge_tags,
-        &req.signal.labels,
-    );
     let nonce = format!("steward-boundary-{}", uuid::Uuid::new_v4().simple());
-    let prompt = crate::engine::prompt::render(
-        goal,
-        &RenderInput {
-            signal: &req.signal,
-            context,
-            knowledge: &notes,
-            vars: &req.vars,
-            nonce: &nonce,
-            workspace,
-            checks,
-            history,
-        },
+    let prompt = render_prompt(
+        cfg, defs, goal, req, redactor, context, host, checks, history, &nonce, run_dir, workspace,
     )?;
-    // Probe output is redacted already; this pass covers operator text and anything rendered.
-    let prompt = redactor.redact(&prompt);
     let exe = std::env::current_exe().map_err(RunError::Home)?;
     let timeout_secs = goal.timeout_secs.unwrap_or(cfg.limits.timeout_secs);
     // The goal file can only check this against its own `timeout_secs`; the config default is
@@ -143,4 +128,72 @@ pub(super) fn prepare(
         spec,
         rules,
     })
+}
+
+/// The goal's prompt, redacted; with a host context, `context-summary.json` in `run_dir` says
+/// what it showed of each probe.
+#[allow(clippy::too_many_arguments)]
+fn render_prompt(
+    cfg: &Config,
+    defs: &Definitions,
+    goal: &Goal,
+    req: &RunRequest,
+    redactor: &Redactor,
+    context: &[ProbeResult],
+    host: Option<&HostContext>,
+    checks: &[CheckResult],
+    history: &[Attempt],
+    nonce: &str,
+    run_dir: &Path,
+    workspace: &Path,
+) -> Result<String, RunError> {
+    let notes = knowledge::select(
+        &defs.notes,
+        &goal.name,
+        &goal.knowledge_tags,
+        &req.signal.labels,
+    );
+    let contract = service_contract(cfg, req);
+    let prompt = crate::engine::prompt::render(
+        goal,
+        &RenderInput {
+            signal: &req.signal,
+            context,
+            knowledge: &notes,
+            vars: &req.vars,
+            nonce,
+            workspace,
+            checks,
+            history,
+            host,
+            contract: contract.as_ref(),
+        },
+    )?;
+    // Probe output is redacted already; this pass covers operator text and anything rendered.
+    let prompt = redactor.redact(&prompt);
+    if let Some(host) = host {
+        let decisions = summarise::decide_all(context, Some(host));
+        let record = context_text::record(host, decisions, &prompt);
+        crate::base::ledger::write_json(&run_dir.join(context_text::RECORD_FILE), &record)?;
+    }
+    Ok(prompt)
+}
+
+/// The contract of the service the run is about: the `service` variable, else the subject, where
+/// the workspace declares a service of that name. A contract that cannot be read is logged and
+/// left out (the run is about the incident, not the file).
+fn service_contract(cfg: &Config, req: &RunRequest) -> Option<ServiceContract> {
+    let names = req
+        .vars
+        .get("service")
+        .into_iter()
+        .chain([&req.signal.subject]);
+    for name in names {
+        match service::find(&cfg.workspace, name) {
+            Ok(Some(c)) => return Some(c),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the service contract of {name} cannot be read: {e}"),
+        }
+    }
+    None
 }

@@ -16,6 +16,7 @@ use crate::defs::policy::AuditEntry;
 use crate::defs::probe::{self, ProbeDef, ProbeResult};
 use crate::engine::agent::{self, AgentFailure, AgentOutcome, Observer};
 use crate::engine::boundary::{self, ESCALATION_WINDOW, HookContext};
+use crate::engine::context::{self, HostContext};
 use crate::engine::judge::{self, Acts, AgentRun, Evidence, Judgement, NO_ACTS};
 use crate::engine::memory::{Attempt, Memory};
 
@@ -55,11 +56,20 @@ impl<'a> Setup<'a> {
         })
     }
 
-    /// The goal's probes and every phase's checks, concurrently.
-    async fn gather(&self) -> (Vec<ProbeResult>, Result<ChecksBefore, RunError>) {
+    /// The goal's probes, every phase's checks and the host snapshot (compared with the
+    /// subject's last run), concurrently.
+    async fn gather(
+        &self,
+    ) -> (
+        Vec<ProbeResult>,
+        Result<ChecksBefore, RunError>,
+        HostContext,
+    ) {
+        let sources = crate::engine::report::Sources::of_host(self.cfg);
         tokio::join!(
             probe::gather(&self.probes, &self.redactor, &self.cfg.claude.path),
-            checks_before(&self.defs, &self.goal, &self.env, &self.redactor)
+            checks_before(&self.defs, &self.goal, &self.env, &self.redactor),
+            context::host::gather(&sources, &self.cfg.state_dir, &self.req.signal.subject),
         )
     }
 
@@ -71,7 +81,7 @@ impl<'a> Setup<'a> {
 
 /// A dry run: gathered and rendered, the claude command shown; nothing started or recorded.
 pub(super) async fn plan(setup: Setup<'_>) -> Result<RunReport, RunError> {
-    let (context, before) = setup.gather().await;
+    let (context, before, host) = setup.gather().await;
     let before = before?;
     let scratch = tempfile::tempdir().map_err(RunError::Home)?;
     let p = prepare(
@@ -81,6 +91,7 @@ pub(super) async fn plan(setup: Setup<'_>) -> Result<RunReport, RunError> {
         setup.req,
         &setup.redactor,
         &context,
+        Some(&host),
         &before.all(),
         &[],
         scratch.path(),
@@ -101,6 +112,8 @@ pub(super) async fn plan(setup: Setup<'_>) -> Result<RunReport, RunError> {
 /// What the run found before anything may change: the probes' context and the checks.
 pub(super) struct Gathered {
     pub(super) context: Vec<ProbeResult>,
+    /// The host snapshot compared with the subject's last run.
+    pub(super) host: HostContext,
     pub(super) before: ChecksBefore,
     /// Whether the context needs a model's eyes (see [`needs_attention`]).
     pub(super) attention: bool,
@@ -131,7 +144,7 @@ pub(super) async fn gather(
     cancel: &Cancel,
 ) -> Result<Result<Gathered, Request>, RunError> {
     rec.stage("checks")?;
-    let (context, before) = match cancel.or_stop(setup.gather()).await {
+    let (context, before, host) = match cancel.or_stop(setup.gather()).await {
         Ok(v) => v,
         Err(stop) => return Ok(Err(stop)),
     };
@@ -141,6 +154,7 @@ pub(super) async fn gather(
     let attention = needs_attention(setup.req, &context, &before);
     Ok(Ok(Gathered {
         context,
+        host,
         before,
         attention,
     }))
@@ -199,6 +213,7 @@ pub(super) fn render(
         req,
         &setup.redactor,
         &gathered.context,
+        Some(&gathered.host),
         &gathered.before.all(),
         history,
         home.path(),
@@ -222,6 +237,16 @@ pub(super) fn render(
         },
     )?;
     rec.run.write_text("prompt.md", &prepared.prompt)?;
+    // What this run's prompt saw, for the subject's next run to compare with.
+    let host = &gathered.host;
+    let last = context::last_run::next(
+        &req.signal.subject,
+        &rec.run.id,
+        host.snapshot.as_ref(),
+        host.last.as_ref(),
+        &gathered.context,
+    );
+    context::last_run::LastRuns::new(&cfg.state_dir).save(&last)?;
     let mut argv_record = vec![prepared.spec.claude_bin.display().to_string()];
     argv_record.extend(agent::argv(&prepared.spec));
     rec.run.write_json("claude-argv.json", &argv_record)?;
