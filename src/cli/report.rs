@@ -31,6 +31,10 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitKind, CliErr
         .await
         .map_err(internal)?;
     let attention = !report.needs_attention.is_empty();
+    // The report first: an inline run's output follows what it is about.
+    if !cli.json {
+        print_text(&report)?;
+    }
     let raised = if args.signal {
         let host = &report.snapshot.host;
         let signals: Vec<_> = report
@@ -61,7 +65,6 @@ pub(super) async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitKind, CliErr
         }
         super::output::print_json(&v)?;
     } else {
-        print_text(&report)?;
         for r in raised.iter().flatten() {
             crate::outln!(
                 "  drift signal {} ({}): {}{}: {}",
