@@ -271,6 +271,80 @@ mod tests {
         assert_ne!(normal_image("nginx:1.27"), normal_image("nginx:1.26"));
     }
 
+    fn snap(host: &str) -> Snapshot {
+        Snapshot {
+            format: super::super::snapshot::SNAPSHOT_FORMAT,
+            taken: OffsetDateTime::UNIX_EPOCH,
+            host: host.into(),
+            containers: Default::default(),
+            sockets: Default::default(),
+            failed_units: Default::default(),
+            filesystems: Default::default(),
+            nixos: None,
+            nomad_jobs: Default::default(),
+            unavailable: Default::default(),
+        }
+    }
+
+    fn workspace(services: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in services {
+            let d = dir.path().join("services").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("service.yaml"), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn unreadable_containers_or_contracts_are_not_judged_never_no_drift() {
+        let ws = workspace(&[("web", "owner: h\nimage: nginx\n")]);
+        let mut s = snap("h");
+        let (services, drift, attention) = judge_workspace(ws.path(), &s);
+        assert_eq!(drift.len(), 1, "absent from a readable engine: drift");
+        assert_eq!(drift[0].kind, DriftKind::NotRunning);
+        assert_eq!(attention[0].who, Who::Agent);
+        assert_eq!((services.declared, services.here), (1, 1));
+
+        s.unavailable
+            .insert("containers".into(), "no engine".into());
+        let (services, drift, attention) = judge_workspace(ws.path(), &s);
+        assert!(drift.is_empty() && attention.is_empty());
+        assert!(services.not_judged.unwrap().contains("no engine"));
+
+        let ws = workspace(&[("web", "owner: h\n")]);
+        let (services, drift, attention) = judge_workspace(ws.path(), &snap("h"));
+        assert!(drift.is_empty());
+        assert_eq!(attention[0].who, Who::Operator);
+        assert!(
+            services
+                .not_judged
+                .unwrap()
+                .contains("missing field `image`")
+        );
+    }
+
+    #[test]
+    fn a_drift_signal_names_the_service_and_its_kind() {
+        let d = Drift {
+            service: "db".into(),
+            kind: DriftKind::Image,
+            container: "db".into(),
+            declared_image: "postgres:16".into(),
+            actual_image: Some("postgres:15".into()),
+            state: "running".into(),
+            contract: "services/db/service.yaml".into(),
+        };
+        let s = signal(&d, "node1");
+        assert_eq!((s.source, s.subject.as_str()), (Source::Drift, "db"));
+        assert_eq!(s.labels["drift"], "image");
+        assert_eq!(s.labels["actual_image"], "postgres:15");
+        let mut not_running = d.clone();
+        not_running.kind = DriftKind::NotRunning;
+        assert_ne!(s.fingerprint, signal(&not_running, "node1").fingerprint);
+        assert_eq!(s.fingerprint, signal(&d, "node2").fingerprint);
+    }
+
     #[test]
     fn hosts_compare_without_case_and_by_short_name() {
         assert!(same_host("node1", "NODE1"));
