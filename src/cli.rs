@@ -27,6 +27,7 @@ mod notify;
 pub mod output;
 mod policy;
 mod report;
+mod report_signal;
 mod run;
 mod runs;
 mod serve;

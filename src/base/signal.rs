@@ -18,6 +18,8 @@ pub enum Source {
     Webhook,
     /// `steward serve`'s watch of the Docker engine: a container died.
     Docker,
+    /// `steward report --signal`: a declared service is not as its contract says.
+    Drift,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Ci => "ci",
             Source::Webhook => "webhook",
             Source::Docker => "docker",
+            Source::Drift => "drift",
         }
     }
 }

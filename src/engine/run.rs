@@ -80,6 +80,9 @@ pub enum RunError {
     ApprovalOutlastsRun { goal: String, wait: u64, run: u64 },
     #[error(transparent)]
     Change(#[from] change::ChangeRunError),
+    /// A service contract that cannot be read (the run is about a service).
+    #[error(transparent)]
+    Service(#[from] crate::defs::service::ServiceError),
     #[error("cannot prepare claude's home: {0}")]
     Home(std::io::Error),
     #[error(
@@ -100,6 +103,7 @@ impl RunError {
             | RunError::Knowledge(_)
             | RunError::Policy(_)
             | RunError::Config(_)
+            | RunError::Service(_)
             | RunError::Workspace { .. }
             | RunError::ApprovalOutlastsRun { .. } => ExitKind::Usage,
             RunError::Cancelled { signal } => signal.exit_kind(),

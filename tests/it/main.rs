@@ -23,6 +23,7 @@ mod ci;
 mod cli;
 mod container_checks;
 mod context_diff;
+mod contracts;
 mod definitions;
 mod diff_check;
 mod docker_watch;

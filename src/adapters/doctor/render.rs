@@ -24,7 +24,7 @@ use crate::engine::run::Definitions;
 
 const NONCE: &str = "steward-doctor-render-check";
 
-const SOURCES: [Source; 7] = [
+const SOURCES: [Source; 8] = [
     Source::Manual,
     Source::Timer,
     Source::Alertmanager,
@@ -32,6 +32,7 @@ const SOURCES: [Source; 7] = [
     Source::Webhook,
     Source::Ci,
     Source::Docker,
+    Source::Drift,
 ];
 
 /// Renders every goal; `Ok` is the number of renders, `Err` one message per broken goal, each

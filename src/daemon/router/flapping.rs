@@ -59,7 +59,8 @@ impl Router {
                     }
                 }
             }
-            Source::Timer | Source::Manual | Source::Ci => false,
+            // Drift is a standing state, reported again by every report: not a failure each time.
+            Source::Timer | Source::Manual | Source::Ci | Source::Drift => false,
         };
         if failure {
             let subject = key(&s.subject);

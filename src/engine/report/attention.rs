@@ -66,10 +66,12 @@ fn judge(c: &Change) -> Option<Attention> {
             format!("{name} cannot be read any more: {}", c.after["unreadable"]),
             Who::Operator,
         ),
-        ("nomad_job", ChangeKind::StateChanged) if nomad_worse(c) => (
-            format!("Nomad job {name} is {}", c.after["status"]),
-            Who::Agent,
-        ),
+        ("nomad_job", ChangeKind::StateChanged) if nomad_worse(c) => {
+            (nomad_state(name, &c.after), Who::Agent)
+        }
+        ("nomad_job", ChangeKind::Added) if c.after["unhealthy"].as_u64().unwrap_or(0) > 0 => {
+            (nomad_state(name, &c.after), Who::Agent)
+        }
         _ => return None,
     };
     let suggestion = match who {
@@ -129,10 +131,23 @@ fn rising(c: &Change) -> bool {
 
 fn nomad_worse(c: &Change) -> bool {
     let failed = |v: &Value| v["allocations"]["failed"].as_u64().unwrap_or(0);
-    c.after["status"] == "dead" || failed(&c.after) > failed(&c.before)
+    let unhealthy = |v: &Value| v["unhealthy"].as_u64().unwrap_or(0);
+    c.after["status"] == "dead"
+        || failed(&c.after) > failed(&c.before)
+        || unhealthy(&c.after) > unhealthy(&c.before)
+}
+
+fn nomad_state(name: &str, after: &Value) -> String {
+    match after["unhealthy"].as_u64().unwrap_or(0) {
+        0 => format!("Nomad job {name} is {}", after["status"]),
+        n => format!(
+            "Nomad job {name} is {} with {n} unhealthy allocation(s)",
+            after["status"]
+        ),
+    }
 }
 
 /// Single quotes for a shell, so the suggestion can be pasted as it is.
-fn shell_quote(s: &str) -> String {
+pub(super) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

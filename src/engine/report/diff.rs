@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::snapshot::{Container, Filesystem, Snapshot};
+use super::snapshot::{Container, Filesystem, NomadJob, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,22 +106,7 @@ fn compare_source(source: &str, before: &Snapshot, after: &Snapshot, out: &mut V
         ),
         "units" => units(before, after, out),
         "filesystems" => filesystems(&before.filesystems, &after.filesystems, out),
-        "nomad" => {
-            out.extend(presence(&before.nomad_jobs, &after.nomad_jobs, "nomad_job"));
-            for (id, was) in &before.nomad_jobs {
-                if let Some(is) = after.nomad_jobs.get(id)
-                    && was != is
-                {
-                    out.push(change(
-                        ChangeKind::StateChanged,
-                        "nomad_job",
-                        id,
-                        json!(was),
-                        json!(is),
-                    ));
-                }
-            }
-        }
+        "nomad" => nomad_jobs(&before.nomad_jobs, &after.nomad_jobs, out),
         _ => {}
     }
 }
@@ -186,6 +171,39 @@ fn containers(
                 ChangeKind::StateChanged,
                 "container",
                 name,
+                state(was),
+                state(is),
+            ));
+        }
+    }
+}
+
+/// A job's new version is its generation changing (a deploy); its status or allocations
+/// changing is a state change.
+fn nomad_jobs(
+    before: &BTreeMap<String, NomadJob>,
+    after: &BTreeMap<String, NomadJob>,
+    out: &mut Vec<Change>,
+) {
+    out.extend(presence(before, after, "nomad_job"));
+    for (id, was) in before {
+        let Some(is) = after.get(id) else { continue };
+        if was.version != is.version {
+            let pick = |j: &NomadJob| json!({ "version": j.version });
+            out.push(change(
+                ChangeKind::GenerationChanged,
+                "nomad_job",
+                id,
+                pick(was),
+                pick(is),
+            ));
+        }
+        let state = |j: &NomadJob| json!({ "status": j.status, "allocations": j.allocations, "unhealthy": j.unhealthy });
+        if state(was) != state(is) {
+            out.push(change(
+                ChangeKind::StateChanged,
+                "nomad_job",
+                id,
                 state(was),
                 state(is),
             ));

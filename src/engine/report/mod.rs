@@ -1,8 +1,9 @@
 //! `steward report`: a snapshot of the host (containers, listening sockets, failed units, disk
-//! use, the NixOS generation), compared by identity with the previous baseline, and what of the
-//! changes needs attention. One job per file: [`snapshot`] the model, the collectors
-//! ([`containers`], [`sockets`], [`units`], [`disk`], [`nixos`]), [`diff`], [`attention`] and
-//! [`baseline`].
+//! use, the NixOS generation, Nomad jobs), compared by identity with the previous baseline, and
+//! what of the changes needs attention; and the workspace's service contracts against it
+//! (drift). One job per file: [`snapshot`] the model, the collectors ([`containers`],
+//! [`sockets`], [`units`], [`disk`], [`nixos`], [`nomad`]), [`diff`], [`attention`],
+//! [`drift`] and [`baseline`].
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,9 @@ pub mod baseline;
 pub mod containers;
 pub mod diff;
 pub mod disk;
+pub mod drift;
 pub mod nixos;
+pub mod nomad;
 pub mod snapshot;
 pub mod sockets;
 pub mod units;
@@ -41,6 +44,10 @@ pub struct Sources {
     pub nixos_profile: PathBuf,
     pub docker_host: Option<String>,
     pub path_env: String,
+    /// Where the service contracts are (`WORKSPACE/services/`); `None`: none are judged.
+    pub workspace: Option<PathBuf>,
+    /// The Nomad agent; `None`: not asked.
+    pub nomad: Option<nomad::NomadSource>,
 }
 
 impl Sources {
@@ -51,6 +58,8 @@ impl Sources {
             nixos_profile: PathBuf::from("/nix/var/nix/profiles/system"),
             docker_host: cfg.docker.socket(),
             path_env: cfg.claude.path.clone(),
+            workspace: Some(cfg.workspace.clone()),
+            nomad: Some(nomad::NomadSource::from_env()),
         }
     }
 }
@@ -100,6 +109,12 @@ pub async fn take(src: &Sources) -> Snapshot {
             Err(why) => missing.push(("containers", why)),
         }
     }
+    if let Some(agent) = &src.nomad {
+        match nomad::collect(agent).await {
+            Ok(jobs) => snap.nomad_jobs = jobs.unwrap_or_default(),
+            Err(why) => missing.push(("nomad", why)),
+        }
+    }
     snap.unavailable = missing
         .into_iter()
         .map(|(source, why)| (source.to_string(), why))
@@ -118,6 +133,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreadable_baselines: Vec<String>,
     pub changes: Vec<Change>,
+    /// The service contracts: how many, and whether drift could be judged.
+    pub services: drift::Services,
+    /// Declared services of this host that are not as their contract says (desired vs actual,
+    /// not a change between snapshots).
+    pub drift: Vec<drift::Drift>,
     pub needs_attention: Vec<Attention>,
     /// The file this snapshot was saved as (none with `--no-save`).
     pub saved: Option<String>,
@@ -137,7 +157,15 @@ pub async fn report(
         Some((_, before)) => diff::diff(before, &snapshot),
         None => Vec::new(),
     };
-    let needs_attention = attention::needs_attention(&changes);
+    let mut needs_attention = attention::needs_attention(&changes);
+    let (services, drift) = match &src.workspace {
+        Some(ws) => {
+            let (services, drift, attention) = drift::judge_workspace(ws, &snapshot);
+            needs_attention.extend(attention);
+            (services, drift)
+        }
+        None => Default::default(),
+    };
     let saved = match keep {
         Some(n) => Some(baselines.save(&snapshot, n)?),
         None => None,
@@ -147,6 +175,8 @@ pub async fn report(
         baseline: latest.snapshot.map(|(name, _)| name),
         unreadable_baselines: latest.unreadable,
         changes,
+        services,
+        drift,
         needs_attention,
         saved,
     })

@@ -96,4 +96,7 @@ pub struct NomadJob {
     /// Allocations by client status (`running`, `failed`, …).
     #[serde(default)]
     pub allocations: BTreeMap<String, u64>,
+    /// Allocations failed, lost, or marked unhealthy by their deployment.
+    #[serde(default)]
+    pub unhealthy: u64,
 }

@@ -8,6 +8,7 @@ use crate::base::signal::Source;
 use crate::defs::check::{self, CheckEnv, CheckResult, Phase};
 use crate::defs::goal::Goal;
 use crate::defs::probe::ProbeResult;
+use crate::defs::service::{ServiceContract, ServiceError};
 
 use super::{Definitions, RunError, RunRequest};
 
@@ -76,6 +77,60 @@ pub(super) async fn checks_before(
         invariants: i?,
         post: post?,
     })
+}
+
+/// The declared service a run is about: a `service` variable naming one, else the signal's
+/// subject when it names one (a manual or timer signal's subject is its goal, not a service).
+pub(super) fn service_of(
+    workspace: &std::path::Path,
+    req: &RunRequest,
+) -> Result<Option<ServiceContract>, ServiceError> {
+    let named = req
+        .vars
+        .get("service")
+        .map(String::as_str)
+        .or(match req.signal.source {
+            Source::Manual | Source::Timer => None,
+            _ => Some(req.signal.subject.as_str()),
+        });
+    let Some(named) = named else { return Ok(None) };
+    // Only a service that has a directory is read (with every other contract, for its
+    // dependencies): an alert about something else is not blocked by a contract's typo.
+    if !crate::defs::service::is_safe_name(named)
+        || !workspace.join("services").join(named).is_dir()
+    {
+        return Ok(None);
+    }
+    crate::defs::service::find(workspace, named)
+}
+
+/// A run about a declared service takes the contract's healthcheck as one more post-action
+/// check (before and after the agent, like the goal's own): it counts like any post check. A
+/// check of the same name in the context files is a conflict, not a silent override.
+pub(super) fn add_service_healthcheck(
+    workspace: &std::path::Path,
+    req: &RunRequest,
+    defs: &mut Definitions,
+    goal: &mut Goal,
+) -> Result<(), RunError> {
+    let Some(contract) = service_of(workspace, req)? else {
+        return Ok(());
+    };
+    let Some(check) = contract.healthcheck else {
+        return Ok(());
+    };
+    if let Some(existing) = defs.checks.get(&check.name) {
+        return Err(check::CheckError::Duplicate {
+            name: check.name.clone(),
+            first: existing.origin.clone(),
+            second: check.origin.clone(),
+            file: contract.file.display().to_string(),
+        }
+        .into());
+    }
+    goal.checks.post.push(check.name.clone());
+    defs.checks.checks.push(check);
+    Ok(())
 }
 
 /// Whether the gathered context needs a model's eyes: a signal from outside (an alert, a failed

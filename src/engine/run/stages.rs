@@ -42,8 +42,9 @@ impl<'a> Setup<'a> {
     /// Loads the definitions and checks the request against its goal: a typo or a missing
     /// variable is the operator's to fix, and leaves no record behind.
     pub(super) fn load(cfg: &'a Config, req: &'a RunRequest) -> Result<Setup<'a>, RunError> {
-        let defs = Definitions::load(cfg)?;
-        let goal = check_request(&defs, req)?;
+        let mut defs = Definitions::load(cfg)?;
+        let mut goal = check_request(&defs, req)?;
+        super::checks::add_service_healthcheck(&cfg.workspace, req, &mut defs, &mut goal)?;
         let probes = defs.catalog.select(&goal.probes)?;
         Ok(Setup {
             cfg,
