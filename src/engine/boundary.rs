@@ -145,7 +145,9 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
             // (that files the action and blocks until an operator decides). `ask`, not "no
             // opinion": with no opinion claude's own rules decide first and auto-approve
             // read-only commands like `echo` without asking anyone (tested with 2.1.197).
-            Ok(ctx) if ctx.approval == ApprovalMode::Wait => {
+            // A proposed action is always queued for steward's executor: the agent proposes it,
+            // it does not wait to run it itself.
+            Ok(ctx) if ctx.approval == ApprovalMode::Wait && !is_proposal(&answer.audit.tool) => {
                 answer.stdout = ask_output(&decision.reason);
                 answer.audit.reason = format!(
                     "{} (left to the approval prompt: the run waits for an operator)",
@@ -173,6 +175,11 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
         }
     }
     audited(run_dir, answer)
+}
+
+/// steward's `propose_action` tool: filed for steward's executor in every approval mode.
+fn is_proposal(tool: &str) -> bool {
+    tool.strip_prefix(crate::defs::policy::steward_tools::PREFIX) == Some("propose_action")
 }
 
 /// The ids of an oversized call, for its audit line, without its input: the JSON is scanned
@@ -252,8 +259,10 @@ pub fn file_action(
         .clone()
         .filter(|a| !a.is_empty())
         .ok_or(FileError::NoArgv)?;
+    // A Bash call's `description`, or steward's `propose_action` tool's `rationale`.
     let rationale = input
         .get("description")
+        .or_else(|| input.get("rationale"))
         .and_then(|d| d.as_str())
         .unwrap_or("(no rationale given)")
         .to_string();

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod containers;
 pub mod diff;
 pub mod disk;
+pub mod logs;
 pub mod nixos;
 pub mod snapshot;
 pub mod sockets;

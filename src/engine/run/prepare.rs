@@ -65,6 +65,14 @@ pub(super) fn prepare(
     if let Some(ui_token) = cfg.ui_token_file() {
         policy.secrets.push(ui_token.display().to_string());
     }
+    // The steward tools the goal lists: the hook allows those, the server serves only those.
+    let steward_tools: Vec<String> = goal
+        .tools
+        .iter()
+        .filter(|t| policy::steward_tools::is_steward_tool(t))
+        .cloned()
+        .collect();
+    policy.steward_tools = steward_tools.clone();
     policy.to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let notes = knowledge::select(
         &defs.notes,
@@ -112,6 +120,17 @@ pub(super) fn prepare(
             )),
         ),
     };
+    if prompt_tool.is_some() || !steward_tools.is_empty() {
+        crate::engine::tools::ToolsContext {
+            tools: steward_tools.clone(),
+            nonce: nonce.clone(),
+            config_file: cfg.source.clone(),
+            state_dir: cfg.state_dir.clone(),
+            prompt_tool: prompt_tool.is_some(),
+        }
+        .write(run_dir)?;
+    }
+    let tool_server = crate::engine::prompt_tool::tool_server(&exe, run_dir, &steward_tools);
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
         workspace: workspace.to_path_buf(),
@@ -130,6 +149,7 @@ pub(super) fn prepare(
         settings: boundary::claude_settings(&nonce, &exe, run_dir),
         permission_mode,
         prompt_tool,
+        tool_server,
         nonce,
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),
