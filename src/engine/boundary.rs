@@ -599,6 +599,49 @@ mod tests {
         assert_eq!(read_audit(dir.path()).unwrap().len(), 2);
     }
 
+    /// steward's `propose_action` tool files the proposed argv for steward's executor, with the
+    /// rationale, in a wait run too; the call itself is denied.
+    #[test]
+    fn a_proposed_action_is_queued_in_every_approval_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut policy = crate::defs::policy::Policy::build(
+            "g",
+            &crate::defs::policy::GoalPolicy {
+                approve: vec!["touch FILE".into()],
+                read: vec!["{workspace}".into()],
+                write: vec!["{workspace}".into()],
+                ..Default::default()
+            },
+            dir.path(),
+        )
+        .unwrap();
+        policy.steward_tools = vec!["mcp__steward__propose_action".into()];
+        policy.to_file(&dir.path().join(POLICY_FILE)).unwrap();
+        let state = dir.path().join("state");
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Wait),
+        )
+        .unwrap();
+        let input = serde_json::json!({
+            "tool_name": "mcp__steward__propose_action",
+            "tool_input": {"argv": ["touch", format!("{}/m", dir.path().display())], "rationale": "why not"},
+            "hook_event_name": "PreToolUse",
+        });
+        let a = pre_tool_use(dir.path(), input.to_string().as_bytes());
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(
+            out["hookSpecificOutput"]["permissionDecision"], "deny",
+            "{out}"
+        );
+        let list = Store::open(&state).unwrap().list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].executor, Executor::Steward);
+        assert_eq!(list[0].rationale, "why not");
+        assert_eq!(list[0].argv[0], "touch");
+        assert!(!dir.path().join("m").exists());
+    }
+
     /// A hook that died (a crash is exit 134) left Claude's own rules to refuse the call: the
     /// record says the hook failed, not that Claude refused before the hook.
     #[test]

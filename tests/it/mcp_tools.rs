@@ -262,3 +262,72 @@ fn the_agent_uses_stewards_tools_within_their_risk_classes() {
     assert_eq!(decision("mcp__steward__propose_action"), "approve");
     assert!(!audit.contains(SECRET), "secret in the audit");
 }
+
+/// `container_logs` through bollard against podman: the container's last lines, the configured
+/// secret redacted, and a goal's `lines` bound enforced.
+#[test]
+fn container_logs_tails_a_containers_logs_redacted() {
+    let Some(claude) = claude_bin() else { return };
+    let Some(engine) = crate::common::podman::Podman::start() else {
+        return;
+    };
+    let out = engine.podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "mcp-logs",
+        crate::common::podman::IMAGE,
+        "sh",
+        "-c",
+        &format!("echo MCP-LOG-FIRST; echo MCP-LOG-LAST key {SECRET}; sleep 600"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let goals = tmp.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join("logs-test.md"),
+        "+++\ndescription = \"logs\"\ntools = [\"mcp__steward__container_logs\"]\n+++\nRead logs.\n",
+    )
+    .unwrap();
+    let scenario = "[[turn]]\n[[turn.tool_use]]\nid = \"t_logs\"\nname = \"mcp__steward__container_logs\"\ninput = { container = \"mcp-logs\", lines = 1 }\n\n\
+         [[turn]]\n[[turn.tool_use]]\nid = \"t_bad\"\nname = \"mcp__steward__container_logs\"\ninput = { container = \"mcp-logs\", lines = 100000 }\n\n"
+        .to_string()
+        + QUIET;
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let env = Env::new(
+        &claude,
+        &model.url,
+        &format!(
+            "goals_dir = \"{}\"\n#--tables--\n[redact]\nsecrets = [\"{SECRET}\"]\n[docker]\nhost = \"{}\"\nwatch = false\n",
+            goals.display(),
+            engine.docker_host()
+        ),
+    );
+    let out = env
+        .steward()
+        .args(["--json", "run", "logs-test"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let results = tool_results(&model);
+    let (text, err) = results
+        .get("t_logs")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(!err, "{text}");
+    assert!(text.contains("MCP-LOG-LAST key"), "{text}");
+    assert!(
+        !text.contains("MCP-LOG-FIRST"),
+        "one line was asked for: {text}"
+    );
+    assert!(!text.contains(SECRET), "secret leaked: {text}");
+    let (text, err) = results.get("t_bad").cloned().unwrap();
+    assert!(err && text.contains("argument `lines`"), "{text}");
+}

@@ -149,6 +149,7 @@ mod tests {
             "g",
             &GoalPolicy {
                 allow: vec!["uptime".into()],
+                approve: vec!["systemctl restart UNIT".into()],
                 ..Default::default()
             },
             Path::new("/ws"),
@@ -201,6 +202,9 @@ mod tests {
         let d = decide_on(&p, "propose_action", json!({"argv": ["uptime"]}));
         assert_eq!(d.decision, Permission::Approve);
         let d = decide_on(&p, "propose_action", json!({"argv": ["rm", "-rf", "/"]}));
+        assert_eq!(d.decision, Permission::Deny, "{d:?}");
+        // A command no rule names is denied, as a Bash call of it would be.
+        let d = decide_on(&p, "propose_action", json!({"argv": ["reboot"]}));
         assert_eq!(d.decision, Permission::Deny, "{d:?}");
         for bad in [
             json!({}),
