@@ -286,6 +286,16 @@ impl Store {
         self.root.join(state.as_str()).join(format!("{id}.json"))
     }
 
+    /// The directory of each state: an action changes state by moving between them, so their
+    /// modification times tell a reader whether any action changed.
+    pub fn state_dirs(state_dir: &Path) -> Vec<PathBuf> {
+        let root = state_dir.join("actions");
+        ActionState::ALL
+            .iter()
+            .map(|s| root.join(s.as_str()))
+            .collect()
+    }
+
     /// Every change to the store happens under this lock. Never taken twice by one caller: a
     /// second `flock` in the same process would wait for the first forever.
     fn lock(&self) -> Result<StoreLock, ApprovalError> {

@@ -560,6 +560,19 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
     let by = record["decision"]["by"].as_str().unwrap();
     assert!(by.starts_with("web:") && by.len() == 12, "{by}");
 
+    // The run's page, drawn (and kept) before the approval, shows the action's new state and
+    // this session's CSRF token: nothing stale, nothing of another session.
+    let logout_csrf = "return document.querySelector('form.logout input[name=csrf]').value";
+    let session_csrf = b.js(logout_csrf).await;
+    b.goto(&format!("{url}/runs/{run_id}")).await;
+    let shown = b
+        .js(&format!(
+            "return document.querySelector('[data-action=\"{action}\"]').textContent"
+        ))
+        .await;
+    assert_eq!(shown, json!("done"), "the run page is stale");
+    assert_eq!(b.js(logout_csrf).await, session_csrf);
+
     // Another loopback origin posts to the page: the browser sends the (SameSite=Strict)
     // cookie, since it is the same site, but not the same origin: refused and recorded.
     let (foreign, done, server) = foreign_page(&format!("{url}/logout"));

@@ -18,6 +18,7 @@ pub(in crate::daemon::server) mod limit;
 mod live;
 mod login;
 mod peer;
+pub(in crate::daemon::server) mod run_cache;
 mod run_page;
 pub(in crate::daemon::server) mod runs;
 mod runs_table;
@@ -56,6 +57,8 @@ pub(in crate::daemon::server) struct Ui {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// `serve.public_url` at start: the allowed origin behind a proxy, and `Secure` cookies.
     pub public_url: Option<String>,
+    /// Finished runs' pages, drawn once (see [`run_cache`]).
+    pub run_pages: run_cache::RunPageCache,
 }
 
 impl Ui {
@@ -83,6 +86,7 @@ impl Ui {
             stopping: tokio::sync::watch::Sender::new(false),
             token,
             public_url: cfg.serve.public_url.clone(),
+            run_pages: run_cache::RunPageCache::default(),
         }))
     }
 

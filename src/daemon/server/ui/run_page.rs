@@ -6,11 +6,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::run_cache::RunPageCache;
 use super::session::Session;
 use super::{UiState, templates};
+use crate::engine::approval::Store;
 use crate::engine::run::report::{RunDetail, show_run};
 
 /// A run id is a directory name steward made: nothing that walks out of `runs/`.
@@ -78,8 +80,17 @@ pub(super) async fn page(
         return state.message(StatusCode::NOT_FOUND, Some(&session), "Run", "no such run");
     }
     let ledger = &state.shared.ledger;
-    if !ledger.runs_dir().join(&id).is_dir() {
+    let run_dir = ledger.runs_dir().join(&id);
+    if !run_dir.is_dir() {
         return state.message(StatusCode::NOT_FOUND, Some(&session), "Run", "no such run");
+    }
+    let cache = &state.ui.run_pages;
+    let stamp = RunPageCache::stamp(&run_dir, &Store::state_dirs(ledger.root()));
+    if let Some(html) = stamp
+        .as_ref()
+        .and_then(|s| cache.get(&id, s, &session.csrf))
+    {
+        return Html(html).into_response();
     }
     let detail = match show_run(ledger, &id) {
         Ok(d) => d,
@@ -95,7 +106,21 @@ pub(super) async fn page(
     };
     let mut ctx = templates::context(Some(&session));
     ctx.insert("run", &view(&detail));
-    state.render("run.html", &ctx)
+    let Some(stamp) = stamp else {
+        return state.render("run.html", &ctx);
+    };
+    // Drawn once with the marker in the token's place, kept, and served with this session's.
+    ctx.insert("csrf", cache.marker());
+    match state.ui.tera.render("run.html", &ctx) {
+        Ok(html) => {
+            cache.put(&id, stamp, &html);
+            Html(html.replace(cache.marker(), &session.csrf)).into_response()
+        }
+        Err(_) => {
+            ctx.insert("csrf", &session.csrf);
+            state.render("run.html", &ctx)
+        }
+    }
 }
 
 #[cfg(test)]
