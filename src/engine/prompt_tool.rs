@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::engine::agent::{PromptTool, ToolServer};
+use crate::base::ledger::LedgerError;
+use crate::config::Config;
+use crate::defs::goal::{ApprovalMode, Goal};
+use crate::engine::agent::{PermissionMode, PromptTool, ToolServer};
+use crate::engine::tools::ToolsContext;
 
 /// The server's name in `--mcp-config`.
 pub const SERVER_NAME: &str = "steward";
@@ -51,6 +55,63 @@ pub fn tool_server(steward_exe: &Path, run_dir: &Path, tools: &[String]) -> Opti
         server: SERVER_NAME.to_string(),
         mcp_config: mcp_config(steward_exe, run_dir),
         tools: tools.to_vec(),
+    })
+}
+
+/// The steward tools a goal lists (`mcp__steward__report`, …), in its order.
+pub fn steward_tools(goal: &Goal) -> Vec<String> {
+    goal.tools
+        .iter()
+        .filter(|t| crate::defs::policy::steward_tools::is_steward_tool(t))
+        .cloned()
+        .collect()
+}
+
+/// What a run's agent gets of steward's MCP server.
+pub struct Servers {
+    pub permission_mode: PermissionMode,
+    pub prompt_tool: Option<PromptTool>,
+    pub tool_server: Option<ToolServer>,
+}
+
+/// The permission mode and steward's server for a run: the prompt tool of a wait run, the
+/// goal's steward tools (qualified), or both. When the server is needed its context file is
+/// written to the run directory first.
+pub fn servers(
+    cfg: &Config,
+    goal: &Goal,
+    steward_exe: &Path,
+    run_dir: &Path,
+    nonce: &str,
+    steward_tools: &[String],
+) -> Result<Servers, LedgerError> {
+    let (permission_mode, prompt_tool) = match goal.approval {
+        ApprovalMode::Queue => (PermissionMode::DontAsk, None),
+        // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
+        // the hook still decides allow and deny before claude's own rules are consulted.
+        ApprovalMode::Wait => (
+            PermissionMode::Default,
+            Some(prompt_tool(
+                steward_exe,
+                run_dir,
+                Duration::from_secs(goal.approval_timeout_secs),
+            )),
+        ),
+    };
+    if prompt_tool.is_some() || !steward_tools.is_empty() {
+        ToolsContext {
+            tools: steward_tools.to_vec(),
+            nonce: nonce.to_string(),
+            config_file: cfg.source.clone(),
+            state_dir: cfg.state_dir.clone(),
+            prompt_tool: prompt_tool.is_some(),
+        }
+        .write(run_dir)?;
+    }
+    Ok(Servers {
+        permission_mode,
+        prompt_tool,
+        tool_server: tool_server(steward_exe, run_dir, steward_tools),
     })
 }
 

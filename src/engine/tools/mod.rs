@@ -69,7 +69,7 @@ impl ToolsContext {
     /// Whether the goal lists the tool (qualified or short name).
     pub fn allows(&self, name: &str) -> bool {
         let qualified = qualify(name);
-        self.tools.iter().any(|t| *t == qualified)
+        self.tools.contains(&qualified)
     }
 }
 
