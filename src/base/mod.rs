@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod cancel;
+pub mod docker;
 pub mod exec;
 pub mod flock;
 pub mod ledger;

@@ -211,6 +211,9 @@ fn print_pruned(p: &retention::Pruned) -> Result<(), CliError> {
     for k in &p.kept {
         crate::outln!("  kept {}: {}", k.id, k.reason)?;
     }
+    if !p.incidents_removed.is_empty() {
+        crate::outln!("container incidents {verb}: {}", p.incidents_removed.len())?;
+    }
     if !p.event_days_removed.is_empty() {
         crate::outln!("event log days {verb}: {}", p.event_days_removed.join(", "))?;
     }

@@ -9,7 +9,8 @@
 //!
 //! Decided actions keep their run id after the run is gone (`runs show` then says there is no
 //! such run). Event log days (`events/YYYY-MM-DD.jsonl`) that ended before the cutoff are removed
-//! too: they are the routing and job record of the same period. Each pass (but a dry run) is
+//! too: they are the routing and job record of the same period, and so are container crash
+//! incidents that died before the cutoff. Each pass (but a dry run) is
 //! recorded as a `runs_pruned` event, whether or not it removed anything.
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::base::ledger::{Ledger, LedgerError, RunDir};
 use crate::daemon::queue::Queue;
+use crate::engine::incident::store::IncidentStore;
 use crate::engine::run::history::HistoryError;
 use crate::engine::run::{RunMeta, RunResult};
 
@@ -39,6 +41,8 @@ pub struct Pruned {
     pub kept: Vec<Kept>,
     /// Event log day files removed.
     pub event_days_removed: Vec<String>,
+    /// Container crash incidents (`STATE/incidents/`) that died before the cutoff.
+    pub incidents_removed: Vec<String>,
 }
 
 /// Removes what is older than `older_than` (see the module doc).
@@ -67,6 +71,7 @@ pub fn prune(
         removed: Vec::new(),
         kept: Vec::new(),
         event_days_removed: Vec::new(),
+        incidents_removed: Vec::new(),
     };
     for id in ledger.run_ids()? {
         let run = ledger.run(&id)?;
@@ -100,6 +105,11 @@ pub fn prune(
         pruned.removed.push(id);
     }
     pruned.event_days_removed = prune_events(ledger, cutoff, dry_run)?;
+    pruned.incidents_removed = IncidentStore::new(ledger.root()).prune(
+        Some(cutoff),
+        crate::engine::incident::store::MAX_INCIDENTS,
+        dry_run,
+    )?;
     if !dry_run {
         // Removed runs leave the run catalog (its next reader drops them).
         crate::engine::catalog::forget(ledger, &pruned.removed);
@@ -113,6 +123,7 @@ pub fn prune(
                 "removed": pruned.removed,
                 "kept": pruned.kept,
                 "event_days_removed": pruned.event_days_removed,
+                "incidents_removed": pruned.incidents_removed.len(),
             }),
         )?;
     }

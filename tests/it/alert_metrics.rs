@@ -3,14 +3,14 @@
 //! to date at each scrape; `triggers/steward-alerts.yml` passes `promtool check rules` and
 //! `promtool test rules` (the series below, the alerts each should fire).
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use steward::base::ledger::Ledger;
 
 use crate::common::cli::Env;
 use crate::common::require::tool;
+use crate::common::serve::Serve;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -94,35 +94,6 @@ tests:
               description: "See its recent runs: steward runs list."
 "#;
 
-struct Serve(Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(env: &Env) -> Serve {
-    let mut child = env
-        .steward()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(
-        url.starts_with("http://"),
-        "unexpected first line: {line:?}"
-    );
-    Serve(child, url)
-}
-
 fn scrape(url: &str) -> String {
     let out = Command::new("curl")
         .args(["-sf", "--max-time", "10", &format!("{url}/metrics")])
@@ -170,8 +141,8 @@ fn metrics_report_waiting_items_and_goal_times_updated_at_each_scrape() {
     ps[0].created -= time::Duration::hours(1);
     store.file(ps, &Default::default()).unwrap();
 
-    let d = serve(&env);
-    let m = scrape(&d.1);
+    let d = Serve::start(&env);
+    let m = scrape(&d.url);
     let get = |m: &str, s: &str| sample(m, s).unwrap_or_else(|| panic!("no {s} in:\n{m}"));
     let hc = r#"{goal="health-check"}"#;
     assert_eq!(
@@ -219,7 +190,7 @@ fn metrics_report_waiting_items_and_goal_times_updated_at_each_scrape() {
     // A run that ends while the daemon runs (here: recorded by another process) is counted by
     // the next scrape.
     finished(&ledger, "health-check", "ok", 1_700_001_000);
-    let m = scrape(&d.1);
+    let m = scrape(&d.url);
     assert_eq!(
         get(
             &m,

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,22 +28,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, token: &Path) -> Daemon {
-        let mut child = env
-            .steward()
-            .args(["serve", "--listen", "127.0.0.1:0", "--webhook-token-file"])
-            .arg(token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected first line: {line:?}"
+        let (child, url) = crate::common::serve::listening(
+            env.steward()
+                .args(["serve", "--listen", "127.0.0.1:0", "--webhook-token-file"])
+                .arg(token),
         );
         Daemon { child, url }
     }

@@ -151,17 +151,34 @@ impl Fixture {
         rec
     }
 
-    fn steward(&self, args: &[&str]) -> Output {
-        Command::new(common::cli::steward_bin())
-            .arg("--config")
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(common::cli::steward_bin());
+        cmd.arg("--config")
             .arg(&self.config)
-            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.tmp.path())
-            .env("USER", "tester")
-            .output()
-            .unwrap()
+            .env("USER", "tester");
+        cmd
+    }
+
+    /// Turns the web page on (`[serve]` with a UI token, the worker paused, `extra` lines).
+    fn page_on(&self, extra: &str) {
+        let token = self.tmp.path().join("ui-token");
+        std::fs::write(&token, format!("{}\n", crate::web::UI_TOKEN)).unwrap();
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(
+            &self.config,
+            format!(
+                "{config}\n[serve]\npaused = true\nui_token_file = \"{}\"\n{extra}\n",
+                token.display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn steward(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
     }
 
     fn state_of(&self, id: &str) -> ChangeRecord {
@@ -562,4 +579,156 @@ fn a_change_a_run_filed_is_shown_and_goes_stale_when_the_workspace_moves() {
     assert!(err.contains(&format!("{new_id} is now stale")), "{err}");
     assert!(err.contains("does not apply cleanly"), "{err}");
     assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+}
+
+/// Issue 13 item 2: a change approved from the web page (through the confirmation bound to the
+/// diff it showed) is applied and records `web:<session>`; another rejected there records the
+/// reason; a confirmation carrying another diff's digest approves nothing.
+#[test]
+fn changes_are_approved_and_rejected_from_the_page() {
+    let Some(f) = fixture() else { return };
+    f.page_on("");
+    let approve = f.propose("r-1");
+    let reject = f.propose_port("r-2", 9090);
+    let serve = common::serve::Serve::start_with(f.command());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(decide_on_the_page(&f, &serve.url, &approve, &reject));
+}
+
+async fn decide_on_the_page(f: &Fixture, url: &str, approve: &ChangeRecord, reject: &ChangeRecord) {
+    let http = crate::web::no_redirects();
+    let (cookie, csrf) = crate::web::login(&http, url).await;
+    let post = |path: String, body: String| {
+        http.post(format!("{url}{path}"))
+            .header("Cookie", &cookie)
+            .header("Origin", url)
+            .header("Sec-Fetch-Site", "same-origin")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+
+    // The card shows the diff; the first POST only shows the confirmation, bound to the digest.
+    let card = http
+        .get(format!("{url}/approvals?change={}", approve.id))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("port = 8080"), "{card}");
+    let path = format!("/changes/{}/approve", approve.id);
+    let page = post(path.clone(), format!("csrf={csrf}")).await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&approve.diff_sha256), "{page}");
+    assert_eq!(f.state_of(&approve.id).state, ChangeState::Pending);
+    let forged = post(path.clone(), format!("csrf={csrf}&confirm=1&binding=0000"))
+        .await
+        .unwrap();
+    assert_ne!(forged.status(), 303, "another digest approved it");
+    assert_eq!(f.state_of(&approve.id).state, ChangeState::Pending);
+    let body = format!("csrf={csrf}&confirm=1&binding={}", approve.diff_sha256);
+    let res = post(path, body).await.unwrap();
+    assert!(
+        res.status().is_success() || res.status() == 303,
+        "{}",
+        res.status()
+    );
+    let mut applied = f.state_of(&approve.id);
+    for _ in 0..300 {
+        if applied.state == ChangeState::Applied {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        applied = f.state_of(&approve.id);
+    }
+    assert_eq!(applied.state, ChangeState::Applied, "{applied:#?}");
+    let by = applied.approved_by().unwrap_or_default().to_string();
+    assert!(by.starts_with("web:"), "{by}");
+    assert_eq!(git(&f.ws, &["rev-parse", "HEAD"]), approve.head);
+
+    // Reject with a reason: recorded on the change.
+    let res = post(
+        format!("/changes/{}/reject", reject.id),
+        format!("csrf={csrf}&reason=not+on+a+friday"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        res.status().is_success() || res.status() == 303,
+        "{}",
+        res.status()
+    );
+    let rejected = f.state_of(&reject.id);
+    assert_eq!(rejected.state, ChangeState::Rejected, "{rejected:#?}");
+    let last = rejected.history.last().unwrap();
+    assert!(
+        last.by.starts_with("web:") && last.note.contains("not on a friday"),
+        "{last:#?}"
+    );
+}
+
+/// A daemon told to stop while the page's approved change is being applied waits its grace,
+/// then asks the apply to stop: the change is rolled back and recorded so, never left
+/// `applying`, and the daemon's stop record names the page's work.
+#[test]
+fn a_daemon_stop_rolls_back_a_change_the_page_is_applying() {
+    let Some(f) = fixture() else { return };
+    f.page_on("grace_secs = 1");
+    let rec = f.propose("r-1");
+    let path = f.state().join(format!("changes/pending/{}.json", rec.id));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Longer than the grace: the stop comes while it runs; it is let end, then rolled back.
+    v["apply"] = serde_json::json!(["sleep", "4"]);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut serve = common::serve::Serve::start_with(f.command());
+    let url = serve.url.clone();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let http = crate::web::no_redirects();
+            let (cookie, csrf) = crate::web::login(&http, &url).await;
+            let res = http
+                .post(format!("{url}/changes/{}/approve", rec.id))
+                .header("Cookie", &cookie)
+                .header("Origin", &url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("csrf={csrf}&confirm=1&binding={}", rec.diff_sha256))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f.state_of(&rec.id).state != ChangeState::Applying {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            f.state_of(&rec.id)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = serve.stop_within(40);
+    assert!(status.success(), "{status:?}");
+    let after = f.state_of(&rec.id);
+    assert_eq!(after.state, ChangeState::RolledBack, "{after:#?}");
+    let events = std::fs::read_dir(f.state().join("events"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    let stopped = events
+        .lines()
+        .find(|l| l.contains("daemon_stopped"))
+        .unwrap_or_else(|| panic!("no daemon_stopped event:\n{events}"));
+    assert!(stopped.contains("work the page started"), "{stopped}");
 }

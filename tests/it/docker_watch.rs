@@ -3,40 +3,14 @@
 //! a crash loop is acute flapping, and the watch survives the engine restarting without
 //! repeating an incident. `steward incidents` shows what was captured.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::cli::Env;
 use crate::common::podman::{IMAGE, Podman};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(env: &Env) -> Serve {
-    let mut child = env
-        .steward()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line:?}");
-    Serve(child)
-}
+use crate::common::serve::Serve;
 
 fn incidents(env: &Env) -> Vec<Value> {
     let out = env
@@ -119,7 +93,7 @@ fn crashes_are_captured_classified_routed_and_survive_an_engine_restart() {
             engine.docker_host()
         ),
     );
-    let _daemon = serve(&env);
+    let _daemon = Serve::start(&env);
 
     // A crash: exit 137 without an OOM kill is `killed`; its last words are in the capture.
     let last_words = "echo starting; echo 'panic: last words' >&2; exit 137";

@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,28 +43,10 @@ impl Daemon {
     fn start(env: &Env) -> Daemon {
         let token = env.dir.path().join("webhook-token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let mut child = env
-            .steward()
-            .args(["serve", "--listen", "127.0.0.1:0", "--webhook-token-file"])
-            .arg(&token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            url.starts_with("http://"),
-            "serve did not start: first line {line:?}, exit {:?}",
-            child.wait()
+        let (child, url) = crate::common::serve::listening(
+            env.steward()
+                .args(["serve", "--listen", "127.0.0.1:0", "--webhook-token-file"])
+                .arg(&token),
         );
         Daemon { child, url }
     }

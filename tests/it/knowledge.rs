@@ -163,23 +163,11 @@ impl Drop for Page {
 
 impl Page {
     fn start(env: &Env, token: &str) -> Page {
-        use std::io::BufRead;
-        let mut child = env
-            .steward()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected first line: {line:?}"
-        );
+        let (child, url) = crate::common::serve::listening(env.steward().args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]));
         let page = Page {
             child,
             url,

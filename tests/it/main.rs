@@ -21,6 +21,7 @@ mod change_worktree;
 mod changes;
 mod ci;
 mod cli;
+mod container_checks;
 mod definitions;
 mod diff_check;
 mod docker_watch;

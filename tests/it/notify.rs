@@ -483,13 +483,17 @@ fn a_down_target_is_retried_beside_runs_and_a_restart_delivers_once() {
     // A listener that never answers: each attempt waits for its timeout.
     let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hanging.local_addr().unwrap().port();
+    // A second target that answers: served beside the hanging one, not after it.
+    let up = Receiver::start();
     let env = Env::new(
         Path::new("/nonexistent/claude"),
         "http://127.0.0.1:9",
         &format!(
             "#--tables--\n[serve]\npoll_secs = 1\n[router]\ncooldown_secs = 0\n\n\
              [[notify]]\nname = \"down\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
-             retry_secs = 1\ntimeout_secs = 2\n"
+             retry_secs = 1\ntimeout_secs = 2\n\n\
+             [[notify]]\nname = \"up\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+            up.url()
         ),
     );
     let d = serve::Daemon::start(&env);
@@ -516,6 +520,24 @@ fn a_down_target_is_retried_beside_runs_and_a_restart_delivers_once() {
         .state()
         .join(format!("notify/outbox/down/action_pending-{id}.json"));
     wait_for("the first attempt", 20, || attempts(&pending).len() == 1);
+    let delivered = env
+        .state()
+        .join(format!("notify/done/up/action_pending-{id}.json"));
+    wait_for("the other target's delivery", 20, || delivered.exists());
+    let stamp = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let up_at = stamp(&attempts(&delivered)[0]);
+    let down_at = stamp(&attempts(&pending)[0]);
+    assert!(
+        up_at < down_at + time::Duration::seconds(2),
+        "the answering target waited for the hanging one: {up_at} vs {down_at}"
+    );
+    assert_eq!(up.requests().len(), 1);
     let busy = run_ms(2);
     eprintln!("run wall time: {quiet} ms with nothing to deliver, {busy} ms while the target hung");
     assert!(
@@ -736,49 +758,7 @@ fn config_errors_name_the_table_and_field() {
 mod serve {
     use super::*;
 
-    pub struct Daemon {
-        child: Child,
-    }
-
-    impl Daemon {
-        pub fn start(env: &Env) -> Daemon {
-            let mut child = env
-                .steward()
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            assert!(line.contains("listening"), "{line}");
-            Daemon { child }
-        }
-
-        pub fn stop(mut self) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    assert!(status.success(), "serve exited with {status}");
-                    return;
-                }
-                assert!(Instant::now() < deadline, "serve did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    pub use crate::common::serve::Serve as Daemon;
 
     /// `result.json` of every finished run.
     pub fn finished(state: &Path) -> Vec<Value> {

@@ -616,6 +616,15 @@ fn prune_removes_old_runs_but_keeps_what_an_action_needs() {
     old_run(&state, "20200101T000000Z-g-bbbbbb", 40);
     old_run(&state, "20990101T000000Z-g-cccccc", 1);
     pending_action_for(&state, "20200101T000000Z-g-bbbbbb");
+    // Container crash incidents: one died 40 days ago, one now.
+    let incidents = state.join("incidents");
+    std::fs::create_dir_all(&incidents).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let old_incident = format!("{}-0123456789ab", now - 40 * 86_400 * 1_000_000_000);
+    let new_incident = format!("{now}-0123456789ab");
+    for id in [&old_incident, &new_incident] {
+        std::fs::write(incidents.join(format!("{id}.json")), "{}").unwrap();
+    }
 
     let out = env
         .steward()
@@ -633,6 +642,9 @@ fn prune_removes_old_runs_but_keeps_what_an_action_needs() {
         .unwrap();
     let pruned = json_of(&out);
     assert_eq!(pruned["removed"], json!(["20200101T000000Z-g-aaaaaa"]));
+    assert_eq!(pruned["incidents_removed"], json!([old_incident]));
+    assert!(!incidents.join(format!("{old_incident}.json")).exists());
+    assert!(incidents.join(format!("{new_incident}.json")).exists());
     assert_eq!(pruned["kept"][0]["id"], "20200101T000000Z-g-bbbbbb");
     assert!(
         pruned["kept"][0]["reason"]

@@ -109,15 +109,7 @@ fn a_listener_and_a_stopped_container_are_exactly_the_changes() {
     run_container(&engine, "web");
     run_container(&engine, "db");
     let env = Env::new(Path::new("/bin/false"), "http://127.0.0.1:9", "");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        format!(
-            "{text}\n[docker]\nhost = \"{}\"\nwatch = false\n",
-            engine.docker_host()
-        ),
-    )
-    .unwrap();
+    env.use_docker(&engine.docker_host());
 
     let (code, first) = report(&ns, &env);
     assert_eq!(code, 0, "{first:#}");

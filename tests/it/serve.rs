@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,20 +64,7 @@ impl Daemon {
         if let Some(t) = token {
             cmd.arg("--webhook-token-file").arg(t);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected first line: {line:?}"
-        );
+        let (child, url) = crate::common::serve::listening(&mut cmd);
         Daemon { child, url }
     }
 

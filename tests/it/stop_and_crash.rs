@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -530,19 +529,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, args: &[&str]) -> Daemon {
-        let mut child = env
-            .steward()
-            .args(args)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("listening"), "{line:?}");
+        let (child, _) = crate::common::serve::listening(env.steward().args(args).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]));
         Daemon { child }
     }
 }

@@ -16,45 +16,11 @@ use std::time::{Duration, Instant};
 
 use common::claude_bin;
 use common::cli::{Env, ScriptedModel};
+use common::serve::Serve;
 use serde_json::{Value, json};
 
-const UI_TOKEN: &str = "ui-token-0123456789abcdef0123456789abcdef";
+pub(crate) const UI_TOKEN: &str = "ui-token-0123456789abcdef0123456789abcdef";
 const WEBHOOK_TOKEN: &str = "webhook-token-0123456789abcdef";
-
-/// A running `steward serve` with the page on; killed on drop.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    fn start(env: &Env) -> Daemon {
-        let mut child = env
-            .steward()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected first line: {line:?}"
-        );
-        Daemon { child, url }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An env whose page is on (`serve.ui_token_file`), the worker paused, and a goal whose agent's
 /// `touch MARKER` needs a human's approval. Its check takes a few seconds, so that approving
@@ -390,7 +356,7 @@ fn foreign_page(
 }
 
 /// The session cookie and CSRF token of a login made with reqwest.
-async fn login(http: &reqwest::Client, url: &str) -> (String, String) {
+pub(crate) async fn login(http: &reqwest::Client, url: &str) -> (String, String) {
     let res = http
         .post(format!("{url}/login"))
         .header("Origin", url)
@@ -427,7 +393,7 @@ async fn login(http: &reqwest::Client, url: &str) -> (String, String) {
     (cookie, csrf)
 }
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -454,7 +420,7 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
     assert_eq!(filed.len(), 1, "{report:#}");
     let action = filed[0].as_str().unwrap().to_string();
     assert!(!marker(&env).exists());
-    let daemon = Daemon::start(&env);
+    let daemon = Serve::start(&env);
     let url = daemon.url.clone();
     let b = Browser::start(&chromium, &chromedriver).await;
 
@@ -602,7 +568,7 @@ async fn an_operator_approves_from_the_page_and_sees_the_outcome_live() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_the_agent_and_token_guessers_are_refused() {
     let env = web_env(Path::new("/nonexistent/claude"));
-    let daemon = Daemon::start(&env);
+    let daemon = Serve::start(&env);
     let url = daemon.url.clone();
     let http = no_redirects();
 
@@ -787,7 +753,7 @@ async fn cross_site_posts_the_agent_and_token_guessers_are_refused() {
 #[test]
 fn the_page_is_off_without_a_token_and_a_bad_one_stops_the_start() {
     let env = Env::new(Path::new("/nonexistent/claude"), "http://127.0.0.1:9", "");
-    let daemon = Daemon::start(&env);
+    let daemon = Serve::start(&env);
     let out = Command::new("curl")
         .args([
             "-s",
@@ -922,7 +888,7 @@ verdict = {{ status = "ok", summary = "looked", findings = [], actions_taken = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_end_when_the_daemon_stops() {
     let env = web_env(Path::new("/nonexistent/claude"));
-    let mut daemon = Daemon::start(&env);
+    let mut daemon = Serve::start(&env);
     let url = daemon.url.clone();
     let http = no_redirects();
     let res = http.get(format!("{url}/live")).send().await.unwrap();

@@ -6,9 +6,8 @@
 
 use crate::common;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::cli::Env;
@@ -30,22 +29,8 @@ impl Drop for Daemon {
 }
 
 fn start(env: &Env) -> Daemon {
-    let mut child = env
-        .steward()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(
-        url.starts_with("http://"),
-        "unexpected first line: {line:?}"
-    );
+    let (child, url) =
+        crate::common::serve::listening(env.steward().args(["serve", "--listen", "127.0.0.1:0"]));
     Daemon { child, url }
 }
 

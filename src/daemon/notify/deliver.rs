@@ -33,27 +33,44 @@ pub struct Delivered {
 
 /// Attempts every due message of every target; with `now`, every pending one whatever its
 /// backoff (the first pass after `serve` starts, and `steward notify flush`: someone may have
-/// fixed the target meanwhile).
+/// fixed the target meanwhile). Targets are served side by side, so that one that hangs delays
+/// only its own messages; each target's messages go in order.
 pub async fn deliver_due(
     cfg: &Config,
     outbox: &Outbox,
     now: bool,
 ) -> Result<Vec<Delivered>, NotifyError> {
     outbox.prune_done();
+    let passes = cfg
+        .notify
+        .iter()
+        .map(|t| deliver_target(cfg, t, outbox, now));
     let mut out = Vec::new();
-    for t in &cfg.notify {
-        let mut delivered_last_hour = recent_deliveries(outbox, &t.name)?;
-        for mut msg in outbox.pending(&t.name)? {
-            if !now && msg.next_attempt > OffsetDateTime::now_utc() {
-                continue;
-            }
-            let d = step(cfg, t, &mut msg, delivered_last_hour).await;
-            if d.ok {
-                delivered_last_hour += 1;
-            }
-            outbox.write(&msg)?;
-            out.push(d);
+    for pass in futures_util::future::join_all(passes).await {
+        out.extend(pass?);
+    }
+    Ok(out)
+}
+
+/// One target's due messages, in order.
+async fn deliver_target(
+    cfg: &Config,
+    t: &NotifyTarget,
+    outbox: &Outbox,
+    now: bool,
+) -> Result<Vec<Delivered>, NotifyError> {
+    let mut out = Vec::new();
+    let mut delivered_last_hour = recent_deliveries(outbox, &t.name)?;
+    for mut msg in outbox.pending(&t.name)? {
+        if !now && msg.next_attempt > OffsetDateTime::now_utc() {
+            continue;
         }
+        let d = step(cfg, t, &mut msg, delivered_last_hour).await;
+        if d.ok {
+            delivered_last_hour += 1;
+        }
+        outbox.write(&msg)?;
+        out.push(d);
     }
     Ok(out)
 }

@@ -367,7 +367,22 @@ impl Running {
             canceller: self.canceller,
         };
         shared.wake.notify_one();
-        let ended = stopping.finish(shared, &mut self.work, stop).await;
+        let why = stop.why;
+        let page_work = async {
+            match &shared.ui {
+                Some(ui) => Some(
+                    ui.work
+                        .finish(why, grace, kill_grace + super::stopping::RECORD_GRACE)
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (ended, page) = tokio::join!(stopping.finish(shared, &mut self.work, stop), page_work);
+        let ended = match page {
+            Some(page) => format!("{ended}; work the page started: {page}"),
+            None => ended,
+        };
         let _ = self.http.await;
         let _ = self.local.await;
         let _ = self.timer.await;

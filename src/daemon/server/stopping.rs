@@ -36,7 +36,7 @@ impl Stop {
 
 /// Once the run is cancelled, how long recording it may take on top of claude's kill grace before
 /// the worker is dropped.
-const RECORD_GRACE: Duration = Duration::from_secs(10);
+pub(super) const RECORD_GRACE: Duration = Duration::from_secs(10);
 
 /// How the daemon ends the work in progress when it is told to stop.
 pub(super) struct Stopping {

@@ -66,6 +66,12 @@ struct RawCheck {
     exists: S<bool>,
     max_age_secs: S<u64>,
     contains: S<String>,
+    // container
+    container: S<String>,
+    running: S<bool>,
+    healthy: S<bool>,
+    restarts_below: S<u64>,
+    not_oom_killed: S<bool>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +191,7 @@ fn build(file: &SourceFile, table: (usize, usize), raw: RawCheck) -> Result<Chec
         "systemd" => systemd(&cx, &raw)?,
         "mount" => mount(&cx, &raw)?,
         "file" => file_kind(&cx, &raw)?,
+        "container" => container(&cx, &raw)?,
         // Unknown kinds were rejected by `reject_foreign_keys`.
         other => return Err(cx.err(table, "kind", format!("unknown kind `{other}`"))),
     };
@@ -230,7 +237,7 @@ fn common<'r>(
         return Err(cx.err(
             cx.table,
             "kind",
-            "is required (command, http, tcp, systemd, mount or file)".into(),
+            "is required (command, http, tcp, systemd, mount, file or container)".into(),
         ));
     };
     let timeout = match &raw.timeout_secs {
@@ -250,7 +257,7 @@ fn common<'r>(
 }
 
 /// The optional keys present in a table, with where they are.
-fn present_keys(raw: &RawCheck) -> [(&'static str, Option<Range<usize>>); 24] {
+fn present_keys(raw: &RawCheck) -> [(&'static str, Option<Range<usize>>); 29] {
     fn span<T>(v: &S<T>) -> Option<Range<usize>> {
         v.as_ref().map(|v| v.span())
     }
@@ -279,6 +286,11 @@ fn present_keys(raw: &RawCheck) -> [(&'static str, Option<Range<usize>>); 24] {
         ("exists", span(&raw.exists)),
         ("max_age_secs", span(&raw.max_age_secs)),
         ("contains", span(&raw.contains)),
+        ("container", span(&raw.container)),
+        ("running", span(&raw.running)),
+        ("healthy", span(&raw.healthy)),
+        ("restarts_below", span(&raw.restarts_below)),
+        ("not_oom_killed", span(&raw.not_oom_killed)),
     ]
 }
 
@@ -302,6 +314,13 @@ fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
         "systemd" => &["unit", "state"],
         "mount" => &["path", "options", "fstype"],
         "file" => &["path", "exists", "max_age_secs", "contains"],
+        "container" => &[
+            "container",
+            "running",
+            "healthy",
+            "restarts_below",
+            "not_oom_killed",
+        ],
         _ => return None,
     })
 }
@@ -317,7 +336,7 @@ fn reject_foreign_keys(
             cx.at(kind_span),
             "kind",
             format!(
-                "unknown kind `{}` (expected command, http, tcp, systemd, mount or file)",
+                "unknown kind `{}` (expected command, http, tcp, systemd, mount, file or container)",
                 cx.kind
             ),
         ));
@@ -530,6 +549,27 @@ fn file_kind(cx: &Ctx<'_>, raw: &RawCheck) -> Result<CheckKind, CheckError> {
         ));
     }
     Ok(kind)
+}
+
+fn container(cx: &Ctx<'_>, raw: &RawCheck) -> Result<CheckKind, CheckError> {
+    let flag = |v: &S<bool>, default: bool| v.as_ref().map(|v| *v.get_ref()).unwrap_or(default);
+    let restarts_below = match &raw.restarts_below {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(cx.err(
+                cx.at(n.span()),
+                "restarts_below",
+                "must be at least 1 (a restart count is never below 0)".into(),
+            ));
+        }
+        other => other.as_ref().map(|n| *n.get_ref()),
+    };
+    Ok(CheckKind::Container {
+        container: cx.required("container", &raw.container)?,
+        running: flag(&raw.running, true),
+        healthy: flag(&raw.healthy, false),
+        restarts_below,
+        not_oom_killed: flag(&raw.not_oom_killed, true),
+    })
 }
 
 fn toml_to_json(v: &toml::Value) -> serde_json::Value {

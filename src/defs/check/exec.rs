@@ -28,6 +28,8 @@ pub struct CheckEnv {
     pub path_env: String,
     /// Working directory of command checks (the workspace, so `nix flake check` sees the flake).
     pub cwd: Option<PathBuf>,
+    /// The Docker API socket `container` checks ask (`[docker] host`); `None`: unavailable.
+    pub docker_host: Option<String>,
 }
 
 impl Default for CheckEnv {
@@ -38,6 +40,7 @@ impl Default for CheckEnv {
                     .to_string()
             }),
             cwd: None,
+            docker_host: crate::config::docker::DockerConfig::default().socket(),
         }
     }
 }
@@ -114,6 +117,7 @@ async fn evaluate(kind: &CheckKind, timeout: Duration, env: &CheckEnv) -> Eval {
             max_age_secs,
             contains,
         } => file(path, *exists, *max_age_secs, contains.as_ref()).await,
+        CheckKind::Container { .. } => super::container::evaluate(kind, env).await,
         CheckKind::Command { .. } => (
             CheckStatus::Error,
             Value::Null,
@@ -181,6 +185,7 @@ pub fn expected(kind: &CheckKind) -> String {
             parts.join(", ")
         }
         CheckKind::Tcp { host, port } => format!("{host}:{port} accepts a connection"),
+        CheckKind::Container { .. } => super::container::expected(kind),
         CheckKind::Systemd { unit, state } => format!("{unit} is {state}"),
         CheckKind::Mount {
             path,

@@ -16,7 +16,9 @@
 //! | `systemd` | **unit**, `state` (`active`; compared with ActiveState, then SubState) |
 //! | `mount` | **path** (absolute, compared literally), `options = ["ro", …]`, `fstype` |
 //! | `file` | **path** (absolute), `exists` (true), `max_age_secs` (mtime), `contains` (regex) |
+//! | `container` | **container** (name or id), `running` (true), `healthy` (false), `restarts_below` (N), `not_oom_killed` (true) |
 //!
+//! A `container` check is `unavailable` where no Docker API socket is configured or found.
 //! A missing program (and `systemctl` where PID 1 is not systemd) gives `unavailable`: reported,
 //! never a failure. `error` means steward could not evaluate the check and counts as a failure.
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 mod build;
+mod container;
 mod exec;
 pub mod validate;
 
@@ -255,6 +258,19 @@ pub enum CheckKind {
         max_age_secs: Option<u64>,
         contains: Option<CheckRegex>,
     },
+    /// One container, through the Docker API (`[docker] host`).
+    Container {
+        /// Its name (or id).
+        container: String,
+        /// Its state is `running` (default).
+        running: bool,
+        /// Its healthcheck says `healthy` (a container without one fails this).
+        healthy: bool,
+        /// Its restart count is below this.
+        restarts_below: Option<u64>,
+        /// The kernel did not OOM-kill it (default).
+        not_oom_killed: bool,
+    },
 }
 
 impl CheckKind {
@@ -266,6 +282,7 @@ impl CheckKind {
             CheckKind::Systemd { .. } => "systemd",
             CheckKind::Mount { .. } => "mount",
             CheckKind::File { .. } => "file",
+            CheckKind::Container { .. } => "container",
         }
     }
 }

@@ -905,3 +905,34 @@ async fn results_can_be_redacted() {
     assert!(!text.contains("hunter2"), "{text}");
     assert_eq!(red.status, CheckStatus::Fail);
 }
+
+#[test]
+fn container_checks_parse_with_defaults_and_reject_nonsense() {
+    let set = load(
+        "[[check]]\nname = \"c\"\ndescription = \"web runs\"\nkind = \"container\"\ncontainer = \"web\"\n",
+    );
+    match &set.checks[0].kind {
+        CheckKind::Container {
+            container,
+            running,
+            healthy,
+            restarts_below,
+            not_oom_killed,
+        } => {
+            assert_eq!(container, "web");
+            assert!(*running && !*healthy && *not_oom_killed);
+            assert_eq!(*restarts_below, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    let head = "[[check]]\nname = \"c\"\ndescription = \"d\"\nkind = \"container\"\n";
+    let e = load_err(head).to_string();
+    assert!(e.contains("container") && e.contains("required"), "{e}");
+    let e = load_err(&format!("{head}container = \"web\"\nrestarts_below = 0\n")).to_string();
+    assert!(
+        e.contains("test.toml:6") && e.contains("restarts_below"),
+        "{e}"
+    );
+    let e = load_err(&format!("{head}container = \"web\"\nunit = \"x\"\n")).to_string();
+    assert!(e.contains("`unit`") || e.contains("unit"), "{e}");
+}

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use time::OffsetDateTime;
+
 use super::Incident;
 use crate::base::ledger::{self, LedgerError};
 
@@ -18,6 +20,10 @@ pub enum IncidentError {
     #[error("no incident {0}")]
     Unknown(String),
 }
+
+/// Incidents kept at most, whatever their age: a container crash-looping for days must not fill
+/// the state disk. The oldest go first.
+pub const MAX_INCIDENTS: usize = 10_000;
 
 pub struct IncidentStore {
     dir: PathBuf,
@@ -35,10 +41,40 @@ impl IncidentStore {
             path: self.dir.clone(),
             source,
         })?;
-        Ok(ledger::write_json(
-            &self.dir.join(format!("{}.json", incident.id)),
-            incident,
-        )?)
+        ledger::write_json(&self.dir.join(format!("{}.json", incident.id)), incident)?;
+        self.prune(None, MAX_INCIDENTS, false)?;
+        Ok(())
+    }
+
+    /// Removes the incidents that died before `cutoff` and, of the rest, all but the newest
+    /// `keep`; returns their ids (a dry run only names them). A file whose name carries no time
+    /// of death is not steward's and is left alone.
+    pub fn prune(
+        &self,
+        cutoff: Option<OffsetDateTime>,
+        keep: usize,
+        dry_run: bool,
+    ) -> Result<Vec<String>, IncidentError> {
+        let mut removed = Vec::new();
+        let dated = self
+            .ids()?
+            .into_iter()
+            .filter_map(|id| died_at(&id).map(|died| (id, died)));
+        for (rank, (id, died)) in dated.enumerate() {
+            if rank < keep && cutoff.is_none_or(|c| died >= c) {
+                continue;
+            }
+            if !dry_run {
+                let path = self.dir.join(format!("{id}.json"));
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(IncidentError::Io { path, source }),
+                }
+            }
+            removed.push(id);
+        }
+        Ok(removed)
     }
 
     pub fn get(&self, id: &str) -> Result<Incident, IncidentError> {
@@ -83,5 +119,44 @@ impl IncidentStore {
             }
         }
         Ok((found, broken))
+    }
+}
+
+/// The time of death an id starts with (`<event nanos>-<container>`).
+fn died_at(id: &str) -> Option<OffsetDateTime> {
+    let nanos: i128 = id.split_once('-')?.0.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(ids: &[&str]) -> (tempfile::TempDir, IncidentStore) {
+        let d = tempfile::tempdir().unwrap();
+        let store = IncidentStore::new(d.path());
+        std::fs::create_dir_all(&store.dir).unwrap();
+        for id in ids {
+            std::fs::write(store.dir.join(format!("{id}.json")), "{}").unwrap();
+        }
+        (d, store)
+    }
+
+    const DAY: i128 = 86_400 * 1_000_000_000;
+    const NOW: i128 = 1_796_000_000 * 1_000_000_000;
+
+    #[test]
+    fn old_incidents_and_those_past_the_bound_go_oldest_first() {
+        let old = format!("{}-aaaaaaaaaaaa", NOW - 40 * DAY);
+        let mid = format!("{}-bbbbbbbbbbbb", NOW - 2 * DAY);
+        let new = format!("{}-cccccccccccc", NOW - DAY);
+        let newest = format!("{NOW}-dddddddddddd");
+        let (_d, store) = store_with(&[&old, &mid, &new, &newest, "notes"]);
+        let cutoff = OffsetDateTime::from_unix_timestamp_nanos(NOW - 30 * DAY).unwrap();
+        let dry = store.prune(Some(cutoff), 100, true).unwrap();
+        assert_eq!(dry, vec![old.clone()]);
+        assert_eq!(store.ids().unwrap().len(), 5, "a dry run removes nothing");
+        assert_eq!(store.prune(Some(cutoff), 2, false).unwrap(), vec![mid, old]);
+        assert_eq!(store.ids().unwrap(), vec!["notes".to_string(), newest, new]);
     }
 }

@@ -39,26 +39,7 @@ pub struct Snapshot {
     pub unavailable: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Container {
-    pub id: String,
-    pub image: String,
-    /// The image's id (content digest), where the engine says.
-    #[serde(default)]
-    pub image_id: Option<String>,
-    /// `running`, `exited`, `restarting`, …
-    pub state: String,
-    /// Only for a container that has exited: absent is not 0.
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-    #[serde(default)]
-    pub restart_count: u64,
-    /// `healthy`, `unhealthy`, `starting`; absent without a healthcheck.
-    #[serde(default)]
-    pub health: Option<String>,
-    #[serde(default)]
-    pub oom_killed: bool,
-}
+pub use crate::base::docker::Container;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Socket {

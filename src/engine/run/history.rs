@@ -17,6 +17,8 @@ pub enum HistoryError {
     Approval(#[from] crate::engine::approval::ApprovalError),
     #[error(transparent)]
     Changes(#[from] crate::engine::change::store::StoreError),
+    #[error(transparent)]
+    Incidents(#[from] crate::engine::incident::store::IncidentError),
     #[error("no run matches `{0}` (see `steward runs list`)")]
     Unknown(String),
     #[error("`{prefix}` matches {} runs: {}; give more of the id", matches.len(), matches.join(", "))]

@@ -15,6 +15,7 @@ pub fn check_env(cfg: &Config) -> CheckEnv {
     CheckEnv {
         path_env: cfg.claude.path.clone(),
         cwd: Some(cfg.workspace.clone()),
+        docker_host: cfg.docker.socket(),
     }
 }
 

@@ -1,9 +1,8 @@
 //! Helpers for tests that drive the real `steward` binary: the scripted model as a process, and
 //! a workspace with a config pointing claude at it.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 pub fn steward_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_steward"))
@@ -19,27 +18,16 @@ impl ScriptedModel {
     pub fn start(dir: &Path, scenario: &str) -> ScriptedModel {
         let file = dir.join(format!("scenario-{}.toml", std::process::id()));
         std::fs::write(&file, scenario).unwrap();
-        let mut child = Command::new(steward_bin())
-            .args([
-                "dev",
-                "scripted-model",
-                "--addr",
-                "127.0.0.1:0",
-                "--scenario",
-            ])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected first line: {line:?}"
+        let (child, url) = crate::common::serve::listening(
+            Command::new(steward_bin())
+                .args([
+                    "dev",
+                    "scripted-model",
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--scenario",
+                ])
+                .arg(&file),
         );
         ScriptedModel { child, url }
     }
@@ -169,6 +157,16 @@ impl Env {
             })
             .collect();
         std::fs::write(&self.config, format!("{lines}\n{}\n", kept.join("\n"))).unwrap();
+    }
+
+    /// Points `[docker] host` at `docker_host` (the watch off: only what asks the engine).
+    pub fn use_docker(&self, docker_host: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(
+            &self.config,
+            format!("{text}\n[docker]\nhost = \"{docker_host}\"\nwatch = false\n"),
+        )
+        .unwrap();
     }
 
     pub fn state(&self) -> PathBuf {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod git;
 pub mod podman;
 pub mod require;
+pub mod serve;
 
 /// The version looked for in the test cache when `STEWARD_TEST_CLAUDE` is not set.
 /// `scripts/test.sh` sets it, once for each end of the tested range.

@@ -69,7 +69,10 @@ impl Podman {
     /// `podman ARGS` against this engine.
     pub fn podman(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(&self.podman);
-        cmd.args(["--runtime", "runc"]).args(args);
+        // conmon writes files (an `oom` marker) into its working directory: never the checkout.
+        cmd.args(["--runtime", "runc"])
+            .args(args)
+            .current_dir(self.dir.path());
         for (k, v) in self.env() {
             cmd.env(k, v);
         }
@@ -213,6 +216,7 @@ fn spawn_service(podman: &Path, dir: &Path) -> std::process::Child {
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
+        .current_dir(dir)
         .process_group(0);
     for (k, v) in env_for(dir) {
         cmd.env(k, v);

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::engine::approval::{Action, ActionState, Executor, Store};
 use crate::engine::change::approve::Checker;
 use crate::engine::change::diff::{DiffLimits, diff_between};
-use crate::engine::change::record::{ChangeRecord, ChangeState};
+use crate::engine::change::record::{BlastRadius, ChangeRecord, ChangeState};
 use crate::engine::change::store::ChangeStore;
 
 #[derive(Debug, serde::Deserialize)]
@@ -78,6 +78,24 @@ fn diff_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The blast radius in words, one line per part the planning found (an empty list is "nothing
+/// recorded", never "nothing will happen" unless a note says so).
+fn blast_lines(b: &BlastRadius) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !b.units.is_empty() {
+        lines.push(format!("units: {}", b.units.join(", ")));
+    }
+    for (job, counts) in &b.nomad {
+        let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        lines.push(format!("nomad job {job}: {}", counts.join(", ")));
+    }
+    for (file, services) in &b.compose_services {
+        lines.push(format!("compose {file}: recreates {}", services.join(", ")));
+    }
+    lines.extend(b.notes.iter().cloned());
+    lines
+}
+
 /// A change as the templates read it: the record plus its diff as git has it now.
 pub(super) async fn change_view(cfg: &Config, store: &ChangeStore, rec: &ChangeRecord) -> Value {
     let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
@@ -99,6 +117,12 @@ pub(super) async fn change_view(cfg: &Config, store: &ChangeStore, rec: &ChangeR
             (rec.state == ChangeState::Pending).into(),
         );
         m.insert("expires_text".into(), rfc3339(rec.expires).into());
+        m.insert("blast_lines".into(), blast_lines(&rec.blast_radius).into());
+        // The record leaves empty lists out; the template reads them as lists.
+        m.insert(
+            "steps".into(),
+            serde_json::to_value(&rec.steps).unwrap_or_default(),
+        );
         m.insert(
             "rollback_text".into(),
             serde_json::to_string(&rec.rollback_target)

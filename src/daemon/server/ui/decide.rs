@@ -21,7 +21,6 @@ use time::OffsetDateTime;
 use super::approvals::{action_view, change_view};
 use super::session::Session;
 use super::{UiState, peer, templates};
-use crate::base::cancel::Cancel;
 use crate::config::Config;
 use crate::engine::approval::{Action, Store};
 use crate::engine::change::apply;
@@ -134,6 +133,7 @@ pub(super) async fn approve_action(
     let who = session.who();
     let task_state = state.clone();
     tokio::spawn(async move {
+        let _running = task_state.ui.work.enter().await;
         let done = crate::engine::run::approve_and_execute(&cfg, &id, &who, None, ACTION_TIMEOUT);
         if let Err(e) = done.await {
             failed(&task_state, &who, format!("approve action {id}"), e);
@@ -146,6 +146,23 @@ pub(super) async fn approve_action(
     .into_response()
 }
 
+/// A rejection's checks ([`admit`]) and its reason, or the page that refuses it.
+fn admit_rejection(
+    state: &UiState,
+    peer_addr: SocketAddr,
+    headers: &HeaderMap,
+    session: &Session,
+    form: &DecideForm,
+    what: &str,
+) -> Result<String, Box<Response>> {
+    if let Some(refused) = admit(state, peer_addr, headers, session, form, what) {
+        return Err(Box::new(refused));
+    }
+    reason_of(form).map_err(|why| {
+        Box::new(state.message(StatusCode::BAD_REQUEST, Some(session), "Not rejected", why))
+    })
+}
+
 pub(super) async fn reject_action(
     State(state): State<UiState>,
     ConnectInfo(peer_addr): ConnectInfo<SocketAddr>,
@@ -155,14 +172,9 @@ pub(super) async fn reject_action(
     Form(form): Form<DecideForm>,
 ) -> Response {
     let what = format!("reject action {id}");
-    if let Some(refused) = admit(&state, peer_addr, &headers, &session, &form, &what) {
-        return refused;
-    }
-    let reason = match reason_of(&form) {
+    let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(why) => {
-            return state.message(StatusCode::BAD_REQUEST, Some(&session), "Not rejected", why);
-        }
+        Err(refused) => return *refused,
     };
     let cfg = state.shared.config();
     let who = session.who();
@@ -240,6 +252,7 @@ pub(super) async fn approve_change(
 /// The CLI's path for a change: re-check and approve, then apply (under the host lock,
 /// verified, rolled back when it does not verify). Each step records itself.
 async fn approve_and_apply(state: UiState, cfg: Arc<Config>, id: String, who: String) {
+    let _running = state.ui.work.enter().await;
     let what = format!("approve change {id}");
     let store = match ChangeStore::open(&cfg.state_dir) {
         Ok(s) => s,
@@ -251,7 +264,7 @@ async fn approve_and_apply(state: UiState, cfg: Arc<Config>, id: String, who: St
     };
     match verdict {
         Ok(Verdict::Approved(rec)) => {
-            if let Err(e) = apply::apply(&cfg, &rec.id, &Cancel::never()).await {
+            if let Err(e) = apply::apply(&cfg, &rec.id, state.ui.work.cancel()).await {
                 failed(&state, &who, format!("apply change {id}"), e);
             }
         }
@@ -283,14 +296,9 @@ pub(super) async fn reject_change(
     Form(form): Form<DecideForm>,
 ) -> Response {
     let what = format!("reject change {id}");
-    if let Some(refused) = admit(&state, peer_addr, &headers, &session, &form, &what) {
-        return refused;
-    }
-    let reason = match reason_of(&form) {
+    let reason = match admit_rejection(&state, peer_addr, &headers, &session, &form, &what) {
         Ok(r) => r,
-        Err(why) => {
-            return state.message(StatusCode::BAD_REQUEST, Some(&session), "Not rejected", why);
-        }
+        Err(refused) => return *refused,
     };
     let cfg = state.shared.config();
     let who = session.who();

@@ -17,6 +17,7 @@ mod knowledge;
 pub(in crate::daemon::server) mod limit;
 mod live;
 mod login;
+pub(in crate::daemon::server) mod page_work;
 mod peer;
 pub(in crate::daemon::server) mod run_cache;
 mod run_page;
@@ -59,6 +60,8 @@ pub(in crate::daemon::server) struct Ui {
     pub public_url: Option<String>,
     /// Finished runs' pages, drawn once (see [`run_cache`]).
     pub run_pages: run_cache::RunPageCache,
+    /// Executions and applies the page started, waited for when the daemon stops.
+    pub work: page_work::PageWork,
 }
 
 impl Ui {
@@ -87,6 +90,7 @@ impl Ui {
             token,
             public_url: cfg.serve.public_url.clone(),
             run_pages: run_cache::RunPageCache::default(),
+            work: page_work::PageWork::default(),
         }))
     }
 

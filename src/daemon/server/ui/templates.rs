@@ -150,7 +150,7 @@ mod tests {
         let change = serde_json::json!({"id": "c1", "state": "pending", "intent": "fix", "goal": "g",
             "run": "r", "subject": "s", "profile": "command", "workspace": "/w", "base": "0123456789abcdef",
             "head": "fedcba9876543210", "diff_sha256": "d", "files": [{"path": "a", "status": "M",
-            "added": 1, "removed": 0}], "blast_radius": {"units": [], "notes": ["n"]},
+            "added": 1, "removed": 0}], "blast_radius": {}, "blast_lines": ["n"],
             "rollback_text": "{}", "expires_text": "t", "validation": [], "steps": [], "is_pending": true,
             "diff_lines": [{"class": "add", "text": "+x"}], "diff_matches": true});
         ctx.insert("actions", &vec![action]);
