@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::args;
 use super::{Run, ToolsError};
-use crate::defs::check::{CheckDef, CheckEnv, Phase, run_checks_in};
+use crate::defs::check::{CheckDef, Phase, run_checks_in};
 
 pub(super) async fn probe(run: &Run, args: &Map<String, Value>) -> Result<Value, ToolsError> {
     let name = args::name(args, "name")?;
@@ -27,10 +27,8 @@ pub(super) async fn probe(run: &Run, args: &Map<String, Value>) -> Result<Value,
 pub(super) async fn check(run: &Run, args: &Map<String, Value>) -> Result<Value, ToolsError> {
     let name = args::name(args, "name")?;
     let def = goal_check(run, &name)?;
-    let env = CheckEnv {
-        path_env: run.cfg.claude.path.clone(),
-        cwd: Some(run.cfg.workspace.clone()),
-    };
+    // Where and how the run's own checks run.
+    let env = crate::engine::run::check_env(&run.cfg);
     let results = run_checks_in(std::slice::from_ref(&def), &env).await;
     let results: Vec<_> = results.iter().map(|r| r.redacted(&run.redactor)).collect();
     let mut value = serde_json::to_value(results).map_err(|e| ToolsError::Failed(e.to_string()))?;
