@@ -377,6 +377,7 @@ verdict = {{ status = "ok", summary = "self-test", findings = [], actions_taken 
         settings: crate::engine::boundary::claude_settings(&nonce, &steward_exe()?, &run_dir),
         permission_mode: agent::PermissionMode::DontAsk,
         prompt_tool: None,
+        tool_server: None,
         nonce,
         auth_env,
         path_env: cfg.claude.path.clone(),

@@ -366,7 +366,21 @@ mod tests {
         assert_eq!(g.budget_usd, Some(0.30));
         assert_eq!(g.max_turns, Some(10));
         assert_eq!(g.timeout_secs, Some(300));
-        assert_eq!(g.tools, ["Bash", "Read", "Grep", "Glob"]);
+        assert_eq!(
+            g.tools,
+            [
+                "Bash",
+                "Read",
+                "Grep",
+                "Glob",
+                "mcp__steward__report",
+                "mcp__steward__probe",
+                "mcp__steward__check",
+                "mcp__steward__run_history",
+                "mcp__steward__container_logs",
+                "mcp__steward__service_contract",
+            ]
+        );
         for rule in [
             "systemctl status [--no-pager] UNIT",
             "systemctl is-active UNIT",

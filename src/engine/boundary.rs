@@ -145,7 +145,9 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
             // (that files the action and blocks until an operator decides). `ask`, not "no
             // opinion": with no opinion claude's own rules decide first and auto-approve
             // read-only commands like `echo` without asking anyone (tested with 2.1.197).
-            Ok(ctx) if ctx.approval == ApprovalMode::Wait => {
+            // A proposed action is always queued for steward's executor: the agent proposes it,
+            // it does not wait to run it itself.
+            Ok(ctx) if ctx.approval == ApprovalMode::Wait && !is_proposal(&answer.audit.tool) => {
                 answer.stdout = ask_output(&decision.reason);
                 answer.audit.reason = format!(
                     "{} (left to the approval prompt: the run waits for an operator)",
@@ -173,6 +175,11 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
         }
     }
     audited(run_dir, answer)
+}
+
+/// steward's `propose_action` tool: filed for steward's executor in every approval mode.
+fn is_proposal(tool: &str) -> bool {
+    tool.strip_prefix(crate::defs::policy::steward_tools::PREFIX) == Some("propose_action")
 }
 
 /// The ids of an oversized call, for its audit line, without its input: the JSON is scanned
@@ -252,8 +259,10 @@ pub fn file_action(
         .clone()
         .filter(|a| !a.is_empty())
         .ok_or(FileError::NoArgv)?;
+    // A Bash call's `description`, or steward's `propose_action` tool's `rationale`.
     let rationale = input
         .get("description")
+        .or_else(|| input.get("rationale"))
         .and_then(|d| d.as_str())
         .unwrap_or("(no rationale given)")
         .to_string();
@@ -588,6 +597,49 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].executor, Executor::Steward);
         assert_eq!(read_audit(dir.path()).unwrap().len(), 2);
+    }
+
+    /// steward's `propose_action` tool files the proposed argv for steward's executor, with the
+    /// rationale, in a wait run too; the call itself is denied.
+    #[test]
+    fn a_proposed_action_is_queued_in_every_approval_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut policy = crate::defs::policy::Policy::build(
+            "g",
+            &crate::defs::policy::GoalPolicy {
+                approve: vec!["touch FILE".into()],
+                read: vec!["{workspace}".into()],
+                write: vec!["{workspace}".into()],
+                ..Default::default()
+            },
+            dir.path(),
+        )
+        .unwrap();
+        policy.steward_tools = vec!["mcp__steward__propose_action".into()];
+        policy.to_file(&dir.path().join(POLICY_FILE)).unwrap();
+        let state = dir.path().join("state");
+        ledger::write_json(
+            &dir.path().join(HOOK_CONTEXT_FILE),
+            &context(&state, ApprovalMode::Wait),
+        )
+        .unwrap();
+        let input = serde_json::json!({
+            "tool_name": "mcp__steward__propose_action",
+            "tool_input": {"argv": ["touch", format!("{}/m", dir.path().display())], "rationale": "why not"},
+            "hook_event_name": "PreToolUse",
+        });
+        let a = pre_tool_use(dir.path(), input.to_string().as_bytes());
+        let out: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(
+            out["hookSpecificOutput"]["permissionDecision"], "deny",
+            "{out}"
+        );
+        let list = Store::open(&state).unwrap().list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].executor, Executor::Steward);
+        assert_eq!(list[0].rationale, "why not");
+        assert_eq!(list[0].argv[0], "touch");
+        assert!(!dir.path().join("m").exists());
     }
 
     /// A hook that died (a crash is exit 134) left Claude's own rules to refuse the call: the

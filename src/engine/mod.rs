@@ -19,3 +19,4 @@ pub mod recover;
 pub mod report;
 pub mod run;
 pub mod run_index;
+pub mod tools;

@@ -560,6 +560,16 @@ mod tests {
         let contract = ServiceContract {
             name: "nfs".into(),
             file: "/srv/infra/services/nfs/service.yaml".into(),
+            owner: "store1".into(),
+            image: "nfs:1".into(),
+            container: "nfs".into(),
+            description: None,
+            exposure: Vec::new(),
+            dependencies: Vec::new(),
+            healthcheck: None,
+            restart: None,
+            persistence: Vec::new(),
+            variables: Vec::new(),
         };
         for name in ["incident", "on-failure", "health-check"] {
             let g = find(&bundled(), name).unwrap();

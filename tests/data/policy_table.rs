@@ -100,7 +100,9 @@ pub fn fixture() -> Fixture {
         .iter()
         .map(|r| r.replace("LOGS", &logs.display().to_string()))
         .collect();
-    let policy = Policy::build("health-check", &gp, &ws).unwrap();
+    let mut policy = Policy::build("health-check", &gp, &ws).unwrap();
+    // As a run of a goal listing only this steward tool compiles it.
+    policy.steward_tools = vec!["mcp__steward__report".into()];
     Fixture {
         _dir: dir,
         ws,
@@ -766,6 +768,8 @@ const FILES: &[(Permission, &str, &str)] = &[
     (D, "Glob", r#"{"pattern":"../**"}"#),
     (D, "Glob", r#"{"pattern":"*.rs","path":"/"}"#),
     (A, "mcp__steward__report", r#"{}"#),
+    (D, "mcp__steward__check", r#"{"name":"x"}"#),
+    (D, "mcp__steward__no_such_tool", r#"{}"#),
     (D, "mcp__other__exec", r#"{}"#),
     (D, "mcp__stewardx__exec", r#"{}"#),
     (D, "WebFetch", r#"{"url":"http://x"}"#),

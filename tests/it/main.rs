@@ -34,6 +34,7 @@ mod hook_hostile;
 mod json_exit;
 mod knowledge;
 mod layers;
+mod mcp_tools;
 mod notify;
 mod packaging;
 mod phases_e2e;

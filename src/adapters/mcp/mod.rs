@@ -1,21 +1,24 @@
-//! `steward mcp serve --run-dir DIR`: the MCP stdio server claude starts in a wait run
-//! (`approval = "wait"`). It exposes one tool, `approval_prompt`, which claude calls as its
-//! `--permission-prompt-tool` (named `mcp__steward__approval_prompt`). The decision logic is in
-//! [`crate::engine::approval_prompt`]; this file is the rmcp adapter and the `--mcp-config` that starts it.
+//! `steward mcp serve --run-dir DIR`: the MCP stdio server claude starts for a run. It serves
+//! the permission-prompt tool `approval_prompt` in a wait run (`prompt.rs`, claude's
+//! `--permission-prompt-tool`) and the steward tools the run's goal lists (`tools.rs`: report,
+//! probe, check, …; the logic is `engine/tools`). This file is the rmcp server; the
+//! `--mcp-config` that starts it is `engine/prompt_tool.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::engine::approval_prompt as prompt;
 use crate::engine::prompt_tool::TOOL_NAME;
+
+mod prompt;
+mod tools;
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -25,7 +28,7 @@ pub enum McpError {
     Session(String),
 }
 
-/// Serves the prompt tool on stdin/stdout until claude closes the session.
+/// Serves the run's tools on stdin/stdout until claude closes the session.
 pub async fn serve(run_dir: PathBuf) -> Result<(), McpError> {
     let server = StewardServer {
         run_dir: Arc::new(run_dir),
@@ -45,26 +48,12 @@ struct StewardServer {
     run_dir: Arc<PathBuf>,
 }
 
-fn tool() -> Tool {
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "tool_name": {"type": "string", "description": "The tool claude wants to use."},
-            "input": {"type": "object", "description": "The tool's input."},
-            "tool_use_id": {"type": "string"}
-        },
-        "required": ["tool_name", "input"]
-    });
-    let schema: JsonObject = match schema {
+/// A JSON schema as rmcp's object type (anything else: an empty object).
+fn object(schema: Value) -> JsonObject {
+    match schema {
         Value::Object(m) => m,
         _ => JsonObject::new(),
-    };
-    Tool::new(
-        TOOL_NAME,
-        "steward's permission prompt: decides a tool call by the run's policy and waits for an \
-         operator where the policy requires approval. Called by Claude Code itself.",
-        Arc::new(schema),
-    )
+    }
 }
 
 impl ServerHandler for StewardServer {
@@ -78,7 +67,15 @@ impl ServerHandler for StewardServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![tool()]))
+        // The prompt tool only in a wait run (a run without a tool context is one: the
+        // server was started for the prompt alone).
+        let context = crate::engine::tools::ToolsContext::read(&self.run_dir).ok();
+        let mut listed = Vec::new();
+        if context.as_ref().is_none_or(|c| c.prompt_tool) {
+            listed.push(prompt::tool());
+        }
+        listed.extend(tools::listed(context.as_ref()));
+        Ok(ListToolsResult::with_all_items(listed))
     }
 
     async fn call_tool(
@@ -86,22 +83,14 @@ impl ServerHandler for StewardServer {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let answer = if request.name != TOOL_NAME {
-            prompt::PromptAnswer::Deny {
-                message: format!("steward serves no tool `{}`", request.name),
-            }
+        let run_dir = Arc::clone(&self.run_dir);
+        let arguments = request.arguments.unwrap_or_default();
+        let result = if request.name == TOOL_NAME {
+            prompt::call(run_dir, arguments).await
         } else {
-            let arguments = Value::Object(request.arguments.unwrap_or_default());
-            let run_dir = Arc::clone(&self.run_dir);
-            // A task of its own: a panic in the decision is a denial, not a dropped call.
-            tokio::spawn(
-                async move { prompt::answer(&run_dir, arguments, prompt::POLL_INTERVAL).await },
-            )
-            .await
-            .unwrap_or_else(|e| prompt::PromptAnswer::Deny {
-                message: format!("steward approval prompt failed, so it denies: {e}"),
-            })
+            // Unknown and unlisted names are refused by the tool service itself.
+            tools::call(run_dir, request.name.to_string(), arguments).await
         };
-        Ok(CallToolResult::success(vec![ContentBlock::text(answer.to_text())]).into())
+        Ok(result.into())
     }
 }

@@ -388,10 +388,9 @@ pub fn check_tool(policy: &Policy, tool: &str, input: &Value, cwd: &Path) -> Pol
             }
             path_decision(base, Access::Read, "read roots")
         }
-        t if t.starts_with("mcp__steward__") => PolicyDecision::allow(
-            Some("builtin: mcp__steward__*".to_string()),
-            "steward's own MCP server",
-        ),
+        t if t.starts_with(super::steward_tools::PREFIX) => {
+            super::steward_tools::decide(policy, t, input, cwd)
+        }
         t if t.starts_with("mcp__") => PolicyDecision::deny(format!(
             "MCP tool `{t}` is not steward's (only mcp__steward__*)"
         )),

@@ -34,6 +34,7 @@ mod model;
 mod pattern;
 mod shadow;
 mod spec;
+pub mod steward_tools;
 
 pub use bash::{
     BashError, CommandInfo, Explanation, HeredocInfo, ListInfo, PipelineInfo, RedirectionInfo,
@@ -108,11 +109,21 @@ pub fn claude_rules(
 ) -> Result<ClaudeRules, PolicyError> {
     let mut rules = ClaudeRules::default();
     for tool in tools {
+        if steward_tools::is_steward_tool(tool) {
+            // Served by steward's MCP server, not a `--tools` name: pre-approved for claude
+            // unless it needs a human (the hook decides either way).
+            if steward_tools::short_name(tool).and_then(steward_tools::risk)
+                != Some(steward_tools::Risk::NeedsApproval)
+            {
+                push_unique(&mut rules.allowed, tool.clone());
+            }
+            continue;
+        }
         if !KNOWN_TOOLS.contains(&tool.as_str()) {
             return Err(PolicyError::UnknownTool {
                 goal: goal.to_string(),
                 tool: tool.clone(),
-                known: KNOWN_TOOLS.join(", "),
+                known: format!("{}, mcp__steward__<tool>", KNOWN_TOOLS.join(", ")),
             });
         }
         if !NEVER.contains(&tool.as_str()) && !rules.tools.contains(tool) {

@@ -144,6 +144,9 @@ pub struct Policy {
     /// Set in a change run ([`Policy::with_edit_scope`]): where the file tools may write.
     #[serde(default)]
     pub edit: Option<super::EditScope>,
+    /// steward's MCP tools the goal lists (`mcp__steward__report`, …); any other is denied.
+    #[serde(default)]
+    pub steward_tools: Vec<String>,
 }
 
 impl Policy {
@@ -207,6 +210,7 @@ impl Policy {
             protected: shared.protected.clone(),
             safe_env: shared.safe_env.clone(),
             edit: None,
+            steward_tools: Vec::new(),
         })
     }
 

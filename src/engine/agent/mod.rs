@@ -44,6 +44,8 @@ pub struct AgentSpec {
     pub permission_mode: PermissionMode,
     /// steward's permission-prompt tool, served over MCP; only with `PermissionMode::Default`.
     pub prompt_tool: Option<PromptTool>,
+    /// steward's MCP tools the goal lists, served by the same server as the prompt tool.
+    pub tool_server: Option<ToolServer>,
     /// The SessionStart hook must echo this; a run without it is aborted.
     pub nonce: String,
     #[serde(skip)]
@@ -87,6 +89,17 @@ pub struct PromptTool {
     /// How long claude lets one prompt-tool call take (`MCP_TOOL_TIMEOUT`): longer than the
     /// server's own wait, so that the server, not claude, decides what a timeout means.
     pub call_timeout: Duration,
+}
+
+/// steward's MCP server for the agent's own tools (`engine/tools`), started with or without
+/// the prompt tool (the same server, the same `--mcp-config`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolServer {
+    pub server: String,
+    /// Passed inline as `--mcp-config`.
+    pub mcp_config: Value,
+    /// The qualified tools it serves (`mcp__steward__report`), as claude's init lists them.
+    pub tools: Vec<String>,
 }
 
 impl PromptTool {
@@ -333,9 +346,17 @@ pub fn argv(spec: &AgentSpec) -> Vec<String> {
     a.extend(["--settings".into(), spec.settings.to_string()]);
     // Strict always: only steward's own server (if any), never the workspace's `.mcp.json`.
     a.push("--strict-mcp-config".into());
-    if let Some(p) = &spec.prompt_tool {
+    // One server for both: the prompt tool's config and the tool server's are the same.
+    let mcp_config = spec
+        .prompt_tool
+        .as_ref()
+        .map(|p| &p.mcp_config)
+        .or(spec.tool_server.as_ref().map(|t| &t.mcp_config));
+    if let Some(config) = mcp_config {
         // Variadic too; the next flag ends it.
-        a.extend(["--mcp-config".into(), p.mcp_config.to_string()]);
+        a.extend(["--mcp-config".into(), config.to_string()]);
+    }
+    if let Some(p) = &spec.prompt_tool {
         a.extend(["--permission-prompt-tool".into(), p.qualified_name()]);
     }
     a.extend(["--tools".into(), spec.tools.join(",")]);
@@ -588,6 +609,7 @@ mod tests {
             settings: serde_json::json!({"hooks": {}}),
             permission_mode: PermissionMode::DontAsk,
             prompt_tool: None,
+            tool_server: None,
             nonce: "n0nce".into(),
             auth_env: [
                 ("ANTHROPIC_API_KEY".to_string(), "sk-x".to_string()),

@@ -52,6 +52,11 @@ impl Expectations {
             // `--tools` filters MCP tools out of init's list too (2.1.197): only the server shows.
             mcp_servers.insert(p.server.clone());
         }
+        if let Some(t) = &spec.tool_server {
+            // Unlike the prompt tool, the goal's steward tools are listed in init (2.1.332).
+            mcp_servers.insert(t.server.clone());
+            tools.extend(t.tools.iter().cloned());
+        }
         Expectations {
             tools,
             permission_mode: spec.permission_mode.as_str().into(),

@@ -16,6 +16,7 @@ pub mod containers;
 pub mod diff;
 pub mod disk;
 pub mod drift;
+pub mod logs;
 pub mod nixos;
 pub mod nomad;
 pub mod snapshot;

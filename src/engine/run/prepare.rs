@@ -12,7 +12,7 @@ use crate::defs::knowledge;
 use crate::defs::policy::{self, ClaudeRules, Policy};
 use crate::defs::probe::ProbeResult;
 use crate::defs::service::{self, ServiceContract};
-use crate::engine::agent::{AgentSpec, PermissionMode};
+use crate::engine::agent::AgentSpec;
 use crate::engine::approval::ApprovalMode;
 use crate::engine::boundary;
 use crate::engine::context::{HostContext, summarise, text as context_text};
@@ -68,6 +68,9 @@ pub(super) fn prepare(
     if let Some(ui_token) = cfg.ui_token_file() {
         policy.secrets.push(ui_token.display().to_string());
     }
+    // The steward tools the goal lists: the hook allows those, the server serves only those.
+    let steward_tools = crate::engine::prompt_tool::steward_tools(goal);
+    policy.steward_tools = steward_tools.clone();
     policy.to_file(&run_dir.join(boundary::POLICY_FILE))?;
     let nonce = format!("steward-boundary-{}", uuid::Uuid::new_v4().simple());
     let prompt = render_prompt(
@@ -84,19 +87,8 @@ pub(super) fn prepare(
             run: timeout_secs,
         });
     }
-    let (permission_mode, prompt_tool) = match goal.approval {
-        ApprovalMode::Queue => (PermissionMode::DontAsk, None),
-        // dontAsk ignores the prompt tool (reference §3.3), so only a wait run uses default mode;
-        // the hook still decides allow and deny before claude's own rules are consulted.
-        ApprovalMode::Wait => (
-            PermissionMode::Default,
-            Some(crate::engine::prompt_tool::prompt_tool(
-                &exe,
-                run_dir,
-                Duration::from_secs(goal.approval_timeout_secs),
-            )),
-        ),
-    };
+    let servers =
+        crate::engine::prompt_tool::servers(cfg, goal, &exe, run_dir, &nonce, &steward_tools)?;
     let spec = AgentSpec {
         claude_bin: cfg.claude_bin(),
         workspace: workspace.to_path_buf(),
@@ -113,8 +105,9 @@ pub(super) fn prepare(
         budget_usd: goal.budget_usd.unwrap_or(cfg.limits.budget_usd),
         session_id: uuid::Uuid::new_v4(),
         settings: boundary::claude_settings(&nonce, &exe, run_dir),
-        permission_mode,
-        prompt_tool,
+        permission_mode: servers.permission_mode,
+        prompt_tool: servers.prompt_tool,
+        tool_server: servers.tool_server,
         nonce,
         auth_env: cfg.claude_auth()?,
         path_env: cfg.claude.path.clone(),

@@ -104,6 +104,7 @@ pub fn spec(claude: PathBuf, server: &Server, dirs: &Dirs) -> AgentSpec {
         settings: nonce_settings(&nonce),
         permission_mode: steward::engine::agent::PermissionMode::DontAsk,
         prompt_tool: None,
+        tool_server: None,
         nonce,
         auth_env,
         path_env: "/usr/local/bin:/usr/bin:/bin".into(),

@@ -1,0 +1,333 @@
+//! steward's MCP tools for the agent end to end: the real steward binary as claude's MCP server,
+//! the real claude CLI, the scripted model calling the tools. A goal opts in per tool; the
+//! policy hook enforces each tool's risk class; answers are redacted and fenced as data.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::claude_bin;
+use crate::common::cli::{Env, ScriptedModel};
+use serde_json::Value;
+
+const PLACEHOLDER_URL: &str = "http://127.0.0.1:9";
+const SECRET: &str = "Hunter2-Mcp-Planted-Secret";
+
+const QUIET: &str = r#"
+[[turn]]
+verdict = { status = "ok", summary = "fine", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#;
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A goal listing five of steward's tools (not `check`), a probe that prints a secret, and a
+/// policy under which `touch FILE` needs approval.
+fn tools_env(claude: &Path, tmp: &Path) -> Env {
+    let ctx = tmp.join("context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("leaky.toml"),
+        format!(
+            "[[probe]]\nname = \"leaky\"\ndescription = \"prints a secret\"\nkind = \"command\"\n\
+             argv = [\"echo\", \"MCP-PROBE-MARKER db password is {SECRET}\"]\n"
+        ),
+    )
+    .unwrap();
+    let goals = tmp.join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join("tools-test.md"),
+        "+++\ndescription = \"steward tools test\"\n\
+         tools = [\"Bash\", \"mcp__steward__report\", \"mcp__steward__probe\", \
+         \"mcp__steward__run_history\", \"mcp__steward__propose_note\", \
+         \"mcp__steward__propose_action\"]\nprobes = [\"leaky\"]\n\n[policy]\n\
+         allow = [\"uptime\"]\napprove = [\"touch FILE\"]\nread = [\"{workspace}\"]\n\
+         write = [\"{workspace}\"]\n+++\nUse steward's tools.\n",
+    )
+    .unwrap();
+    Env::new(
+        claude,
+        PLACEHOLDER_URL,
+        &format!(
+            "context_dir = \"{}\"\ngoals_dir = \"{}\"\n#--tables--\n[redact]\nsecrets = [\"{SECRET}\"]\n",
+            ctx.display(),
+            goals.display()
+        ),
+    )
+}
+
+fn point_at(env: &Env, model: &ScriptedModel) {
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text.replace(PLACEHOLDER_URL, &model.url);
+    // Each run gets its own model; the previous one's URL is replaced too.
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("base_url = ") {
+                format!("base_url = \"{}\"", model.url)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&env.config, text).unwrap();
+}
+
+fn calls_scenario(marker: &Path) -> String {
+    let call = |id: &str, name: &str, input: &str| {
+        format!(
+            "[[turn]]\n[[turn.tool_use]]\nid = \"{id}\"\nname = \"{name}\"\ninput = {input}\n\n"
+        )
+    };
+    let mut s = String::new();
+    s += &call("t_report", "mcp__steward__report", "{}");
+    s += &call("t_probe", "mcp__steward__probe", "{ name = \"leaky\" }");
+    s += &call("t_history", "mcp__steward__run_history", "{ limit = 5 }");
+    s += &call(
+        "t_note",
+        "mcp__steward__propose_note",
+        "{ title = \"Leaky probe MCP-NOTE-MARKER\", body = \"The leaky probe prints a password.\", tags = [\"mcp\"] }",
+    );
+    s += &call(
+        "t_action",
+        "mcp__steward__propose_action",
+        &format!(
+            "{{ argv = [\"touch\", \"{}\"], rationale = \"MCP-ACTION-MARKER create it\" }}",
+            marker.display()
+        ),
+    );
+    s += &call(
+        "t_unlisted",
+        "mcp__steward__check",
+        "{ name = \"root-disk-space\" }",
+    );
+    s += &call("t_unknown", "mcp__steward__rm_rf", "{}");
+    s += "[[turn]]\nverdict = { status = \"ok\", summary = \"done\", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }\n";
+    s
+}
+
+/// The tool results claude sent back, by tool_use id: (text, is_error).
+fn tool_results(model: &ScriptedModel) -> std::collections::BTreeMap<String, (String, bool)> {
+    let mut out = std::collections::BTreeMap::new();
+    for req in model.requests().as_array().unwrap() {
+        let Some(messages) = req["body"]["messages"].as_array() else {
+            continue;
+        };
+        for m in messages {
+            for block in m["content"].as_array().into_iter().flatten() {
+                if block["type"] != "tool_result" {
+                    continue;
+                }
+                let text = match &block["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(parts) => parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    other => other.to_string(),
+                };
+                let id = block["tool_use_id"].as_str().unwrap_or("?").to_string();
+                out.insert(id, (text, block["is_error"] == true));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_agent_uses_stewards_tools_within_their_risk_classes() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let env = tools_env(&claude, tmp.path());
+    let ws = env.dir.path().join("workspace");
+    let marker = ws.join("proposed-marker");
+
+    // An earlier run, for the history.
+    let first = ScriptedModel::start(tmp.path(), QUIET);
+    point_at(&env, &first);
+    let out = env
+        .steward()
+        .args(["--json", "run", "tools-test"])
+        .output()
+        .unwrap();
+    let earlier = json(&out);
+    let earlier_id = earlier["id"].as_str().unwrap().to_string();
+
+    let model = ScriptedModel::start(tmp.path(), &calls_scenario(&marker));
+    point_at(&env, &model);
+    let out = env
+        .steward()
+        .args(["--json", "run", "tools-test"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let run_id = report["id"].as_str().unwrap().to_string();
+    let results = tool_results(&model);
+    let result = |id: &str| {
+        results
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no result for {id}: {results:#?}\nrun: {report:#}"))
+    };
+
+    // report: the snapshot and its diff, fenced as data.
+    let (text, err) = result("t_report");
+    assert!(!err, "{text}");
+    assert!(text.contains("source=\"steward tool report\""), "{text}");
+    assert!(
+        text.contains("\"snapshot\"") && text.contains("\"changes\""),
+        "{text}"
+    );
+
+    // probe: the full output, with the configured secret redacted.
+    let (text, err) = result("t_probe");
+    assert!(!err, "{text}");
+    assert!(text.contains("MCP-PROBE-MARKER db password is"), "{text}");
+    assert!(!text.contains(SECRET), "secret leaked: {text}");
+
+    // run_history: the earlier run, not this one.
+    let (text, err) = result("t_history");
+    assert!(!err, "{text}");
+    assert!(text.contains(&earlier_id), "{text}");
+    assert!(!text.contains(&run_id), "{text}");
+
+    // propose_note: pending in the knowledge store.
+    let (text, err) = result("t_note");
+    assert!(!err, "{text}");
+    let pending: Vec<_> = std::fs::read_dir(env.state().join("knowledge/pending"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(pending[0].contains("MCP-NOTE-MARKER"), "{pending:?}");
+
+    // propose_action: denied now, filed as a pending action, never run.
+    let (text, err) = result("t_action");
+    assert!(err, "the proposal ran instead of being queued: {text}");
+    assert!(text.contains("queued for a human"), "{text}");
+    assert!(!marker.exists(), "the proposed action ran");
+    let actions = json(
+        &env.steward()
+            .args(["--json", "actions", "list"])
+            .output()
+            .unwrap(),
+    );
+    let filed = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["state"] == "pending")
+        .unwrap_or_else(|| panic!("no pending action: {actions:#}"));
+    assert_eq!(filed["argv"][0], "touch", "{filed:#}");
+    assert_eq!(filed["argv"][1], marker.display().to_string(), "{filed:#}");
+    assert!(
+        filed["rationale"]
+            .as_str()
+            .unwrap()
+            .contains("MCP-ACTION-MARKER"),
+        "{filed:#}"
+    );
+
+    // A steward tool the goal did not list, and one steward does not serve: both refused.
+    for id in ["t_unlisted", "t_unknown"] {
+        let (text, err) = result(id);
+        assert!(err, "{id} was not refused: {text}");
+    }
+
+    // Every call is in the audit, with its decision.
+    let audit = std::fs::read_to_string(env.run_dir(&run_id).join("audit.jsonl")).unwrap();
+    let entries: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decision = |tool: &str| {
+        entries
+            .iter()
+            .find(|e| e["tool"] == tool)
+            .map(|e| e["decision"].as_str().unwrap_or("").to_string())
+            .unwrap_or_else(|| panic!("{tool} not audited: {audit}"))
+    };
+    assert_eq!(decision("mcp__steward__report"), "allow");
+    assert_eq!(decision("mcp__steward__probe"), "allow");
+    assert_eq!(decision("mcp__steward__propose_note"), "allow");
+    assert_eq!(decision("mcp__steward__propose_action"), "approve");
+    assert!(!audit.contains(SECRET), "secret in the audit");
+}
+
+/// `container_logs` through bollard against podman: the container's last lines, the configured
+/// secret redacted, and a goal's `lines` bound enforced.
+#[test]
+fn container_logs_tails_a_containers_logs_redacted() {
+    let Some(claude) = claude_bin() else { return };
+    let Some(engine) = crate::common::podman::Podman::start() else {
+        return;
+    };
+    let out = engine.podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "mcp-logs",
+        crate::common::podman::IMAGE,
+        "sh",
+        "-c",
+        &format!("echo MCP-LOG-FIRST; echo MCP-LOG-LAST key {SECRET}; sleep 600"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let goals = tmp.path().join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join("logs-test.md"),
+        "+++\ndescription = \"logs\"\ntools = [\"mcp__steward__container_logs\"]\n+++\nRead logs.\n",
+    )
+    .unwrap();
+    let scenario = "[[turn]]\n[[turn.tool_use]]\nid = \"t_logs\"\nname = \"mcp__steward__container_logs\"\ninput = { container = \"mcp-logs\", lines = 1 }\n\n\
+         [[turn]]\n[[turn.tool_use]]\nid = \"t_bad\"\nname = \"mcp__steward__container_logs\"\ninput = { container = \"mcp-logs\", lines = 100000 }\n\n"
+        .to_string()
+        + QUIET;
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let env = Env::new(
+        &claude,
+        &model.url,
+        &format!(
+            "goals_dir = \"{}\"\n#--tables--\n[redact]\nsecrets = [\"{SECRET}\"]\n[docker]\nhost = \"{}\"\nwatch = false\n",
+            goals.display(),
+            engine.docker_host()
+        ),
+    );
+    let out = env
+        .steward()
+        .args(["--json", "run", "logs-test"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let results = tool_results(&model);
+    let (text, err) = results
+        .get("t_logs")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(!err, "{text}");
+    assert!(text.contains("MCP-LOG-LAST key"), "{text}");
+    assert!(
+        !text.contains("MCP-LOG-FIRST"),
+        "one line was asked for: {text}"
+    );
+    assert!(!text.contains(SECRET), "secret leaked: {text}");
+    let (text, err) = results.get("t_bad").cloned().unwrap();
+    assert!(err && text.contains("argument `lines`"), "{text}");
+}
