@@ -8,12 +8,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::run::stoppable;
-use super::{Cli, CliError, internal, usage};
+use super::{Cli, CliError, internal};
 use crate::base::signal::Signal;
 use crate::config::Config;
 use crate::daemon::handoff::{self, Handoff};
-use crate::daemon::inline::{Inline, InlineError, RunOptions};
-use crate::daemon::router::RouterError;
+use crate::daemon::inline::{Inline, RunOptions};
 use crate::engine::agent;
 use crate::engine::run::RunReport;
 
@@ -84,11 +83,7 @@ async fn raise_one(cli: &Cli, cfg: &Config, signal: &Signal) -> Result<Raised, C
     let (cancel, _signals) = stoppable(false)?;
     let done = crate::daemon::inline::route_and_run(cfg, signal, opts, observer, cancel)
         .await
-        .map_err(|e| match e {
-            InlineError::Run(e) => CliError::from(e),
-            InlineError::Router(e @ (RouterError::Routes(_) | RouterError::Config(_))) => usage(e),
-            other => internal(other),
-        })?;
+        .map_err(super::trigger::inline_error)?;
     let (routed, job, report) = match done {
         Inline::NotRun(routed) => (routed, None, None),
         Inline::Ran {

@@ -199,11 +199,7 @@ async fn inline(
     let (cancel, _signals) = stoppable(false)?;
     let done = crate::daemon::inline::route_and_run(cfg, signal, run_opts, observer, cancel)
         .await
-        .map_err(|e| match e {
-            InlineError::Run(e) => CliError::from(e),
-            InlineError::Router(e @ (RouterError::Routes(_) | RouterError::Config(_))) => usage(e),
-            other => internal(other),
-        })?;
+        .map_err(inline_error)?;
     let (routed, report) = match done {
         Inline::NotRun(routed) => {
             let exit = routed.decision.exit();
@@ -287,4 +283,14 @@ fn print_signal(signal: &Signal) -> Result<(), CliError> {
             .unwrap_or_default(),
         labels.join(" ")
     )
+}
+
+/// An inline route-and-run's error as the CLI reports it: a broken routing table or config is
+/// the operator's to fix (usage), anything else steward's.
+pub(super) fn inline_error(e: InlineError) -> CliError {
+    match e {
+        InlineError::Run(e) => CliError::from(e),
+        InlineError::Router(e @ (RouterError::Routes(_) | RouterError::Config(_))) => usage(e),
+        other => internal(other),
+    }
 }
