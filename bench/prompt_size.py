@@ -21,7 +21,7 @@ header. Targets: run 1 <= 30 % of the naive bytes with all three anomalies in th
 
 Needs root, podman, runc, /bin/busybox, losetup, mkfs.ext4, unshare, a release build
 (STEWARD_BIN overrides target/release/steward) and the claude CLI (STEWARD_TEST_CLAUDE, else the
-test cache). ROUNDS (3) sets the repetitions."""
+test cache). ROUNDS (3) sets the repetitions; SAVE_PROMPTS=DIR keeps each run's prompt there."""
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
@@ -225,6 +225,8 @@ def one_run(tmp, state, bin_, sock, n):
         sys.exit(f"the run failed: {out.stdout}\n{out.stderr}")
     run_dir = state / "runs" / run_id
     prompt = (run_dir / "prompt.md").read_text()
+    if os.environ.get("SAVE_PROMPTS"):
+        shutil.copy(run_dir / "prompt.md", Path(os.environ["SAVE_PROMPTS"]) / f"prompt-{n}.md")
     naive = "".join(f"== {p['name']} ==\n{text(p)}\n" for p in json.loads((run_dir / "context.json").read_text()))
     summary = json.loads((run_dir / "context-summary.json").read_text())
     full = sum(1 for p in summary["probes"] if p["in_prompt"] == "full")
