@@ -64,7 +64,8 @@ pub struct Evidence<'a> {
     /// What the agent's tool calls did (empty when it did not run).
     pub acts: &'a Acts,
     pub model: ModelPolicy,
-    /// Some probe's output needs attention (decided by the probe layer).
+    /// The context needs a model's eyes: a probe failed, a check failed, the host snapshot shows
+    /// something new (decided by the run's gathering stage).
     pub attention: bool,
 }
 
@@ -278,14 +279,14 @@ impl Evidence<'_> {
         let unavailable = self.unavailable();
         if unavailable.is_empty() {
             format!(
-                "no action: all {} check(s) passed and no probe needs attention; the model was \
-                 not called",
+                "no action: all {} check(s) passed, no probe needs attention and the host shows \
+                 nothing new; the model was not called",
                 passed.len()
             )
         } else {
             format!(
                 "no action: {} check(s) passed, {} unavailable here ({}), none failed; no probe \
-                 needs attention; the model was not called",
+                 needs attention and the host shows nothing new; the model was not called",
                 passed.len(),
                 unavailable.len(),
                 unavailable.join(", ")

@@ -503,7 +503,7 @@ fn on_attention_with_everything_green_makes_no_model_call() {
     let j = gate(&e).unwrap();
     assert!(
         j.reason
-            .starts_with("no action: all 1 check(s) passed and no probe"),
+            .starts_with("no action: all 1 check(s) passed, no probe needs attention and the host"),
         "{}",
         j.reason
     );

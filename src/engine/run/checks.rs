@@ -9,6 +9,7 @@ use crate::defs::check::{self, CheckEnv, CheckResult, Phase};
 use crate::defs::goal::Goal;
 use crate::defs::probe::ProbeResult;
 use crate::defs::service::{ServiceContract, ServiceError};
+use crate::engine::context::{Compared, HostContext};
 
 use super::{Definitions, RunError, RunRequest};
 
@@ -134,11 +135,13 @@ pub(super) fn add_service_healthcheck(
 }
 
 /// Whether the gathered context needs a model's eyes: a signal from outside (an alert, a failed
-/// unit, CI) always does; so does a probe that failed or timed out, or any failing check.
+/// unit, CI) always does; so does a probe that failed or timed out, any failing check, and what
+/// the host snapshot says is new (see [`host_needs_attention`]).
 pub(super) fn needs_attention(
     req: &RunRequest,
     context: &[ProbeResult],
     before: &ChecksBefore,
+    host: &HostContext,
 ) -> bool {
     use crate::defs::probe::ProbeStatus;
     req.force_model
@@ -147,4 +150,58 @@ pub(super) fn needs_attention(
             .iter()
             .any(|p| matches!(p.status, ProbeStatus::Failed | ProbeStatus::TimedOut))
         || before.all().iter().any(|c| c.status.is_failure())
+        || host_needs_attention(host)
+}
+
+/// A change since the subject's last run calls for attention (a container died, a port closed,
+/// a disk crossed a threshold); or, on the subject's first run with nothing to compare with, the
+/// snapshot flags something as it stands. A flag that stood at the last run too was that run's
+/// to look at: it does not wake the model again on every timer.
+pub(super) fn host_needs_attention(host: &HostContext) -> bool {
+    !host.attention.is_empty()
+        || (matches!(host.compared, Compared::FirstRun) && !host.standing.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::context::host::Flag;
+    use crate::engine::report::attention::{Attention, Who};
+
+    fn host(compared: Compared) -> HostContext {
+        HostContext {
+            subject: "s".into(),
+            snapshot: None,
+            compared,
+            changes: Vec::new(),
+            attention: Vec::new(),
+            standing: Vec::new(),
+            problems: Vec::new(),
+            last: None,
+        }
+    }
+
+    #[test]
+    fn new_attention_wakes_the_model_a_standing_flag_only_on_a_first_run() {
+        let since = || Compared::LastRun { run: "r1".into() };
+        assert!(!host_needs_attention(&host(since())));
+        let mut died = host(since());
+        died.attention.push(Attention {
+            what: "container web exited 137".into(),
+            who: Who::Agent,
+            suggestion: String::new(),
+            about: "container web".into(),
+        });
+        assert!(host_needs_attention(&died));
+        let flag = Flag {
+            what: "/ is 93% full".into(),
+            name: "/".into(),
+        };
+        let mut standing = host(since());
+        standing.standing.push(flag.clone());
+        assert!(!host_needs_attention(&standing));
+        let mut first = host(Compared::FirstRun);
+        first.standing.push(flag);
+        assert!(host_needs_attention(&first));
+    }
 }

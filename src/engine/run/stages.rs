@@ -152,7 +152,7 @@ pub(super) async fn gather(
     let before = before?;
     rec.run.write_json("context.json", &context)?;
     rec.run.write_json("checks-before.json", &before)?;
-    let attention = needs_attention(setup.req, &context, &before);
+    let attention = needs_attention(setup.req, &context, &before, &host);
     Ok(Ok(Gathered {
         context,
         host,
