@@ -189,7 +189,13 @@ fn queue(
     } else {
         ctx.checks.clone()
     };
-    match file_action(ctx, decision, &answer.audit.input, Executor::Steward, &checks) {
+    match file_action(
+        ctx,
+        decision,
+        &answer.audit.input,
+        Executor::Steward,
+        &checks,
+    ) {
         Ok(filed) => {
             let id = &filed.action.id;
             let reason = format!(

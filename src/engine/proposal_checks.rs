@@ -21,7 +21,9 @@ const KNOWN_SHOWN: usize = 20;
 pub enum ProposalChecksError {
     #[error("argument `checks`: must be a list of at most {MAX_NAMED} check names")]
     Shape,
-    #[error("argument `checks`: `{name}` is not a defined check (known: {known}); nothing was filed")]
+    #[error(
+        "argument `checks`: `{name}` is not a defined check (known: {known}); nothing was filed"
+    )]
     Unknown { name: String, known: String },
 }
 

@@ -63,7 +63,10 @@ mod tests {
             serde_json::to_value(&cfg).unwrap()
         );
         assert_eq!(back.docker.host, "unix:///from/override.sock");
-        assert_eq!(back.context_dir.as_deref(), Some(Path::new("/over/context")));
+        assert_eq!(
+            back.context_dir.as_deref(),
+            Some(Path::new("/over/context"))
+        );
         assert_eq!(back.state_dir, dir.path().join("flag-state"));
         assert_eq!(back.known_secrets(), cfg.known_secrets());
         let mode = std::fs::metadata(run.join(RUN_CONFIG_FILE))

@@ -296,7 +296,11 @@ fn the_daemon_raises_drift_on_its_own_schedule() {
     let env = Env::new(&claude, &model.url, "");
     use_engine(&env, &engine);
     let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, format!("{text}\n[report]\nsignal_every_secs = 1\n")).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
+    )
+    .unwrap();
     declare(
         &env,
         "db",
@@ -306,11 +310,13 @@ fn the_daemon_raises_drift_on_its_own_schedule() {
     let serve = crate::common::serve::Serve::start(&env);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     let run = loop {
-        let done = std::fs::read_dir(env.state().join("runs")).ok().and_then(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .find(|p| p.join("result.json").exists())
-        });
+        let done = std::fs::read_dir(env.state().join("runs"))
+            .ok()
+            .and_then(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .find(|p| p.join("result.json").exists())
+            });
         if let Some(run) = done {
             break run;
         }

@@ -471,7 +471,10 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
     // The unknown name: refused, named, nothing filed for it.
     let (text, err) = result("t_unknown");
     assert!(err, "{text}");
-    assert!(text.contains("`no-such-check` is not a defined check"), "{text}");
+    assert!(
+        text.contains("`no-such-check` is not a defined check"),
+        "{text}"
+    );
     assert!(!text.contains("queued for a human"), "{text}");
     // The defined ones: filed with the goal's post check first, each once.
     let (text, err) = result("t_named");
@@ -483,7 +486,11 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
             .unwrap(),
     );
     let list = actions.as_array().unwrap();
-    assert_eq!(list.len(), 1, "only the valid proposal is filed: {actions:#}");
+    assert_eq!(
+        list.len(),
+        1,
+        "only the valid proposal is filed: {actions:#}"
+    );
     let filed = &list[0];
     assert_eq!(filed["argv"][1], marker.display().to_string(), "{filed:#}");
     assert_eq!(
@@ -505,7 +512,9 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
     let id = filed["id"].as_str().unwrap();
     let out = env
         .steward()
-        .args(["--json", "actions", "approve", id, "--yes", "--by", "tester"])
+        .args([
+            "--json", "actions", "approve", id, "--yes", "--by", "tester",
+        ])
         .output()
         .unwrap();
     assert!(marker.exists(), "the approved action did not run");
@@ -517,7 +526,12 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
     );
     let ran: Vec<(String, String)> = done["execution"]["checks"]
         .as_array()
-        .unwrap_or_else(|| panic!("{done:#}\napprove: {}", String::from_utf8_lossy(&out.stdout)))
+        .unwrap_or_else(|| {
+            panic!(
+                "{done:#}\napprove: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
         .iter()
         .map(|c| {
             (
