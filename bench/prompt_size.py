@@ -22,7 +22,7 @@ header. Targets: run 1 <= 30 % of the naive bytes with all three anomalies in th
 Needs root, podman, runc, /bin/busybox, losetup, mkfs.ext4, unshare, a release build
 (STEWARD_BIN overrides target/release/steward) and the claude CLI (STEWARD_TEST_CLAUDE, else the
 test cache). ROUNDS (3) sets the repetitions; SAVE_PROMPTS=DIR keeps each run's prompt there."""
-import json, os, shutil, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,17 +197,23 @@ def containers(podman, env):
                    env=env, stdout=subprocess.DEVNULL)
 
 
-def model(tmp, n):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model(tmp, n, port):
     scenario = tmp / f"scenario-{n}.toml"
     scenario.write_text(QUIET)
-    p = subprocess.Popen([STEWARD, "dev", "scripted-model", "--addr", "127.0.0.1:0", "--scenario", str(scenario)],
+    p = subprocess.Popen([STEWARD, "dev", "scripted-model", "--addr", f"127.0.0.1:{port}", "--scenario", str(scenario)],
                          stdout=subprocess.PIPE, text=True)
     url = p.stdout.readline().strip().rsplit(" ", 1)[-1]
     return p, url
 
 
-def one_run(tmp, state, bin_, sock, n):
-    proc, url = model(tmp, n)
+def one_run(tmp, state, bin_, sock, n, port):
+    proc, url = model(tmp, n, port)
     cfg = tmp / f"steward-{n}.toml"
     cfg.write_text(f'workspace = "{tmp / "ws"}"\nstate_dir = "{state}"\ncontext_dir = "{tmp / "context"}"\n'
                    f'[claude]\nbin = "{CLAUDE}"\nbase_url = "{url}"\nmax_retries = 0\n'
@@ -273,8 +279,11 @@ def main():
         rows = []
         for r in range(ROUNDS):
             state = tmp / f"state-{r}"
+            # The scripted model stands in for the API, which is not a listener on the host: one
+            # port per round, so the snapshot does not see a port close and another open.
+            port = free_port()
             for n, label in [(1, "first run"), (2, "unchanged")]:
-                prompt, naive, full = one_run(tmp, state, bin_, sock, f"{r}-{n}")
+                prompt, naive, full = one_run(tmp, state, bin_, sock, f"{r}-{n}", port)
                 found = anomalies(prompt, str(mount))
                 if os.environ.get("SHOW") and not all(found.values()):
                     start = prompt.find("## What changed")

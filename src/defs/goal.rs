@@ -379,6 +379,7 @@ mod tests {
                 "mcp__steward__run_history",
                 "mcp__steward__container_logs",
                 "mcp__steward__service_contract",
+                "mcp__steward__knowledge",
             ]
         );
         for rule in [
@@ -449,6 +450,9 @@ mod tests {
             "service_contract_fenced",
             // steward's own line: the probe's name, status, bytes and a run id.
             "p.summary",
+            // steward's lines naming the probes it shows in one line, and why.
+            "summarised",
+            "n.name",
             "n.title",
             "n.body",
         ];

@@ -45,9 +45,11 @@ struct ProbeView<'a> {
 }
 
 /// Renders the prompt. Variables: `goal` (name, description), `signal`, `context` (probe
-/// results with `fenced`, `summary`, `unchanged`), `changes_fenced` and `attention_fenced` (the
+/// results with `fenced`, `summary`, `unchanged`), `summarised` (the probes shown in one line,
+/// a line per reason naming them), `changes_fenced` and `attention_fenced` (the
 /// host's changes since the subject's last run and what needs attention; empty without a host
-/// context), `service_contract_fenced`, `knowledge` (notes), `vars`, `workspace`, `nonce`,
+/// context), `service_contract_fenced`, `knowledge` (notes), `knowledge_titles_only` (list the
+/// notes by name and title: nothing changed and the goal can fetch them), `vars`, `workspace`, `nonce`,
 /// `now`, `checks`, `checks_fenced`, `history`, `history_fenced`. Filter:
 /// `untrusted(label="...")`.
 pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError> {
@@ -70,7 +72,7 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
         });
     }
     let tera = engine(goal, input.nonce)?;
-    let decisions = summarise::decide_all(input.context, input.host);
+    let decisions = summarise::decide_for(&goal.tools, input.context, input.host);
     let context: Vec<ProbeView<'_>> = input
         .context
         .iter()
@@ -92,7 +94,12 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
     );
     ctx.insert("signal", input.signal);
     ctx.insert("context", &context);
+    ctx.insert("summarised", &summarise::summarised_text(&decisions));
     ctx.insert("knowledge", input.knowledge);
+    ctx.insert(
+        "knowledge_titles_only",
+        &knowledge_titles_only(goal, input.host),
+    );
     ctx.insert("vars", input.vars);
     ctx.insert("workspace", &input.workspace.display().to_string());
     ctx.insert("nonce", input.nonce);
@@ -119,6 +126,16 @@ pub fn render(goal: &Goal, input: &RenderInput<'_>) -> Result<String, GoalError>
     tera.render(&goal.name, &ctx)
         .map_err(|e| template_error(goal, &e))
 }
+
+/// The agent can fetch a note (the goal lists the tool), and nothing changed since the subject's
+/// last run: the notes, static reference, are listed by title rather than repeated whole.
+fn knowledge_titles_only(goal: &Goal, host: Option<&HostContext>) -> bool {
+    let fetchable = goal.tools.iter().any(|t| t == KNOWLEDGE_TOOL);
+    fetchable && host.and_then(HostContext::unchanged_since).is_some()
+}
+
+/// The agent's tool that returns one knowledge note whole.
+pub const KNOWLEDGE_TOOL: &str = "mcp__steward__knowledge";
 
 /// The checks as one fenced block, or empty when there are none.
 fn checks_text(checks: &[crate::defs::check::CheckResult], nonce: &str) -> String {
@@ -508,6 +525,11 @@ mod tests {
                 continue; // no probes
             }
             let out = render_host(&g, &ctx, &host(&[]), None);
+            if g.name == "change" {
+                // No `mcp__steward__probe` to fetch with: every probe whole.
+                assert!(out.contains("QUIET-OUTPUT"), "{out}");
+                continue;
+            }
             let changes = out.find("## What changed since this subject's last run");
             let probes = out.find("## Context gathered before this run");
             assert!(changes.is_some() && changes < probes, "{}: {out}", g.name);
@@ -519,17 +541,21 @@ mod tests {
             assert!(out.contains("source=\"probe:failed-units\""), "{}", g.name);
             assert!(!out.contains("QUIET-OUTPUT"), "{}: {out}", g.name);
             assert!(
-                out.contains("- `uptime` (ok, 22 bytes): no earlier run"),
-                "{}",
+                out.contains(
+                    "- no earlier output to compare with; shows nothing the host snapshot flags \
+                     (1 probe, 22 bytes): `uptime`\n"
+                ),
+                "{}: {out}",
                 g.name
             );
-            // Unchanged since the last run: both in one line.
+            // Unchanged since the last run: both named in one line.
             let again = render_host(&g, &ctx, &host(&ctx), None);
             assert!(!again.contains("source=\"probe:"), "{}: {again}", g.name);
-            assert_eq!(
-                again.matches("unchanged since run r-1").count(),
-                2,
-                "{}",
+            assert!(
+                again.contains(
+                    "- unchanged since run r-1 (2 probes, 54 bytes): `failed-units`, `uptime`\n"
+                ),
+                "{}: {again}",
                 g.name
             );
         }
@@ -543,8 +569,65 @@ mod tests {
     }
 
     #[test]
+    fn notes_are_listed_by_title_only_when_nothing_changed_and_the_goal_can_fetch_them() {
+        use crate::engine::context::host::Compared;
+        use crate::engine::report::diff::{Change, ChangeKind, Identity};
+        let note = Note {
+            name: "edge".into(),
+            origin: "k/edge.md".into(),
+            title: "An edge case".into(),
+            tags: vec!["health-check".into()],
+            body: "NOTE-BODY-7731".into(),
+        };
+        let notes = [&note];
+        let render_notes = |g: &Goal, h: &HostContext| {
+            render(
+                g,
+                &RenderInput {
+                    signal: &signal(),
+                    context: &[],
+                    knowledge: &notes,
+                    vars: &all_vars(g),
+                    nonce: NONCE,
+                    workspace: Path::new("/srv/infra"),
+                    checks: &[],
+                    history: &[],
+                    host: Some(h),
+                    contract: None,
+                },
+            )
+            .unwrap()
+        };
+        let g = find(&bundled(), "health-check").unwrap();
+        let mut h = host(&[]);
+        h.compared = Compared::LastRun { run: "r-1".into() };
+        let unchanged = render_notes(&g, &h);
+        assert!(!unchanged.contains("NOTE-BODY-7731"), "{unchanged}");
+        assert!(unchanged.contains("- `edge`: An edge case"), "{unchanged}");
+        assert!(unchanged.contains(KNOWLEDGE_TOOL), "{unchanged}");
+        // Something changed: whole.
+        h.changes.push(Change {
+            kind: ChangeKind::Added,
+            identity: Identity {
+                kind: "container".into(),
+                name: "web".into(),
+            },
+            before: serde_json::Value::Null,
+            after: serde_json::json!({"state": "running"}),
+        });
+        assert!(render_notes(&g, &h).contains("NOTE-BODY-7731"));
+        // A first run, and a goal that cannot fetch a note: whole.
+        h.changes.clear();
+        h.compared = Compared::FirstRun;
+        assert!(render_notes(&g, &h).contains("NOTE-BODY-7731"));
+        h.compared = Compared::LastRun { run: "r-1".into() };
+        let change = find(&bundled(), "change").unwrap();
+        assert!(render_notes(&change, &h).contains("NOTE-BODY-7731"));
+    }
+
+    #[test]
     fn an_operators_template_using_fenced_still_gets_every_probe_whole() {
-        let text = "+++\ndescription = \"d\"\n+++\n{% for p in context %}{{ p.fenced }}[{{ p.summary }}]{% endfor %}\n";
+        let text = "+++\ndescription = \"d\"\ntools = [\"mcp__steward__probe\"]\n+++\n{% for p in context %}{{ p.fenced }}[{{ p.summary }}]{% endfor %}\n";
         let g = load_all(&[file("g", text)]).unwrap();
         let ctx = [probe("uptime", serde_json::json!("up QUIET-OUTPUT"), None)];
         let out = render_host(&g[0], &ctx, &host(&ctx), None);

@@ -96,10 +96,30 @@ fn fixture(dir: &Path) {
 
 /// A scripted model for one run (both are started before the first run, so that the listening
 /// sockets the host snapshot sees are the same in both runs).
-fn model(tmp: &Path, n: u32) -> ScriptedModel {
+fn model(tmp: &Path, n: u32, scenario: &str) -> ScriptedModel {
     let dir = tmp.join(format!("model{n}"));
     std::fs::create_dir_all(&dir).unwrap();
-    ScriptedModel::start(&dir, QUIET)
+    ScriptedModel::start(&dir, scenario)
+}
+
+/// The second run's agent reads a note the prompt listed by title.
+const READS_A_NOTE: &str = r#"
+[[turn]]
+[[turn.tool_use]]
+id = "t_note"
+name = "mcp__steward__knowledge"
+input = { name = "transition-states" }
+
+[[turn]]
+verdict = { status = "ok", summary = "fine", findings = [], actions_taken = [], proposed_actions = [], knowledge = [] }
+"#;
+
+/// The line of the summarised probes that gives `reason` (`- REASON (N probes, B bytes): ...`).
+fn summary_line<'a>(prompt: &'a str, reason: &str) -> &'a str {
+    prompt
+        .lines()
+        .find(|l| l.starts_with(&format!("- {reason} (")))
+        .unwrap_or_else(|| panic!("no line `{reason}`:\n{prompt}"))
 }
 
 /// One real run of `health-check` against `model`: its id, prompt and record.
@@ -166,7 +186,10 @@ fn an_unchanged_second_run_summarises_and_a_new_failure_is_shown_whole() {
     std::fs::write(context.join("host.toml"), host).unwrap();
     std::fs::write(context.join("stack.toml"), stack).unwrap();
 
-    let (model1, model2) = (model(tmp.path(), 1), model(tmp.path(), 2));
+    let (model1, model2) = (
+        model(tmp.path(), 1, QUIET),
+        model(tmp.path(), 2, READS_A_NOTE),
+    );
     let (first_id, first, record) = run(&env, &model1, &mut url);
     // The prompt leads with the comparison and what needs attention, fenced as data.
     let changes = first
@@ -181,39 +204,55 @@ fn an_unchanged_second_run_summarises_and_a_new_failure_is_shown_whole() {
         "{first}"
     );
     assert!(first[changes..probes].contains("<untrusted-data source=\"attention\""));
-    // The anomaly in full; the failing probe whole; quiet probes in one line each.
+    // The anomaly in full; the failing probe whole; quiet probes named in one line.
     assert!(full(&first, "failed-units"), "{first}");
     assert!(first.contains("ctx-fixture-web.service loaded failed failed"));
     assert!(full(&first, "broken") && first.contains("BROKEN-OUTPUT-5521"));
     for quiet in ["uptime", "disk", "flaky", "nomad"] {
         assert!(!full(&first, quiet), "{quiet} shown whole:\n{first}");
         assert_eq!(shown(&record, quiet).0, "summary", "{record:#}");
-        let line = first
-            .lines()
-            .find(|l| l.starts_with(&format!("- `{quiet}` (ok, ")))
-            .unwrap_or_else(|| panic!("no line for {quiet}:\n{first}"));
-        assert!(line.contains("mcp__steward__probe"), "{line}");
+        let line = summary_line(
+            &first,
+            "no earlier output to compare with; shows nothing the host snapshot flags",
+        );
+        assert!(line.contains(&format!("`{quiet}`")), "{line}");
     }
+    assert!(first.contains("fetch any of them with `mcp__steward__probe`"));
+    // A first run carries the goal's knowledge notes whole.
+    assert!(first.contains("### Transition states"), "{first}");
     assert_eq!(shown(&record, "failed-units").0, "full");
     assert_eq!(shown(&record, "broken"), ("full".into(), "failed".into()));
 
     // Between the runs one probe starts failing; nothing else changes.
     std::fs::write(fx.join("flaky.rc"), "4\n").unwrap();
+    // `uptime`'s clock moved between the runs: time passing is not a change.
+    std::fs::write(
+        fx.join("uptime.txt"),
+        " 10:00:00 up 4 days,  2 users,  load average: 0.10\n",
+    )
+    .unwrap();
     let (_, second, record) = run(&env, &model2, &mut url);
     assert!(
         second.contains(&format!("Compared with the snapshot of run {first_id}.")),
         "{second}"
     );
     let since = format!("unchanged since run {first_id}");
+    let line = summary_line(&second, &since);
     for quiet in ["uptime", "disk", "nomad", "failed-units"] {
         assert!(!full(&second, quiet), "{quiet} shown whole:\n{second}");
-        let line = second
-            .lines()
-            .find(|l| l.starts_with(&format!("- `{quiet}` (ok, ")))
-            .unwrap_or_else(|| panic!("no line for {quiet}:\n{second}"));
-        assert!(line.contains(&since), "{line}");
+        assert!(line.contains(&format!("`{quiet}`")), "{line}");
         assert_eq!(shown(&record, quiet), ("summary".into(), since.clone()));
     }
+    // Nothing on the host changed: the notes are listed by title, and the agent reads one whole.
+    assert!(second.contains("No changes."), "{second}");
+    assert!(!second.contains("### Transition states"), "{second}");
+    assert!(
+        second.contains("- `transition-states`: Transition states"),
+        "{second}"
+    );
+    let results = model2.tool_results();
+    let (text, is_error) = &results["t_note"];
+    assert!(!is_error && text.contains("re-check"), "{text}");
     // The standing anomaly is still named, and failing probes are whole.
     assert!(second.contains("standing: unit ctx-fixture-web.service failed"));
     assert!(

@@ -114,35 +114,6 @@ fn calls_scenario(marker: &Path) -> String {
     s
 }
 
-/// The tool results claude sent back, by tool_use id: (text, is_error).
-fn tool_results(model: &ScriptedModel) -> std::collections::BTreeMap<String, (String, bool)> {
-    let mut out = std::collections::BTreeMap::new();
-    for req in model.requests().as_array().unwrap() {
-        let Some(messages) = req["body"]["messages"].as_array() else {
-            continue;
-        };
-        for m in messages {
-            for block in m["content"].as_array().into_iter().flatten() {
-                if block["type"] != "tool_result" {
-                    continue;
-                }
-                let text = match &block["content"] {
-                    Value::String(s) => s.clone(),
-                    Value::Array(parts) => parts
-                        .iter()
-                        .filter_map(|p| p["text"].as_str())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    other => other.to_string(),
-                };
-                let id = block["tool_use_id"].as_str().unwrap_or("?").to_string();
-                out.insert(id, (text, block["is_error"] == true));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_agent_uses_stewards_tools_within_their_risk_classes() {
     let Some(claude) = claude_bin() else { return };
@@ -171,7 +142,7 @@ fn the_agent_uses_stewards_tools_within_their_risk_classes() {
         .unwrap();
     let report = json(&out);
     let run_id = report["id"].as_str().unwrap().to_string();
-    let results = tool_results(&model);
+    let results = model.tool_results();
     let result = |id: &str| {
         results
             .get(id)
@@ -316,7 +287,7 @@ fn container_logs_tails_a_containers_logs_redacted() {
         .output()
         .unwrap();
     let report = json(&out);
-    let results = tool_results(&model);
+    let results = model.tool_results();
     let (text, err) = results
         .get("t_logs")
         .cloned()

@@ -51,6 +51,7 @@ pub const TOOLS: &[(&str, Risk)] = &[
     ("run_history", Risk::Read),
     ("container_logs", Risk::Read),
     ("service_contract", Risk::Read),
+    ("knowledge", Risk::Read),
     ("propose_note", Risk::Write),
     ("propose_action", Risk::NeedsApproval),
 ];

@@ -57,6 +57,19 @@ pub struct HostContext {
     pub last: Option<LastRun>,
 }
 
+impl HostContext {
+    /// The subject's last run, when this run's snapshot was compared with it and nothing
+    /// changed (and no part of the picture is missing).
+    pub fn unchanged_since(&self) -> Option<&str> {
+        match &self.compared {
+            Compared::LastRun { run } if self.changes.is_empty() && self.problems.is_empty() => {
+                Some(run)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Takes the snapshot (bounded by [`SNAPSHOT_TIMEOUT`]) and compares it.
 pub async fn gather(src: &Sources, state_dir: &Path, subject: &str) -> HostContext {
     let snapshot = tokio::time::timeout(SNAPSHOT_TIMEOUT, report::take(src))

@@ -19,21 +19,32 @@ pub const LAST_RUN_FORMAT: u32 = 1;
 /// Subjects remembered at most; beyond this the least recently written file is removed.
 pub const MAX_SUBJECTS: usize = 512;
 
+/// How [`ProbeDigest`]s are computed; digests of another version are not compared (each probe
+/// then reads as having no earlier run, never as changed). 2: elapsed-time phrases masked.
+pub const DIGEST_VERSION: u32 = 2;
+
 /// One probe's output as a run saw it: enough to tell "unchanged", not the output itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeDigest {
     pub status: ProbeStatus,
-    /// SHA-256 of the text the prompt would fence (output and detail), hex.
+    /// SHA-256 of the text the prompt would fence (output and detail) with its elapsed-time
+    /// phrases masked ([`super::elapsed`]), hex.
     pub sha256: String,
     pub bytes: usize,
 }
 
 impl ProbeDigest {
+    /// The same status and output, elapsed time aside (`bytes` counts the real text, which
+    /// differs when only a duration grew a digit).
+    pub fn same_as(&self, other: &ProbeDigest) -> bool {
+        self.status == other.status && self.sha256 == other.sha256
+    }
+
     pub fn of(result: &ProbeResult) -> ProbeDigest {
         let text = crate::engine::prompt::probe_text(result);
         ProbeDigest {
             status: result.status,
-            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            sha256: hex::encode(Sha256::digest(super::elapsed::masked(&text).as_bytes())),
             bytes: text.len(),
         }
     }
@@ -55,6 +66,13 @@ pub struct LastRun {
     pub snapshot_run: Option<String>,
     #[serde(default)]
     pub probes: BTreeMap<String, ProbeDigest>,
+    /// The [`DIGEST_VERSION`] of `probes` (absent: 1).
+    #[serde(default = "first_digest_version")]
+    pub digest_version: u32,
+}
+
+fn first_digest_version() -> u32 {
+    1
 }
 
 pub struct LastRuns {
@@ -103,7 +121,7 @@ impl LastRuns {
                 ),
             });
         }
-        Ok(Some(last))
+        Ok(Some(without_stale_digests(last)))
     }
 
     /// Writes the subject's last run (atomically) and removes the least recently written files
@@ -142,6 +160,15 @@ impl LastRuns {
     }
 }
 
+/// Digests computed another way cannot say "unchanged" or "changed": they are dropped.
+fn without_stale_digests(mut last: LastRun) -> LastRun {
+    if last.digest_version != DIGEST_VERSION {
+        last.probes.clear();
+        last.digest_version = DIGEST_VERSION;
+    }
+    last
+}
+
 /// The record this run leaves for the subject's next run. Without a snapshot of its own, the
 /// previous one is carried forward with the run that took it, so "since run X" stays true.
 pub fn next(
@@ -167,6 +194,7 @@ pub fn next(
             .iter()
             .map(|r| (r.name.clone(), ProbeDigest::of(r)))
             .collect(),
+        digest_version: DIGEST_VERSION,
     }
 }
 
@@ -220,6 +248,21 @@ mod tests {
             err.contains("format 99") && err.contains("subjects/s-"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn digests_of_an_older_version_are_not_compared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = LastRuns::new(tmp.path());
+        let mut last = next("s", "r1", None, None, &[probe("docker", "Up 2 seconds")]);
+        // Only the clock moved: the same output.
+        let later = next("s", "r2", None, None, &[probe("docker", "Up 19 minutes")]);
+        assert!(last.probes["docker"].same_as(&later.probes["docker"]));
+        last.digest_version = 1;
+        runs.save(&last).unwrap();
+        let loaded = runs.load("s").unwrap().unwrap();
+        assert!(loaded.probes.is_empty());
+        assert_eq!(loaded.digest_version, DIGEST_VERSION);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! shows in full and which in one line ([`summarise`]), and the fenced texts and the run's
 //! record of what was summarised ([`text`]).
 
+pub mod elapsed;
 pub mod host;
 pub mod last_run;
 pub mod summarise;

@@ -58,11 +58,29 @@ pub fn decide_all(context: &[ProbeResult], host: Option<&HostContext>) -> Vec<De
     context.iter().map(|r| decide(r, host)).collect()
 }
 
+/// The decisions for a goal: a probe is shown in one line only where the agent can fetch it
+/// whole, that is when the goal lists [`PROBE_TOOL`].
+pub fn decide_for(
+    goal_tools: &[String],
+    context: &[ProbeResult],
+    host: Option<&HostContext>,
+) -> Vec<Decision> {
+    let fetchable = goal_tools.iter().any(|t| t == PROBE_TOOL);
+    let mut decisions = decide_all(context, host);
+    for d in decisions.iter_mut().filter(|d| d.shown == Shown::Summary) {
+        if !fetchable {
+            d.shown = Shown::Full;
+            d.reason = format!("the goal's tools have no `{PROBE_TOOL}` to fetch it");
+        }
+    }
+    decisions
+}
+
 pub fn decide(r: &ProbeResult, host: Option<&HostContext>) -> Decision {
     let digest = ProbeDigest::of(r);
     let last = host.and_then(|h| h.last.as_ref());
     let before = last.and_then(|l| l.probes.get(&r.name));
-    let unchanged = before.is_some_and(|b| *b == digest);
+    let unchanged = before.is_some_and(|b| b.same_as(&digest));
     let since_run = last.map(|l| l.run_id.clone());
     let decision = |shown, reason: String| Decision {
         name: r.name.clone(),
@@ -96,10 +114,46 @@ pub fn decide(r: &ProbeResult, host: Option<&HostContext>) -> Decision {
             ),
             None => decision(
                 Shown::Summary,
-                "no earlier run; shows nothing the host snapshot flags".into(),
+                "no earlier output to compare with; shows nothing the host snapshot flags".into(),
             ),
         },
     }
+}
+
+/// The probes shown in one line, as the prompt lists them: one line per reason naming its
+/// probes (with the status where it is not `ok`); empty when every probe is shown whole.
+pub fn summarised_text(decisions: &[Decision]) -> String {
+    let mut groups: Vec<(&str, Vec<&Decision>)> = Vec::new();
+    for d in decisions.iter().filter(|d| d.shown == Shown::Summary) {
+        match groups.iter_mut().find(|(reason, _)| *reason == d.reason) {
+            Some((_, members)) => members.push(d),
+            None => groups.push((&d.reason, vec![d])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(reason, members)| group_line(reason, members))
+        .collect()
+}
+
+/// `- unchanged since run X (3 probes, 1204 bytes): `a`, `b` (not_available), `c``
+pub fn group_line(reason: &str, members: &[&Decision]) -> String {
+    let bytes: usize = members.iter().map(|d| d.bytes).sum();
+    let names: Vec<String> = members
+        .iter()
+        .map(|d| match d.status {
+            ProbeStatus::Ok => format!("`{}`", d.name),
+            other => format!("`{}` ({})", d.name, other.as_str()),
+        })
+        .collect();
+    let count = match members.len() {
+        1 => "1 probe".to_string(),
+        n => format!("{n} probes"),
+    };
+    format!(
+        "- {reason} ({count}, {bytes} bytes): {}\n",
+        names.join(", ")
+    )
 }
 
 /// The item's name of an attention's `about` (`TYPE NAME`).
@@ -176,7 +230,7 @@ mod tests {
         assert_eq!(shown(&failed, &h), (Shown::Full, "failed".into()));
         let line = decide(&quiet, Some(&h)).summary();
         assert!(
-            line.starts_with("`uptime` (ok, 19 bytes): no earlier run"),
+            line.starts_with("`uptime` (ok, 19 bytes): no earlier output"),
             "{line}"
         );
         assert!(line.contains(PROBE_TOOL), "{line}");
@@ -206,7 +260,10 @@ mod tests {
         );
         let d = decide(&up, Some(&h));
         assert!(d.unchanged && d.summary().contains("unchanged since run r1"));
-        let up2 = probe("uptime", ProbeStatus::Ok, "up 4 days");
+        // Only the clock moved: unchanged.
+        let later = probe("uptime", ProbeStatus::Ok, "up 4 days");
+        assert!(decide(&later, Some(&h)).unchanged);
+        let up2 = probe("uptime", ProbeStatus::Ok, "up 3 days, 2 users");
         assert_eq!(
             shown(&up2, &h),
             (Shown::Full, "changed since run r1".into())
@@ -232,6 +289,51 @@ mod tests {
             shown(&ps, &h),
             (Shown::Full, "names web, which needs attention".into())
         );
+    }
+
+    #[test]
+    fn a_goal_that_cannot_fetch_probes_gets_them_whole() {
+        let up = probe("uptime", ProbeStatus::Ok, "up 3 days");
+        let h = host(std::slice::from_ref(&up));
+        let with = decide_for(
+            &[PROBE_TOOL.to_string()],
+            std::slice::from_ref(&up),
+            Some(&h),
+        );
+        assert_eq!(with[0].shown, Shown::Summary);
+        let without = decide_for(&["Bash".to_string()], std::slice::from_ref(&up), Some(&h));
+        assert_eq!(without[0].shown, Shown::Full);
+        assert!(
+            without[0].reason.contains(PROBE_TOOL),
+            "{}",
+            without[0].reason
+        );
+        assert_eq!(summarised_text(&without), "");
+    }
+
+    #[test]
+    fn summarised_probes_are_one_line_per_reason() {
+        let h = host(&[
+            probe("a", ProbeStatus::Ok, "x"),
+            probe("b", ProbeStatus::Ok, "yy"),
+        ]);
+        let decisions = decide_all(
+            &[
+                probe("a", ProbeStatus::Ok, "x"),
+                probe("b", ProbeStatus::Ok, "yy"),
+                probe("c", ProbeStatus::NotAvailable, "no nomad"),
+                probe("d", ProbeStatus::Ok, "new"),
+            ],
+            Some(&h),
+        );
+        let text = summarised_text(&decisions);
+        assert_eq!(
+            text,
+            "- unchanged since run r1 (2 probes, 3 bytes): `a`, `b`\n\
+             - no earlier output to compare with; shows nothing the host snapshot flags \
+             (2 probes, 11 bytes): `c` (not_available), `d`\n"
+        );
+        assert_eq!(summarised_text(&decide_all(&[], Some(&h))), "");
     }
 
     #[test]

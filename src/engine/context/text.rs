@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::host::{Compared, HostContext};
-use super::summarise::{Decision, Shown};
+use super::summarise::{Decision, Shown, summarised_text};
 use crate::defs::goal::template::fence;
 use crate::defs::service::ServiceContract;
 use crate::engine::report::attention::Who;
@@ -100,17 +100,29 @@ pub struct ProbeShown {
 /// The record, read off the rendered prompt itself (a goal's own template may show every probe
 /// whole, or none).
 pub fn record<'a>(host: &'a HostContext, decisions: Vec<Decision>, prompt: &str) -> Record<'a> {
+    let group_lines: Vec<String> = summarised_text(&decisions)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let listed = |d: &Decision| {
+        let line = format!("- {} (", d.reason);
+        let name = format!("`{}`", d.name);
+        group_lines
+            .iter()
+            .any(|g| g.starts_with(&line) && g.contains(&name) && prompt.contains(g.as_str()))
+    };
     let probes = decisions
-        .into_iter()
+        .iter()
         .map(|d| {
             let fenced = format!("source=\"probe:{}\"", d.name);
             let in_prompt = if prompt.contains(&fenced) {
                 "full"
-            } else if d.shown == Shown::Summary && prompt.contains(&d.summary()) {
+            } else if d.shown == Shown::Summary && (prompt.contains(&d.summary()) || listed(d)) {
                 "summary"
             } else {
                 "absent"
             };
+            let d = d.clone();
             ProbeShown {
                 decision: d,
                 in_prompt,

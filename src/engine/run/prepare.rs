@@ -165,7 +165,7 @@ fn render_prompt(
     // Probe output is redacted already; this pass covers operator text and anything rendered.
     let prompt = redactor.redact(&prompt);
     if let Some(host) = host {
-        let decisions = summarise::decide_all(context, Some(host));
+        let decisions = summarise::decide_for(&goal.tools, context, Some(host));
         let record = context_text::record(host, decisions, &prompt);
         crate::base::ledger::write_json(&run_dir.join(context_text::RECORD_FILE), &record)?;
     }

@@ -1,5 +1,6 @@
 //! The tools over the run's goal: `probe` and `check` (one of the goal's own, by name) and
-//! `service_contract` (the workspace's declared service).
+//! `service_contract` (the workspace's declared service) and `knowledge` (an operator-reviewed
+//! note).
 
 use serde_json::{Map, Value, json};
 
@@ -58,4 +59,13 @@ pub(super) fn service_contract(run: &Run, args: &Map<String, Value>) -> Result<V
     let contract = crate::defs::service::find(&run.cfg.workspace, &name)
         .map_err(|e| ToolsError::Failed(e.to_string()))?;
     Ok(json!({"name": name, "contract": contract}))
+}
+
+/// Any loaded note: every one is operator-reviewed (bundled, the workspace's, or accepted).
+pub(super) fn knowledge(run: &Run, args: &Map<String, Value>) -> Result<Value, ToolsError> {
+    let name = args::name(args, "name")?;
+    let Some(note) = run.defs.notes.iter().find(|n| n.name == name) else {
+        return Err(ToolsError::NotFound(format!("no knowledge note `{name}`")));
+    };
+    Ok(json!({"name": note.name, "title": note.title, "tags": note.tags, "body": note.body}))
 }

@@ -9,7 +9,8 @@
 //! them). The server refuses, itself, any tool the run's goal did not list.
 //!
 //! One file per group: `table.rs` (descriptions and schemas), `args.rs` (argument bounds),
-//! `host.rs` (`report`, `container_logs`), `goal.rs` (`probe`, `check`, `service_contract`),
+//! `host.rs` (`report`, `container_logs`), `goal.rs` (`probe`, `check`, `service_contract`,
+//! `knowledge`),
 //! `history.rs` (`run_history`), `propose.rs` (`propose_note`, `propose_action`).
 
 use std::path::Path;
@@ -182,6 +183,7 @@ async fn answer(
         "probe" => goal::probe(&run, &args).await?,
         "check" => goal::check(&run, &args).await?,
         "service_contract" => goal::service_contract(&run, &args)?,
+        "knowledge" => goal::knowledge(&run, &args)?,
         "run_history" => history::run_history(&run, &args)?,
         "propose_note" => propose::propose_note(&run, &args)?,
         "propose_action" => propose::propose_action(&args)?,

@@ -18,7 +18,7 @@ pub struct ToolSpec {
 pub fn fields(tool: &str) -> &'static [&'static str] {
     match tool {
         "report" => &[],
-        "probe" | "check" | "service_contract" => &["name"],
+        "probe" | "check" | "service_contract" | "knowledge" => &["name"],
         "run_history" => &["subject", "goal", "limit"],
         "container_logs" => &["container", "lines"],
         "propose_note" => &["title", "body", "tags"],
@@ -51,6 +51,10 @@ fn what(tool: &str) -> &'static str {
             "The workspace's declared contract of one service (services/<name>/service.yaml), \
              or null when none is declared."
         }
+        "knowledge" => {
+            "One of the operators' reviewed knowledge notes, whole, by name (a prompt that lists \
+             notes by title gives each name)."
+        }
         "propose_note" => {
             "Files a knowledge note as a proposal for an operator to review (steward knowledge \
              list). Nothing is used until a person accepts it."
@@ -68,7 +72,7 @@ fn what(tool: &str) -> &'static str {
 fn schema(tool: &str) -> Value {
     let name = json!({"type": "string", "maxLength": super::args::MAX_NAME});
     let properties = match tool {
-        "probe" | "check" | "service_contract" => json!({"name": name}),
+        "probe" | "check" | "service_contract" | "knowledge" => json!({"name": name}),
         "run_history" => json!({
             "subject": name, "goal": name,
             "limit": {"type": "integer", "minimum": 1, "maximum": 50}
@@ -90,7 +94,7 @@ fn schema(tool: &str) -> Value {
         _ => json!({}),
     };
     let required: Vec<&str> = match tool {
-        "probe" | "check" | "service_contract" => vec!["name"],
+        "probe" | "check" | "service_contract" | "knowledge" => vec!["name"],
         "container_logs" => vec!["container"],
         "propose_note" => vec!["title", "body"],
         "propose_action" => vec!["argv", "rationale"],

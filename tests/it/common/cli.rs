@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
+use serde_json::Value;
+
 pub fn steward_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_steward"))
 }
@@ -40,6 +42,35 @@ impl ScriptedModel {
             .unwrap();
         assert!(out.status.success(), "curl failed");
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The tool results claude sent back, by tool_use id: (text, is_error).
+    pub fn tool_results(&self) -> std::collections::BTreeMap<String, (String, bool)> {
+        let mut out = std::collections::BTreeMap::new();
+        for req in self.requests().as_array().unwrap() {
+            let Some(messages) = req["body"]["messages"].as_array() else {
+                continue;
+            };
+            for m in messages {
+                for block in m["content"].as_array().into_iter().flatten() {
+                    if block["type"] != "tool_result" {
+                        continue;
+                    }
+                    let text = match &block["content"] {
+                        Value::String(s) => s.clone(),
+                        Value::Array(parts) => parts
+                            .iter()
+                            .filter_map(|p| p["text"].as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        other => other.to_string(),
+                    };
+                    let id = block["tool_use_id"].as_str().unwrap_or("?").to_string();
+                    out.insert(id, (text, block["is_error"] == true));
+                }
+            }
+        }
+        out
     }
 }
 
