@@ -364,7 +364,7 @@ fn the_tools_see_the_runs_command_line_overrides() {
         .output()
         .unwrap();
     let report = json(&out);
-    let results = tool_results(&model);
+    let results = model.tool_results();
     let (text, err) = results
         .get("t_where")
         .cloned()
@@ -431,7 +431,7 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
         .output()
         .unwrap();
     let report = json(&out);
-    let results = tool_results(&model);
+    let results = model.tool_results();
     let result = |id: &str| {
         results
             .get(id)
