@@ -353,3 +353,38 @@ fn the_daemon_raises_drift_on_its_own_schedule() {
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(meta["goal"], "incident", "{meta:#}");
 }
+
+/// A drift pass that cannot judge (a contract that does not parse) is never silent: it is a
+/// `drift_pass` event with `ok: false` and the reason, every pass, and nothing is routed.
+#[test]
+fn a_failed_drift_pass_is_recorded_with_its_reason() {
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
+    )
+    .unwrap();
+    declare(
+        &env,
+        "web",
+        &format!("owner: {}\nimage: {IMAGE}\nports: [80]\n", this_host()),
+    );
+    let serve = crate::common::serve::Serve::start(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while events_of(&env, "drift_pass").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 2 passes in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    serve.stop();
+    for pass in events_of(&env, "drift_pass") {
+        assert_eq!(pass["ok"], false, "{pass:#}");
+        let why = pass["reason"].as_str().unwrap_or_default();
+        assert!(why.contains("services/web/service.yaml:3"), "{pass:#}");
+    }
+    assert!(events_of(&env, "routing").is_empty());
+}
