@@ -66,6 +66,7 @@ fn main() {
             signal_fingerprint: None,
             state_fingerprint: String::new(),
             checks: vec![],
+            known_checks: vec![],
             action_ttl_secs: 3600,
             approval: steward::defs::goal::ApprovalMode::Queue,
             approval_timeout_secs: 300,

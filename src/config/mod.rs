@@ -73,10 +73,6 @@ pub struct Config {
     pub notify: Vec<notify::NotifyTarget>,
     pub report: report::ReportConfig,
     pub docker: docker::DockerConfig,
-    /// The file this config was read from (none: defaults only), so that a process claude
-    /// starts for a run (steward's MCP tools) reads the same file.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
 }
 
 /// `[retention]`: how long the record of runs is kept.
@@ -324,7 +320,6 @@ impl Default for Config {
             notify: Vec::new(),
             report: report::ReportConfig::default(),
             docker: docker::DockerConfig::default(),
-            source: None,
         }
     }
 }
@@ -400,11 +395,6 @@ impl Config {
             config.state_dir = dir.clone();
         }
         config.resolve_paths(source.as_deref())?;
-        config.source = source.as_ref().map(|p| {
-            std::env::current_dir()
-                .map(|cwd| cwd.join(p))
-                .unwrap_or_else(|_| p.clone())
-        });
         config
             .validate()
             .map_err(|e| locate_invalid(e, &label, &text, &args.overrides))?;

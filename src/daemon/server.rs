@@ -18,6 +18,7 @@ use crate::defs::schedule::ScheduleError;
 mod auth;
 mod conn;
 mod docker;
+mod drift_pass;
 mod handlers;
 mod health;
 mod lifecycle;

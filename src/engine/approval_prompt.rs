@@ -199,7 +199,7 @@ async fn wait_for_operator(
     poll: Duration,
 ) -> Result<(PromptAnswer, AuditEntry), PromptError> {
     let ctx = HookContext::read(run_dir)?;
-    let filed = boundary::file_action(&ctx, decision, &req.input, Executor::Agent)?;
+    let filed = boundary::file_action(&ctx, decision, &req.input, Executor::Agent, &ctx.checks)?;
     let id = filed.action.id.clone();
     let rule = decision.rule.clone();
     // Recorded before the wait, so the audit log shows what the run is blocked on.
@@ -370,6 +370,7 @@ mod tests {
                 signal_fingerprint: None,
                 state_fingerprint: "fp".into(),
                 checks: vec![],
+                known_checks: vec![],
                 action_ttl_secs: 3600,
                 approval: ApprovalMode::Wait,
                 approval_timeout_secs: timeout_secs,

@@ -99,6 +99,10 @@ pub struct HookContext {
     pub state_fingerprint: String,
     /// The goal's post-action checks, run by the executor after an approved action.
     pub checks: Vec<String>,
+    /// Every check the run's definitions hold: the names a `propose_action` may add to its
+    /// action's checks (`engine/proposal_checks.rs`). Absent (an older run): none may be added.
+    #[serde(default)]
+    pub known_checks: Vec<String>,
     pub action_ttl_secs: u64,
     /// Queue (deny now, file) or wait (leave the call to steward's permission-prompt tool).
     #[serde(default)]
@@ -154,27 +158,59 @@ pub fn pre_tool_use(run_dir: &Path, stdin_json: &[u8]) -> HookAnswer {
                     answer.audit.reason
                 );
             }
-            Ok(ctx) => match file_action(&ctx, &decision, &answer.audit.input, Executor::Steward) {
-                Ok(filed) => {
-                    let id = &filed.action.id;
-                    let reason = format!(
-                        "steward policy: {}. It was not run: it is queued for a human as action \
-                         {id} (`steward actions approve {id}`){}. Do not retry it; list it under \
-                         proposed actions in your report.",
-                        decision.reason,
-                        shared_with(&filed, &ctx.subject)
-                    );
-                    answer.stdout = deny_output(&reason);
-                    answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
-                }
-                Err(e) => answer = blocked(answer, &format!("could not queue the action: {e}")),
-            },
+            Ok(ctx) => answer = queue(&ctx, &decision, answer),
             Err(e) => {
                 answer = blocked(answer, &format!("could not read the run's context: {e}"));
             }
         }
     }
     audited(run_dir, answer)
+}
+
+/// Files the approval-required call for steward's executor and denies it now, telling the agent
+/// the action's id. A `propose_action` naming a check the run does not define is denied
+/// instead, naming it, and nothing is filed.
+fn queue(
+    ctx: &HookContext,
+    decision: &crate::defs::policy::PolicyDecision,
+    mut answer: HookAnswer,
+) -> HookAnswer {
+    let checks = if is_proposal(&answer.audit.tool) {
+        match crate::engine::proposal_checks::with_named(ctx, &answer.audit.input) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("steward policy: propose_action refused: {e}");
+                answer.stdout = deny_output(&reason);
+                answer.audit.decision = "deny".into();
+                answer.audit.reason = reason;
+                return answer;
+            }
+        }
+    } else {
+        ctx.checks.clone()
+    };
+    match file_action(
+        ctx,
+        decision,
+        &answer.audit.input,
+        Executor::Steward,
+        &checks,
+    ) {
+        Ok(filed) => {
+            let id = &filed.action.id;
+            let reason = format!(
+                "steward policy: {}. It was not run: it is queued for a human as action {id} \
+                 (`steward actions approve {id}`){}. Do not retry it; list it under proposed \
+                 actions in your report.",
+                decision.reason,
+                shared_with(&filed, &ctx.subject)
+            );
+            answer.stdout = deny_output(&reason);
+            answer.audit.reason = format!("{} (queued as {id})", answer.audit.reason);
+            answer
+        }
+        Err(e) => blocked(answer, &format!("could not queue the action: {e}")),
+    }
 }
 
 /// steward's `propose_action` tool: filed for steward's executor in every approval mode.
@@ -246,13 +282,14 @@ pub enum FileError {
 }
 
 /// Files an approval-required call as a pending action (or joins the open action for the same
-/// command). `executor` says who runs it once approved; an action the agent will run lives only
-/// as long as the run waits.
+/// command), with `checks` to run after it. `executor` says who runs it once approved; an action
+/// the agent will run lives only as long as the run waits.
 pub fn file_action(
     ctx: &HookContext,
     decision: &crate::defs::policy::PolicyDecision,
     input: &serde_json::Value,
     executor: Executor,
+    checks: &[String],
 ) -> Result<Filed, FileError> {
     let argv = decision
         .argv
@@ -285,7 +322,7 @@ pub fn file_action(
         signal_fingerprint: ctx.signal_fingerprint.clone(),
         argv,
         rationale,
-        checks: ctx.checks.clone(),
+        checks: checks.to_vec(),
         state_fingerprint: ctx.state_fingerprint.clone(),
         goal: ctx.goal.clone(),
         run_id: Some(ctx.run_id.clone()),
@@ -542,6 +579,7 @@ mod tests {
             signal_fingerprint: None,
             state_fingerprint: "fp".into(),
             checks: vec![],
+            known_checks: vec![],
             action_ttl_secs: 3600,
             approval,
             approval_timeout_secs: 60,

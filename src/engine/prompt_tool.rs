@@ -75,8 +75,8 @@ pub struct Servers {
 }
 
 /// The permission mode and steward's server for a run: the prompt tool of a wait run, the
-/// goal's steward tools (qualified), or both. When the server is needed its context file is
-/// written to the run directory first.
+/// goal's steward tools (qualified), or both. When the server is needed its context file and
+/// the run's effective config are written to the run directory first.
 pub fn servers(
     cfg: &Config,
     goal: &Goal,
@@ -102,11 +102,10 @@ pub fn servers(
         ToolsContext {
             tools: steward_tools.to_vec(),
             nonce: nonce.to_string(),
-            config_file: cfg.source.clone(),
-            state_dir: cfg.state_dir.clone(),
             prompt_tool: prompt_tool.is_some(),
         }
         .write(run_dir)?;
+        crate::engine::run_config::write(run_dir, cfg)?;
     }
     Ok(Servers {
         permission_mode,

@@ -267,3 +267,124 @@ fn drift_raised_as_a_signal_is_routed_and_its_run_checks_the_contracts_healthche
     assert_ne!(decision, "enqueue", "{again:#}");
     assert!(again["signals"][0]["run"].is_null(), "{again:#}");
 }
+
+/// Every event of `kind` in the state's event log.
+fn events_of(env: &Env, kind: &str) -> Vec<Value> {
+    let Ok(days) = std::fs::read_dir(env.state().join("events")) else {
+        return Vec::new();
+    };
+    days.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// `steward serve` with `[report] signal_every_secs` judges the contracts itself: the declared
+/// service that does not run is raised as a drift signal, routed (`service-drift`) into a run
+/// about it, with no operator command; each pass is a `drift_pass` event, and the daemon stops
+/// cleanly with the pass on.
+#[test]
+fn the_daemon_raises_drift_on_its_own_schedule() {
+    let Some(claude) = claude_bin() else { return };
+    let Some(engine) = Podman::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(tmp.path(), VERDICT);
+    let env = Env::new(&claude, &model.url, "");
+    use_engine(&env, &engine);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
+    )
+    .unwrap();
+    declare(
+        &env,
+        "db",
+        &format!("owner: {}\nimage: {IMAGE}\n", this_host()),
+    );
+
+    let serve = crate::common::serve::Serve::start(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let run = loop {
+        let done = std::fs::read_dir(env.state().join("runs"))
+            .ok()
+            .and_then(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .find(|p| p.join("result.json").exists())
+            });
+        if let Some(run) = done {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run within 180 s; drift passes: {:#?}",
+            events_of(&env, "drift_pass")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    serve.stop();
+
+    // The pass raised the drift of `db`, and the router queued it.
+    let passes = events_of(&env, "drift_pass");
+    let first = passes
+        .iter()
+        .find(|p| p["raised"].as_array().is_some_and(|r| !r.is_empty()))
+        .unwrap_or_else(|| panic!("{passes:#?}"));
+    assert_eq!(first["ok"], true, "{first:#}");
+    assert_eq!(first["raised"][0]["service"], "db", "{first:#}");
+    assert_eq!(first["raised"][0]["decision"], "enqueue", "{first:#}");
+    // Later passes raise the same drift again: the router never starts a second run for it.
+    let enqueued = events_of(&env, "routing")
+        .into_iter()
+        .filter(|e| e["source"] == "drift" && e["decision"] == "enqueue")
+        .count();
+    assert_eq!(enqueued, 1, "{:#?}", events_of(&env, "routing"));
+    // The run is the incident goal's, about the service, from the drift signal.
+    let signal: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("signal.json")).unwrap()).unwrap();
+    assert_eq!(signal["source"], "drift", "{signal:#}");
+    assert_eq!(signal["subject"], "db", "{signal:#}");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(meta["goal"], "incident", "{meta:#}");
+}
+
+/// A drift pass that cannot judge (a contract that does not parse) is never silent: it is a
+/// `drift_pass` event with `ok: false` and the reason, every pass, and nothing is routed.
+#[test]
+fn a_failed_drift_pass_is_recorded_with_its_reason() {
+    let Some(claude) = claude_bin() else { return };
+    let env = Env::new(&claude, "http://127.0.0.1:9", "");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
+    )
+    .unwrap();
+    declare(
+        &env,
+        "web",
+        &format!("owner: {}\nimage: {IMAGE}\nports: [80]\n", this_host()),
+    );
+    let serve = crate::common::serve::Serve::start(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while events_of(&env, "drift_pass").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 2 passes in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    serve.stop();
+    for pass in events_of(&env, "drift_pass") {
+        assert_eq!(pass["ok"], false, "{pass:#}");
+        let why = pass["reason"].as_str().unwrap_or_default();
+        assert!(why.contains("services/web/service.yaml:3"), "{pass:#}");
+    }
+    assert!(events_of(&env, "routing").is_empty());
+}

@@ -302,3 +302,223 @@ fn container_logs_tails_a_containers_logs_redacted() {
     let (text, err) = results.get("t_bad").cloned().unwrap();
     assert!(err && text.contains("argument `lines`"), "{text}");
 }
+
+/// A goal `NAME` offering `tools`, with the given front matter lines, in `goals/` under `dir`.
+fn goal(dir: &Path, name: &str, front: &str) -> std::path::PathBuf {
+    let goals = dir.join("goals");
+    std::fs::create_dir_all(&goals).unwrap();
+    std::fs::write(
+        goals.join(format!("{name}.md")),
+        format!("+++\ndescription = \"{name}\"\n{front}\n+++\nUse steward's tools.\n"),
+    )
+    .unwrap();
+    goals
+}
+
+fn tool_call(id: &str, name: &str, input: &str) -> String {
+    format!("[[turn]]\n[[turn.tool_use]]\nid = \"{id}\"\nname = \"{name}\"\ninput = {input}\n\n")
+}
+
+/// The tools see the run's effective configuration: `steward -c context_dir=… run` points the
+/// probes elsewhere than the config file does, and the `probe` tool reads the overridden ones.
+#[test]
+fn the_tools_see_the_runs_command_line_overrides() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let probes = |name: &str, says: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("where.toml"),
+            format!(
+                "[[probe]]\nname = \"where\"\ndescription = \"which context\"\nkind = \"command\"\n\
+                 argv = [\"echo\", \"{says}\"]\n"
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let from_file = probes("file-context", "PROBE-FROM-FILE");
+    let overridden = probes("override-context", "PROBE-FROM-OVERRIDE");
+    let goals = goal(
+        tmp.path(),
+        "where-test",
+        "tools = [\"mcp__steward__probe\"]\nprobes = [\"where\"]",
+    );
+    let scenario = tool_call("t_where", "mcp__steward__probe", "{ name = \"where\" }") + QUIET;
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    let env = Env::new(
+        &claude,
+        &model.url,
+        &format!(
+            "context_dir = \"{}\"\ngoals_dir = \"{}\"\n",
+            from_file.display(),
+            goals.display()
+        ),
+    );
+    let out = env
+        .steward()
+        .arg("-c")
+        .arg(format!("context_dir=\"{}\"", overridden.display()))
+        .args(["--json", "run", "where-test"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let results = model.tool_results();
+    let (text, err) = results
+        .get("t_where")
+        .cloned()
+        .unwrap_or_else(|| panic!("no probe result: {results:#?}\nrun: {report:#}"));
+    assert!(!err, "{text}");
+    assert!(text.contains("PROBE-FROM-OVERRIDE"), "{text}");
+    assert!(!text.contains("PROBE-FROM-FILE"), "{text}");
+}
+
+/// `propose_action`'s `checks`: a name that is no defined check refuses the proposal (a tool
+/// error naming it, nothing filed); defined ones join the goal's post checks on the filed
+/// action, each once, and steward's executor runs them all after approval.
+#[test]
+fn propose_action_checks_are_validated_filed_and_run_after_approval() {
+    let Some(claude) = claude_bin() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model_url = PLACEHOLDER_URL;
+    let env = Env::new(&claude, model_url, "");
+    let ws = env.dir.path().join("workspace");
+    let (marker, other, never) = (ws.join("marker"), ws.join("other"), ws.join("never-made"));
+    let context = tmp.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    let file_check = |name: &str, path: &Path| {
+        format!(
+            "[[check]]\nname = \"{name}\"\ndescription = \"{name}\"\nkind = \"file\"\n\
+             path = \"{}\"\nexists = true\n",
+            path.display()
+        )
+    };
+    std::fs::write(
+        context.join("checks.toml"),
+        file_check("goal-post", &marker) + &file_check("extra-check", &never),
+    )
+    .unwrap();
+    let goals = goal(
+        tmp.path(),
+        "propose-test",
+        "tools = [\"mcp__steward__propose_action\"]\n\n[policy]\napprove = [\"touch FILE\"]\n\
+         read = [\"{workspace}\"]\n\n[checks]\npost = [\"goal-post\"]",
+    );
+    env.set_top_level(&format!(
+        "context_dir = \"{}\"\ngoals_dir = \"{}\"",
+        context.display(),
+        goals.display()
+    ));
+    let propose = |id: &str, path: &Path, checks: &str| {
+        tool_call(
+            id,
+            "mcp__steward__propose_action",
+            &format!(
+                "{{ argv = [\"touch\", \"{}\"], rationale = \"make it\", checks = {checks} }}",
+                path.display()
+            ),
+        )
+    };
+    let scenario = propose("t_unknown", &other, "[\"extra-check\", \"no-such-check\"]")
+        + &propose("t_named", &marker, "[\"extra-check\", \"goal-post\"]")
+        + QUIET;
+    let model = ScriptedModel::start(tmp.path(), &scenario);
+    point_at(&env, &model);
+    let out = env
+        .steward()
+        .args(["--json", "run", "propose-test"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let results = model.tool_results();
+    let result = |id: &str| {
+        results
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no result for {id}: {results:#?}\nrun: {report:#}"))
+    };
+
+    // The unknown name: refused, named, nothing filed for it.
+    let (text, err) = result("t_unknown");
+    assert!(err, "{text}");
+    assert!(
+        text.contains("`no-such-check` is not a defined check"),
+        "{text}"
+    );
+    assert!(!text.contains("queued for a human"), "{text}");
+    // The defined ones: filed with the goal's post check first, each once.
+    let (text, err) = result("t_named");
+    assert!(err && text.contains("queued for a human"), "{text}");
+    let actions = json(
+        &env.steward()
+            .args(["--json", "actions", "list"])
+            .output()
+            .unwrap(),
+    );
+    let list = actions.as_array().unwrap();
+    assert_eq!(
+        list.len(),
+        1,
+        "only the valid proposal is filed: {actions:#}"
+    );
+    let filed = &list[0];
+    assert_eq!(filed["argv"][1], marker.display().to_string(), "{filed:#}");
+    assert_eq!(
+        filed["checks"],
+        serde_json::json!(["goal-post", "extra-check"]),
+        "{filed:#}"
+    );
+    let run_id = report["id"].as_str().unwrap();
+    let audit = std::fs::read_to_string(env.run_dir(run_id).join("audit.jsonl")).unwrap();
+    let unknown: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["tool_use_id"] == "t_unknown")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(unknown["decision"], "deny", "{unknown:#}");
+
+    // Approved: the executor runs the command, then both checks; the named one fails (its
+    // file is never made), so the action failed its checks.
+    let id = filed["id"].as_str().unwrap();
+    let out = env
+        .steward()
+        .args([
+            "--json", "actions", "approve", id, "--yes", "--by", "tester",
+        ])
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "the approved action did not run");
+    let done = json(
+        &env.steward()
+            .args(["--json", "actions", "show", id])
+            .output()
+            .unwrap(),
+    );
+    let ran: Vec<(String, String)> = done["execution"]["checks"]
+        .as_array()
+        .unwrap_or_else(|| {
+            panic!(
+                "{done:#}\napprove: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("goal-post".to_string(), "pass".to_string()),
+            ("extra-check".to_string(), "fail".to_string())
+        ],
+        "{done:#}"
+    );
+    assert_eq!(done["state"], "failed", "{done:#}");
+    assert!(!other.exists());
+}

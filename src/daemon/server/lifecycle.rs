@@ -115,6 +115,7 @@ struct Running {
     retention: tokio::task::JoinHandle<()>,
     notify: tokio::task::JoinHandle<()>,
     docker: tokio::task::JoinHandle<()>,
+    drift: tokio::task::JoinHandle<()>,
     routing: Vec<std::thread::JoinHandle<()>>,
     canceller: Canceller,
 }
@@ -265,7 +266,8 @@ impl Daemon {
     }
 }
 
-/// Starts the routing threads, both listeners, the worker, the scheduler and retention.
+/// Starts the routing threads, both listeners, the worker, the scheduler, retention, the
+/// notifications, the Docker watch and the drift pass.
 fn spawn(
     shared: &Arc<Shared>,
     requests: std_mpsc::Receiver<RouteRequest>,
@@ -309,6 +311,10 @@ fn spawn(
         stop_rx.clone(),
     ));
     let docker = tokio::spawn(docker::docker(shared.clone(), stop_rx.clone()));
+    let drift = tokio::spawn(super::drift_pass::drift_pass(
+        shared.clone(),
+        stop_rx.clone(),
+    ));
     let retention = tokio::spawn(upkeep::retention(shared.clone(), stop_rx));
     super::ui::runs::warm(shared);
     Ok(Running {
@@ -320,6 +326,7 @@ fn spawn(
         retention,
         notify,
         docker,
+        drift,
         routing,
         canceller,
     })
@@ -389,6 +396,7 @@ impl Running {
         let _ = self.retention.await;
         let _ = self.notify.await;
         let _ = self.docker.await;
+        let _ = self.drift.await;
         // Every request is answered by now: close the routing and let its threads finish.
         if let Ok(mut routing) = shared.routing.lock() {
             routing.take();

@@ -232,6 +232,13 @@ pub(super) fn render(
             signal_fingerprint: Some(req.signal.fingerprint.clone()),
             state_fingerprint: gathered.before.fingerprint(),
             checks: goal.checks.post.clone(),
+            known_checks: setup
+                .defs
+                .checks
+                .checks
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
             action_ttl_secs: ACTION_TTL.as_secs(),
             approval: goal.approval,
             approval_timeout_secs: goal.approval_timeout_secs,

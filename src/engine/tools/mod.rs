@@ -1,6 +1,7 @@
 //! steward's tools for the agent, free of MCP types: the logic behind `mcp__steward__<tool>`
 //! (served by `adapters/mcp`). Each call reads the run's files (`steward-tools.json`,
-//! `hook-context.json`), reloads the run's config file and definitions, validates its arguments
+//! `hook-context.json`, the run's effective config `steward-config.json`: see
+//! `engine/run_config.rs`), loads the definitions that config names, validates its arguments
 //! (an error names the field), does one narrow job and answers JSON, redacted with the run's
 //! secret patterns, bounded, and fenced as data with the run's nonce.
 //!
@@ -12,14 +13,14 @@
 //! `knowledge`),
 //! `history.rs` (`run_history`), `propose.rs` (`propose_note`, `propose_action`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::base::ledger;
 use crate::base::redact::Redactor;
-use crate::config::{Config, ConfigArgs};
+use crate::config::Config;
 use crate::defs::definitions::Definitions;
 use crate::defs::goal::Goal;
 use crate::defs::policy::steward_tools::{self, PREFIX};
@@ -40,8 +41,8 @@ pub const TOOLS_FILE: &str = "steward-tools.json";
 /// The most bytes of one tool answer (before fencing); the rest is cut and the cut said.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// What the server needs besides the hook's context; written by the run before claude starts.
-/// No secret in it: the server reads the run's config file for the secret patterns.
+/// What the server needs besides the hook's context and the run's effective config; written by
+/// the run before claude starts. No secret in it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolsContext {
@@ -49,10 +50,6 @@ pub struct ToolsContext {
     pub tools: Vec<String>,
     /// The run's fence nonce.
     pub nonce: String,
-    /// The config file the run read (none: defaults).
-    pub config_file: Option<PathBuf>,
-    /// The run's state directory (it may have come from `--state-dir`, not the file).
-    pub state_dir: PathBuf,
     /// Whether the server also serves the permission prompt (a wait run).
     pub prompt_tool: bool,
 }
@@ -130,14 +127,10 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn load(ctx: &ToolsContext, run_dir: &Path) -> Result<Run, ToolsError> {
+    fn load(run_dir: &Path) -> Result<Run, ToolsError> {
         let hook = HookContext::read(run_dir)?;
-        let cfg = Config::load(&ConfigArgs {
-            file: ctx.config_file.clone(),
-            overrides: Vec::new(),
-            state_dir: Some(ctx.state_dir.clone()),
-        })?
-        .config;
+        // The run's own config, `-c` overrides and all: never the file read again.
+        let cfg = crate::engine::run_config::read(run_dir)?;
         let defs = Definitions::load(&cfg).map_err(|e| ToolsError::Definitions(e.to_string()))?;
         let goal = defs
             .goal(&hook.goal)
@@ -183,7 +176,7 @@ async fn answer(
         return Err(ToolsError::NotListed { tool: qualified });
     }
     let args = args::object(short, arguments)?;
-    let run = Run::load(ctx, run_dir)?;
+    let run = Run::load(run_dir)?;
     let value = match short {
         "report" => host::report(&run, &args).await?,
         "container_logs" => host::container_logs(&run, &args).await?,

@@ -61,8 +61,9 @@ fn what(tool: &str) -> &'static str {
         }
         "propose_action" => {
             "Proposes a command (argv, no shell) for a human to approve. It is never run now: \
-             steward files it as a pending action and runs it, with the goal's checks, only \
-             after an operator approves."
+             steward files it as a pending action and runs it only after an operator approves, \
+             then the goal's post-action checks and the defined checks named in `checks` (an \
+             unknown name refuses the proposal)."
         }
         _ => "",
     }
@@ -87,7 +88,8 @@ fn schema(tool: &str) -> Value {
         "propose_action" => json!({
             "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "rationale": {"type": "string"},
-            "checks": {"type": "array", "items": {"type": "string"}}
+            "checks": {"type": "array", "items": {"type": "string", "minLength": 1},
+                "maxItems": crate::engine::proposal_checks::MAX_NAMED}
         }),
         _ => json!({}),
     };

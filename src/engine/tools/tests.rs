@@ -5,12 +5,15 @@ fn context(dir: &Path, tools: &[&str]) {
     ToolsContext {
         tools: tools.iter().map(|t| qualify(t)).collect(),
         nonce: "N0NCE".into(),
-        config_file: None,
-        state_dir: dir.join("state"),
         prompt_tool: false,
     }
     .write(dir)
     .unwrap();
+    let cfg = Config {
+        state_dir: dir.join("state"),
+        ..Config::default()
+    };
+    crate::engine::run_config::write(dir, &cfg).unwrap();
 }
 
 fn error_of(reply: &Reply) -> String {
