@@ -477,6 +477,9 @@ impl Config {
         if !(self.limits.budget_usd.is_finite() && self.limits.budget_usd > 0.0) {
             return bad("limits.budget_usd", "must be a positive number of USD");
         }
+        if let Err(message) = report::parse_ignore(&self.report.ignore) {
+            return bad("report.ignore", &message);
+        }
         if self.limits.max_turns == 0 {
             return bad("limits.max_turns", "must be at least 1");
         }
@@ -830,6 +833,18 @@ mod tests {
             .to_string();
         assert!(err.contains("steward.toml:4:"), "{err}");
         assert!(err.contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_ignore_pattern_names_the_key_and_the_pattern() {
+        let err = load_text("[report]\nignore = [\"port 22\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("report.ignore") && err.contains("unknown type `port`"),
+            "{err}"
+        );
+        assert!(load_text("[report]\nignore = [\"socket tcp 127.0.0.1:*\"]\n", &[]).is_ok());
     }
 
     #[test]

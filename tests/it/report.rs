@@ -54,18 +54,18 @@ impl Drop for NetNs {
 }
 
 fn report(ns: &NetNs, env: &Env) -> (i32, Value) {
+    report_with(ns, env, &[], &[])
+}
+
+/// `steward [GLOBAL...] report [ARGS...]`.
+fn report_with(ns: &NetNs, env: &Env, global: &[&str], args: &[&str]) -> (i32, Value) {
     let bin = steward_bin();
     let config = env.config.display().to_string();
-    let out = ns
-        .exec(&[
-            bin.to_str().unwrap(),
-            "--config",
-            &config,
-            "--json",
-            "report",
-        ])
-        .output()
-        .unwrap();
+    let mut argv = vec![bin.to_str().unwrap(), "--config", &config, "--json"];
+    argv.extend_from_slice(global);
+    argv.push("report");
+    argv.extend_from_slice(args);
+    let out = ns.exec(&argv).output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), json)
@@ -151,6 +151,25 @@ fn a_listener_and_a_stopped_container_are_exactly_the_changes() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An operator's `[report] ignore` leaves the listener out: the container alone changed.
+    let (_, ignored) = report_with(
+        &ns,
+        &env,
+        &["-c", "report.ignore=[\"socket tcp 127.0.0.1:*\"]"],
+        &["--no-save"],
+    );
+    let ignored_changes = ignored["changes"].as_array().unwrap();
+    assert_eq!(ignored_changes.len(), 1, "{ignored:#}");
+    assert_eq!(ignored_changes[0]["identity"]["name"], "db");
+    assert!(
+        !ignored["snapshot"]["sockets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("tcp 127.0.0.1:")),
+        "{ignored:#}"
     );
 
     let (code, third) = report(&ns, &env);

@@ -12,6 +12,7 @@ use super::last_run::{LastRun, LastRuns};
 use crate::engine::report::attention::{self, Attention};
 use crate::engine::report::baseline::Baselines;
 use crate::engine::report::diff::{self, Change, DISK_THRESHOLDS};
+use crate::engine::report::ignore::Ignore;
 use crate::engine::report::snapshot::Snapshot;
 use crate::engine::report::{self, Sources};
 
@@ -89,7 +90,7 @@ pub async fn gather(src: &Sources, state_dir: &Path, subject: &str) -> HostConte
             None
         }
     };
-    compare(subject, snapshot, last, state_dir, problems)
+    compare(subject, snapshot, last, state_dir, &src.ignore, problems)
 }
 
 /// Compares `snapshot` with the last run's, else the newest baseline.
@@ -98,6 +99,7 @@ pub fn compare(
     snapshot: Option<Snapshot>,
     last: Option<LastRun>,
     state_dir: &Path,
+    ignore: &Ignore,
     mut problems: Vec<String>,
 ) -> HostContext {
     let earlier = last
@@ -118,7 +120,8 @@ pub fn compare(
         },
     };
     let changes = match (&before, &snapshot) {
-        (Some(b), Some(s)) => diff::diff(b, s),
+        // Filtered again: the earlier snapshot may predate the operator's ignore patterns.
+        (Some(b), Some(s)) => diff::diff(&ignore.apply(b.clone()), s),
         _ => Vec::new(),
     };
     if let Some(s) = &snapshot {
@@ -242,11 +245,25 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let before = snap(serde_json::json!({"failed_units": {}}));
         let now = snap(serde_json::json!({"failed_units": {"nginx.service": {}}}));
-        let first = compare("s", Some(now.clone()), None, tmp.path(), Vec::new());
+        let first = compare(
+            "s",
+            Some(now.clone()),
+            None,
+            tmp.path(),
+            &Ignore::default(),
+            Vec::new(),
+        );
         assert_eq!(first.compared, Compared::FirstRun);
         assert!(first.changes.is_empty());
         Baselines::new(tmp.path()).save(&before, 3).unwrap();
-        let base = compare("s", Some(now.clone()), None, tmp.path(), Vec::new());
+        let base = compare(
+            "s",
+            Some(now.clone()),
+            None,
+            tmp.path(),
+            &Ignore::default(),
+            Vec::new(),
+        );
         assert!(
             matches!(base.compared, Compared::Baseline { .. }),
             "{:?}",
@@ -255,11 +272,25 @@ mod tests {
         assert_eq!(base.changes.len(), 1);
         assert_eq!(base.attention[0].what, "unit nginx.service failed");
         let last = super::super::last_run::next("s", "r1", Some(&now), None, &[]);
-        let again = compare("s", Some(now), Some(last), tmp.path(), Vec::new());
+        let again = compare(
+            "s",
+            Some(now),
+            Some(last),
+            tmp.path(),
+            &Ignore::default(),
+            Vec::new(),
+        );
         assert_eq!(again.compared, Compared::LastRun { run: "r1".into() });
         assert!(again.changes.is_empty() && again.attention.is_empty());
         assert_eq!(again.standing.len(), 1);
-        let none = compare("s", None, None, tmp.path(), vec!["why".into()]);
+        let none = compare(
+            "s",
+            None,
+            None,
+            tmp.path(),
+            &Ignore::default(),
+            vec!["why".into()],
+        );
         assert_eq!(none.compared, Compared::NoSnapshot);
         assert_eq!(none.problems, ["why"]);
     }

@@ -16,6 +16,7 @@ pub mod containers;
 pub mod diff;
 pub mod disk;
 pub mod drift;
+pub mod ignore;
 pub mod logs;
 pub mod nixos;
 pub mod nomad;
@@ -49,6 +50,8 @@ pub struct Sources {
     pub workspace: Option<PathBuf>,
     /// The Nomad agent; `None`: not asked.
     pub nomad: Option<nomad::NomadSource>,
+    /// `[report] ignore`: items left out of the snapshot.
+    pub ignore: ignore::Ignore,
 }
 
 impl Sources {
@@ -61,6 +64,8 @@ impl Sources {
             path_env: cfg.claude.path.clone(),
             workspace: Some(cfg.workspace.clone()),
             nomad: Some(nomad::NomadSource::from_env()),
+            // Checked when the config is loaded; were it not, ignoring nothing hides nothing.
+            ignore: ignore::Ignore::parse(&cfg.report.ignore).unwrap_or_default(),
         }
     }
 }
@@ -120,7 +125,7 @@ pub async fn take(src: &Sources) -> Snapshot {
         .into_iter()
         .map(|(source, why)| (source.to_string(), why))
         .collect();
-    snap
+    src.ignore.apply(snap)
 }
 
 /// What `steward report` says: the snapshot, the baseline it was compared with, the changes and
@@ -155,7 +160,7 @@ pub async fn report(
     let latest = baselines.latest()?;
     let snapshot = take(src).await;
     let changes = match &latest.snapshot {
-        Some((_, before)) => diff::diff(before, &snapshot),
+        Some((_, before)) => diff::diff(&src.ignore.apply(before.clone()), &snapshot),
         None => Vec::new(),
     };
     let mut needs_attention = attention::needs_attention(&changes);
