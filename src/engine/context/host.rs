@@ -243,27 +243,23 @@ mod tests {
     #[test]
     fn compared_with_the_last_run_else_the_baseline_else_first() {
         let tmp = tempfile::tempdir().unwrap();
+        let cmp = |snapshot, last, problems| {
+            compare(
+                "s",
+                snapshot,
+                last,
+                tmp.path(),
+                &Ignore::default(),
+                problems,
+            )
+        };
         let before = snap(serde_json::json!({"failed_units": {}}));
         let now = snap(serde_json::json!({"failed_units": {"nginx.service": {}}}));
-        let first = compare(
-            "s",
-            Some(now.clone()),
-            None,
-            tmp.path(),
-            &Ignore::default(),
-            Vec::new(),
-        );
+        let first = cmp(Some(now.clone()), None, Vec::new());
         assert_eq!(first.compared, Compared::FirstRun);
         assert!(first.changes.is_empty());
         Baselines::new(tmp.path()).save(&before, 3).unwrap();
-        let base = compare(
-            "s",
-            Some(now.clone()),
-            None,
-            tmp.path(),
-            &Ignore::default(),
-            Vec::new(),
-        );
+        let base = cmp(Some(now.clone()), None, Vec::new());
         assert!(
             matches!(base.compared, Compared::Baseline { .. }),
             "{:?}",
@@ -272,25 +268,11 @@ mod tests {
         assert_eq!(base.changes.len(), 1);
         assert_eq!(base.attention[0].what, "unit nginx.service failed");
         let last = super::super::last_run::next("s", "r1", Some(&now), None, &[]);
-        let again = compare(
-            "s",
-            Some(now),
-            Some(last),
-            tmp.path(),
-            &Ignore::default(),
-            Vec::new(),
-        );
+        let again = cmp(Some(now), Some(last), Vec::new());
         assert_eq!(again.compared, Compared::LastRun { run: "r1".into() });
         assert!(again.changes.is_empty() && again.attention.is_empty());
         assert_eq!(again.standing.len(), 1);
-        let none = compare(
-            "s",
-            None,
-            None,
-            tmp.path(),
-            &Ignore::default(),
-            vec!["why".into()],
-        );
+        let none = cmp(None, None, vec!["why".into()]);
         assert_eq!(none.compared, Compared::NoSnapshot);
         assert_eq!(none.problems, ["why"]);
     }

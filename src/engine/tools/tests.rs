@@ -121,3 +121,38 @@ fn answers_are_redacted_bounded_and_fenced() {
     assert!(big.len() < MAX_ANSWER_BYTES + 100);
     assert!(big.ends_with("bytes shown]"), "{}", &big[big.len() - 60..]);
 }
+
+#[tokio::test]
+async fn knowledge_answers_a_note_whole_and_names_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    context(dir.path(), &["knowledge"]);
+    let hook = crate::engine::boundary::HookContext {
+        state_dir: dir.path().join("state"),
+        run_id: "r1".into(),
+        goal: "health-check".into(),
+        subject: "host".into(),
+        signal_fingerprint: None,
+        state_fingerprint: "fp".into(),
+        checks: Vec::new(),
+        known_checks: Vec::new(),
+        action_ttl_secs: 60,
+        approval: Default::default(),
+        approval_timeout_secs: 60,
+    };
+    ledger::write_json(
+        &dir.path().join(crate::engine::boundary::HOOK_CONTEXT_FILE),
+        &hook,
+    )
+    .unwrap();
+    let reply = call(
+        dir.path(),
+        "knowledge",
+        json!({"name": "transition-states"}),
+    )
+    .await;
+    assert!(!reply.is_error, "{reply:?}");
+    assert!(reply.text.contains("re-check once"), "{}", reply.text);
+    assert!(reply.text.contains("nonce=\"N0NCE\""), "{}", reply.text);
+    let e = error_of(&call(dir.path(), "knowledge", json!({"name": "nope"})).await);
+    assert!(e.contains("no knowledge note `nope`"), "{e}");
+}
