@@ -102,6 +102,7 @@ fn close(ledger: &Ledger, run: &RunDir, meta: &RunMeta) -> Result<Recovered, Run
             let _ = std::fs::remove_dir_all(&tree.home);
         }
     }
+    crate::engine::run_config::forget(&run.path);
     let store = crate::engine::approval::Store::open(ledger.root())?;
     let actions_expired = store.expire_for_run(&run.id)?;
     let audit = crate::engine::boundary::read_audit(&run.path)?;

@@ -6,7 +6,9 @@
 //!
 //! It holds the literal secrets of `[redact] secrets` (the server redacts with them), so it is
 //! written like every run file: through `ledger::write_atomic`, whose temporary file is created
-//! owner-only (0600) and renamed into place, never readable by others even for an instant.
+//! owner-only (0600) and renamed into place, never readable by others even for an instant; and
+//! it lives only as long as the run: [`forget`] removes it when the run ends (or when a crashed
+//! run is closed), so kept run directories and their backups hold no copy of the secrets.
 
 use std::path::Path;
 
@@ -25,6 +27,17 @@ pub fn write(run_dir: &Path, cfg: &Config) -> Result<(), LedgerError> {
 /// caller refuses rather than guess from the config file).
 pub fn read(run_dir: &Path) -> Result<Config, LedgerError> {
     ledger::read_json(&run_dir.join(RUN_CONFIG_FILE))
+}
+
+/// Removes the snapshot once nothing of the run reads it any more. A failure is logged: the
+/// file stays owner-only, and the run's record is true either way.
+pub fn forget(run_dir: &Path) {
+    let path = run_dir.join(RUN_CONFIG_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("could not remove {}: {e}", path.display()),
+    }
 }
 
 #[cfg(test)]
@@ -77,8 +90,12 @@ mod tests {
     }
 
     #[test]
-    fn no_snapshot_is_an_error() {
+    fn no_snapshot_is_an_error_and_forgetting_it_twice_is_fine() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).is_err());
+        write(dir.path(), &Config::default()).unwrap();
+        forget(dir.path());
+        assert!(!dir.path().join(RUN_CONFIG_FILE).exists());
+        forget(dir.path());
     }
 }

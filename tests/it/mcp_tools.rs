@@ -372,6 +372,10 @@ fn the_tools_see_the_runs_command_line_overrides() {
     assert!(!err, "{text}");
     assert!(text.contains("PROBE-FROM-OVERRIDE"), "{text}");
     assert!(!text.contains("PROBE-FROM-FILE"), "{text}");
+    // The config snapshot, with its literal secrets, lived only as long as the run.
+    let run_dir = env.run_dir(report["id"].as_str().unwrap());
+    assert!(run_dir.join("steward-tools.json").exists());
+    assert!(!run_dir.join("steward-config.json").exists());
 }
 
 /// `propose_action`'s `checks`: a name that is no defined check refuses the proposal (a tool

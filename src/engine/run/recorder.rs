@@ -132,6 +132,8 @@ impl<'a> Recorder<'a> {
         audit: &[AuditEntry],
     ) -> Result<RunReport, RunError> {
         self.stage("done")?;
+        // The agent and the processes it started have ended: nothing reads the config any more.
+        crate::engine::run_config::forget(&self.run.path);
         let a = agent.as_ref();
         let actions_filed = queued_actions(audit);
         let (outcome, exit) = (judgement.outcome, judgement.exit);
