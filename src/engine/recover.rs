@@ -289,7 +289,10 @@ mod tests {
         let ledger = Ledger::open(dir.path()).unwrap();
         let mut catalog = crate::engine::catalog::Catalog::open(&ledger).unwrap();
         let dead = dead_run(&ledger, "agent", None);
+        crate::engine::run_config::write(&dead.path, &crate::config::Config::default()).unwrap();
         assert_eq!(recover_crashed(&ledger).unwrap().len(), 1);
+        // The crashed run's config snapshot (its literal secrets) is gone with it.
+        assert!(!dead.exists(crate::engine::run_config::RUN_CONFIG_FILE));
         catalog.refresh().unwrap();
         let entry = catalog
             .get(&dead.id)
