@@ -172,7 +172,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitKind, CliError> {
         Command::Context(args) => context::run(&cli, args).await,
         Command::Goals(cmd) => goals::run(&cli, cmd).await,
         Command::Config(cmd) => config::run(&cli, cmd),
-        Command::Runs(cmd) => runs::run(&cli, cmd),
+        Command::Runs(cmd) => runs::run(&cli, cmd).await,
         Command::Validate(args) => validate::run(&cli, args).await,
         Command::Policy(cmd) => policy::run(&cli, cmd),
         Command::Actions(cmd) => actions::run(&cli, cmd).await,

@@ -54,7 +54,7 @@ fn classify(e: HistoryError) -> CliError {
     if e.is_usage() { usage(e) } else { internal(e) }
 }
 
-pub(super) fn run(cli: &Cli, cmd: &RunsCommand) -> Result<ExitKind, CliError> {
+pub(super) async fn run(cli: &Cli, cmd: &RunsCommand) -> Result<ExitKind, CliError> {
     let loaded = cli.config()?;
     let cfg = &loaded.config;
     let ledger = Ledger::open(&cfg.state_dir).map_err(internal)?;
@@ -77,9 +77,12 @@ pub(super) fn run(cli: &Cli, cmd: &RunsCommand) -> Result<ExitKind, CliError> {
             let age = history::parse_age(older_than)
                 .map_err(|e| usage(anyhow::anyhow!("--older-than {e}")))?;
             let queue = Queue::open(&cfg.state_dir).map_err(internal)?;
-            let pruned =
+            let mut pruned =
                 retention::prune(&ledger, &queue, age, OffsetDateTime::now_utc(), *dry_run)
                     .map_err(classify)?;
+            retention::prune_change_branches(&ledger, cfg.change_path(), &mut pruned)
+                .await
+                .map_err(|e| internal(anyhow::anyhow!("change branches: {e}")))?;
             if cli.json {
                 print_json(&pruned)?;
             } else {
@@ -216,6 +219,17 @@ fn print_pruned(p: &retention::Pruned) -> Result<(), CliError> {
     }
     if !p.event_days_removed.is_empty() {
         crate::outln!("event log days {verb}: {}", p.event_days_removed.join(", "))?;
+    }
+    for b in &p.change_branches.deleted {
+        crate::outln!("change branch {verb}: {b}")?;
+    }
+    for k in &p.change_branches.kept {
+        crate::outln!(
+            "change branch kept {} ({}): {}",
+            k.branch,
+            k.change,
+            k.reason
+        )?;
     }
     Ok(())
 }

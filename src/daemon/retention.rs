@@ -18,6 +18,9 @@ use time::OffsetDateTime;
 
 use crate::base::ledger::{Ledger, LedgerError, RunDir};
 use crate::daemon::queue::Queue;
+use crate::engine::change::branch_retention::{self, BranchesPruned};
+use crate::engine::change::git::ChangeGit;
+use crate::engine::change::store::ChangeStore;
 use crate::engine::incident::store::IncidentStore;
 use crate::engine::run::history::HistoryError;
 use crate::engine::run::{RunMeta, RunResult};
@@ -43,6 +46,9 @@ pub struct Pruned {
     pub event_days_removed: Vec<String>,
     /// Container crash incidents (`STATE/incidents/`) that died before the cutoff.
     pub incidents_removed: Vec<String>,
+    /// The `steward/` branches of closed change sets whose runs were removed
+    /// ([`prune_change_branches`]).
+    pub change_branches: BranchesPruned,
 }
 
 /// Removes what is older than `older_than` (see the module doc).
@@ -72,6 +78,7 @@ pub fn prune(
         kept: Vec::new(),
         event_days_removed: Vec::new(),
         incidents_removed: Vec::new(),
+        change_branches: BranchesPruned::default(),
     };
     for id in ledger.run_ids()? {
         let run = ledger.run(&id)?;
@@ -128,6 +135,35 @@ pub fn prune(
         )?;
     }
     Ok(pruned)
+}
+
+/// After [`prune`]: deletes the branches of the closed change sets whose runs it removed
+/// (`engine/change/branch_retention.rs`), recorded as a `change_branches_pruned` event when it
+/// deleted or kept any. `path_env` is the PATH git is found on.
+pub async fn prune_change_branches(
+    ledger: &Ledger,
+    path_env: &str,
+    pruned: &mut Pruned,
+) -> Result<(), String> {
+    if pruned.removed.is_empty() {
+        return Ok(());
+    }
+    let store = ChangeStore::open(ledger.root()).map_err(|e| e.to_string())?;
+    let git = ChangeGit::new(path_env).map_err(|e| e.to_string())?;
+    let branches = branch_retention::prune(&store, &git, &pruned.removed, pruned.dry_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !pruned.dry_run && !(branches.deleted.is_empty() && branches.kept.is_empty()) {
+        ledger
+            .event(
+                "change_branches_pruned",
+                None,
+                serde_json::json!({"deleted": branches.deleted, "kept": branches.kept}),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    pruned.change_branches = branches;
+    Ok(())
 }
 
 /// When the run started; `Ok(None)` for a directory whose record is not written yet (a run

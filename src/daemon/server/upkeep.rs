@@ -80,12 +80,24 @@ async fn prune_once(shared: &Arc<Shared>, days: u32) {
     })
     .await;
     match pass {
-        Ok(Ok(p)) => tracing::info!(
-            removed = p.removed.len(),
-            kept = p.kept.len(),
-            event_days = p.event_days_removed.len(),
-            "retention: runs older than {days} days pruned"
-        ),
+        Ok(Ok(mut p)) => {
+            tracing::info!(
+                removed = p.removed.len(),
+                kept = p.kept.len(),
+                event_days = p.event_days_removed.len(),
+                "retention: runs older than {days} days pruned"
+            );
+            let path_env = shared.config().change_path().to_string();
+            let branches =
+                crate::daemon::retention::prune_change_branches(&shared.ledger, &path_env, &mut p);
+            if let Err(e) = branches.await {
+                tracing::error!("retention: change branches not pruned: {e}");
+                shared.event(
+                    "retention_failed",
+                    serde_json::json!({"runs_days": days, "reason": format!("change branches: {e}")}),
+                );
+            }
+        }
         Ok(Err(e)) => {
             tracing::error!("retention pass failed: {e}");
             shared.event(

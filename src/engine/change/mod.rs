@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod approve;
+pub mod branch_retention;
 pub mod diff;
 pub mod diff_check;
 pub mod diff_files;
