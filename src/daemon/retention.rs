@@ -153,7 +153,8 @@ pub async fn prune_change_branches(
     let branches = branch_retention::prune(&store, &git, &pruned.removed, pruned.dry_run)
         .await
         .map_err(|e| e.to_string())?;
-    if !pruned.dry_run && !(branches.deleted.is_empty() && branches.kept.is_empty()) {
+    let nothing = branches.deleted.is_empty() && branches.kept.is_empty();
+    if !pruned.dry_run && !nothing {
         ledger
             .event(
                 "change_branches_pruned",
