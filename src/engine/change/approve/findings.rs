@@ -1,14 +1,15 @@
 //! The re-checks before an approval, in order, stopping at the first problem: the branch still
 //! at the head, the diff still the one hashed, the workspace's HEAD still the base, no
 //! uncommitted changes to tracked files in the live workspace, the change's worktree untouched,
-//! and the profile's static checks building or planning the same artefacts.
+//! the profile's static checks building or planning the same artefacts, and what a rollback
+//! would return to still being what runs.
 
 use std::path::Path;
 
 use crate::engine::change::diff::{DiffLimits, diff_between};
 use crate::engine::change::git::{self, ChangeGit};
 use crate::engine::change::profile;
-use crate::engine::change::record::{Artefacts, ChangeRecord};
+use crate::engine::change::record::{Artefacts, ChangeRecord, RollbackTarget};
 
 use super::{ApproveError, Checker, Problem};
 
@@ -55,7 +56,41 @@ pub(super) async fn first_problem(
     if let Some(p) = worktree_problem(git, rec).await? {
         return Ok(Some(p));
     }
-    Ok(artefacts_problem(checker, rec).await)
+    if let Some(p) = artefacts_problem(checker, rec).await {
+        return Ok(Some(p));
+    }
+    Ok(target_problem(checker, rec).await)
+}
+
+/// The rollback target is read again: a NixOS switch or a Nomad job update made outside steward
+/// since the proposal would send a rollback to an older state than the one running now.
+async fn target_problem(checker: &Checker<'_>, rec: &ChangeRecord) -> Option<Problem> {
+    let now = profile::rollback_target(
+        &checker.profile_env(),
+        rec.profile,
+        &rec.worktree,
+        &rec.base,
+        &rec.files,
+    )
+    .await;
+    target_moved(&rec.rollback_target, now.map_err(|e| e.to_string()))
+}
+
+fn target_moved(recorded: &RollbackTarget, now: Result<RollbackTarget, String>) -> Option<Problem> {
+    let text = |t: &RollbackTarget| serde_json::to_string(t).unwrap_or_default();
+    match now {
+        Ok(now) if &now == recorded => None,
+        Ok(now) => Some(Problem::Stale(format!(
+            "what a rollback returns to has moved since the proposal: it was {}, it is {} now, so a \
+             rollback would not restore what runs",
+            text(recorded),
+            text(&now)
+        ))),
+        Err(e) => Some(Problem::Stale(format!(
+            "what a rollback returns to cannot be read now ({e}): the change would be applied \
+             without a known way back"
+        ))),
+    }
 }
 
 /// The branch must exist and point at the head.
@@ -249,4 +284,27 @@ fn named(paths: &[String]) -> String {
 
 pub(super) fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollback_target_that_moved_or_cannot_be_read_is_stale() {
+        let generation = |number: u64| RollbackTarget::Generation {
+            number,
+            path: format!("/nix/store/{number}-nixos-system"),
+        };
+        assert!(target_moved(&generation(41), Ok(generation(41))).is_none());
+        let moved = target_moved(&generation(41), Ok(generation(42))).unwrap();
+        let text = moved.to_string();
+        assert!(
+            text.contains("\"number\":41") && text.contains("\"number\":42"),
+            "{text}"
+        );
+        assert!(matches!(moved, Problem::Stale(_)));
+        let unread = target_moved(&generation(41), Err("no such file".into())).unwrap();
+        assert!(unread.to_string().contains("no such file"), "{unread}");
+    }
 }
