@@ -4,6 +4,7 @@
 #   services.steward = {
 #     enable = true;
 #     settings.workspace = "/srv/infra";
+#     changeSets = true;   # the units may write the workspace: change sets (off by default)
 #     timers.health-check = "hourly";
 #     onFailureUnits = [ "nginx" "postgresql" ];
 #     apiKeyFile = "/run/secrets/anthropic-api-key";
@@ -63,6 +64,8 @@ let
     RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
     SystemCallArchitectures = "native";
     LoadCredential = lib.optional (cfg.apiKeyFile != null) "anthropic-api-key:${cfg.apiKeyFile}";
+    # Change sets write the workspace's git directory (worktrees, branches) and its checkout.
+    ReadWritePaths = lib.optional (cfg.changeSets && settings ? workspace) settings.workspace;
   };
 
   oneshot = description: exec: {
@@ -86,6 +89,18 @@ in
       default = pkgs.callPackage ./package.nix { };
       defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
       description = "The steward package.";
+    };
+
+    changeSets = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Let steward's units write the workspace (`settings.workspace`, given as ReadWritePaths=):
+        a change set records its worktree and `steward/` branch in the workspace's git directory,
+        and applying one fast-forwards the checkout. Off (the default), the workspace stays
+        read-only under ProtectSystem=strict: a change goal stops with exit 2 naming
+        ReadWritePaths=, and proactive runs without change mode.
+      '';
     };
 
     settings = mkOption {
@@ -209,6 +224,10 @@ in
         assertion = cfg.webhook.enable -> lib.any (f: f != null)
           [ cfg.webhook.alertmanagerTokenFile cfg.webhook.genericTokenFile cfg.webhook.tokenFile ];
         message = "services.steward.webhook.alertmanagerTokenFile (or genericTokenFile) must be set: the listener accepts only authenticated webhooks.";
+      }
+      {
+        assertion = cfg.changeSets -> settings ? workspace;
+        message = "services.steward.changeSets needs settings.workspace: the repository its units may write.";
       }
     ];
 
