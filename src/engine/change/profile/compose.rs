@@ -9,9 +9,11 @@
 //! directory touches the project too. Deleting or renaming a compose file is refused: steward
 //! does not bring projects down (do that by hand).
 //!
-//! Every compose call is explicit about the project: `-p NAME` (the project directory's name in
-//! the live workspace, lowercased, keeping `a-z 0-9 _ -`, as compose derives it) and `-f FILE`
-//! for each file, so a run from a worktree or another directory never makes a second project.
+//! Every compose call is explicit about the project: `-p NAME` (the name compose itself gives the
+//! project in the live workspace: `.env`'s `COMPOSE_PROJECT_NAME`, else the files' top-level
+//! `name:`, else the directory's name; `compose/name.rs`) and `-f FILE` for each file, so a run
+//! from a worktree or another directory never makes a second project. A change that would rename
+//! a running project is refused.
 //! `up -d --remove-orphans`: a service the change removes is removed (steward's project is
 //! exactly its files; a project that is also run with other `-f` files is not for this profile).
 //!
@@ -22,6 +24,7 @@
 //! `blast_radius.compose_services[MAIN_FILE]`: the services whose configuration hash differs
 //! from the live workspace's (those compose recreates), new ones and removed ones (`radius.rs`).
 
+mod name;
 mod radius;
 
 use std::path::{Path, PathBuf};
@@ -138,18 +141,6 @@ pub fn removed_compose_files(files: &[ChangeFile]) -> Vec<String> {
         .collect()
 }
 
-/// The project name compose would derive from the directory `dir`: its name, lowercased,
-/// keeping `a-z`, `0-9`, `_` and `-`, not starting with `_` or `-`.
-pub fn project_name(dir: &Path) -> Option<String> {
-    let base = dir.file_name()?.to_string_lossy().to_lowercase();
-    let name: String = base
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
-        .collect();
-    let name = name.trim_start_matches(['_', '-']).to_string();
-    (!name.is_empty()).then_some(name)
-}
-
 /// `<compose> -p NAME -f FILE... ARGS`, the files under `tree`.
 fn argv(
     env: &ProfileEnv<'_>,
@@ -168,21 +159,42 @@ fn argv(
     argv
 }
 
-/// The project's name, from its directory in the live workspace `ws`.
-fn name_in(ws: &Path, project: &Project) -> Result<String, ProfileError> {
+/// The project's name in `root` (the live workspace, the change's tree or the base), as compose
+/// decides it there (`compose/name.rs`).
+fn name_in(root: &Path, project: &Project) -> Result<String, ProfileError> {
     let dir = if project.dir.is_empty() {
-        ws.to_path_buf()
+        root.to_path_buf()
     } else {
-        ws.join(&project.dir)
+        root.join(&project.dir)
     };
-    project_name(&dir).ok_or_else(|| ProfileError::Unsupported {
+    let files: Vec<PathBuf> = project.files.iter().map(|f| root.join(f)).collect();
+    name::resolve(&dir, &files).map_err(|why| ProfileError::Unsupported {
         profile: PROFILE,
         what: "name the project",
-        why: format!(
-            "the directory {} gives no compose project name (it needs a letter or digit)",
-            dir.display()
-        ),
+        why,
     })
+}
+
+/// The name steward runs a touched project under: the live workspace's for a project it has
+/// (the change must not rename it: compose would make a second project beside the running
+/// one), the change's own for a project the change adds.
+fn name_for_change(ws: &Path, tree: &Path, project: &Project) -> Result<String, ProfileError> {
+    let in_tree = name_in(tree, project)?;
+    if project_at(ws, &project.dir).is_none() {
+        return Ok(in_tree);
+    }
+    let live = name_in(ws, project)?;
+    if live != in_tree {
+        return Err(ProfileError::Unsupported {
+            profile: PROFILE,
+            what: "rename the project",
+            why: format!(
+                "the change renames the compose project from `{live}` to `{in_tree}`: steward \
+                 does not move a running project (bring it down by hand, then commit)"
+            ),
+        });
+    }
+    Ok(live)
 }
 
 pub async fn static_checks(
@@ -202,7 +214,7 @@ pub async fn static_checks(
     }
     let ws = workspace_of(env, dir).await;
     for project in touched(dir, files) {
-        let name = match name_in(&ws, &project) {
+        let name = match name_for_change(&ws, dir, &project) {
             Ok(n) => n,
             Err(e) => {
                 report
@@ -391,16 +403,18 @@ async fn rollback_one(
     changed: &Project,
     steps: &mut Vec<Step>,
 ) -> Result<(), ProfileError> {
-    let name = name_in(dir, changed)?;
     let cwd = dir.join(&changed.dir);
     match project_at(dir, &changed.dir) {
         Some(base) => {
+            let name = name_in(dir, &base)?;
             let up = argv(env, &name, dir, &base, &["up", "-d", "--remove-orphans"]);
             run_step(env, "rollback", &up, &cwd, steps)
                 .await
                 .map(|_| ())
         }
         None => {
+            // A project the change added: named as the change named it.
+            let name = name_in(change_tree, changed)?;
             let down = argv(
                 env,
                 &name,
@@ -419,6 +433,27 @@ async fn rollback_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_project_keeps_its_name_and_a_rename_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ws, tree) = (tmp.path().join("ws"), tmp.path().join("tree"));
+        let write = |root: &Path, dir: &str, text: &str| {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("compose.yaml"), text).unwrap();
+        };
+        write(&ws, "app", "name: shop\nservices: {}\n");
+        write(&tree, "app", "name: shop\nservices: {a: {image: x}}\n");
+        let app = project_at(&tree, "app").unwrap();
+        assert_eq!(name_for_change(&ws, &tree, &app).unwrap(), "shop");
+        write(&tree, "app", "name: store\nservices: {}\n");
+        let e = name_for_change(&ws, &tree, &app).unwrap_err().to_string();
+        assert!(e.contains("from `shop` to `store`"), "{e}");
+        // A project the change adds is named as the change names it.
+        write(&tree, "new", "name: fresh\nservices: {}\n");
+        let new = project_at(&tree, "new").unwrap();
+        assert_eq!(name_for_change(&ws, &tree, &new).unwrap(), "fresh");
+    }
 
     fn file(path: &str, status: &str, old: Option<&str>) -> ChangeFile {
         ChangeFile {
@@ -494,15 +529,5 @@ mod tests {
                 "b/docker-compose.yml".to_string()
             ]
         );
-    }
-
-    #[test]
-    fn project_names_are_what_compose_derives() {
-        assert_eq!(
-            project_name(Path::new("/srv/My App.v2")).as_deref(),
-            Some("myappv2")
-        );
-        assert_eq!(project_name(Path::new("/srv/_x-1")).as_deref(), Some("x-1"));
-        assert_eq!(project_name(Path::new("/srv/...")), None);
     }
 }
