@@ -36,6 +36,7 @@ mod knowledge;
 mod layers;
 mod mcp_tools;
 mod notify;
+mod on_attention;
 mod packaging;
 mod phases_e2e;
 mod policy_cases;
