@@ -63,6 +63,18 @@ fn tools_env(claude: &Path, tmp: &Path) -> Env {
     )
 }
 
+/// The result of the tool call `id` (text, is_error); a panic naming what there was instead.
+fn result_of(
+    results: &std::collections::BTreeMap<String, (String, bool)>,
+    id: &str,
+    report: &Value,
+) -> (String, bool) {
+    results
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no result for {id}: {results:#?}\nrun: {report:#}"))
+}
+
 fn point_at(env: &Env, model: &ScriptedModel) {
     let text = std::fs::read_to_string(&env.config).unwrap();
     let text = text.replace(PLACEHOLDER_URL, &model.url);
@@ -143,12 +155,7 @@ fn the_agent_uses_stewards_tools_within_their_risk_classes() {
     let report = json(&out);
     let run_id = report["id"].as_str().unwrap().to_string();
     let results = model.tool_results();
-    let result = |id: &str| {
-        results
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no result for {id}: {results:#?}\nrun: {report:#}"))
-    };
+    let result = |id: &str| result_of(&results, id, &report);
 
     // report: the snapshot and its diff, fenced as data.
     let (text, err) = result("t_report");
@@ -288,10 +295,7 @@ fn container_logs_tails_a_containers_logs_redacted() {
         .unwrap();
     let report = json(&out);
     let results = model.tool_results();
-    let (text, err) = results
-        .get("t_logs")
-        .cloned()
-        .unwrap_or_else(|| panic!("{report:#}"));
+    let (text, err) = result_of(&results, "t_logs", &report);
     assert!(!err, "{text}");
     assert!(text.contains("MCP-LOG-LAST key"), "{text}");
     assert!(
@@ -364,11 +368,7 @@ fn the_tools_see_the_runs_command_line_overrides() {
         .output()
         .unwrap();
     let report = json(&out);
-    let results = model.tool_results();
-    let (text, err) = results
-        .get("t_where")
-        .cloned()
-        .unwrap_or_else(|| panic!("no probe result: {results:#?}\nrun: {report:#}"));
+    let (text, err) = result_of(&model.tool_results(), "t_where", &report);
     assert!(!err, "{text}");
     assert!(text.contains("PROBE-FROM-OVERRIDE"), "{text}");
     assert!(!text.contains("PROBE-FROM-FILE"), "{text}");
@@ -436,12 +436,7 @@ fn propose_action_checks_are_validated_filed_and_run_after_approval() {
         .unwrap();
     let report = json(&out);
     let results = model.tool_results();
-    let result = |id: &str| {
-        results
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no result for {id}: {results:#?}\nrun: {report:#}"))
-    };
+    let result = |id: &str| result_of(&results, id, &report);
 
     // The unknown name: refused, named, nothing filed for it.
     let (text, err) = result("t_unknown");
