@@ -295,12 +295,7 @@ fn the_daemon_raises_drift_on_its_own_schedule() {
     let model = ScriptedModel::start(tmp.path(), VERDICT);
     let env = Env::new(&claude, &model.url, "");
     use_engine(&env, &engine);
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
-    )
-    .unwrap();
+    env.append_config("[report]\nsignal_every_secs = 1\n");
     declare(
         &env,
         "db",
@@ -360,12 +355,7 @@ fn the_daemon_raises_drift_on_its_own_schedule() {
 fn a_failed_drift_pass_is_recorded_with_its_reason() {
     let Some(claude) = claude_bin() else { return };
     let env = Env::new(&claude, "http://127.0.0.1:9", "");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        format!("{text}\n[report]\nsignal_every_secs = 1\n"),
-    )
-    .unwrap();
+    env.append_config("[report]\nsignal_every_secs = 1\n");
     declare(
         &env,
         "web",

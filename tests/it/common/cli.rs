@@ -192,12 +192,15 @@ impl Env {
 
     /// Points `[docker] host` at `docker_host` (the watch off: only what asks the engine).
     pub fn use_docker(&self, docker_host: &str) {
+        self.append_config(&format!(
+            "[docker]\nhost = \"{docker_host}\"\nwatch = false\n"
+        ));
+    }
+
+    /// Appends TOML (tables) to the config file.
+    pub fn append_config(&self, toml: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();
-        std::fs::write(
-            &self.config,
-            format!("{text}\n[docker]\nhost = \"{docker_host}\"\nwatch = false\n"),
-        )
-        .unwrap();
+        std::fs::write(&self.config, format!("{text}\n{toml}")).unwrap();
     }
 
     pub fn state(&self) -> PathBuf {
