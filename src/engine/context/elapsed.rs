@@ -10,12 +10,14 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Spelled-out durations (`2 seconds`, `About a minute`, `Less than a second`, each optionally
-/// followed by `ago`) and systemd's compact ones (`37min ago`, `1h 2min ago`).
+/// Durations that say how long ago or how long up: spelled out (`Up 2 seconds`, `3 hours ago`,
+/// `About a minute ago`, `Less than a second ago`) and systemd's compact ones (`37min ago`,
+/// `1h 2min ago`). A bare duration (`kept for 3 days`) is not elapsed time and still counts.
 static ELAPSED: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)
-        \b(?:about\ |less\ than\ )?(?:an?|\d+)\ (?:second|minute|hour|day|week|month|year)s?(?:\ ago)?\b
+        \bup\ (?:about\ |less\ than\ )?(?:an?|\d+)\ (?:second|minute|hour|day|week|month|year)s?(?:\ ago)?\b
+        | \b(?:about\ |less\ than\ )?(?:an?|\d+)\ (?:second|minute|hour|day|week|month|year)s?\ ago\b
         | \b(?:\d+(?:\.\d+)?(?:us|ms|s|min|h|d|w|y)\ ?)+ago\b",
     )
     .ok()
@@ -53,5 +55,14 @@ mod tests {
         assert_ne!(masked("restarts: 3"), masked("restarts: 4"));
         assert_eq!(masked("/dev/vda 10G 9.3G 93% /"), "/dev/vda 10G 9.3G 93% /");
         assert_eq!(masked("timeout 5s"), "timeout 5s");
+        // A duration that is not elapsed time is kept.
+        assert_ne!(
+            masked("backups kept for 3 days"),
+            masked("backups kept for 7 days")
+        );
+        assert_eq!(
+            masked(" 10:00 up 3 days,  2 users"),
+            " 10:00 <elapsed>,  2 users"
+        );
     }
 }
