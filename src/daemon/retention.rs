@@ -11,7 +11,9 @@
 //! such run). Event log days (`events/YYYY-MM-DD.jsonl`) that ended before the cutoff are removed
 //! too: they are the routing and job record of the same period, and so are container crash
 //! incidents that died before the cutoff. Each pass (but a dry run) is
-//! recorded as a `runs_pruned` event, whether or not it removed anything.
+//! recorded as a `runs_pruned` event, whether or not it removed anything. Then
+//! [`prune_change_branches`] deletes the `steward/` branches of the closed change sets whose runs
+//! went (`engine/change/branch_retention.rs`).
 
 use serde::Serialize;
 use time::OffsetDateTime;
