@@ -139,6 +139,17 @@ pub fn prune(
     Ok(pruned)
 }
 
+/// Why the branch pass after [`prune`] could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BranchPassError {
+    #[error("the change store: {0}")]
+    Store(#[from] crate::engine::change::store::StoreError),
+    #[error("git: {0}")]
+    Git(#[from] crate::engine::change::worktree::WorktreeError),
+    #[error("the event log: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
 /// After [`prune`]: deletes the branches of the closed change sets whose runs it removed
 /// (`engine/change/branch_retention.rs`), recorded as a `change_branches_pruned` event when it
 /// deleted or kept any. `path_env` is the PATH git is found on.
@@ -146,24 +157,20 @@ pub async fn prune_change_branches(
     ledger: &Ledger,
     path_env: &str,
     pruned: &mut Pruned,
-) -> Result<(), String> {
+) -> Result<(), BranchPassError> {
     if pruned.removed.is_empty() {
         return Ok(());
     }
-    let store = ChangeStore::open(ledger.root()).map_err(|e| e.to_string())?;
-    let git = ChangeGit::new(path_env).map_err(|e| e.to_string())?;
-    let branches = branch_retention::prune(&store, &git, &pruned.removed, pruned.dry_run)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = ChangeStore::open(ledger.root())?;
+    let git = ChangeGit::new(path_env)?;
+    let branches = branch_retention::prune(&store, &git, &pruned.removed, pruned.dry_run).await?;
     let nothing = branches.deleted.is_empty() && branches.kept.is_empty();
     if !pruned.dry_run && !nothing {
-        ledger
-            .event(
-                "change_branches_pruned",
-                None,
-                serde_json::json!({"deleted": branches.deleted, "kept": branches.kept}),
-            )
-            .map_err(|e| e.to_string())?;
+        ledger.event(
+            "change_branches_pruned",
+            None,
+            serde_json::json!({"deleted": branches.deleted, "kept": branches.kept}),
+        )?;
     }
     pruned.change_branches = branches;
     Ok(())
