@@ -377,6 +377,27 @@ fn a_breaking_edit_goes_back_to_the_agent_and_ends_invalid_when_not_repaired() {
         "the failure never reached the agent"
     );
     assert_live_checkout_untouched(&ws, &base);
+
+    // The invalid change keeps its branch for inspection until retention removes its run; then
+    // the branch goes with it.
+    let branch = format!("steward/{run_id}");
+    let branches = || git::stdout(&ws, &["branch", "--list", "steward/*"]);
+    assert!(branches().contains(&branch), "{}", branches());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env
+        .steward()
+        .args(["--json", "runs", "prune", "--older-than", "1s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        pruned["change_branches"]["deleted"],
+        serde_json::json!([branch]),
+        "{pruned:#}"
+    );
+    assert!(!branches().contains(&branch), "{}", branches());
+    assert_live_checkout_untouched(&ws, &base);
 }
 
 #[test]
