@@ -269,21 +269,10 @@ fn filesystems(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::report::snapshot::{SNAPSHOT_FORMAT, Snapshot};
+    use crate::engine::report::snapshot::Snapshot;
 
     fn snap() -> Snapshot {
-        Snapshot {
-            format: SNAPSHOT_FORMAT,
-            taken: time::OffsetDateTime::UNIX_EPOCH,
-            host: "h".into(),
-            containers: Default::default(),
-            sockets: Default::default(),
-            failed_units: Default::default(),
-            filesystems: Default::default(),
-            nixos: None,
-            nomad_jobs: Default::default(),
-            unavailable: Default::default(),
-        }
+        Snapshot::empty("h", time::OffsetDateTime::UNIX_EPOCH)
     }
 
     fn container(image: &str, state: &str, restarts: u64) -> Container {

@@ -272,18 +272,7 @@ mod tests {
     }
 
     fn snap(host: &str) -> Snapshot {
-        Snapshot {
-            format: super::super::snapshot::SNAPSHOT_FORMAT,
-            taken: OffsetDateTime::UNIX_EPOCH,
-            host: host.into(),
-            containers: Default::default(),
-            sockets: Default::default(),
-            failed_units: Default::default(),
-            filesystems: Default::default(),
-            nixos: None,
-            nomad_jobs: Default::default(),
-            unavailable: Default::default(),
-        }
+        Snapshot::empty(host, OffsetDateTime::UNIX_EPOCH)
     }
 
     fn workspace(services: &[(&str, &str)]) -> tempfile::TempDir {

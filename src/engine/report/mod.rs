@@ -26,7 +26,7 @@ pub mod units;
 
 use attention::Attention;
 use diff::Change;
-use snapshot::{SNAPSHOT_FORMAT, Snapshot};
+use snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -76,18 +76,7 @@ fn host_name() -> String {
 
 /// Takes a snapshot; a source that cannot be read is named in `unavailable`, never fatal.
 pub async fn take(src: &Sources) -> Snapshot {
-    let mut snap = Snapshot {
-        format: SNAPSHOT_FORMAT,
-        taken: OffsetDateTime::now_utc(),
-        host: src.host.clone(),
-        containers: Default::default(),
-        sockets: Default::default(),
-        failed_units: Default::default(),
-        filesystems: Default::default(),
-        nixos: None,
-        nomad_jobs: Default::default(),
-        unavailable: Default::default(),
-    };
+    let mut snap = Snapshot::empty(&src.host, OffsetDateTime::now_utc());
     let mut missing = Vec::new();
     match sockets::collect(&src.proc_root) {
         Ok(s) => snap.sockets = s,

@@ -280,16 +280,8 @@ mod tests {
     async fn the_diff_and_attention_of_a_deploy_that_went_unhealthy() {
         use crate::engine::report::{attention, diff, snapshot};
         let snap = |jobs| snapshot::Snapshot {
-            format: snapshot::SNAPSHOT_FORMAT,
-            taken: time::OffsetDateTime::UNIX_EPOCH,
-            host: "h".into(),
-            containers: Default::default(),
-            sockets: Default::default(),
-            failed_units: Default::default(),
-            filesystems: Default::default(),
-            nixos: None,
             nomad_jobs: jobs,
-            unavailable: Default::default(),
+            ..snapshot::Snapshot::empty("h", time::OffsetDateTime::UNIX_EPOCH)
         };
         let before = collect(&source(&serve(cluster(3, true)).await, true)).await;
         let after = collect(&source(&serve(cluster(4, false)).await, true)).await;

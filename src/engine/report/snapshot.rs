@@ -39,6 +39,24 @@ pub struct Snapshot {
     pub unavailable: BTreeMap<String, String>,
 }
 
+impl Snapshot {
+    /// A snapshot of `host` taken at `taken` with nothing collected yet.
+    pub fn empty(host: &str, taken: OffsetDateTime) -> Snapshot {
+        Snapshot {
+            format: SNAPSHOT_FORMAT,
+            taken,
+            host: host.to_string(),
+            containers: Default::default(),
+            sockets: Default::default(),
+            failed_units: Default::default(),
+            filesystems: Default::default(),
+            nixos: None,
+            nomad_jobs: Default::default(),
+            unavailable: Default::default(),
+        }
+    }
+}
+
 pub use crate::base::docker::Container;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
